@@ -1,0 +1,15 @@
+// Every subcommand is a function taking the arguments after its name; it returns the exit code.
+// Errors are thrown as kexa::Error and reported by main.
+#pragma once
+
+namespace kexa::cli {
+
+int run_main(int argc, char** argv);       // kexa run
+int convert_main(int argc, char** argv);   // kexa convert
+int bench_main(int argc, char** argv);     // kexa bench
+int tokenize_main(int argc, char** argv);  // kexa tokenize
+int template_main(int argc, char** argv);  // kexa template
+int chat_main(int argc, char** argv);      // kexa chat
+int quantize_main(int argc, char** argv);  // kexa quantize
+
+}  // namespace kexa::cli

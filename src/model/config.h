@@ -1,0 +1,78 @@
+// One description of every EXAONE generation: global hyperparameters plus a per-layer plan.
+// Architecture files translate config.json / GGUF metadata into this; one decoder executes it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace kexa {
+namespace gguf { class File; }
+
+enum class Arch { Exaone, Exaone4, ExaoneMoe };
+
+// Pre: RMSNorm before each sublayer (EXAONE 3.x, K-EXAONE).
+// Post: no input norm; RMSNorm on each sublayer's output before the residual add (EXAONE 4.0).
+enum class NormPlacement { Pre, Post };
+
+struct RopeScaling {
+  enum class Type { None, Llama3 } type = Type::None;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position = 8192;
+};
+
+struct LayerPlan {
+  int64_t window = 0;   // sliding window W (keys q-W+1..q visible); 0 = full attention
+  bool rope = true;     // false on NoPE global layers
+  bool moe = false;     // MoE MLP instead of dense SwiGLU
+};
+
+struct ModelConfig {
+  Arch arch = Arch::Exaone;
+  std::string model_type;  // "exaone", "exaone4", "exaone_moe"
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t n_layers = 0;  // main decoder layers (MTP layers not included)
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t intermediate_size = 0;
+  double norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  int64_t max_position = 0;
+  bool tie_word_embeddings = false;
+  bool qk_norm = false;
+  NormPlacement norm = NormPlacement::Pre;
+  std::vector<LayerPlan> layers;
+  int64_t bos_token_id = -1;
+  std::vector<int64_t> eos_token_ids;
+  int64_t pad_token_id = -1;
+
+  // Mixture of experts (exaone_moe only).
+  int64_t n_experts = 0;
+  int64_t n_experts_used = 0;
+  int64_t moe_intermediate_size = 0;
+  int64_t n_shared_experts = 0;
+  int64_t n_group = 1;
+  int64_t topk_group = 1;
+  bool norm_topk_prob = true;
+  double routed_scaling_factor = 1.0;
+  int64_t n_mtp_layers = 0;
+
+  // `origin` (a path) prefixes error messages. Unknown model_type, missing or inconsistent keys
+  // throw kexa::Error naming the key.
+  static ModelConfig from_hf_json(const nlohmann::json& config, std::string_view origin);
+  static ModelConfig from_gguf(const gguf::File& file);
+
+  // inv_freq[i] for i < head_dim/2 after rope scaling.
+  std::vector<float> rope_inv_freq() const;
+  bool has_sliding_layers() const;
+};
+
+}  // namespace kexa
