@@ -11,5 +11,6 @@ int tokenize_main(int argc, char** argv);  // kexa tokenize
 int template_main(int argc, char** argv);  // kexa template
 int chat_main(int argc, char** argv);      // kexa chat
 int quantize_main(int argc, char** argv);  // kexa quantize
+int tokenizer_main(int argc, char** argv); // kexa tokenizer train/stats
 
 }  // namespace kexa::cli

@@ -21,6 +21,7 @@ constexpr Command kCommands[] = {
     {"tokenize", kexa::cli::tokenize_main, "encode text to token ids"},
     {"convert", kexa::cli::convert_main, "convert a checkpoint (HF folder, llama2.c) to GGUF or HF"},
     {"quantize", kexa::cli::quantize_main, "write a quantized GGUF"},
+    {"tokenizer", kexa::cli::tokenizer_main, "train a BPE/SuperBPE tokenizer, or measure one"},
     {"bench", kexa::cli::bench_main, "measure prefill and decode speed"},
 };
 

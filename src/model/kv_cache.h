@@ -1,0 +1,43 @@
+// Per-sequence key/value cache. Global layers keep every position; sliding-window layers keep a
+// ring of W-1+chunk entries, never the whole context.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+
+namespace kexa {
+
+class KVCache {
+ public:
+  // max_context: positions the sequence may reach; chunk: the most tokens evaluated per forward.
+  KVCache(const ModelConfig& config, int64_t max_context, int64_t chunk = 512);
+
+  int64_t n_past() const { return n_past_; }
+  int64_t max_context() const { return max_context_; }
+  int64_t chunk() const { return chunk_; }
+  // Slots allocated for layer `layer` (W-1+chunk for sliding layers, max_context for global).
+  int64_t slots(int64_t layer) const;
+  size_t bytes() const;  // total bytes held by K and V of all layers
+  void clear() { n_past_ = 0; }
+
+  // Used by the forward pass.
+  float* keys(int64_t layer);
+  float* values(int64_t layer);
+  void advance(int64_t n) { n_past_ += n; }
+
+ private:
+  struct Layer {
+    int64_t slots = 0;
+    std::vector<float> k;  // [slots][n_kv_heads * head_dim]
+    std::vector<float> v;
+  };
+  std::vector<Layer> layers_;
+  int64_t n_past_ = 0;
+  int64_t max_context_ = 0;
+  int64_t chunk_ = 0;
+};
+
+}  // namespace kexa
