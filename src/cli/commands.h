@@ -11,6 +11,8 @@ int tokenize_main(int argc, char** argv);  // kexa tokenize
 int template_main(int argc, char** argv);  // kexa template
 int chat_main(int argc, char** argv);      // kexa chat
 int quantize_main(int argc, char** argv);  // kexa quantize
-int tokenizer_main(int argc, char** argv); // kexa tokenizer train/stats
+int tokenizer_main(int argc, char** argv);  // kexa tokenizer train/stats
+int pull_main(int argc, char** argv);       // kexa pull
+int serve_main(int argc, char** argv);      // kexa serve
 
 }  // namespace kexa::cli

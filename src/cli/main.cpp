@@ -1,9 +1,12 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "cli/commands.h"
+#include "hub/hub.h"
 #include "util/error.h"
 
 namespace {
@@ -16,6 +19,7 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"run", kexa::cli::run_main, "generate text or ids from a prompt"},
+    {"serve", kexa::cli::serve_main, "OpenAI-compatible HTTP server with a web chat UI"},
     {"chat", kexa::cli::chat_main, "interactive chat with the model's own template"},
     {"template", kexa::cli::template_main, "render a chat template for a conversation"},
     {"tokenize", kexa::cli::tokenize_main, "encode text to token ids"},
@@ -23,7 +27,28 @@ constexpr Command kCommands[] = {
     {"quantize", kexa::cli::quantize_main, "write a quantized GGUF"},
     {"tokenizer", kexa::cli::tokenizer_main, "train a BPE/SuperBPE tokenizer, or measure one"},
     {"bench", kexa::cli::bench_main, "measure prefill and decode speed"},
+    {"pull", kexa::cli::pull_main, "download a model from the Hugging Face Hub into its cache"},
 };
+
+// Every command accepts a Hub model name wherever it takes a model path: -m/--model values, and
+// the source argument of convert and quantize. Names are resolved here, once, to cache paths.
+void resolve_model_arguments(std::string_view command, std::vector<std::string>& args) {
+  bool source_is_positional = command == "convert" || command == "quantize";
+  bool source_seen = false;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if ((a == "-m" || a == "--model") && i + 1 < args.size()) {
+      args[i + 1] = kexa::hub::resolve_model_path(args[i + 1]);
+      ++i;
+    } else if (a.rfind("--model=", 0) == 0) {
+      args[i] = "--model=" + kexa::hub::resolve_model_path(a.substr(8));
+    } else if (source_is_positional && !source_seen && !a.empty() && a[0] != '-' &&
+               (i == 1 || args[i - 1][0] != '-')) {
+      args[i] = kexa::hub::resolve_model_path(a);
+      source_seen = true;
+    }
+  }
+}
 
 void print_usage(FILE* out) {
   std::fprintf(out, "usage: kexa COMMAND [options]   (kexa COMMAND --help for details)\n\ncommands:\n");
@@ -45,7 +70,12 @@ int main(int argc, char** argv) {
   for (const Command& c : kCommands) {
     if (name == c.name) {
       try {
-        return c.main(argc - 1, argv + 1);
+        std::vector<std::string> args(argv + 1, argv + argc);
+        if (name != "pull") resolve_model_arguments(name, args);
+        std::vector<char*> arg_pointers;
+        for (std::string& a : args) arg_pointers.push_back(a.data());
+        arg_pointers.push_back(nullptr);
+        return c.main(static_cast<int>(args.size()), arg_pointers.data());
       } catch (const kexa::Error& e) {
         std::fprintf(stderr, "kexa %s: error: %s\n", c.name, e.what());
         return 1;

@@ -1,0 +1,32 @@
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "server/server.h"
+
+namespace kexa::cli {
+
+int serve_main(int argc, char** argv) {
+  server::ServerOptions opt;
+  CLI::App app{"Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions,\n"
+               "/v1/completions, /v1/models, /tokenize, /detokenize, /apply-template, /health,\n"
+               "/metrics) with continuous batching, and a web chat UI at /."};
+  app.name("kexa serve");
+  app.add_option("-m,--model", opt.model_path, "model folder, GGUF file, or ORG/REPO[:QUANT]")->required();
+  app.add_option("--host", opt.host, "address to bind (default 127.0.0.1: this machine only)");
+  app.add_option("--port", opt.port, "port (0 picks a free one)")->check(CLI::Range(0, 65535));
+  app.add_option("--api-key", opt.api_key, "require 'Authorization: Bearer KEY' on /v1/*");
+  app.add_option("--parallel", opt.parallel, "sequences decoded together")->check(CLI::Range(1, 256));
+  app.add_option("--ctx", opt.context, "context length per sequence")->check(CLI::Range(16, 1 << 20));
+  app.add_option("--queue", opt.queue, "requests that may wait for a slot before 429")->check(CLI::Range(0, 1 << 16));
+  app.add_option("--threads", opt.threads, "compute threads (default: all CPUs)")->check(CLI::Range(0, 1024));
+  app.add_option("--max-body", opt.max_body, "largest request body in bytes");
+  app.add_option("--name", opt.model_name, "model id reported by /v1/models");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return server::serve(opt);
+}
+
+}  // namespace kexa::cli

@@ -1,0 +1,28 @@
+// `kexa serve`: an OpenAI-compatible HTTP API with continuous batching, plus the web chat UI.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace kexa::server {
+
+struct ServerOptions {
+  std::string model_path;
+  std::string model_name;  // id reported by /v1/models (default: the path's last component)
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;      // when set, /v1/* requires "Authorization: Bearer KEY"
+  int parallel = 4;         // sequences decoded together
+  int64_t context = 4096;   // positions per sequence
+  int queue = 64;           // requests waiting for a slot before 429
+  size_t max_body = 8u << 20;
+  int threads = 0;          // compute threads (0 = all CPUs)
+  int http_threads = 64;    // concurrent connections served
+};
+
+// Loads the model, binds, and serves until SIGINT/SIGTERM. Prints the bound address on stderr
+// (port 0 picks a free port; the line "kexa serve: listening on http://HOST:PORT" tells which).
+int serve(const ServerOptions& options);
+
+}  // namespace kexa::server

@@ -1,0 +1,18 @@
+// The web chat UI's files, compiled into the binary from web/ so `kexa serve` works offline.
+#pragma once
+
+#include <cstddef>
+#include <span>
+
+namespace kexa::server {
+
+struct WebAsset {
+  const char* path;          // URL path, e.g. "/" or "/app.js"
+  const char* content_type;
+  const char* data;
+  size_t size;
+};
+
+std::span<const WebAsset> web_assets();
+
+}  // namespace kexa::server
