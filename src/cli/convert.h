@@ -1,0 +1,25 @@
+// `kexa convert` back ends: Hugging Face folder -> GGUF (llama.cpp's names and keys) and
+// llama2.c checkpoint -> EXAONE 3.x Hugging Face folder.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "formats/tensor.h"
+
+namespace kexa::cli {
+
+struct ConvertOptions {
+  std::optional<DType> out_type;  // F32/F16/BF16; empty keeps each tensor's source type
+  std::string tokenizer;          // llama2.c tokenizer.bin (llama2.c sources only)
+  std::string name;               // general.name; default: the source folder's name
+};
+
+// Writes `dst` (a .gguf file). Throws kexa::Error naming the file/tensor/key on any problem.
+void convert_hf_to_gguf(const std::string& src_dir, const std::string& dst, const ConvertOptions& opt);
+
+// Writes the folder `dst_dir` (created if missing): config.json, model.safetensors and, with a
+// tokenizer, tokenizer.json + tokenizer_config.json + special_tokens_map.json.
+void convert_llama2c_to_hf(const std::string& src, const std::string& dst_dir, const ConvertOptions& opt);
+
+}  // namespace kexa::cli
