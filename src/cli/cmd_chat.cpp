@@ -1,9 +1,218 @@
-// PLACEHOLDER: replaced by the owner of `kexa chat`.
+// kexa chat: interactive chat through the checkpoint's own template, streaming the reply and
+// splitting reasoning / tool calls with the output parser. Reads stdin line by line, so it also
+// scripts well: each piped line is one user message.
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "chat/output_parser.h"
+#include "chat/template.h"
 #include "cli/commands.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "runtime/generator.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
 namespace kexa::cli {
-int chat_main(int, char**) {
-  std::fprintf(stderr, "kexa chat: not built yet\n");
-  return 2;
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+const char* kHelp =
+    "commands: /reset (forget the conversation), /system TEXT (set the system prompt and reset),\n"
+    "          /think on|off (reasoning mode), /exit. End a line with \\ to continue the message\n"
+    "          on the next line, or enclose several lines between two lines of \"\"\".\n";
+
+// Reads one user message: a line, "\"-continued lines, or a """ block. nullopt at end of input.
+std::optional<std::string> read_message(bool interactive) {
+  std::string line;
+  if (interactive) {
+    std::fputs("> ", stdout);
+    std::fflush(stdout);
+  }
+  if (!std::getline(std::cin, line)) return std::nullopt;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line == "\"\"\"") {
+    std::string msg, l;
+    while (std::getline(std::cin, l)) {
+      if (!l.empty() && l.back() == '\r') l.pop_back();
+      if (l == "\"\"\"") break;
+      msg += (msg.empty() ? "" : "\n") + l;
+    }
+    return msg;
+  }
+  std::string msg;
+  while (!line.empty() && line.back() == '\\') {
+    line.pop_back();
+    msg += line + "\n";
+    if (interactive) std::fputs(". ", stdout), std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+  }
+  return msg + line;
 }
+
+}  // namespace
+
+int chat_main(int argc, char** argv) {
+  CLI::App app{"Chat with a model through its own chat template. Each line of input is a user message; "
+               "the reply streams to stdout (reasoning to stderr). " +
+                   std::string(kHelp),
+               "kexa chat"};
+  std::string model_path, system_prompt;
+  bool think = false;
+  int64_t n_predict = 512, threads = 0, ctx = 4096;
+  SamplingParams sp;
+  std::optional<uint64_t> seed;
+  app.add_option("-m,--model", model_path, "model: Hugging Face folder or .gguf file")->required();
+  app.add_option("--system", system_prompt, "system prompt");
+  app.add_flag("--think", think, "start with reasoning on (enable_thinking=true)");
+  app.add_option("-n,--n-predict", n_predict, "most tokens per reply (default 512)")->check(CLI::PositiveNumber);
+  app.add_option("--temp", sp.temperature, "temperature; 0 = greedy (default)")->check(CLI::NonNegativeNumber);
+  app.add_option("--top-p", sp.top_p, "nucleus sampling threshold in (0, 1]");
+  app.add_option("--seed", seed, "random seed");
+  app.add_option("-t,--threads", threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
+  app.add_option("-c,--ctx", ctx, "context size in tokens (default 4096, capped at the model's maximum)")
+      ->check(CLI::PositiveNumber);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  sp.seed = seed ? *seed : std::random_device{}();
+  sp.validate();
+
+  LoadOptions lo;
+  lo.n_threads = static_cast<int>(threads);
+  std::unique_ptr<Model> model = Model::load(model_path, lo);
+  const ModelConfig& cfg = model->config();
+  std::unique_ptr<Tokenizer> tok = Tokenizer::load(model_path, cfg.model_type);
+  chat::ChatTemplate tpl = chat::ChatTemplate::load(model_path);
+  if (cfg.max_position > 0) ctx = std::min<int64_t>(ctx, cfg.max_position);
+  KVCache cache(cfg, ctx);
+  Generator gen(*model, cache, sp);
+
+  std::vector<int32_t> stop_ids;
+  for (int64_t id : cfg.eos_token_ids) stop_ids.push_back(static_cast<int32_t>(id));
+  for (int32_t id : tok->eos_ids()) stop_ids.push_back(id);
+
+  const bool interactive = isatty(STDIN_FILENO) != 0;
+  if (interactive) std::fprintf(stderr, "kexa chat: %s\n%s", model_path.c_str(), kHelp);
+
+  ojson messages = ojson::array();
+  auto reset = [&]() {
+    messages = ojson::array();
+    if (!system_prompt.empty()) messages.push_back({{"role", "system"}, {"content", system_prompt}});
+  };
+  reset();
+
+  while (auto input = read_message(interactive)) {
+    std::string msg = *input;
+    if (msg.empty()) continue;
+    if (msg == "/exit" || msg == "/quit") break;
+    if (msg == "/help") {
+      std::fputs(kHelp, stderr);
+      continue;
+    }
+    if (msg == "/reset") {
+      reset();
+      std::fprintf(stderr, "[conversation reset]\n");
+      continue;
+    }
+    if (msg.rfind("/system", 0) == 0 && (msg.size() == 7 || msg[7] == ' ')) {
+      system_prompt = msg.size() > 8 ? msg.substr(8) : "";
+      reset();
+      std::fprintf(stderr, "[system prompt set; conversation reset]\n");
+      continue;
+    }
+    if (msg == "/think on" || msg == "/think off") {
+      think = msg == "/think on";
+      std::fprintf(stderr, "[reasoning %s]\n", think ? "on" : "off");
+      continue;
+    }
+    if (msg[0] == '/' && msg.find(' ') == std::string::npos && msg.size() < 16) {
+      std::fprintf(stderr, "unknown command %s\n%s", msg.c_str(), kHelp);
+      continue;
+    }
+
+    messages.push_back({{"role", "user"}, {"content", msg}});
+    std::string prompt;
+    std::vector<int32_t> ids;
+    try {
+      prompt = tpl.render(messages, ojson(), true, ojson{{"enable_thinking", think}});
+      ids = tok->encode(prompt, /*add_special_tokens=*/false);  // as apply_chat_template(tokenize=True)
+      if (ids.empty()) fail("the rendered prompt encodes to no tokens");
+      if (static_cast<int64_t>(ids.size()) >= ctx)
+        fail("the conversation (", ids.size(), " tokens) no longer fits the context (", ctx, "); use /reset");
+    } catch (const Error& e) {
+      messages.erase(messages.size() - 1);
+      std::fprintf(stderr, "kexa chat: %s\n", e.what());
+      continue;
+    }
+
+    chat::OutputParser parser = chat::OutputParser::for_prompt(prompt);
+    StreamDecoder decoder(*tok, /*skip_special=*/true);
+    std::string content, reasoning;
+    std::vector<chat::ToolCall> calls;
+    bool in_reasoning_out = false;
+    auto show = [&](const chat::ParseDelta& d) {
+      if (!d.reasoning.empty()) {
+        if (!in_reasoning_out) std::fputs(interactive ? "\x1b[2m" : "", stderr);
+        in_reasoning_out = true;
+        std::fwrite(d.reasoning.data(), 1, d.reasoning.size(), stderr);
+        reasoning += d.reasoning;
+      }
+      if (!d.content.empty() || !d.tool_calls.empty()) {
+        if (in_reasoning_out) std::fputs(interactive ? "\x1b[0m\n" : "\n", stderr);
+        in_reasoning_out = false;
+      }
+      std::fwrite(d.content.data(), 1, d.content.size(), stdout);
+      content += d.content;
+      for (const auto& c : d.tool_calls) {
+        std::printf("\n[tool call %s] %s(%s)", c.id.c_str(), c.name.c_str(), c.arguments.c_str());
+        calls.push_back(c);
+      }
+      for (const auto& e : d.errors) std::fprintf(stderr, "\n[unparsed tool call: %s]\n", e.message.c_str());
+      std::fflush(stdout);
+    };
+    GenerateOptions go;
+    go.max_tokens = std::min<int64_t>(n_predict, ctx - static_cast<int64_t>(ids.size()));
+    go.stop_ids = stop_ids;
+    gen.generate(ids, go, [&](int32_t id) {
+      if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) return true;
+      show(parser.push(decoder.push(id)));
+      return true;
+    });
+    show(parser.push(decoder.finish()));
+    show(parser.finish());
+    if (in_reasoning_out) std::fputs(interactive ? "\x1b[0m\n" : "\n", stderr);
+    std::fputs("\n", stdout);
+    std::fflush(stdout);
+
+    ojson reply = {{"role", "assistant"}, {"content", content}};
+    if (!reasoning.empty()) reply["reasoning_content"] = reasoning;
+    if (!calls.empty()) {
+      ojson tc = ojson::array();
+      for (const auto& c : calls)
+        tc.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+      reply["tool_calls"] = tc;
+    }
+    messages.push_back(reply);
+  }
+  return 0;
+}
+
 }  // namespace kexa::cli
