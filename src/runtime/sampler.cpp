@@ -1,0 +1,167 @@
+#include "runtime/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include "util/error.h"
+
+namespace kexa {
+
+void SamplingParams::validate() const {
+  if (!std::isfinite(temperature) || temperature < 0)
+    fail("sampling: temperature must be a finite number >= 0, got ", temperature);
+  if (top_k < 0) fail("sampling: top_k must be >= 0 (0 = off), got ", top_k);
+  if (!(top_p > 0.0 && top_p <= 1.0)) fail("sampling: top_p must be in (0, 1], got ", top_p);
+  if (!(min_p >= 0.0 && min_p <= 1.0)) fail("sampling: min_p must be in [0, 1], got ", min_p);
+  if (!std::isfinite(repeat_penalty) || repeat_penalty <= 0)
+    fail("sampling: repeat_penalty must be a finite number > 0, got ", repeat_penalty);
+  if (!std::isfinite(presence_penalty))
+    fail("sampling: presence_penalty must be finite, got ", presence_penalty);
+  if (!std::isfinite(frequency_penalty))
+    fail("sampling: frequency_penalty must be finite, got ", frequency_penalty);
+  if (penalty_last_n < -1) fail("sampling: penalty_last_n must be >= -1, got ", penalty_last_n);
+}
+
+int32_t argmax(std::span<const float> logits) {
+  if (logits.empty()) fail("sampling: empty logits");
+  size_t best = 0;
+  // Strict '>' keeps the first (lowest id) of equal maxima.
+  for (size_t i = 1; i < logits.size(); ++i)
+    if (logits[i] > logits[best]) best = i;
+  return static_cast<int32_t>(best);
+}
+
+Sampler::Sampler(const SamplingParams& params, int64_t vocab_size)
+    : params_(params), vocab_size_(vocab_size), rng_(params.seed) {
+  params_.validate();
+  if (vocab_size <= 0) fail("sampling: vocabulary size must be positive, got ", vocab_size);
+}
+
+void Sampler::accept(int32_t token) { history_.push_back(token); }
+
+double Sampler::uniform() {
+  // 53 random bits -> a double in [0, 1); identical on every standard library.
+  return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+}
+
+void Sampler::apply_penalties(std::vector<float>& logits) const {
+  const bool any = params_.repeat_penalty != 1.0 || params_.presence_penalty != 0.0 ||
+                   params_.frequency_penalty != 0.0;
+  if (!any || params_.penalty_last_n == 0 || history_.empty()) return;
+  size_t n = history_.size();
+  if (params_.penalty_last_n > 0) n = std::min(n, static_cast<size_t>(params_.penalty_last_n));
+  std::unordered_map<int32_t, int> counts;
+  for (size_t i = history_.size() - n; i < history_.size(); ++i) ++counts[history_[i]];
+  for (const auto& [token, count] : counts) {
+    if (token < 0 || token >= vocab_size_) continue;  // ids outside the vocab cannot be penalised
+    float& l = logits[static_cast<size_t>(token)];
+    if (params_.repeat_penalty != 1.0) {
+      l = l > 0 ? static_cast<float>(l / params_.repeat_penalty)
+                : static_cast<float>(l * params_.repeat_penalty);
+    }
+    l -= static_cast<float>(count * params_.frequency_penalty + params_.presence_penalty);
+  }
+}
+
+std::vector<float> Sampler::penalized(std::span<const float> logits) const {
+  if (static_cast<int64_t>(logits.size()) != vocab_size_)
+    fail("sampling: logits have ", logits.size(), " entries, expected the vocabulary size ",
+         vocab_size_);
+  std::vector<float> out(logits.begin(), logits.end());
+  apply_penalties(out);
+  return out;
+}
+
+std::vector<std::pair<int32_t, double>> Sampler::filter(std::vector<float>& logits) const {
+  for (float l : logits)
+    if (std::isnan(l)) fail("sampling: the logits contain NaN");
+  const int32_t best = argmax(logits);
+  if (!(logits[static_cast<size_t>(best)] > -INFINITY))
+    fail("sampling: every logit is -inf, nothing can be sampled");
+  if (params_.greedy()) return {{best, 1.0}};
+
+  const double inv_t = 1.0 / params_.temperature;
+  const double max_l = logits[static_cast<size_t>(best)];
+  const size_t V = logits.size();
+  // (scaled logit, id); scaled relative to the max so exp() never overflows.
+  std::vector<std::pair<double, int32_t>> cand(V);
+  for (size_t i = 0; i < V; ++i)
+    cand[i] = {(static_cast<double>(logits[i]) - max_l) * inv_t, static_cast<int32_t>(i)};
+  auto before = [](const std::pair<double, int32_t>& a, const std::pair<double, int32_t>& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+
+  size_t k = V;
+  if (params_.top_k > 0) k = std::min(V, static_cast<size_t>(params_.top_k));
+  if (k < V) {
+    std::partial_sort(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(k), cand.end(), before);
+    cand.resize(k);
+  } else if (params_.top_p < 1.0) {
+    // Sorting the whole vocabulary is the expensive part; the top-p cut is usually among the
+    // first few hundred tokens, so sort those first and fall back to a full sort only if needed.
+    double z = 0;
+    for (const auto& c : cand) z += std::exp(c.first);
+    const size_t m = std::min<size_t>(V, 1024);
+    std::partial_sort(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(m), cand.end(), before);
+    double mass = 0;
+    for (size_t i = 0; i < m; ++i) mass += std::exp(cand[i].first) / z;
+    if (mass < params_.top_p && m < V) std::sort(cand.begin(), cand.end(), before);
+  }
+
+  std::vector<std::pair<int32_t, double>> out;
+  out.reserve(cand.size());
+  double z = 0;
+  for (const auto& c : cand) z += std::exp(c.first);
+  if (params_.top_p < 1.0) {
+    // Keep a token while the probability of the tokens before it is still below top_p; the token
+    // that crosses the threshold stays (HF TopPLogitsWarper keeps the same set).
+    double mass = 0;
+    for (const auto& c : cand) {
+      if (!out.empty() && mass >= params_.top_p) break;
+      const double p = std::exp(c.first) / z;
+      out.emplace_back(c.second, p);
+      mass += p;
+    }
+  } else {
+    for (const auto& c : cand) out.emplace_back(c.second, std::exp(c.first) / z);
+  }
+  if (params_.min_p > 0.0) {
+    double p_max = 0;
+    for (const auto& o : out) p_max = std::max(p_max, o.second);
+    const double threshold = params_.min_p * p_max;
+    std::erase_if(out, [&](const std::pair<int32_t, double>& o) { return o.second < threshold; });
+  }
+  double total = 0;
+  for (const auto& o : out) total += o.second;
+  for (auto& o : out) o.second /= total;
+  return out;
+}
+
+std::vector<std::pair<int32_t, double>> Sampler::candidates(std::span<const float> logits) const {
+  std::vector<float> work = penalized(logits);
+  return filter(work);
+}
+
+int32_t Sampler::sample(std::span<const float> logits) {
+  if (static_cast<int64_t>(logits.size()) != vocab_size_)
+    fail("sampling: logits have ", logits.size(), " entries, expected the vocabulary size ",
+         vocab_size_);
+  scratch_.assign(logits.begin(), logits.end());
+  apply_penalties(scratch_);
+  if (params_.greedy()) {
+    for (float l : scratch_)
+      if (std::isnan(l)) fail("sampling: the logits contain NaN");
+    return argmax(scratch_);
+  }
+  const std::vector<std::pair<int32_t, double>> cand = filter(scratch_);
+  const double u = uniform();
+  double acc = 0;
+  for (const auto& c : cand) {
+    acc += c.second;
+    if (u < acc) return c.first;
+  }
+  return cand.back().first;  // u within rounding of 1
+}
+
+}  // namespace kexa

@@ -1,0 +1,586 @@
+// Sampler tests. Expected values are computed by hand from the definitions (softmax, the HF
+// top-p / min-p rules, the llama.cpp / OpenAI penalty formulas), not from kexa's own output.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "runtime/generator.h"
+#include "runtime/sampler.h"
+#include "util/error.h"
+
+namespace kexa {
+namespace {
+
+std::vector<float> logits_from_probs(const std::vector<double>& p) {
+  std::vector<float> l;
+  for (double x : p) l.push_back(static_cast<float>(std::log(x)));
+  return l;
+}
+
+std::set<int32_t> ids(const std::vector<std::pair<int32_t, double>>& c) {
+  std::set<int32_t> s;
+  for (const auto& [id, p] : c) s.insert(id);
+  return s;
+}
+
+TEST(Sampler, GreedyPicksArgmax) {
+  Sampler s(SamplingParams{}, 5);
+  const std::vector<float> l = {0.1f, -3.0f, 2.5f, 2.4f, -INFINITY};
+  EXPECT_EQ(s.sample(l), 2);
+}
+
+TEST(Sampler, GreedyTieGoesToLowestId) {
+  Sampler s(SamplingParams{}, 6);
+  const std::vector<float> l = {1.0f, 3.0f, 0.0f, 3.0f, 3.0f, -1.0f};
+  EXPECT_EQ(s.sample(l), 1);
+  EXPECT_EQ(argmax(std::vector<float>{5, 5, 5}), 0);
+}
+
+TEST(Sampler, WrongLogitCountIsAnError) {
+  Sampler s(SamplingParams{}, 4);
+  EXPECT_THROW(s.sample(std::vector<float>{1, 2, 3}), Error);
+}
+
+TEST(Sampler, NanLogitsAreAnError) {
+  Sampler s(SamplingParams{}, 3);
+  EXPECT_THROW(s.sample(std::vector<float>{1, NAN, 0}), Error);
+}
+
+TEST(Sampler, InvalidParamsAreNamed) {
+  auto message = [](SamplingParams p) -> std::string {
+    try {
+      Sampler s(p, 10);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(message({.temperature = -1}).find("temperature"), std::string::npos);
+  EXPECT_NE(message({.top_p = 0}).find("top_p"), std::string::npos);
+  EXPECT_NE(message({.top_p = 1.5}).find("top_p"), std::string::npos);
+  EXPECT_NE(message({.min_p = -0.1}).find("min_p"), std::string::npos);
+  EXPECT_NE(message({.top_k = -2}).find("top_k"), std::string::npos);
+  EXPECT_NE(message({.repeat_penalty = 0}).find("repeat_penalty"), std::string::npos);
+}
+
+TEST(Sampler, TemperatureOnlyGivesSoftmaxOfScaledLogits) {
+  SamplingParams p{.temperature = 2.0};
+  Sampler s(p, 3);
+  const std::vector<float> l = {2.0f, 0.0f, -2.0f};
+  auto c = s.candidates(l);
+  ASSERT_EQ(c.size(), 3u);
+  // softmax([1, 0, -1]) = e^1, e^0, e^-1 over (e + 1 + 1/e)
+  const double z = std::exp(1.0) + 1.0 + std::exp(-1.0);
+  std::map<int32_t, double> got(c.begin(), c.end());
+  EXPECT_NEAR(got[0], std::exp(1.0) / z, 1e-12);
+  EXPECT_NEAR(got[1], 1.0 / z, 1e-12);
+  EXPECT_NEAR(got[2], std::exp(-1.0) / z, 1e-12);
+}
+
+TEST(Sampler, TopKKeepsKMostLikelyAndRenormalises) {
+  Sampler s({.temperature = 1.0, .top_k = 2}, 5);
+  const auto l = logits_from_probs({0.1, 0.4, 0.05, 0.3, 0.15});
+  auto c = s.candidates(l);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].first, 1);
+  EXPECT_EQ(c[1].first, 3);
+  EXPECT_NEAR(c[0].second, 0.4 / 0.7, 1e-6);
+  EXPECT_NEAR(c[1].second, 0.3 / 0.7, 1e-6);
+}
+
+TEST(Sampler, TopKTieBreaksByLowestId) {
+  Sampler s({.temperature = 1.0, .top_k = 2}, 4);
+  const std::vector<float> l = {0.0f, 1.0f, 1.0f, 1.0f};
+  EXPECT_EQ(ids(s.candidates(l)), (std::set<int32_t>{1, 2}));
+}
+
+TEST(Sampler, TopPKeepsSmallestPrefixReachingP) {
+  // Sorted probabilities: 0.4 (id 1), 0.3 (id 3), 0.15 (id 4), 0.1 (id 0), 0.05 (id 2).
+  const auto l = logits_from_probs({0.1, 0.4, 0.05, 0.3, 0.15});
+  {
+    // Mass before each: 0, 0.4, 0.7, 0.85 -> with p = 0.6 keep ids 1 and 3 (3 crosses 0.6).
+    Sampler s({.temperature = 1.0, .top_p = 0.6}, 5);
+    auto c = s.candidates(l);
+    EXPECT_EQ(ids(c), (std::set<int32_t>{1, 3}));
+    EXPECT_NEAR(c[0].second, 0.4 / 0.7, 1e-6);
+  }
+  {
+    Sampler s({.temperature = 1.0, .top_p = 0.8}, 5);
+    EXPECT_EQ(ids(s.candidates(l)), (std::set<int32_t>{1, 3, 4}));
+  }
+  {
+    // A very small p still keeps the most likely token.
+    Sampler s({.temperature = 1.0, .top_p = 0.01}, 5);
+    EXPECT_EQ(ids(s.candidates(l)), (std::set<int32_t>{1}));
+  }
+}
+
+TEST(Sampler, TopPAfterTopKUsesRenormalisedMass) {
+  // top_k = 3 keeps 0.4, 0.3, 0.15 -> renormalised 0.4706, 0.3529, 0.1765; top_p = 0.8: mass
+  // before id 4 is 0.8235 >= 0.8, so it goes (without top-k renormalisation it would stay).
+  const auto l = logits_from_probs({0.1, 0.4, 0.05, 0.3, 0.15});
+  Sampler s({.temperature = 1.0, .top_k = 3, .top_p = 0.8}, 5);
+  EXPECT_EQ(ids(s.candidates(l)), (std::set<int32_t>{1, 3}));
+}
+
+TEST(Sampler, TopPOnLargeVocabularyNeedingFullSort) {
+  // 3000 tokens of equal probability: the top-p cut (0.9 -> 2700 tokens) lies beyond the first
+  // partial sort, so the full-sort path must produce the same rule.
+  std::vector<float> l(3000, 0.0f);
+  Sampler s({.temperature = 1.0, .top_p = 0.9}, 3000);
+  auto c = s.candidates(l);
+  EXPECT_NEAR(static_cast<double>(c.size()), 2700.0, 1.0);
+  EXPECT_EQ(c.front().first, 0);  // equal logits: lowest ids first
+}
+
+TEST(Sampler, MinPDropsTokensBelowFractionOfMax) {
+  // p_max = 0.4; min_p = 0.5 -> threshold 0.2: keep 0.4 and 0.3 only.
+  const auto l = logits_from_probs({0.1, 0.4, 0.05, 0.3, 0.15});
+  Sampler s({.temperature = 1.0, .min_p = 0.5}, 5);
+  auto c = s.candidates(l);
+  EXPECT_EQ(ids(c), (std::set<int32_t>{1, 3}));
+  double total = 0;
+  for (const auto& [id, p] : c) total += p;
+  EXPECT_NEAR(total, 1.0, 1e-12);
+  // min_p = 0.2 -> threshold 0.08: 0.1 stays, 0.05 goes.
+  Sampler s2({.temperature = 1.0, .min_p = 0.2}, 5);
+  EXPECT_EQ(ids(s2.candidates(l)), (std::set<int32_t>{0, 1, 3, 4}));
+}
+
+TEST(Sampler, MinPDependsOnTemperature) {
+  // logits [0, -1]: at T=1 p1/p0 = e^-1 = 0.37 (kept by min_p 0.3); at T=0.5 it is e^-2 = 0.135.
+  const std::vector<float> l = {0.0f, -1.0f};
+  Sampler hot({.temperature = 1.0, .min_p = 0.3}, 2);
+  EXPECT_EQ(hot.candidates(l).size(), 2u);
+  Sampler cold({.temperature = 0.5, .min_p = 0.3}, 2);
+  EXPECT_EQ(cold.candidates(l).size(), 1u);
+}
+
+TEST(Sampler, RepeatPenaltyDividesPositiveMultipliesNegative) {
+  Sampler s({.repeat_penalty = 2.0}, 4);
+  s.accept(0);
+  s.accept(1);
+  s.accept(1);  // counted once: the repeat penalty ignores multiplicity
+  auto out = s.penalized(std::vector<float>{3.0f, -1.5f, 2.0f, -4.0f});
+  EXPECT_FLOAT_EQ(out[0], 1.5f);
+  EXPECT_FLOAT_EQ(out[1], -3.0f);
+  EXPECT_FLOAT_EQ(out[2], 2.0f);
+  EXPECT_FLOAT_EQ(out[3], -4.0f);
+}
+
+TEST(Sampler, PresenceAndFrequencyPenalties) {
+  Sampler s({.presence_penalty = 0.5, .frequency_penalty = 0.25}, 4);
+  for (int32_t t : {2, 2, 2, 0}) s.accept(t);
+  auto out = s.penalized(std::vector<float>{1.0f, 1.0f, 1.0f, 1.0f});
+  EXPECT_FLOAT_EQ(out[0], 1.0f - 0.5f - 0.25f);
+  EXPECT_FLOAT_EQ(out[1], 1.0f);
+  EXPECT_FLOAT_EQ(out[2], 1.0f - 0.5f - 3 * 0.25f);
+  EXPECT_FLOAT_EQ(out[3], 1.0f);
+}
+
+TEST(Sampler, PenaltiesLookOnlyAtLastN) {
+  Sampler s({.frequency_penalty = 1.0, .penalty_last_n = 2}, 3);
+  for (int32_t t : {0, 0, 1, 2}) s.accept(t);
+  auto out = s.penalized(std::vector<float>{0, 0, 0});
+  EXPECT_FLOAT_EQ(out[0], 0.0f);  // outside the window
+  EXPECT_FLOAT_EQ(out[1], -1.0f);
+  EXPECT_FLOAT_EQ(out[2], -1.0f);
+}
+
+TEST(Sampler, PenaltiesChangeTheGreedyChoice) {
+  Sampler s({.repeat_penalty = 1.5}, 3);
+  const std::vector<float> l = {3.0f, 2.5f, 0.0f};
+  EXPECT_EQ(s.sample(l), 0);
+  s.accept(0);  // 3.0 / 1.5 = 2.0 < 2.5
+  EXPECT_EQ(s.sample(l), 1);
+}
+
+std::vector<int32_t> draw_sequence(const SamplingParams& p, int n) {
+  Sampler s(p, 8);
+  std::vector<int32_t> out;
+  std::vector<float> l = {0.5f, 0.1f, 0.9f, 0.0f, -0.3f, 0.7f, 0.2f, 0.4f};
+  for (int i = 0; i < n; ++i) {
+    int32_t t = s.sample(l);
+    s.accept(t);
+    out.push_back(t);
+  }
+  return out;
+}
+
+TEST(Sampler, SameSeedSameSequence) {
+  SamplingParams p{.temperature = 1.0, .top_k = 6, .top_p = 0.95, .repeat_penalty = 1.1,
+                   .seed = 1234};
+  auto a = draw_sequence(p, 200);
+  auto b = draw_sequence(p, 200);
+  EXPECT_EQ(a, b);
+  p.seed = 1235;
+  auto c = draw_sequence(p, 200);
+  EXPECT_NE(a, c);
+  // Not degenerate: several different tokens appear.
+  EXPECT_GE(std::set<int32_t>(a.begin(), a.end()).size(), 4u);
+}
+
+TEST(Sampler, ReseedRestartsTheStream) {
+  std::vector<float> l = {0.0f, 0.0f, 0.0f, 0.0f};
+  Sampler s({.temperature = 1.0, .seed = 7}, 4);
+  std::vector<int32_t> a, b;
+  for (int i = 0; i < 50; ++i) a.push_back(s.sample(l));
+  s.reseed(7);
+  for (int i = 0; i < 50; ++i) b.push_back(s.sample(l));
+  EXPECT_EQ(a, b);
+}
+
+TEST(Sampler, FrequenciesMatchSoftmax) {
+  // logits [1, 0, -1, 2] at T = 0.8; 40000 draws: each frequency within 5 standard errors.
+  const std::vector<float> l = {1.0f, 0.0f, -1.0f, 2.0f};
+  const double t = 0.8;
+  std::vector<double> expect(4);
+  double z = 0;
+  for (int i = 0; i < 4; ++i) z += expect[i] = std::exp(l[i] / t);
+  for (double& e : expect) e /= z;
+  Sampler s({.temperature = t, .seed = 99}, 4);
+  const int n = 40000;
+  std::vector<int> count(4, 0);
+  for (int i = 0; i < n; ++i) ++count[s.sample(l)];
+  for (int i = 0; i < 4; ++i) {
+    const double f = static_cast<double>(count[i]) / n;
+    const double se = std::sqrt(expect[i] * (1 - expect[i]) / n);
+    EXPECT_NEAR(f, expect[i], 5 * se) << "token " << i;
+  }
+}
+
+TEST(Sampler, FilteredTokensAreNeverDrawn) {
+  const auto l = logits_from_probs({0.1, 0.4, 0.05, 0.3, 0.15});
+  Sampler s({.temperature = 1.0, .top_k = 3, .min_p = 0.5, .seed = 5}, 5);
+  // top-k keeps {1, 3, 4}; min_p 0.5 * 0.4/0.85 drops 4 (0.15/0.85 < 0.2/0.85).
+  std::map<int32_t, int> seen;
+  for (int i = 0; i < 2000; ++i) ++seen[s.sample(l)];
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_GT(seen[1], 0);
+  EXPECT_GT(seen[3], 0);
+  // 0.4 : 0.3 -> about 57% / 43%.
+  EXPECT_NEAR(seen[1] / 2000.0, 0.4 / 0.7, 0.05);
+}
+
+}  // namespace
+}  // namespace kexa
+
+// ---------------------------------------------------------------------------------------------
+// Generator tests on a tiny random-weight EXAONE 3.x model held in memory. They check the loop's
+// contract (what is evaluated, when it stops, cache reuse) against a plain token-by-token loop
+// over Model::forward written here.
+
+namespace kexa {
+namespace {
+
+class MemoryTensors : public TensorSource {
+ public:
+  void add(const std::string& name, std::vector<int64_t> shape, std::vector<float> data) {
+    Entry& e = entries_[name];
+    e.data = std::move(data);
+    e.view.name = name;
+    e.view.dtype = DType::F32;
+    e.view.shape = std::move(shape);
+    e.view.data = reinterpret_cast<const uint8_t*>(e.data.data());
+    e.view.nbytes = e.data.size() * sizeof(float);
+  }
+  const TensorView* find(std::string_view name) const override {
+    auto it = entries_.find(std::string(name));
+    return it == entries_.end() ? nullptr : &it->second.view;
+  }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const auto& [n, e] : entries_) out.push_back(n);
+    return out;
+  }
+  std::string file_of(std::string_view) const override { return "memory"; }
+
+ private:
+  struct Entry {
+    std::vector<float> data;
+    TensorView view;
+  };
+  std::map<std::string, Entry> entries_;
+};
+
+constexpr int64_t kV = 64, kH = 32, kHeads = 4, kKv = 2, kI = 48;
+
+// EXAONE 3.x (2 global layers) by default; with `window` > 0, EXAONE 4.0 with layers
+// sliding, sliding, global (NoPE).
+std::unique_ptr<Model> tiny_model(int64_t window = 0) {
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  auto t = [&](int64_t n, float scale, float offset = 0.0f) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = offset + scale * uni(rng);
+    return v;
+  };
+  const bool e4 = window > 0;
+  const int64_t layers = e4 ? 3 : 2;
+  const int64_t hd = kH / kHeads;
+  const float ws = 2.0f / std::sqrt(static_cast<float>(kH));
+  auto src = std::make_unique<MemoryTensors>();
+  src->add(e4 ? "model.embed_tokens.weight" : "transformer.wte.weight", {kV, kH}, t(kV * kH, 1.0f));
+  src->add("lm_head.weight", {kV, kH}, t(kV * kH, 1.5f));  // peaked logits: no greedy near-ties
+  src->add(e4 ? "model.norm.weight" : "transformer.ln_f.weight", {kH}, t(kH, 0.2f, 1.0f));
+  for (int64_t l = 0; l < layers; ++l) {
+    const std::string p = (e4 ? "model.layers." : "transformer.h.") + std::to_string(l) + ".";
+    auto name = [&](const char* e3, const char* e4name) { return p + (e4 ? e4name : e3); };
+    if (e4) {
+      src->add(p + "self_attn.q_norm.weight", {hd}, t(hd, 0.3f, 1.0f));
+      src->add(p + "self_attn.k_norm.weight", {hd}, t(hd, 0.3f, 1.0f));
+      src->add(p + "post_attention_layernorm.weight", {kH}, t(kH, 0.2f, 1.0f));
+      src->add(p + "post_feedforward_layernorm.weight", {kH}, t(kH, 0.2f, 1.0f));
+    } else {
+      src->add(p + "ln_1.weight", {kH}, t(kH, 0.2f, 1.0f));
+      src->add(p + "ln_2.weight", {kH}, t(kH, 0.2f, 1.0f));
+    }
+    src->add(name("attn.attention.q_proj.weight", "self_attn.q_proj.weight"), {kHeads * hd, kH},
+             t(kHeads * hd * kH, ws));
+    src->add(name("attn.attention.k_proj.weight", "self_attn.k_proj.weight"), {kKv * hd, kH},
+             t(kKv * hd * kH, ws));
+    src->add(name("attn.attention.v_proj.weight", "self_attn.v_proj.weight"), {kKv * hd, kH},
+             t(kKv * hd * kH, ws));
+    src->add(name("attn.attention.out_proj.weight", "self_attn.o_proj.weight"), {kH, kHeads * hd},
+             t(kH * kHeads * hd, ws));
+    src->add(name("mlp.c_fc_0.weight", "mlp.gate_proj.weight"), {kI, kH}, t(kI * kH, ws));
+    src->add(name("mlp.c_fc_1.weight", "mlp.up_proj.weight"), {kI, kH}, t(kI * kH, ws));
+    src->add(name("mlp.c_proj.weight", "mlp.down_proj.weight"), {kH, kI},
+             t(kH * kI, 2.0f / std::sqrt(float(kI))));
+  }
+  nlohmann::json c = {{"model_type", e4 ? "exaone4" : "exaone"}, {"vocab_size", kV},
+                      {"hidden_size", kH}, {"num_attention_heads", kHeads},
+                      {"num_key_value_heads", kKv}, {"intermediate_size", kI},
+                      {"rope_theta", 10000.0}, {"tie_word_embeddings", false},
+                      {"max_position_embeddings", 256}};
+  if (e4) {
+    c["num_hidden_layers"] = layers;
+    c["head_dim"] = hd;
+    c["rms_norm_eps"] = 1e-5;
+    c["hidden_act"] = "silu";
+    c["sliding_window"] = window;
+    c["layer_types"] = {"sliding_attention", "sliding_attention", "full_attention"};
+  } else {
+    c["num_layers"] = layers;
+    c["layer_norm_epsilon"] = 1e-5;
+    c["activation_function"] = "silu";
+  }
+  LoadOptions o;
+  o.n_threads = 2;
+  return Model::from_source(ModelConfig::from_hf_json(c, "tiny"), std::move(src), false, "tiny", o);
+}
+
+// Greedy by hand: one forward per token from an empty cache.
+std::vector<int32_t> manual_greedy(Model& m, const std::vector<int32_t>& prompt, int n,
+                                   std::vector<std::vector<float>>* rows = nullptr) {
+  KVCache cache(m.config(), 256);
+  std::vector<float> logits(kV);
+  std::vector<int32_t> out;
+  std::vector<int32_t> feed = prompt;
+  for (int i = 0; i < n; ++i) {
+    for (int32_t tok : feed) {
+      m.forward(std::span<const int32_t>(&tok, 1), cache, logits, false);
+      if (rows) rows->push_back(logits);
+    }
+    out.push_back(argmax(logits));
+    feed = {out.back()};
+  }
+  return out;
+}
+
+const std::vector<int32_t> kPrompt = {1, 17, 5, 33, 60, 2};
+
+TEST(Generator, GreedyMatchesManualLoopAndDumpsEveryEvaluatedRow) {
+  auto model = tiny_model();
+  std::vector<std::vector<float>> ref_rows;
+  const auto expect = manual_greedy(*model, kPrompt, 20, &ref_rows);
+  ASSERT_GE(std::set<int32_t>(expect.begin(), expect.end()).size(), 3u) << "degenerate model";
+
+  KVCache cache(model->config(), 128);
+  Generator gen(*model, cache, SamplingParams{});
+  GenerateOptions opt;
+  opt.max_tokens = 20;
+  std::vector<std::vector<float>> rows;
+  opt.on_logits = [&](std::span<const float> r) { rows.emplace_back(r.begin(), r.end()); };
+  std::vector<int32_t> streamed;
+  GenerateResult r = gen.generate(kPrompt, opt, [&](int32_t t) {
+    streamed.push_back(t);
+    return true;
+  });
+  EXPECT_EQ(r.tokens, expect);
+  EXPECT_EQ(streamed, expect);
+  EXPECT_EQ(r.reason, StopReason::MaxTokens);
+  EXPECT_EQ(r.prompt_evaluated, static_cast<int64_t>(kPrompt.size()));
+  EXPECT_EQ(r.decode_steps, 19);
+  // prompt + generated - 1 rows: the last sampled token is never evaluated.
+  ASSERT_EQ(rows.size(), kPrompt.size() + 20 - 1);
+  ASSERT_EQ(ref_rows.size(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (size_t j = 0; j < rows[i].size(); ++j)
+      ASSERT_NEAR(rows[i][j], ref_rows[i][j], 1e-4f * (1.0f + std::fabs(ref_rows[i][j])))
+          << "row " << i << " col " << j;
+  EXPECT_EQ(cache.n_past(), static_cast<int64_t>(kPrompt.size() + 19));
+  std::vector<int32_t> all = kPrompt;
+  all.insert(all.end(), expect.begin(), expect.end());
+  EXPECT_EQ(gen.tokens(), all);
+}
+
+TEST(Generator, StopsAtStopIdsContextAndCallback) {
+  auto model = tiny_model();
+  const auto expect = manual_greedy(*model, kPrompt, 12);
+  // The first position where a token appears for the first time, after position 0.
+  size_t k = 1;
+  while (std::find(expect.begin(), expect.begin() + static_cast<ptrdiff_t>(k), expect[k]) !=
+         expect.begin() + static_cast<ptrdiff_t>(k))
+    ++k;
+  ASSERT_LT(k, expect.size()) << "degenerate model";
+  {
+    KVCache cache(model->config(), 128);
+    Generator gen(*model, cache, SamplingParams{});
+    GenerateOptions opt;
+    opt.max_tokens = 12;
+    opt.stop_ids = {expect[k]};
+    GenerateResult r = gen.generate(kPrompt, opt);
+    EXPECT_EQ(r.reason, StopReason::Eos);
+    EXPECT_EQ(r.tokens, std::vector<int32_t>(expect.begin(), expect.begin() + k + 1));
+  }
+  {
+    // Context of prompt + 2: two more positions can be evaluated, so three tokens come out.
+    KVCache cache(model->config(), static_cast<int64_t>(kPrompt.size()) + 2);
+    Generator gen(*model, cache, SamplingParams{});
+    GenerateOptions opt;
+    opt.max_tokens = 12;
+    GenerateResult r = gen.generate(kPrompt, opt);
+    EXPECT_EQ(r.reason, StopReason::ContextFull);
+    EXPECT_EQ(r.tokens, std::vector<int32_t>(expect.begin(), expect.begin() + 3));
+  }
+  {
+    KVCache cache(model->config(), 128);
+    Generator gen(*model, cache, SamplingParams{});
+    GenerateOptions opt;
+    opt.max_tokens = 12;
+    int calls = 0;
+    GenerateResult r = gen.generate(kPrompt, opt, [&](int32_t) { return ++calls < 4; });
+    EXPECT_EQ(r.reason, StopReason::Callback);
+    EXPECT_EQ(r.tokens.size(), 4u);
+  }
+  {
+    KVCache cache(model->config(), 128);
+    Generator gen(*model, cache, SamplingParams{});
+    GenerateOptions opt;
+    opt.max_tokens = 0;
+    GenerateResult r = gen.generate(kPrompt, opt);
+    EXPECT_TRUE(r.tokens.empty());
+    EXPECT_EQ(cache.n_past(), static_cast<int64_t>(kPrompt.size()));
+  }
+}
+
+TEST(Generator, ReusesCacheWhenPromptExtendsSequence) {
+  auto model = tiny_model();
+  KVCache cache(model->config(), 128);
+  Generator gen(*model, cache, SamplingParams{});
+  GenerateOptions opt;
+  opt.max_tokens = 5;
+  gen.generate(kPrompt, opt);
+  std::vector<int32_t> next = gen.tokens();
+  next.push_back(9);
+  next.push_back(44);
+  GenerateResult r2 = gen.generate(next, opt);
+  // Only the pending last reply token and the two new ones are evaluated.
+  EXPECT_EQ(r2.prompt_evaluated, 3);
+  EXPECT_EQ(r2.tokens, manual_greedy(*model, next, 5));
+
+  // A prompt that diverges from the cached sequence rewinds the cache to the divergence.
+  std::vector<int32_t> other = next;
+  other[2] = 3;
+  GenerateResult r3 = gen.generate(other, opt);
+  EXPECT_EQ(r3.prompt_evaluated, static_cast<int64_t>(other.size()) - 2);
+  EXPECT_EQ(r3.tokens, manual_greedy(*model, other, 5));
+
+  // The same prompt again (regenerate): the last prompt token is evaluated again for its logits.
+  GenerateResult r4 = gen.generate(other, opt);
+  EXPECT_EQ(r4.prompt_evaluated, 1);
+  EXPECT_EQ(r4.tokens, r3.tokens);
+
+  // A shorter prompt that is a prefix of the sequence.
+  std::vector<int32_t> shorter(other.begin(), other.begin() + 4);
+  GenerateResult r5 = gen.generate(shorter, opt);
+  EXPECT_EQ(r5.prompt_evaluated, 1);
+  EXPECT_EQ(r5.tokens, manual_greedy(*model, shorter, 5));
+}
+
+TEST(Generator, RewindRespectsSlidingWindowRing) {
+  // Window 4, chunk 4: sliding layers keep a ring of 7 positions.
+  auto model = tiny_model(/*window=*/4);
+  KVCache cache(model->config(), 128, /*chunk=*/4);
+  ASSERT_EQ(cache.slots(0), 7);
+  Generator gen(*model, cache, SamplingParams{});
+  GenerateOptions opt;
+  opt.max_tokens = 24;
+  gen.generate(kPrompt, opt);
+  const std::vector<int32_t> seq = gen.tokens();  // 6 + 24 tokens, 29 cached
+  auto max_tokens = [](int64_t n) {
+    GenerateOptions o;
+    o.max_tokens = n;
+    return o;
+  };
+  ASSERT_EQ(cache.n_past(), 29);
+  for (size_t cut : {27u, 25u, 20u, 10u, 3u}) {
+    // Evaluate the cached sequence again, then diverge at position `cut`.
+    gen.generate(std::vector<int32_t>(seq.begin(), seq.end() - 1), max_tokens(1));
+    ASSERT_EQ(cache.n_past(), 29);
+    std::vector<int32_t> p(seq.begin(), seq.begin() + static_cast<ptrdiff_t>(cut));
+    p.push_back(seq[cut] == 7 ? 8 : 7);
+    p.push_back(11);
+    GenerateResult r = gen.generate(p, max_tokens(6));
+    // The ring holds positions [22, 29); rewinding to `cut` needs [cut - 3, cut).
+    const bool reusable = static_cast<int64_t>(cut) - 3 >= 22;
+    EXPECT_EQ(r.prompt_evaluated, reusable ? 2 : static_cast<int64_t>(p.size())) << "cut " << cut;
+    EXPECT_EQ(r.tokens, manual_greedy(*model, p, 6)) << "cut " << cut;
+  }
+}
+
+TEST(Generator, SeededSamplingIsReproducible) {
+  auto model = tiny_model();
+  auto run = [&](uint64_t seed) {
+    KVCache cache(model->config(), 128);
+    Generator gen(*model, cache, SamplingParams{.temperature = 1.5, .top_p = 0.95, .seed = seed});
+    GenerateOptions opt;
+    opt.max_tokens = 30;
+    return gen.generate(kPrompt, opt).tokens;
+  };
+  EXPECT_EQ(run(7), run(7));
+  EXPECT_NE(run(7), run(8));
+}
+
+TEST(Generator, BadPromptsAreNamedErrors) {
+  auto model = tiny_model();
+  KVCache cache(model->config(), 8);
+  Generator gen(*model, cache, SamplingParams{});
+  GenerateOptions opt;
+  auto message = [&](std::vector<int32_t> p) -> std::string {
+    try {
+      gen.generate(p, opt);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(message({}).find("empty"), std::string::npos);
+  EXPECT_NE(message({1, 64}).find("outside the vocabulary"), std::string::npos);
+  EXPECT_NE(message({1, -3}).find("outside the vocabulary"), std::string::npos);
+  EXPECT_NE(message(std::vector<int32_t>(9, 1)).find("context"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kexa
