@@ -65,6 +65,11 @@ struct ModelConfig {
   double routed_scaling_factor = 1.0;
   int64_t n_mtp_layers = 0;
 
+  // GGUF files carry llama3 scaling as a tensor (rope_freqs.weight): one divisor per frequency,
+  // applied as inv_freq[i] / divisor[i]. Filled by the loader; empty for HF checkpoints, which
+  // use rope_scaling instead.
+  std::vector<float> rope_freq_divisors;
+
   // `origin` (a path) prefixes error messages. Unknown model_type, missing or inconsistent keys
   // throw kexa::Error naming the key.
   static ModelConfig from_hf_json(const nlohmann::json& config, std::string_view origin);
@@ -73,6 +78,13 @@ struct ModelConfig {
   // inv_freq[i] for i < head_dim/2 after rope scaling.
   std::vector<float> rope_inv_freq() const;
   bool has_sliding_layers() const;
+  // Layers of sliding type (window > 0).
+  int64_t n_sliding_layers() const;
+  // Width of the attention projections (n_heads * head_dim); differs from hidden_size in K-EXAONE.
+  int64_t q_dim() const { return n_heads * head_dim; }
+  int64_t kv_dim() const { return n_kv_heads * head_dim; }
+  // One-line human summary ("exaone4 L=30 H=2048 heads=32/8x64 ...") for logs and errors.
+  std::string summary() const;
 };
 
 }  // namespace kexa

@@ -18,6 +18,8 @@ class KVCache {
   int64_t n_past() const { return n_past_; }
   int64_t max_context() const { return max_context_; }
   int64_t chunk() const { return chunk_; }
+  int64_t n_layers() const { return static_cast<int64_t>(layers_.size()); }
+  int64_t row_size() const { return row_; }  // floats per position (n_kv_heads * head_dim)
   // Slots allocated for layer `layer` (W-1+chunk for sliding layers, max_context for global).
   int64_t slots(int64_t layer) const;
   size_t bytes() const;  // total bytes held by K and V of all layers
@@ -38,6 +40,7 @@ class KVCache {
   int64_t n_past_ = 0;
   int64_t max_context_ = 0;
   int64_t chunk_ = 0;
+  int64_t row_ = 0;
 };
 
 }  // namespace kexa

@@ -1,0 +1,535 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "formats/gguf.h"
+#include "formats/hf_checkpoint.h"
+#include "kernels/kernels.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+#include "util/error.h"
+#include "util/thread_pool.h"
+
+namespace kexa {
+
+using model_detail::LayerWeights;
+using model_detail::ModelWeights;
+
+// ---- Binder -------------------------------------------------------------------------------------
+
+namespace model_detail {
+
+namespace {
+
+bool matmul_dtype(DType t) {
+  switch (t) {
+    case DType::F32: case DType::F16: case DType::BF16:
+    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q8_0:
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool vector_dtype(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+}  // namespace
+
+std::string Binder::where(const std::string& name) const {
+  std::string file = source_.find(name) != nullptr ? source_.file_of(name) : origin_;
+  return concat(file, ": tensor ", name);
+}
+
+const TensorView* Binder::check(const std::string& name, const std::vector<int64_t>& shape, bool matrix) {
+  used_.insert(name);
+  const TensorView* t = source_.find(name);
+  if (t == nullptr) {
+    problems_.push_back(concat(origin_, ": tensor ", name, " is missing (expected shape ", shape_str(shape), ")"));
+    return nullptr;
+  }
+  if (t->shape != shape) {
+    problems_.push_back(concat(where(name), " has shape ", shape_str(t->shape), ", expected ", shape_str(shape)));
+    return nullptr;
+  }
+  bool ok = matrix ? matmul_dtype(t->dtype) : vector_dtype(t->dtype);
+  if (!ok) {
+    problems_.push_back(concat(where(name), " has dtype ", dtype_name(t->dtype), ", expected ",
+                               matrix ? "F32, F16, BF16 or a llama.cpp quantized type" : "F32, F16 or BF16"));
+    return nullptr;
+  }
+  if (const DTypeInfo* info = dtype_info(t->dtype); info != nullptr && shape.back() % info->block_size != 0) {
+    problems_.push_back(concat(where(name), " rows of ", shape.back(), " elements are not a multiple of the ",
+                               dtype_name(t->dtype), " block size ", info->block_size));
+    return nullptr;
+  }
+  if (t->nbytes != dtype_bytes(t->dtype, t->numel())) {
+    problems_.push_back(concat(where(name), " holds ", t->nbytes, " bytes, expected ",
+                               dtype_bytes(t->dtype, t->numel()), " for ", dtype_name(t->dtype), " ",
+                               shape_str(shape)));
+    return nullptr;
+  }
+  return t;
+}
+
+const TensorView* Binder::matrix(const std::string& name, int64_t rows, int64_t cols) {
+  return check(name, {rows, cols}, true);
+}
+
+const TensorView* Binder::optional_matrix(const std::string& name, int64_t rows, int64_t cols) {
+  if (source_.find(name) == nullptr) {
+    used_.insert(name);
+    return nullptr;
+  }
+  return matrix(name, rows, cols);
+}
+
+std::vector<float> Binder::vector(const std::string& name, int64_t n) {
+  const TensorView* t = check(name, {n}, false);
+  std::vector<float> out(static_cast<size_t>(n), 0.0f);
+  if (t != nullptr) kernels::to_f32(*t, 0, n, out.data());
+  return out;
+}
+
+void Binder::ignore_prefix(const std::string& prefix) {
+  for (const std::string& n : source_.names()) {
+    if (n.compare(0, prefix.size(), prefix) == 0) used_.insert(n);
+  }
+}
+
+void Binder::finish() {
+  for (const std::string& n : source_.names()) {
+    if (used_.count(n) == 0) problems_.push_back(concat(source_.file_of(n), ": unexpected tensor ", n));
+  }
+  if (problems_.empty()) return;
+  std::string msg = concat(origin_, ": ", problems_.size(), " tensor problem", problems_.size() == 1 ? "" : "s");
+  const size_t kShown = 40;
+  for (size_t i = 0; i < problems_.size() && i < kShown; ++i) msg += "\n  " + problems_[i];
+  if (problems_.size() > kShown) msg += concat("\n  ... and ", problems_.size() - kShown, " more");
+  throw Error(msg);
+}
+
+}  // namespace model_detail
+
+// ---- Model --------------------------------------------------------------------------------------
+
+struct Model::Impl {
+  std::string path;
+  ModelConfig config;
+  std::unique_ptr<TensorSource> source;
+  ModelWeights w;
+  std::unique_ptr<ThreadPool> pool;
+  std::vector<float> inv_freq;
+
+  // Activations for up to `rows` tokens, reused across calls.
+  int64_t rows = 0;
+  std::vector<float> x, xn, q, k, v, att, o, gate, up, down;
+  std::vector<float> scores;  // [threads][keys] attention scratch
+  std::vector<float> rope_cos, rope_sin;  // [rows][head_dim / 2] for the chunk's positions
+  std::vector<float> logits_tmp;          // output rows of a batch before they are scattered
+
+  // One sequence's share of a step: `n` tokens appended to `cache` (n <= cache.chunk()).
+  struct Segment {
+    const int32_t* tokens = nullptr;
+    int64_t n = 0;
+    KVCache* cache = nullptr;
+    float* logits = nullptr;  // [n][V] when all_logits, else [V] for the last row; may be null
+    bool all_logits = false;
+  };
+  // Per-row bookkeeping of the current step (rows of all segments, in order).
+  std::vector<int32_t> row_seg;
+  std::vector<int64_t> row_pos;
+  std::vector<int64_t> out_rows;  // rows that go through the output projection
+
+  void check_input(std::span<const int32_t> tokens, const KVCache& cache) const;
+  void reserve(int64_t n, int64_t max_keys);
+  // Evaluates every segment in one pass over the weights (each matmul sees all rows).
+  void run_step(const std::vector<Segment>& segs);
+  void attention(int64_t layer, int64_t n, const std::vector<Segment>& segs);
+
+  // Runs fn(t) for t < n: inline for a few tokens (decode), spread over the pool otherwise.
+  template <typename Fn>
+  void for_tokens(int64_t n, Fn&& fn) {
+    if (n < 4 || pool->size() == 1) {
+      for (int64_t t = 0; t < n; ++t) fn(t);
+      return;
+    }
+    pool->parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) fn(t);
+    });
+  }
+};
+
+Model::Model() : impl_(std::make_unique<Impl>()) {}
+Model::~Model() = default;
+
+const ModelConfig& Model::config() const { return impl_->config; }
+const std::string& Model::path() const { return impl_->path; }
+ThreadPool& Model::pool() { return *impl_->pool; }
+bool Model::tied_embeddings() const { return impl_->w.tied; }
+
+size_t Model::weight_bytes() const {
+  const ModelWeights& w = impl_->w;
+  size_t total = w.output->nbytes + w.output_norm.size() * sizeof(float);
+  for (const LayerWeights& l : w.layers) {
+    for (const TensorView* t : {l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down}) total += t->nbytes;
+  }
+  return total;
+}
+
+namespace {
+
+bool looks_like_gguf(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+// llama.cpp carries llama3 rope scaling as a tensor of per-frequency divisors.
+void read_rope_freqs(const TensorSource& src, ModelConfig& c, model_detail::Binder& binder) {
+  const std::string name = "rope_freqs.weight";
+  const TensorView* t = src.find(name);
+  if (t == nullptr) return;
+  std::vector<float> div = binder.vector(name, c.head_dim / 2);
+  // A misshapen or mistyped tensor is reported (with everything else) by binder.finish().
+  const bool usable = t->shape == std::vector<int64_t>{c.head_dim / 2} &&
+                      (t->dtype == DType::F32 || t->dtype == DType::F16 || t->dtype == DType::BF16);
+  if (!usable) return;
+  for (size_t i = 0; i < div.size(); ++i) {
+    if (!(div[i] > 0.0f) || !std::isfinite(div[i])) {
+      fail(src.file_of(name), ": tensor ", name, "[", i, "] = ", div[i], " is not a positive divisor");
+    }
+  }
+  c.rope_freq_divisors = std::move(div);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    std::unique_ptr<HFCheckpoint> ckpt = HFCheckpoint::open(path);
+    ModelConfig config = ModelConfig::from_hf_json(ckpt->config(), path + "/config.json");
+    return from_source(std::move(config), std::move(ckpt), false, path, options);
+  }
+  if (!fs::exists(path, ec)) fail(path, ": no such file or directory (expected a Hugging Face folder or a .gguf file)");
+  if (!looks_like_gguf(path)) {
+    fail(path, ": not a GGUF file (no GGUF magic) and not a directory; expected a Hugging Face folder or a .gguf file");
+  }
+  std::unique_ptr<gguf::File> file = gguf::File::open(path);
+  ModelConfig config = ModelConfig::from_gguf(*file);
+  return from_source(std::move(config), std::move(file), true, path, options);
+}
+
+std::unique_ptr<Model> Model::from_source(ModelConfig config, std::unique_ptr<TensorSource> source,
+                                          bool gguf_names, const std::string& origin,
+                                          const LoadOptions& options) {
+  std::unique_ptr<Model> m(new Model());
+  Impl& d = *m->impl_;
+  d.path = origin;
+  model_detail::Binder binder(*source, origin);
+  if (gguf_names) read_rope_freqs(*source, config, binder);
+  switch (config.arch) {
+    case Arch::Exaone:
+      model_detail::bind_exaone(config, gguf_names, binder, d.w);
+      break;
+    case Arch::Exaone4:
+      model_detail::bind_exaone4(config, gguf_names, binder, d.w);
+      break;
+    case Arch::ExaoneMoe:
+      fail(origin, ": exaone_moe (K-EXAONE) models are recognised but their forward pass is not implemented yet");
+  }
+  binder.finish();
+  config.tie_word_embeddings = d.w.tied;
+  d.config = std::move(config);
+  d.source = std::move(source);
+  d.inv_freq = d.config.rope_inv_freq();
+  d.pool = std::make_unique<ThreadPool>(options.n_threads);
+  return m;
+}
+
+void Model::Impl::reserve(int64_t n, int64_t max_keys) {
+  const ModelConfig& c = config;
+  if (n > rows) {
+    rows = n;
+    const size_t N = static_cast<size_t>(n);
+    x.resize(N * c.hidden_size);
+    xn.resize(N * c.hidden_size);
+    o.resize(N * c.hidden_size);
+    down.resize(N * c.hidden_size);
+    q.resize(N * c.q_dim());
+    att.resize(N * c.q_dim());
+    k.resize(N * c.kv_dim());
+    v.resize(N * c.kv_dim());
+    gate.resize(N * c.intermediate_size);
+    up.resize(N * c.intermediate_size);
+    rope_cos.resize(N * static_cast<size_t>(c.head_dim / 2));
+    rope_sin.resize(N * static_cast<size_t>(c.head_dim / 2));
+  }
+  size_t need = static_cast<size_t>(pool->size()) * static_cast<size_t>(max_keys);
+  if (scores.size() < need) scores.resize(need);
+}
+
+// Causal (and, on sliding layers, windowed) attention of the chunk's queries against the cache,
+// which already holds the chunk's own keys. Work is split over (token, head) pairs.
+void Model::Impl::attention(int64_t layer, int64_t n, const std::vector<Segment>& segs) {
+  const ModelConfig& c = config;
+  const int64_t hd = c.head_dim, nH = c.n_heads, group = c.n_heads / c.n_kv_heads;
+  const int64_t kvd = c.kv_dim(), qd = c.q_dim();
+  const int64_t window = c.layers[static_cast<size_t>(layer)].window;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int64_t max_keys = static_cast<int64_t>(scores.size()) / pool->size();
+  const int64_t items = n * nH;
+
+  pool->run([&](int thread, int n_threads) {
+    const int64_t begin = items * thread / n_threads, end = items * (thread + 1) / n_threads;
+    float* sc = scores.data() + static_cast<size_t>(thread) * static_cast<size_t>(max_keys);
+    // Consecutive items are the heads of one token, so query heads sharing a KV head reuse the
+    // same cached rows while they are hot.
+    for (int64_t it = begin; it < end; ++it) {
+      const int64_t t = it / nH, h = it % nH;
+      const int64_t pos = row_pos[static_cast<size_t>(t)];
+      KVCache& cache = *segs[static_cast<size_t>(row_seg[static_cast<size_t>(t)])].cache;
+      const int64_t slots = cache.slots(layer);
+      const float* K = cache.keys(layer);
+      const float* Vc = cache.values(layer);
+      const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+      const int64_t nk = pos - lo + 1;
+      const float* qh = q.data() + t * qd + h * hd;
+      const int64_t kv_off = (h / group) * hd;
+      // The visible keys are contiguous in the ring except where they wrap past its end.
+      const int64_t s0 = lo % slots;
+      const int64_t first = std::min(nk, slots - s0);
+      kernels::dot_rows(qh, K + s0 * kvd + kv_off, kvd, first, hd, scale, sc);
+      if (nk > first) kernels::dot_rows(qh, K + kv_off, kvd, nk - first, hd, scale, sc + first);
+      kernels::softmax(sc, nk);
+      float* out = att.data() + t * qd + h * hd;
+      std::fill(out, out + hd, 0.0f);
+      kernels::accumulate_rows(sc, Vc + s0 * kvd + kv_off, kvd, first, hd, out);
+      if (nk > first) kernels::accumulate_rows(sc + first, Vc + kv_off, kvd, nk - first, hd, out);
+    }
+  });
+}
+
+void Model::Impl::run_step(const std::vector<Segment>& segs) {
+  const ModelConfig& c = config;
+  const int64_t H = c.hidden_size, hd = c.head_dim, I = c.intermediate_size;
+  const int64_t qd = c.q_dim(), kvd = c.kv_dim();
+  const double eps = c.norm_eps;
+  const size_t V = static_cast<size_t>(c.vocab_size);
+
+  int64_t n = 0, max_keys = 1;
+  row_seg.clear();
+  row_pos.clear();
+  out_rows.clear();
+  for (size_t si = 0; si < segs.size(); ++si) {
+    const Segment& sg = segs[si];
+    const int64_t p0 = sg.cache->n_past();
+    for (int64_t t = 0; t < sg.n; ++t) {
+      row_seg.push_back(static_cast<int32_t>(si));
+      row_pos.push_back(p0 + t);
+      if (sg.logits != nullptr && (sg.all_logits || t == sg.n - 1)) out_rows.push_back(n + t);
+    }
+    n += sg.n;
+    max_keys = std::max(max_keys, std::min(sg.cache->max_context(), p0 + sg.n));
+  }
+  reserve(n, max_keys);
+
+  const int64_t half = hd / 2;
+  for (size_t si = 0, r = 0; si < segs.size(); ++si) {
+    for (int64_t t = 0; t < segs[si].n; ++t, ++r) {
+      kernels::to_f32(*w.embed, segs[si].tokens[t] * H, H, x.data() + static_cast<int64_t>(r) * H);
+    }
+  }
+  for_tokens(n, [&](int64_t t) {
+    // cos/sin of each position once per step, shared by every head and layer.
+    kernels::rope_cos_sin(inv_freq.data(), half, row_pos[static_cast<size_t>(t)], rope_cos.data() + t * half,
+                          rope_sin.data() + t * half);
+  });
+
+  for (int64_t li = 0; li < c.n_layers; ++li) {
+    const LayerWeights& l = w.layers[static_cast<size_t>(li)];
+    const LayerPlan& plan = c.layers[static_cast<size_t>(li)];
+    const bool pre = c.norm == NormPlacement::Pre;
+
+    // Attention sub-block. 4.0 (post-norm) feeds the raw residual stream to the projections.
+    const float* in = x.data();
+    if (pre) {
+      for_tokens(n, [&](int64_t t) { kernels::rmsnorm(x.data() + t * H, l.attn_norm.data(), H, eps, xn.data() + t * H); });
+      in = xn.data();
+    }
+    kernels::matmul(*l.wq, in, n, q.data(), *pool);
+    kernels::matmul(*l.wk, in, n, k.data(), *pool);
+    kernels::matmul(*l.wv, in, n, v.data(), *pool);
+    for_tokens(n, [&](int64_t t) {
+      const int64_t pos = row_pos[static_cast<size_t>(t)];
+      KVCache& cache = *segs[static_cast<size_t>(row_seg[static_cast<size_t>(t)])].cache;
+      const int64_t slots = cache.slots(li);
+      float* kc = cache.keys(li);
+      float* vc = cache.values(li);
+      const float* cs = rope_cos.data() + t * half;
+      const float* sn = rope_sin.data() + t * half;
+      for (int64_t h = 0; h < c.n_heads; ++h) {
+        float* qh = q.data() + t * qd + h * hd;
+        if (c.qk_norm) kernels::rmsnorm(qh, l.q_norm.data(), hd, eps, qh);
+        if (plan.rope) kernels::rope_neox_cs(qh, hd, cs, sn);
+      }
+      for (int64_t h = 0; h < c.n_kv_heads; ++h) {
+        float* kh = k.data() + t * kvd + h * hd;
+        if (c.qk_norm) kernels::rmsnorm(kh, l.k_norm.data(), hd, eps, kh);
+        if (plan.rope) kernels::rope_neox_cs(kh, hd, cs, sn);
+      }
+      // Distinct positions of one chunk never share a slot (slots >= W-1+chunk).
+      const int64_t slot = pos % slots;
+      std::memcpy(kc + slot * kvd, k.data() + t * kvd, sizeof(float) * kvd);
+      std::memcpy(vc + slot * kvd, v.data() + t * kvd, sizeof(float) * kvd);
+    });
+    attention(li, n, segs);
+    kernels::matmul(*l.wo, att.data(), n, o.data(), *pool);
+    for_tokens(n, [&](int64_t t) {
+      float* ot = o.data() + t * H;
+      if (!pre) kernels::rmsnorm(ot, l.post_attn_norm.data(), H, eps, ot);
+      float* xt = x.data() + t * H;
+      for (int64_t i = 0; i < H; ++i) xt[i] += ot[i];
+    });
+
+    // MLP sub-block.
+    in = x.data();
+    if (pre) {
+      for_tokens(n, [&](int64_t t) { kernels::rmsnorm(x.data() + t * H, l.ffn_norm.data(), H, eps, xn.data() + t * H); });
+      in = xn.data();
+    }
+    kernels::matmul(*l.gate, in, n, gate.data(), *pool);
+    kernels::matmul(*l.up, in, n, up.data(), *pool);
+    for_tokens(n, [&](int64_t t) { kernels::swiglu(gate.data() + t * I, up.data() + t * I, I, gate.data() + t * I); });
+    kernels::matmul(*l.down, gate.data(), n, down.data(), *pool);
+    for_tokens(n, [&](int64_t t) {
+      float* dt = down.data() + t * H;
+      if (!pre) kernels::rmsnorm(dt, l.post_ffn_norm.data(), H, eps, dt);
+      float* xt = x.data() + t * H;
+      for (int64_t i = 0; i < H; ++i) xt[i] += dt[i];
+    });
+  }
+  for (const Segment& sg : segs) sg.cache->advance(sg.n);
+
+  if (out_rows.empty()) return;
+  // Only the rows whose logits are wanted go through the (large) output projection.
+  const int64_t rows_out = static_cast<int64_t>(out_rows.size());
+  for_tokens(rows_out, [&](int64_t r) {
+    kernels::rmsnorm(x.data() + out_rows[static_cast<size_t>(r)] * H, w.output_norm.data(), H, eps, xn.data() + r * H);
+  });
+  // A single segment wanting all its rows writes straight into the caller's buffer.
+  if (segs.size() == 1) {
+    kernels::matmul(*w.output, xn.data(), rows_out, segs[0].logits, *pool);
+    return;
+  }
+  if (logits_tmp.size() < static_cast<size_t>(rows_out) * V) logits_tmp.resize(static_cast<size_t>(rows_out) * V);
+  kernels::matmul(*w.output, xn.data(), rows_out, logits_tmp.data(), *pool);
+  size_t r = 0;
+  for (const Segment& sg : segs) {
+    if (sg.logits == nullptr) continue;
+    const size_t rows = sg.all_logits ? static_cast<size_t>(sg.n) : 1;
+    std::memcpy(sg.logits, logits_tmp.data() + r * V, rows * V * sizeof(float));
+    r += rows;
+  }
+}
+
+void Model::Impl::check_input(std::span<const int32_t> tokens, const KVCache& cache) const {
+  const ModelConfig& c = config;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (cache.n_layers() != c.n_layers || cache.row_size() != c.kv_dim()) {
+    fail("KV cache was made for another model (", cache.n_layers(), " layers of ", cache.row_size(),
+         " floats; this model has ", c.n_layers, " of ", c.kv_dim(), ")");
+  }
+  if (cache.n_past() + n > cache.max_context()) {
+    fail("context overflow: ", cache.n_past(), " cached + ", n, " new tokens exceed the context size ",
+         cache.max_context());
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[static_cast<size_t>(i)] < 0 || tokens[static_cast<size_t>(i)] >= c.vocab_size) {
+      fail("token id ", tokens[static_cast<size_t>(i)], " at input index ", i, " is outside the vocabulary [0, ",
+           c.vocab_size, ")");
+    }
+  }
+}
+
+void Model::forward(std::span<const int32_t> tokens, KVCache& cache, std::span<float> logits,
+                    bool all_logits) {
+  Impl& d = *impl_;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return;
+  d.check_input(tokens, cache);
+  const size_t V = static_cast<size_t>(d.config.vocab_size);
+  if (!logits.empty()) {
+    size_t need = all_logits ? static_cast<size_t>(n) * V : V;
+    if (logits.size() < need) fail("logits buffer holds ", logits.size(), " floats, need ", need);
+  }
+  const int64_t chunk = cache.chunk();
+  std::vector<Impl::Segment> segs(1);
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t m = std::min(chunk, n - start);
+    const bool last = start + m == n;
+    Impl::Segment& sg = segs[0];
+    sg.tokens = tokens.data() + start;
+    sg.n = m;
+    sg.cache = &cache;
+    sg.all_logits = all_logits;
+    sg.logits = nullptr;
+    if (!logits.empty() && (all_logits || last)) {
+      sg.logits = logits.data() + (all_logits ? static_cast<size_t>(start) * V : 0);
+    }
+    d.run_step(segs);
+  }
+}
+
+void Model::forward_batch(std::span<BatchItem> items) {
+  Impl& d = *impl_;
+  const size_t V = static_cast<size_t>(d.config.vocab_size);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const BatchItem& it = items[i];
+    if (it.cache == nullptr) fail("forward_batch: item ", i, " has no KV cache");
+    for (size_t j = 0; j < i; ++j) {
+      if (items[j].cache == it.cache) fail("forward_batch: items ", j, " and ", i, " share one KV cache");
+    }
+    d.check_input(it.tokens, *it.cache);
+    if (!it.logits.empty() && it.logits.size() < V) {
+      fail("forward_batch: item ", i, " logits buffer holds ", it.logits.size(), " floats, need ", V);
+    }
+  }
+  // Rounds of at most one cache chunk per item keep every sliding ring large enough.
+  std::vector<size_t> done(items.size(), 0);
+  std::vector<Impl::Segment> segs;
+  for (;;) {
+    segs.clear();
+    for (size_t i = 0; i < items.size(); ++i) {
+      const BatchItem& it = items[i];
+      const size_t left = it.tokens.size() - done[i];
+      if (left == 0) continue;
+      const size_t m = std::min(left, static_cast<size_t>(it.cache->chunk()));
+      Impl::Segment sg;
+      sg.tokens = it.tokens.data() + done[i];
+      sg.n = static_cast<int64_t>(m);
+      sg.cache = it.cache;
+      sg.logits = (m == left && !it.logits.empty()) ? it.logits.data() : nullptr;
+      sg.all_logits = false;
+      segs.push_back(sg);
+      done[i] += m;
+    }
+    if (segs.empty()) break;
+    d.run_step(segs);
+  }
+}
+
+}  // namespace kexa

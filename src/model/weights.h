@@ -1,0 +1,75 @@
+// Internal to src/model: the bound weights of a dense EXAONE decoder and the helper the
+// architecture files use to find, validate and bind tensors by name.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "formats/tensor.h"
+#include "model/config.h"
+
+namespace kexa::model_detail {
+
+struct LayerWeights {
+  const TensorView* wq = nullptr;
+  const TensorView* wk = nullptr;
+  const TensorView* wv = nullptr;
+  const TensorView* wo = nullptr;
+  const TensorView* gate = nullptr;
+  const TensorView* up = nullptr;
+  const TensorView* down = nullptr;
+  // Norm weights are tiny, so they are converted to f32 once at load.
+  std::vector<float> attn_norm;       // NormPlacement::Pre: before attention
+  std::vector<float> ffn_norm;        // NormPlacement::Pre: before the MLP
+  std::vector<float> post_attn_norm;  // NormPlacement::Post: on the attention output
+  std::vector<float> post_ffn_norm;   // NormPlacement::Post: on the MLP output
+  std::vector<float> q_norm;          // per-head QK-norm (length head_dim), empty when unused
+  std::vector<float> k_norm;
+};
+
+struct ModelWeights {
+  const TensorView* embed = nullptr;
+  const TensorView* output = nullptr;  // == embed when tied
+  bool tied = false;
+  std::vector<float> output_norm;
+  std::vector<LayerWeights> layers;
+};
+
+// Looks tensors up in a source, checks shape and dtype, and collects every problem so one error
+// lists all missing, misshapen, mistyped and unexpected tensors at once.
+class Binder {
+ public:
+  Binder(const TensorSource& source, std::string origin) : source_(source), origin_(std::move(origin)) {}
+
+  // A weight used by matmul: shape {rows, cols}, any dtype the kernels multiply.
+  const TensorView* matrix(const std::string& name, int64_t rows, int64_t cols);
+  // nullptr when absent (no problem recorded).
+  const TensorView* optional_matrix(const std::string& name, int64_t rows, int64_t cols);
+  // A 1-D weight of length n (F32/F16/BF16), returned as f32.
+  std::vector<float> vector(const std::string& name, int64_t n);
+  bool has(const std::string& name) const { return source_.find(name) != nullptr; }
+  // Marks a tensor as known so it is not reported as unexpected (e.g. unused MTP weights).
+  void ignore(const std::string& name) { used_.insert(name); }
+  void ignore_prefix(const std::string& prefix);
+
+  // Throws kexa::Error listing every problem, including tensors nobody asked for.
+  void finish();
+
+ private:
+  std::string where(const std::string& name) const;
+  const TensorView* check(const std::string& name, const std::vector<int64_t>& shape, bool matrix);
+
+  const TensorSource& source_;
+  std::string origin_;
+  std::set<std::string> used_;
+  std::vector<std::string> problems_;
+};
+
+// Architecture files: translate tensor names of one generation (HF or GGUF naming) into weights.
+void bind_exaone(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
+void bind_exaone4(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
+
+}  // namespace kexa::model_detail
