@@ -18,10 +18,20 @@ enum class CpuPath { Portable, Avx2, Avx512 };
 // asks for a lower one (used to test every path on one machine).
 CpuPath active_path();
 std::string path_name(CpuPath path);
+// The best path of this CPU, ignoring KEXA_CPU.
+CpuPath best_path();
+// Whether this CPU can run `path` (every path up to best_path()).
+bool path_supported(CpuPath path);
+// Whether the Avx512 path can use AVX512-BF16 dot products (vdpbf16ps) for BF16 weights.
+bool avx512_bf16_supported();
 
 // y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tokens, r < W.rows(). W is 2-D of any supported
 // dtype; x is [n_tokens][W.cols()] and y is [n_tokens][W.rows()], both f32 row-major.
 void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+// The same on a given path (tests and benchmarks); throws kexa::Error if the CPU lacks it.
+// BF16 weights multiply activations rounded to bf16 (as llama.cpp does) on every path.
+void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            CpuPath path);
 
 // Converts `n` elements starting at element `offset` of a tensor to f32 (offset and n multiples
 // of the block size). Used for embedding rows and small vectors such as norm weights.
@@ -32,11 +42,25 @@ void rmsnorm(const float* x, const float* w, int64_t n, double eps, float* out);
 
 // NEOX (rotate-half) rotary embedding of one head vector in place: pairs (i, i + hd/2).
 void rope_neox(float* head, int64_t head_dim, const float* inv_freq, int64_t position);
+// The same split in two, so the cos/sin of one position (half = head_dim / 2 values each) are
+// computed once and shared by every head and layer: rope_neox(h, hd, f, p) equals
+// rope_cos_sin(f, hd / 2, p, c, s) then rope_neox_cs(h, hd, c, s).
+void rope_cos_sin(const float* inv_freq, int64_t half, int64_t position, float* cos_out,
+                  float* sin_out);
+void rope_neox_cs(float* head, int64_t head_dim, const float* cos_v, const float* sin_v);
 
 // x[i] = silu(gate[i]) * up[i]
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
 
 // In-place numerically stable softmax.
 void softmax(float* x, int64_t n);
+
+// Attention building blocks over rows `stride` floats apart (one head's keys or values in an f32
+// KV cache): scores[j] = scale * dot(q, rows + j * stride) over `dim` elements, for j < n.
+void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
+              float scale, float* scores);
+// out[d] += sum_j p[j] * rows[j * stride + d] for d < dim, j < n (out accumulates: zero it first).
+void accumulate_rows(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
+                     float* out);
 
 }  // namespace kexa::kernels

@@ -16,8 +16,10 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Calls fn(thread_index, n_threads) once on every thread (the caller is index 0) and returns
-  // when all have finished. Not reentrant.
+  // Calls fn(thread_index, n_threads) once for every index (the caller runs index 0) and returns
+  // when all have finished. Indices never run concurrently with themselves, but an index whose
+  // worker has not woken up yet is run by the caller once it is done with its own, so a
+  // descheduled worker cannot stall the call. Not reentrant.
   void run(const std::function<void(int, int)>& fn);
 
   // Splits [0, n) into contiguous ranges, one per thread: fn(begin, end).

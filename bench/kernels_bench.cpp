@@ -1,0 +1,156 @@
+// Kernel throughput: memory read bandwidth (the decode roofline), matrix-vector GB/s and
+// matrix-matrix GFLOP/s per weight dtype and instruction-set path, and thread-pool fork/join cost.
+//   build-x/kexa_bench_kernels --benchmark_filter=Bandwidth   (the probe bench/compare-llamacpp
+//   uses)
+// Shapes are EXAONE-4.0-1.2B's: hidden 2048, MLP 4096, vocabulary 102400.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "formats/tensor.h"
+#include "kernels/kernels.h"
+#include "util/thread_pool.h"
+
+namespace {
+
+using kexa::DType;
+using kexa::ThreadPool;
+using kexa::kernels::CpuPath;
+
+// Memory is touched once up front so page faults stay out of the timings.
+std::vector<uint8_t> random_bytes(size_t n, DType dtype) {
+  std::vector<uint8_t> out(n);
+  std::mt19937 rng(42);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  for (size_t i = 0; i + 4 <= n; i += 4) {
+    float v = dist(rng);
+    if (dtype == DType::F32) {
+      std::memcpy(&out[i], &v, 4);
+    } else {
+      // Two 16-bit values whose top bits look like small normal numbers in f16 and bf16.
+      uint32_t b;
+      std::memcpy(&b, &v, 4);
+      uint16_t h =
+          static_cast<uint16_t>(dtype == DType::BF16 ? (b >> 16) : (0x2000 | (b & 0x13ff)));
+      std::memcpy(&out[i], &h, 2);
+      std::memcpy(&out[i + 2], &h, 2);
+    }
+  }
+  return out;
+}
+
+// Reads `bytes` with `threads` threads; a sum keeps the loads alive. Eight independent 16-byte
+// accumulators are enough to saturate DRAM from one core without any special instruction set.
+typedef uint64_t v2u64 __attribute__((vector_size(16)));
+uint64_t read_range(const uint8_t* p, size_t n) {
+  v2u64 acc[8] = {};
+  const v2u64* v = reinterpret_cast<const v2u64*>(p);
+  size_t count = n / 16;
+  for (size_t i = 0; i + 8 <= count; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += v[i + j];
+  v2u64 s = acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+  return s[0] + s[1];
+}
+
+void BM_Bandwidth(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const size_t bytes = size_t{1} << 30;  // far beyond any cache
+  static std::vector<uint8_t> buffer = random_bytes(bytes, DType::BF16);
+  ThreadPool pool(threads);
+  std::vector<uint64_t> sums(threads * 8);
+  for (auto _ : state) {
+    pool.run([&](int index, int n) {
+      size_t begin = bytes / n * index, end = bytes / n * (index + 1);
+      sums[index * 8] += read_range(buffer.data() + begin, end - begin);
+    });
+    benchmark::DoNotOptimize(sums.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
+}
+BENCHMARK(BM_Bandwidth)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+struct Shape {
+  int64_t rows, cols;
+};
+
+void run_matmul(benchmark::State& state, DType dtype, CpuPath path, Shape shape, int64_t tokens,
+                int threads) {
+  if (!kexa::kernels::path_supported(path)) {
+    state.SkipWithError("CPU lacks this path");
+    return;
+  }
+  const size_t wbytes = kexa::dtype_bytes(dtype, shape.rows * shape.cols);
+  std::vector<uint8_t> w = random_bytes(wbytes, dtype);
+  kexa::TensorView view{"bench.weight", dtype, {shape.rows, shape.cols}, w.data(), w.size()};
+  std::vector<float> x(static_cast<size_t>(tokens * shape.cols), 0.5f);
+  std::vector<float> y(static_cast<size_t>(tokens * shape.rows));
+  ThreadPool pool(threads);
+  for (auto _ : state) {
+    kexa::kernels::matmul(view, x.data(), tokens, y.data(), pool, path);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * wbytes));
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(shape.rows * shape.cols * tokens) * 1e-9,
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(kexa::dtype_name(dtype) + " " + kexa::kernels::path_name(path));
+}
+
+void register_all() {
+  const std::pair<const char*, CpuPath> paths[] = {
+      {"portable", CpuPath::Portable}, {"avx2", CpuPath::Avx2}, {"avx512", CpuPath::Avx512}};
+  const std::pair<const char*, DType> dtypes[] = {
+      {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}};
+  const std::pair<const char*, Shape> shapes[] = {
+      {"4096x2048", {4096, 2048}}, {"2048x4096", {2048, 4096}}, {"102400x2048", {102400, 2048}}};
+  for (auto [pname, path] : paths)
+    for (auto [dname, dtype] : dtypes) {
+      for (auto [sname, shape] : shapes)
+        for (int threads : {1, 2}) {
+          if (path == CpuPath::Portable && shape.rows > 4096) continue;
+          std::string name = std::string("Matvec/") + dname + "/" + pname + "/" + sname +
+                             "/threads:" + std::to_string(threads);
+          benchmark::RegisterBenchmark(
+              name.c_str(),
+              [=](benchmark::State& s) { run_matmul(s, dtype, path, shape, 1, threads); })
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        }
+      if (path == CpuPath::Portable) continue;
+      for (int64_t tokens : {64, 512}) {
+        std::string name = std::string("Matmul/") + dname + "/" + pname +
+                           "/4096x2048/tokens:" + std::to_string(tokens) + "/threads:2";
+        benchmark::RegisterBenchmark(name.c_str(),
+                                     [=](benchmark::State& s) {
+                                       run_matmul(s, dtype, path, {4096, 2048}, tokens, 2);
+                                     })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
+    }
+}
+
+void BM_ForkJoin(benchmark::State& state) {
+  ThreadPool pool(static_cast<int>(state.range(0)));
+  std::vector<int64_t> sink(64);
+  for (auto _ : state) {
+    pool.run([&](int index, int) { sink[index * 8] += 1; });
+  }
+  benchmark::DoNotOptimize(sink.data());
+}
+BENCHMARK(BM_ForkJoin)->Arg(1)->Arg(2)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

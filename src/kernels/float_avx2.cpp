@@ -1,0 +1,402 @@
+// AVX2 + FMA + F16C float kernels (x86-64 CPUs since Haswell / Zen 1). BF16 weights are widened
+// by a 16-bit shift and multiplied in f32 with activations rounded to bf16. Everything below the
+// pragma is compiled for AVX2 and has internal linkage, so no AVX2 code can leak into functions
+// other paths call.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/float_kernels.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace kexa::kernels::detail {
+namespace {
+
+struct WF32 {
+  static constexpr size_t kBytes = 4;
+  static __m256 load(const uint8_t* p, int64_t k) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p) + k);
+  }
+  static float at(const uint8_t* p, int64_t k) {
+    float v;
+    std::memcpy(&v, p + 4 * k, 4);
+    return v;
+  }
+};
+struct WF16 {
+  static constexpr size_t kBytes = 2;
+  static __m256 load(const uint8_t* p, int64_t k) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * k)));
+  }
+  static float at(const uint8_t* p, int64_t k) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * k, 2);
+    return f16_to_f32(h);
+  }
+};
+struct WBF16 {
+  static constexpr size_t kBytes = 2;
+  static __m256 load(const uint8_t* p, int64_t k) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * k)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  }
+  static float at(const uint8_t* p, int64_t k) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * k, 2);
+    return bf16_to_f32(h);
+  }
+};
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// RM weight rows x RN tokens of dot products; RM*RN accumulators + RM weight vectors must fit the
+// 16 ymm registers. The K remainder (< 8) is summed in scalar code.
+template <typename L, int RM, int RN>
+void micro(const uint8_t* w, size_t ws, const float* x, int64_t xs, int64_t K, float* y, int64_t ys,
+           bool accumulate) {
+  __m256 acc[RM][RN];
+#pragma GCC unroll 8
+  for (int i = 0; i < RM; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < RN; ++j) acc[i][j] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 wv[RM];
+#pragma GCC unroll 8
+    for (int i = 0; i < RM; ++i) wv[i] = L::load(w + i * ws, k);
+#pragma GCC unroll 8
+    for (int j = 0; j < RN; ++j) {
+      __m256 xv = _mm256_loadu_ps(x + j * xs + k);
+#pragma GCC unroll 8
+      for (int i = 0; i < RM; ++i) acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < RM; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < RN; ++j) {
+      float s = hsum(acc[i][j]);
+      for (int64_t kk = k; kk < K; ++kk) s += L::at(w + i * ws, kk) * x[j * xs + kk];
+      y[j * ys + i] = accumulate ? y[j * ys + i] + s : s;
+    }
+}
+
+constexpr int kRM = 4;
+constexpr int kRN = 3;
+
+template <typename L, int RN>
+void run_rows(int rm, const uint8_t* w, size_t ws, const float* x, int64_t xs, int64_t K, float* y,
+              int64_t ys, bool accumulate) {
+  switch (rm) {
+    case 4:
+      micro<L, 4, RN>(w, ws, x, xs, K, y, ys, accumulate);
+      break;
+    case 3:
+      micro<L, 3, RN>(w, ws, x, xs, K, y, ys, accumulate);
+      break;
+    case 2:
+      micro<L, 2, RN>(w, ws, x, xs, K, y, ys, accumulate);
+      break;
+    default:
+      micro<L, 1, RN>(w, ws, x, xs, K, y, ys, accumulate);
+      break;
+  }
+}
+
+// Rows [r0, r1) x all tokens; `w` points at row r0. The reduction dimension is cut into blocks
+// of kKc elements so a token block's activations and the chunk's weight slice stay in L1/L2;
+// within a block, token blocks form the outer loop and the chunk's rows stream past them.
+constexpr int64_t kKc = 512;
+
+template <typename L>
+void gemm(const uint8_t* w, size_t ws, const float* x, int64_t K, int64_t T, float* y, int64_t rows,
+          int64_t r0, int64_t r1) {
+  const int64_t kc = T == 1 ? K : kKc;
+  for (int64_t k0 = 0; k0 < K; k0 += kc) {
+    const int64_t klen = std::min(kc, K - k0);
+    const bool accumulate = k0 > 0;
+    for (int64_t t = 0; t < T; t += kRN) {
+      const int rn = static_cast<int>(std::min<int64_t>(kRN, T - t));
+      for (int64_t r = r0; r < r1; r += kRM) {
+        const int rm = static_cast<int>(std::min<int64_t>(kRM, r1 - r));
+        const uint8_t* wr = w + (r - r0) * ws + k0 * L::kBytes;
+        const float* xt = x + t * K + k0;
+        float* yt = y + t * rows + r;
+        if (rn == 3)
+          run_rows<L, 3>(rm, wr, ws, xt, K, klen, yt, rows, accumulate);
+        else if (rn == 2)
+          run_rows<L, 2>(rm, wr, ws, xt, K, klen, yt, rows, accumulate);
+        else
+          run_rows<L, 1>(rm, wr, ws, xt, K, klen, yt, rows, accumulate);
+      }
+    }
+  }
+}
+
+template <typename L>
+void rows(const MatmulArgs& a, int64_t r0, int64_t r1, float* scratch) {
+  const auto* w = static_cast<const uint8_t*>(a.w);
+  const auto* x = static_cast<const float*>(a.x);
+  const int64_t K = a.cols;
+  const size_t ws = static_cast<size_t>(K) * L::kBytes;
+  if (L::kBytes != 4 && a.n_tokens > 1 && scratch != nullptr) {
+    // Widen the chunk once; every token block then reuses the f32 copy.
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* src = w + r * ws;
+      float* dst = scratch + (r - r0) * K;
+      int64_t k = 0;
+      for (; k + 8 <= K; k += 8) _mm256_storeu_ps(dst + k, L::load(src, k));
+      for (; k < K; ++k) dst[k] = L::at(src, k);
+    }
+    gemm<WF32>(reinterpret_cast<const uint8_t*>(scratch), static_cast<size_t>(K) * 4, x, K,
+               a.n_tokens, a.y, a.rows, r0, r1);
+    return;
+  }
+  gemm<L>(w + r0 * ws, ws, x, K, a.n_tokens, a.y, a.rows, r0, r1);
+}
+
+inline __m256i round_bf16_bits(__m256i b) {
+  const __m256i keep = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+  __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
+  __m256i r =
+      _mm256_and_si256(_mm256_add_epi32(b, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), keep);
+  // NaNs keep their (quieted) payload instead of being rounded into infinities.
+  __m256 bf = _mm256_castsi256_ps(b);
+  __m256 nan = _mm256_cmp_ps(bf, bf, _CMP_UNORD_Q);
+  __m256i quiet = _mm256_or_si256(_mm256_and_si256(b, keep), _mm256_set1_epi32(0x00400000));
+  return _mm256_castps_si256(
+      _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet), nan));
+}
+
+void round_bf16(const float* x, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(
+        out + i, _mm256_castsi256_ps(round_bf16_bits(_mm256_castps_si256(_mm256_loadu_ps(x + i)))));
+  for (; i < n; ++i) out[i] = bf16_to_f32(f32_to_bf16(x[i]));
+}
+
+void to_bf16(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
+}
+
+// exp(x): x = n*ln2 + r, |r| <= ln2/2, Cephes polynomial for e^r, 2^n built in the exponent
+// field. Below -87.3 the result flushes to 0 (f32 subnormals are not produced).
+inline __m256 exp256(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.3f);
+  __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_max_ps(x, lo);
+  x = _mm256_min_ps(x, _mm256_set1_ps(88.72f));
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  // n can be 128 at the top of the range: split 2^n into two factors so neither overflows early.
+  __m256i ni = _mm256_cvtps_epi32(n);
+  __m256i half = _mm256_srai_epi32(ni, 1);
+  __m256 s1 =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+  __m256 s2 = _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
+  __m256 e = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  return _mm256_andnot_ps(under, e);
+}
+
+void rmsnorm(const float* x, const float* w, int64_t n, double eps, float* out) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    s0 = _mm256_fmadd_pd(lo, lo, s0);
+    s1 = _mm256_fmadd_pd(hi, hi, s1);
+  }
+  alignas(32) double part[4];
+  _mm256_store_pd(part, _mm256_add_pd(s0, s1));
+  double sum = (part[0] + part[1]) + (part[2] + part[3]);
+  for (; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(n) + eps));
+  const __m256 vs = _mm256_set1_ps(scale);
+  i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), vs);
+    if (w != nullptr) v = _mm256_mul_ps(v, _mm256_loadu_ps(w + i));
+    _mm256_storeu_ps(out + i, v);
+  }
+  for (; i < n; ++i) out[i] = w != nullptr ? x[i] * scale * w[i] : x[i] * scale;
+}
+
+void swiglu(const float* gate, const float* up, int64_t n, float* out) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 g = _mm256_loadu_ps(gate + i);
+    __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, e));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void softmax(float* x, int64_t n) {
+  if (n <= 0) return;
+  float maxv = x[0];
+  int64_t i = 0;
+  if (n >= 8) {
+    __m256 mx = _mm256_loadu_ps(x);
+    for (i = 8; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+    alignas(32) float m8[8];
+    _mm256_store_ps(m8, mx);
+    for (float v : m8) maxv = std::max(maxv, v);
+  }
+  for (; i < n; ++i) maxv = std::max(maxv, x[i]);
+  const __m256 vmax = _mm256_set1_ps(maxv);
+  __m256 sum = _mm256_setzero_ps();
+  i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+    sum = _mm256_add_ps(sum, e);
+    _mm256_storeu_ps(x + i, e);
+  }
+  float total = hsum(sum);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - maxv);
+    total += x[i];
+  }
+  const float inv = 1.0f / total;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+  for (; i < n; ++i) x[i] *= inv;
+}
+
+void f16_to_f32_array(const uint16_t* in, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  for (; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, in + i, 2);
+    out[i] = f16_to_f32(h);
+  }
+}
+
+inline __m128 reduce4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+template <int NC>
+void dot_rows_fixed(const float* q, const float* rows, int64_t stride, int64_t n, float scale,
+                    float* scores) {
+  __m256 qv[NC];
+#pragma GCC unroll 16
+  for (int c = 0; c < NC; ++c) qv[c] = _mm256_loadu_ps(q + 8 * c);
+  const __m128 vs = _mm_set1_ps(scale);
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    __m256 acc[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const float* r = rows + (j + i) * stride;
+      acc[i] = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r));
+#pragma GCC unroll 16
+      for (int c = 1; c < NC; ++c)
+        acc[i] = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r + 8 * c), acc[i]);
+    }
+    _mm_storeu_ps(scores + j, _mm_mul_ps(reduce4(acc[0], acc[1], acc[2], acc[3]), vs));
+  }
+  for (; j < n; ++j) {
+    const float* r = rows + j * stride;
+    __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r));
+#pragma GCC unroll 16
+    for (int c = 1; c < NC; ++c) acc = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r + 8 * c), acc);
+    scores[j] = hsum(acc) * scale;
+  }
+}
+
+void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
+              float scale, float* scores) {
+  if (dim == 64) return dot_rows_fixed<8>(q, rows, stride, n, scale, scores);
+  if (dim == 128) return dot_rows_fixed<16>(q, rows, stride, n, scale, scores);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* r = rows + j * stride;
+    __m256 acc = _mm256_setzero_ps();
+    int64_t d = 0;
+    for (; d + 8 <= dim; d += 8)
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(r + d), acc);
+    float s = hsum(acc);
+    for (; d < dim; ++d) s += q[d] * r[d];
+    scores[j] = s * scale;
+  }
+}
+
+void accumulate_rows(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
+                     float* out) {
+  int64_t d = 0;
+  // Eight accumulators (64 floats) at a time stay in registers across all rows.
+  for (; d + 64 <= dim; d += 64) {
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) acc[c] = _mm256_loadu_ps(out + d + 8 * c);
+    for (int64_t j = 0; j < n; ++j) {
+      const __m256 pj = _mm256_set1_ps(p[j]);
+      const float* r = rows + j * stride + d;
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(r + 8 * c), acc[c]);
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) _mm256_storeu_ps(out + d + 8 * c, acc[c]);
+  }
+  for (; d + 8 <= dim; d += 8) {
+    __m256 acc = _mm256_loadu_ps(out + d);
+    for (int64_t j = 0; j < n; ++j)
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(rows + j * stride + d), acc);
+    _mm256_storeu_ps(out + d, acc);
+  }
+  for (; d < dim; ++d) {
+    float acc = out[d];
+    for (int64_t j = 0; j < n; ++j) acc += p[j] * rows[j * stride + d];
+    out[d] = acc;
+  }
+}
+
+}  // namespace
+}  // namespace kexa::kernels::detail
+
+#pragma GCC pop_options
+#pragma GCC diagnostic pop
+
+namespace kexa::kernels::detail {
+
+const FloatKernelSet& avx2_kernels() {
+  static const FloatKernelSet set = {
+      rows<WF32>, rows<WF16>, rows<WBF16>,      false,    to_bf16,         round_bf16, rmsnorm,
+      swiglu,     softmax,    f16_to_f32_array, dot_rows, accumulate_rows,
+  };
+  return set;
+}
+
+}  // namespace kexa::kernels::detail

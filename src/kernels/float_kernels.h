@@ -1,0 +1,101 @@
+// Internal to src/kernels: the per-instruction-set pieces of the float matmul (F32, F16, BF16
+// weights) and of the element-wise kernels. Each instruction-set file compiles its functions with
+// a target attribute, so nothing here may be inlined across files; everything takes raw pointers.
+#pragma once
+
+#include <cstdint>
+
+namespace kexa::kernels::detail {
+
+// One matmul: y[t][r] = sum_k W[r][k] * x[t][k].
+struct MatmulArgs {
+  const void* w;  // rows x cols weights, row-major, in the weight dtype
+  int64_t rows;
+  int64_t cols;
+  const void* x;  // [n_tokens][cols] prepared activations (f32, or bf16 bits for dpbf16)
+  int64_t n_tokens;
+  float* y;  // [n_tokens][rows]
+};
+
+// Computes rows [r0, r1) of y for every token. `scratch` holds kPanelRows * cols floats (used
+// to widen F16/BF16 weight panels when several tokens share them); it may be null when
+// n_tokens == 1.
+using RowRangeFn = void (*)(const MatmulArgs& args, int64_t r0, int64_t r1, float* scratch);
+
+// Rows processed as one unit of work; a multiple of every micro-kernel's row count.
+constexpr int64_t kPanelRows = 16;
+
+// Activation preparation: x is [n] floats.
+// f32 -> bf16 bits, round to nearest even.
+using ToBf16Fn = void (*)(const float* x, int64_t n, uint16_t* out);
+// f32 -> f32 rounded to bf16 precision (for paths that multiply widened bf16 in f32).
+using RoundBf16Fn = void (*)(const float* x, int64_t n, float* out);
+
+struct FloatKernelSet {
+  RowRangeFn f32;
+  RowRangeFn f16;
+  RowRangeFn bf16;
+  // True when `bf16` wants activations as bf16 bits (ToBf16Fn), false for rounded f32.
+  bool bf16_takes_bf16_x;
+  ToBf16Fn to_bf16;
+  RoundBf16Fn round_bf16;
+
+  void (*rmsnorm)(const float* x, const float* w, int64_t n, double eps, float* out);
+  void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
+  void (*softmax)(float* x, int64_t n);
+  void (*f16_to_f32)(const uint16_t* in, int64_t n, float* out);
+  void (*dot_rows)(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
+                   float scale, float* scores);
+  void (*accumulate_rows)(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
+                          float* out);
+};
+
+const FloatKernelSet& portable_kernels();
+// Only valid to call when the CPU supports the instruction set.
+const FloatKernelSet& avx2_kernels();
+const FloatKernelSet& avx512_kernels();
+
+// Scalar conversions shared by all paths (exact, IEEE semantics).
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t bits;
+  __builtin_memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>((bits >> 16) | 0x40);  // quiet NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+inline float f16_to_f32(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else {
+    // Subnormal half: normalise the mantissa.
+    int shift = 0;
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      ++shift;
+    }
+    mant &= 0x3ffu;
+    bits = sign | (static_cast<uint32_t>(113 - shift) << 23) | (mant << 13);
+  }
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
+}  // namespace kexa::kernels::detail

@@ -1,0 +1,281 @@
+// Run-time choice of the instruction set, argument checks, threading of the matmul, and the small
+// kernels that do not need a per-instruction-set version.
+#include "kernels/kernels.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "kernels/float_kernels.h"
+#include "kernels/quant_matmul.h"
+#include "util/error.h"
+#include "util/thread_pool.h"
+
+namespace kexa::kernels {
+
+namespace {
+
+CpuPath detect_best_path() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512dq");
+  if (avx512) return CpuPath::Avx512;
+  if (avx2) return CpuPath::Avx2;
+#endif
+  return CpuPath::Portable;
+}
+
+CpuPath parse_requested_path(const char* value) {
+  std::string v = value;
+  if (v == "portable") return CpuPath::Portable;
+  if (v == "avx2") return CpuPath::Avx2;
+  if (v == "avx512") return CpuPath::Avx512;
+  fail("environment variable KEXA_CPU=", v, " is not one of portable, avx2, avx512");
+}
+
+CpuPath compute_active_path() {
+  CpuPath best = best_path();
+  const char* env = std::getenv("KEXA_CPU");
+  if (env == nullptr || *env == '\0') return best;
+  CpuPath requested = parse_requested_path(env);
+  // The variable can only lower the path: a CPU cannot run instructions it lacks.
+  return static_cast<int>(requested) < static_cast<int>(best) ? requested : best;
+}
+
+const detail::FloatKernelSet& kernel_set(CpuPath path) {
+  if (!path_supported(path))
+    fail("CPU path ", path_name(path),
+         " is not supported by this CPU (best: ", path_name(best_path()), ")");
+  switch (path) {
+    case CpuPath::Avx512:
+      return detail::avx512_kernels();
+    case CpuPath::Avx2:
+      return detail::avx2_kernels();
+    case CpuPath::Portable:
+      break;
+  }
+  return detail::portable_kernels();
+}
+
+void check_matmul_args(const TensorView& W, const float* x, int64_t n_tokens, const float* y) {
+  if (W.shape.size() != 2)
+    fail("matmul: weight ", W.name, " must be 2-D, got shape ", W.shape_string());
+  if (W.rows() <= 0 || W.cols() <= 0)
+    fail("matmul: weight ", W.name, " has an empty shape ", W.shape_string());
+  if (n_tokens < 0) fail("matmul: negative token count ", n_tokens, " for ", W.name);
+  size_t need = dtype_bytes(W.dtype, W.numel());
+  if (W.data == nullptr || W.nbytes < need)
+    fail("matmul: weight ", W.name, " ", W.shape_string(), " ", dtype_name(W.dtype), " needs ",
+         need, " bytes, view has ", W.nbytes);
+  if (n_tokens > 0 && (x == nullptr || y == nullptr))
+    fail("matmul: null activation or output buffer for ", W.name);
+}
+
+}  // namespace
+
+CpuPath best_path() {
+  static const CpuPath best = detect_best_path();
+  return best;
+}
+
+CpuPath active_path() {
+  static const CpuPath active = compute_active_path();
+  return active;
+}
+
+bool path_supported(CpuPath path) {
+  return static_cast<int>(path) <= static_cast<int>(best_path());
+}
+
+bool avx512_bf16_supported() {
+#if defined(__x86_64__)
+  static const bool yes = best_path() == CpuPath::Avx512 && __builtin_cpu_supports("avx512bf16");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+std::string path_name(CpuPath path) {
+  switch (path) {
+    case CpuPath::Portable:
+      return "portable";
+    case CpuPath::Avx2:
+      return "avx2";
+    case CpuPath::Avx512:
+      return avx512_bf16_supported() ? "avx512+bf16" : "avx512";
+  }
+  return "unknown";
+}
+
+void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  matmul(W, x, n_tokens, y, pool, active_path());
+}
+
+void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            CpuPath path) {
+  if (W.dtype != DType::F32 && W.dtype != DType::F16 && W.dtype != DType::BF16) {
+    matmul_quantized(W, x, n_tokens, y, pool, path);
+    return;
+  }
+  check_matmul_args(W, x, n_tokens, y);
+  if (n_tokens == 0) return;
+  const detail::FloatKernelSet& ks = kernel_set(path);
+  const int64_t rows = W.rows(), cols = W.cols();
+
+  detail::RowRangeFn fn = nullptr;
+  std::vector<uint16_t> x_bf16;
+  std::vector<float> x_rounded;
+  const void* xp = x;
+  switch (W.dtype) {
+    case DType::F32:
+      fn = ks.f32;
+      break;
+    case DType::F16:
+      fn = ks.f16;
+      break;
+    default:
+      // BF16 weights multiply activations rounded to bf16, as llama.cpp does; with the rounding
+      // done on every path, paths differ only in summation order.
+      fn = ks.bf16;
+      if (ks.bf16_takes_bf16_x) {
+        x_bf16.resize(static_cast<size_t>(n_tokens * cols));
+        ks.to_bf16(x, n_tokens * cols, x_bf16.data());
+        xp = x_bf16.data();
+      } else {
+        x_rounded.resize(static_cast<size_t>(n_tokens * cols));
+        ks.round_bf16(x, n_tokens * cols, x_rounded.data());
+        xp = x_rounded.data();
+      }
+      break;
+  }
+  const detail::MatmulArgs args{W.data, rows, cols, xp, n_tokens, y};
+
+  // Work is handed out in chunks of whole panels from a shared counter, so a thread slowed by
+  // another process does not hold everyone up at the join. Decode chunks are sized by bytes
+  // (large enough to amortise the counter, small enough to balance); prefill chunks by panels so
+  // each chunk's widened weights stay in L2 while every token passes over them.
+  const int64_t row_bytes = static_cast<int64_t>(dtype_bytes(W.dtype, cols));
+  int64_t chunk_rows;
+  if (n_tokens == 1) {
+    chunk_rows = std::max<int64_t>(1, (256 * 1024) / row_bytes);
+  } else {
+    const int64_t compute_bytes = W.dtype == DType::BF16 && ks.bf16_takes_bf16_x ? 2 : 4;
+    chunk_rows = std::max<int64_t>(1, (256 * 1024) / (cols * compute_bytes));
+  }
+  chunk_rows = (chunk_rows + detail::kPanelRows - 1) / detail::kPanelRows * detail::kPanelRows;
+  const int64_t n_chunks = (rows + chunk_rows - 1) / chunk_rows;
+  const bool needs_scratch = n_tokens > 1 && W.dtype != DType::F32;
+
+  const int64_t flops = rows * cols * n_tokens;
+  if (pool.size() == 1 || n_chunks == 1 || flops < 64 * 1024) {
+    std::vector<float> scratch(needs_scratch ? static_cast<size_t>(chunk_rows * cols) : 0);
+    for (int64_t c = 0; c < n_chunks; ++c)
+      fn(args, c * chunk_rows, std::min(rows, (c + 1) * chunk_rows),
+         needs_scratch ? scratch.data() : nullptr);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    std::vector<float> scratch(needs_scratch ? static_cast<size_t>(chunk_rows * cols) : 0);
+    for (;;) {
+      int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= n_chunks) break;
+      fn(args, c * chunk_rows, std::min(rows, (c + 1) * chunk_rows),
+         needs_scratch ? scratch.data() : nullptr);
+    }
+  });
+}
+
+void to_f32(const TensorView& t, int64_t offset, int64_t n, float* out) {
+  const DTypeInfo* info = dtype_info(t.dtype);
+  if (info == nullptr) fail("to_f32: tensor ", t.name, " has an unknown dtype");
+  if (offset < 0 || n < 0 || offset + n > t.numel())
+    fail("to_f32: range [", offset, ", ", offset + n, ") is outside tensor ", t.name, " ",
+         t.shape_string(), " of ", t.numel(), " elements");
+  if (offset % info->block_size != 0 || n % info->block_size != 0)
+    fail("to_f32: range [", offset, ", ", offset + n, ") of tensor ", t.name, " is not aligned to ",
+         info->name, " blocks of ", info->block_size);
+  const size_t begin = dtype_bytes(t.dtype, offset);
+  if (t.data == nullptr || begin + dtype_bytes(t.dtype, n) > t.nbytes)
+    fail("to_f32: tensor ", t.name, " data is shorter than its shape ", t.shape_string());
+  const uint8_t* src = t.data + begin;
+  switch (t.dtype) {
+    case DType::F32:
+      std::memcpy(out, src, static_cast<size_t>(n) * 4);
+      return;
+    case DType::F16:
+      kernel_set(active_path()).f16_to_f32(reinterpret_cast<const uint16_t*>(src), n, out);
+      return;
+    case DType::BF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        out[i] = detail::bf16_to_f32(h);
+      }
+      return;
+    default:
+      dequantize(t.dtype, src, n, out);
+  }
+}
+
+void rmsnorm(const float* x, const float* w, int64_t n, double eps, float* out) {
+  kernel_set(active_path()).rmsnorm(x, w, n, eps, out);
+}
+
+void rope_neox(float* head, int64_t head_dim, const float* inv_freq, int64_t position) {
+  const int64_t half = head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    // The angle is formed in f32 like the reference implementations; cos/sin of that angle are
+    // then exact to f32 rounding.
+    const float angle = static_cast<float>(position) * inv_freq[i];
+    const float c = static_cast<float>(std::cos(static_cast<double>(angle)));
+    const float s = static_cast<float>(std::sin(static_cast<double>(angle)));
+    const float a = head[i], b = head[i + half];
+    head[i] = a * c - b * s;
+    head[i + half] = b * c + a * s;
+  }
+}
+
+void rope_cos_sin(const float* inv_freq, int64_t half, int64_t position, float* cos_out,
+                  float* sin_out) {
+  for (int64_t i = 0; i < half; ++i) {
+    const float angle = static_cast<float>(position) * inv_freq[i];
+    cos_out[i] = static_cast<float>(std::cos(static_cast<double>(angle)));
+    sin_out[i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+  }
+}
+
+void rope_neox_cs(float* head, int64_t head_dim, const float* cos_v, const float* sin_v) {
+  const int64_t half = head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float a = head[i], b = head[i + half];
+    head[i] = a * cos_v[i] - b * sin_v[i];
+    head[i + half] = b * cos_v[i] + a * sin_v[i];
+  }
+}
+
+void swiglu(const float* gate, const float* up, int64_t n, float* out) {
+  kernel_set(active_path()).swiglu(gate, up, n, out);
+}
+
+void softmax(float* x, int64_t n) { kernel_set(active_path()).softmax(x, n); }
+
+void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
+              float scale, float* scores) {
+  kernel_set(active_path()).dot_rows(q, rows, stride, n, dim, scale, scores);
+}
+
+void accumulate_rows(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
+                     float* out) {
+  kernel_set(active_path()).accumulate_rows(p, rows, stride, n, dim, out);
+}
+
+}  // namespace kexa::kernels

@@ -1,0 +1,450 @@
+// Float kernels on every instruction-set path this CPU has, against double-precision references
+// written independently here (conversions use the compiler's _Float16 and frexp-based rounding,
+// not the kernels' bit tricks), and the thread pool.
+#include "kernels/kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "formats/tensor.h"
+#include "kernels/float_kernels.h"
+#include "util/error.h"
+#include "util/thread_pool.h"
+
+namespace kexa {
+namespace {
+
+using kernels::CpuPath;
+
+std::vector<CpuPath> available_paths() {
+  std::vector<CpuPath> out;
+  for (CpuPath p : {CpuPath::Portable, CpuPath::Avx2, CpuPath::Avx512})
+    if (kernels::path_supported(p)) out.push_back(p);
+  return out;
+}
+
+// bf16 rounding to nearest, ties to even, computed with frexp/nearbyint (independent of the
+// kernels' integer trick). Inputs here are normal numbers.
+float ref_round_bf16(float v) {
+  if (v == 0.0f || !std::isfinite(v)) return v;
+  int e;
+  double m = std::frexp(static_cast<double>(v), &e);  // v = m * 2^e, 0.5 <= |m| < 1
+  double scaled = std::nearbyint(std::ldexp(m, 8));   // 8 significant bits
+  return static_cast<float>(std::ldexp(scaled, e - 8));
+}
+
+float bf16_bits_value(uint16_t bits) {
+  uint32_t u = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+struct Weights {
+  std::vector<uint8_t> bytes;
+  std::vector<double> values;  // exact value of each stored element
+  TensorView view;
+};
+
+Weights make_weights(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  Weights w;
+  const int64_t n = rows * cols;
+  w.values.resize(static_cast<size_t>(n));
+  const size_t esize = dtype == DType::F32 ? 4 : 2;
+  w.bytes.resize(static_cast<size_t>(n) * esize);
+  for (int64_t i = 0; i < n; ++i) {
+    float v = dist(rng);
+    if (dtype == DType::F32) {
+      std::memcpy(&w.bytes[i * 4], &v, 4);
+      w.values[i] = v;
+    } else if (dtype == DType::F16) {
+      _Float16 h = static_cast<_Float16>(v);
+      std::memcpy(&w.bytes[i * 2], &h, 2);
+      w.values[i] = static_cast<double>(static_cast<float>(h));
+    } else {
+      uint32_t u;
+      std::memcpy(&u, &v, 4);
+      uint16_t bits = static_cast<uint16_t>(u >> 16);  // truncation: any bf16 value will do
+      std::memcpy(&w.bytes[i * 2], &bits, 2);
+      w.values[i] = bf16_bits_value(bits);
+    }
+  }
+  w.view.name = "test.weight";
+  w.view.dtype = dtype;
+  w.view.shape = {rows, cols};
+  w.view.data = w.bytes.data();
+  w.view.nbytes = w.bytes.size();
+  return w;
+}
+
+struct Case {
+  DType dtype;
+  int64_t rows, cols, tokens;
+};
+
+void check_matmul(const Case& c, CpuPath path, ThreadPool& pool, std::mt19937& rng) {
+  Weights w = make_weights(c.dtype, c.rows, c.cols, rng);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(c.tokens * c.cols));
+  for (float& v : x) v = dist(rng);
+  std::vector<float> y(static_cast<size_t>(c.tokens * c.rows), std::nanf(""));
+  kernels::matmul(w.view, x.data(), c.tokens, y.data(), pool, path);
+
+  const std::string where = dtype_name(c.dtype) + " " + kernels::path_name(path) + " rows " +
+                            std::to_string(c.rows) + " cols " + std::to_string(c.cols) +
+                            " tokens " + std::to_string(c.tokens);
+  int bad = 0;
+  for (int64_t t = 0; t < c.tokens; ++t) {
+    for (int64_t r = 0; r < c.rows; ++r) {
+      double sum = 0, abs_sum = 0;
+      for (int64_t k = 0; k < c.cols; ++k) {
+        double xv = x[t * c.cols + k];
+        if (c.dtype == DType::BF16) xv = ref_round_bf16(static_cast<float>(xv));
+        double p = w.values[r * c.cols + k] * xv;
+        sum += p;
+        abs_sum += std::fabs(p);
+      }
+      // Only f32 summation error remains (products of f16/bf16 values with f32 or bf16
+      // activations are exact in the reference); 4e-6 relative to sum|w*x| allows a few ulps
+      // per addition level yet is far below any single product.
+      const double tol = 4e-6 * abs_sum + 1e-30;
+      const double got = y[t * c.rows + r];
+      if (!(std::fabs(got - sum) <= tol) && ++bad <= 5)
+        ADD_FAILURE() << where << ": y[" << t << "][" << r << "] = " << got << ", expected " << sum
+                      << " (tol " << tol << ")";
+    }
+  }
+  EXPECT_EQ(bad, 0) << where;
+}
+
+TEST(Kernels, PathsAreOrdered) {
+  EXPECT_TRUE(kernels::path_supported(CpuPath::Portable));
+  EXPECT_TRUE(kernels::path_supported(kernels::active_path()));
+  EXPECT_LE(static_cast<int>(kernels::active_path()), static_cast<int>(kernels::best_path()));
+  EXPECT_FALSE(kernels::path_name(kernels::best_path()).empty());
+}
+
+TEST(Kernels, MatmulEveryPathDtypeAndShape) {
+  std::mt19937 rng(1234);
+  ThreadPool pool(2);
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {
+      {1, 1},     {5, 7},     {37, 33},   {19, 100}, {16, 64},
+      {131, 257}, {45, 1000}, {700, 520}, {9, 2100}};  // the last two span several work chunks and
+                                                       // several K blocks
+  for (CpuPath path : available_paths())
+    for (DType dtype : {DType::F32, DType::F16, DType::BF16})
+      for (auto [rows, cols] : shapes)
+        for (int64_t tokens : {1, 3, 17, 64}) {
+          // Keeps the double-precision reference affordable (also under ASan).
+          if (rows * cols * tokens > 3'000'000 && tokens != 17) continue;
+          check_matmul({dtype, rows, cols, tokens}, path, pool, rng);
+        }
+}
+
+TEST(Kernels, MatmulSameResultForAnyThreadCount) {
+  std::mt19937 rng(99);
+  for (CpuPath path : available_paths())
+    for (DType dtype : {DType::F32, DType::F16, DType::BF16})
+      for (int64_t tokens : {1, 7, 40}) {
+        Weights w = make_weights(dtype, 600, 300, rng);
+        std::normal_distribution<float> dist;
+        std::vector<float> x(static_cast<size_t>(tokens * 300));
+        for (float& v : x) v = dist(rng);
+        std::vector<std::vector<float>> results;
+        for (int threads : {1, 2, 3, 5}) {
+          ThreadPool pool(threads);
+          std::vector<float> y(static_cast<size_t>(tokens * 600));
+          kernels::matmul(w.view, x.data(), tokens, y.data(), pool, path);
+          results.push_back(std::move(y));
+        }
+        for (size_t i = 1; i < results.size(); ++i)
+          EXPECT_EQ(0, std::memcmp(results[0].data(), results[i].data(),
+                                   results[0].size() * sizeof(float)))
+              << dtype_name(dtype) << " " << kernels::path_name(path) << " tokens " << tokens;
+      }
+}
+
+// safetensors gives no alignment guarantee, so weights may start at any byte.
+TEST(Kernels, MatmulMisalignedWeights) {
+  std::mt19937 rng(5);
+  ThreadPool pool(2);
+  for (CpuPath path : available_paths())
+    for (DType dtype : {DType::F32, DType::F16, DType::BF16})
+      for (int64_t tokens : {1, 5}) {
+        Weights w = make_weights(dtype, 37, 70, rng);
+        std::vector<uint8_t> shifted(w.bytes.size() + 1);
+        std::memcpy(shifted.data() + 1, w.bytes.data(), w.bytes.size());
+        TensorView odd = w.view;
+        odd.data = shifted.data() + 1;
+        std::vector<float> x(static_cast<size_t>(tokens * 70), 0.25f);
+        for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 13) - 6.0f;
+        std::vector<float> a(static_cast<size_t>(tokens * 37)), b(a.size());
+        kernels::matmul(w.view, x.data(), tokens, a.data(), pool, path);
+        kernels::matmul(odd, x.data(), tokens, b.data(), pool, path);
+        EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4))
+            << dtype_name(dtype) << " " << kernels::path_name(path);
+      }
+}
+
+TEST(Kernels, MatmulRejectsBadViews) {
+  ThreadPool pool(1);
+  std::vector<uint8_t> bytes(10 * 8 * 4);
+  TensorView v{"blk.0.ffn_up.weight", DType::F32, {10, 8}, bytes.data(), bytes.size() - 4};
+  std::vector<float> x(8), y(10);
+  try {
+    kernels::matmul(v, x.data(), 1, y.data(), pool);
+    FAIL() << "short view accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.0.ffn_up.weight"), std::string::npos) << e.what();
+  }
+  TensorView v3{"w3", DType::F32, {2, 5, 8}, bytes.data(), bytes.size()};
+  EXPECT_THROW(kernels::matmul(v3, x.data(), 1, y.data(), pool), Error);
+}
+
+TEST(Kernels, ToF32AllF16BitPatternsAndBf16) {
+  std::vector<uint16_t> all(65536);
+  for (int i = 0; i < 65536; ++i) all[i] = static_cast<uint16_t>(i);
+  TensorView v{"h", DType::F16, {65536}, reinterpret_cast<const uint8_t*>(all.data()), 131072};
+  std::vector<float> out(65536);
+  kernels::to_f32(v, 0, 65536, out.data());
+  for (int i = 0; i < 65536; ++i) {
+    _Float16 h;
+    std::memcpy(&h, &all[i], 2);
+    float expect = static_cast<float>(h);
+    if (std::isnan(expect)) {
+      EXPECT_TRUE(std::isnan(out[i])) << i;
+    } else {
+      uint32_t a, b;
+      std::memcpy(&a, &expect, 4);
+      std::memcpy(&b, &out[i], 4);
+      ASSERT_EQ(a, b) << "f16 bits " << i;
+    }
+  }
+  TensorView b{"b", DType::BF16, {65536}, reinterpret_cast<const uint8_t*>(all.data()), 131072};
+  kernels::to_f32(b, 100, 300, out.data());
+  for (int i = 0; i < 300; ++i) {
+    float e = bf16_bits_value(static_cast<uint16_t>(100 + i));
+    EXPECT_EQ(0, std::memcmp(&e, &out[i], 4)) << i;
+  }
+  std::vector<float> f = {1.5f, -2.0f, 3.25f};
+  TensorView fv{"f", DType::F32, {3}, reinterpret_cast<const uint8_t*>(f.data()), 12};
+  kernels::to_f32(fv, 1, 2, out.data());
+  EXPECT_EQ(out[0], -2.0f);
+  EXPECT_EQ(out[1], 3.25f);
+  EXPECT_THROW(kernels::to_f32(fv, 2, 2, out.data()), Error);
+}
+
+// The element-wise kernels of one path; the public functions run the active path's.
+struct Elementwise {
+  std::string name;
+  void (*rmsnorm)(const float*, const float*, int64_t, double, float*);
+  void (*swiglu)(const float*, const float*, int64_t, float*);
+  void (*softmax)(float*, int64_t);
+  void (*dot_rows)(const float*, const float*, int64_t, int64_t, int64_t, float, float*);
+  void (*accumulate_rows)(const float*, const float*, int64_t, int64_t, int64_t, float*);
+};
+
+std::vector<Elementwise> elementwise_paths() {
+  std::vector<Elementwise> out = {{"public", kernels::rmsnorm, kernels::swiglu, kernels::softmax,
+                                   kernels::dot_rows, kernels::accumulate_rows}};
+  for (CpuPath p : available_paths()) {
+    const kernels::detail::FloatKernelSet& ks =
+        p == CpuPath::Avx512 ? kernels::detail::avx512_kernels()
+        : p == CpuPath::Avx2 ? kernels::detail::avx2_kernels()
+                             : kernels::detail::portable_kernels();
+    out.push_back({kernels::path_name(p), ks.rmsnorm, ks.swiglu, ks.softmax, ks.dot_rows,
+                   ks.accumulate_rows});
+  }
+  return out;
+}
+
+TEST(Kernels, RmsnormSwigluSoftmax) {
+  for (const Elementwise& k : elementwise_paths()) {
+    SCOPED_TRACE(k.name);
+    std::mt19937 rng(7);
+    std::normal_distribution<float> dist(0.0f, 3.0f);
+    for (int64_t n : {1, 7, 64, 100, 2048, 4099}) {
+      std::vector<float> x(n), w(n), out(n), up(n);
+      for (auto& v : x) v = dist(rng);
+      for (auto& v : w) v = dist(rng);
+      for (auto& v : up) v = dist(rng);
+      double ss = 0;
+      for (float v : x) ss += static_cast<double>(v) * v;
+      const double scale = 1.0 / std::sqrt(ss / n + 1e-5);
+      k.rmsnorm(x.data(), w.data(), n, 1e-5, out.data());
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(out[i], x[i] * scale * w[i], 2e-6 * std::fabs(x[i] * scale * w[i]) + 1e-30);
+      k.rmsnorm(x.data(), nullptr, n, 1e-5, out.data());
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(out[i], x[i] * scale, 2e-6 * std::fabs(x[i] * scale) + 1e-30);
+      std::vector<float> inplace = x;
+      k.rmsnorm(inplace.data(), w.data(), n, 1e-5, inplace.data());
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(inplace[i], x[i] * scale * w[i], 2e-6 * std::fabs(x[i] * scale * w[i]) + 1e-30);
+
+      k.swiglu(x.data(), up.data(), n, out.data());
+      for (int64_t i = 0; i < n; ++i) {
+        double g = x[i];
+        double e = g / (1 + std::exp(-g)) * up[i];
+        ASSERT_NEAR(out[i], e, 4e-6 * std::fabs(e) + 1e-30) << "swiglu n " << n << " i " << i;
+      }
+
+      std::vector<float> s = x;
+      for (auto& v : s) v *= 10;  // a wide range of exponents
+      double mx = s[0];
+      for (float v : s) mx = std::max<double>(mx, v);
+      double z = 0;
+      for (float v : s) z += std::exp(v - mx);
+      std::vector<float> sm = s;
+      k.softmax(sm.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        double e = std::exp(s[i] - mx) / z;
+        ASSERT_NEAR(sm[i], e, 4e-6 * e + 1e-37) << "softmax n " << n << " i " << i;
+      }
+    }
+    // Extreme inputs: large negative gates give 0, -inf logits give probability 0.
+    std::vector<float> g = {-200.0f, 200.0f, 0.0f}, u = {1.0f, 1.0f, 1.0f}, o(3);
+    k.swiglu(g.data(), u.data(), 3, o.data());
+    EXPECT_NEAR(o[0], 0.0f, 1e-30);
+    EXPECT_FLOAT_EQ(o[1], 200.0f);
+    EXPECT_EQ(o[2], 0.0f);
+    std::vector<float> l = {-INFINITY, 0.0f, -INFINITY};
+    k.softmax(l.data(), 3);
+    EXPECT_EQ(l[0], 0.0f);
+    EXPECT_EQ(l[1], 1.0f);
+  }
+}
+
+TEST(Kernels, AttentionRowKernels) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist;
+  for (const Elementwise& k : elementwise_paths()) {
+    SCOPED_TRACE(k.name);
+    for (int64_t dim : {64, 128, 5, 40, 80}) {
+      for (int64_t n : {1, 3, 4, 9, 130}) {
+        const int64_t stride = dim * 3 + 1;  // rows interleaved with other heads' data
+        std::vector<float> q(dim), rows(n * stride), p(n), scores(n), out(dim), out0(dim);
+        for (auto& v : q) v = dist(rng);
+        for (auto& v : rows) v = dist(rng);
+        for (auto& v : p) v = dist(rng);
+        for (auto& v : out0) v = dist(rng);
+        k.dot_rows(q.data(), rows.data(), stride, n, dim, 0.125f, scores.data());
+        for (int64_t j = 0; j < n; ++j) {
+          double e = 0, a = 0;
+          for (int64_t d = 0; d < dim; ++d) {
+            e += static_cast<double>(q[d]) * rows[j * stride + d];
+            a += std::fabs(static_cast<double>(q[d]) * rows[j * stride + d]);
+          }
+          ASSERT_NEAR(scores[j], e * 0.125, 4e-6 * a * 0.125) << "dim " << dim << " n " << n;
+        }
+        out = out0;
+        k.accumulate_rows(p.data(), rows.data(), stride, n, dim, out.data());
+        for (int64_t d = 0; d < dim; ++d) {
+          double e = out0[d], a = std::fabs(out0[d]);
+          for (int64_t j = 0; j < n; ++j) {
+            e += static_cast<double>(p[j]) * rows[j * stride + d];
+            a += std::fabs(static_cast<double>(p[j]) * rows[j * stride + d]);
+          }
+          ASSERT_NEAR(out[d], e, 4e-6 * a) << "dim " << dim << " n " << n;
+        }
+      }
+    }
+  }
+}
+
+TEST(Kernels, RopeNeox) {
+  const int64_t hd = 64;
+  std::vector<float> inv(hd / 2);
+  for (int64_t i = 0; i < hd / 2; ++i)
+    inv[i] = static_cast<float>(std::pow(1000000.0, -2.0 * i / hd));
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist;
+  for (int64_t pos : {0, 1, 17, 4095, 70000}) {
+    std::vector<float> h(hd);
+    for (auto& v : h) v = dist(rng);
+    std::vector<float> a = h, b = h, c(hd / 2), s(hd / 2);
+    kernels::rope_neox(a.data(), hd, inv.data(), pos);
+    kernels::rope_cos_sin(inv.data(), hd / 2, pos, c.data(), s.data());
+    kernels::rope_neox_cs(b.data(), hd, c.data(), s.data());
+    for (int64_t i = 0; i < hd / 2; ++i) {
+      double ang = static_cast<double>(static_cast<float>(pos) * inv[i]);
+      double e0 = h[i] * std::cos(ang) - h[i + hd / 2] * std::sin(ang);
+      double e1 = h[i + hd / 2] * std::cos(ang) + h[i] * std::sin(ang);
+      EXPECT_NEAR(a[i], e0, 1e-5);
+      EXPECT_NEAR(a[i + hd / 2], e1, 1e-5);
+    }
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), hd * 4)) << pos;
+  }
+}
+
+TEST(ThreadPool, EveryIndexRunsOnceAndJoins) {
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.size(), threads);
+    std::vector<std::atomic<int>> hits(threads);
+    for (int round = 0; round < 2000; ++round) {
+      pool.run([&](int index, int n) {
+        ASSERT_EQ(n, threads);
+        hits[index].fetch_add(1, std::memory_order_relaxed);
+      });
+    }
+    for (int i = 0; i < threads; ++i) EXPECT_EQ(hits[i].load(), 2000) << i;
+  }
+}
+
+TEST(ThreadPool, ParallelForCoversRangeExactlyOnce) {
+  ThreadPool pool(3);
+  for (int64_t n : {0, 1, 2, 3, 5, 100, 1001}) {
+    std::vector<int> seen(static_cast<size_t>(n), 0);
+    pool.parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) ++seen[i];
+    });
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i], 1) << n << " " << i;
+  }
+}
+
+TEST(ThreadPool, ManySmallRunsAfterSleeping) {
+  ThreadPool pool(2);
+  int64_t total = 0;
+  std::atomic<int64_t> sum{0};
+  for (int round = 0; round < 20000; ++round) {
+    pool.parallel_for(10, [&](int64_t b, int64_t e) {
+      int64_t s = 0;
+      for (int64_t i = b; i < e; ++i) s += i;
+      sum.fetch_add(s);
+    });
+    total += 45;
+    // Now and then let the workers fall asleep on the futex, then wake them again.
+    if (round % 5000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(sum.load(), total);
+}
+
+TEST(ThreadPool, ExceptionsReachTheCaller) {
+  ThreadPool pool(2);
+  EXPECT_THROW(pool.run([](int index, int) {
+    if (index == 1) throw std::runtime_error("worker failed");
+  }),
+               std::runtime_error);
+  EXPECT_THROW(pool.run([](int index, int) {
+    if (index == 0) throw std::runtime_error("caller failed");
+  }),
+               std::runtime_error);
+  std::atomic<int> ok{0};
+  pool.run([&](int, int) { ok.fetch_add(1); });
+  EXPECT_EQ(ok.load(), 2);
+}
+
+}  // namespace
+}  // namespace kexa
