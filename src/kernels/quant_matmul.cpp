@@ -1,16 +1,110 @@
-// PLACEHOLDER: replaced by the owner of quantized kernels.
+// Quantized matmul driver: quantizes the activations once per call, then splits the weight rows
+// over the thread pool. Rows are walked in panels; within a panel each weight row is unpacked
+// once for up to kMaxTokens tokens, so prefill reads the weights from memory once per panel while
+// the (small) activation rows stay in cache.
 #include "kernels/quant_matmul.h"
 
+#include <algorithm>
+#include <vector>
+
+#include "kernels/quant_blocks.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace kexa::kernels {
 
-void matmul_quantized(const TensorView& W, const float*, int64_t, float*, ThreadPool&) {
-  fail(W.name, ": weight type ", dtype_name(W.dtype), " is not supported yet");
+using namespace quant;
+
+namespace {
+
+bool cpu_has_vnni() {
+#if defined(__x86_64__)
+  static const bool yes = __builtin_cpu_supports("avx512vnni") != 0;
+  return yes;
+#else
+  return false;
+#endif
 }
 
-void dequantize(DType type, const uint8_t*, int64_t, float*) {
-  fail("dequantize: type ", dtype_name(type), " is not supported yet");
+const DotKernels& dots_for(CpuPath path) {
+  if (!path_supported(path))
+    fail("quantized matmul: CPU path ", path_name(path), " is not supported by this CPU");
+  switch (path) {
+    case CpuPath::Avx512:
+      return cpu_has_vnni() ? avx512_dots() : avx2_dots();
+    case CpuPath::Avx2:
+      return avx2_dots();
+    case CpuPath::Portable:
+      break;
+  }
+  return portable_dots();
+}
+
+// Rows per unit of work: enough that the activation blocks of a token group are reused across
+// many weight rows, small enough that two threads split a 2048-row matrix evenly.
+constexpr int64_t kPanelRows = 16;
+
+}  // namespace
+
+void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, float* y,
+                      ThreadPool& pool) {
+  matmul_quantized(W, x, n_tokens, y, pool, active_path());
+}
+
+void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, float* y,
+                      ThreadPool& pool, CpuPath path) {
+  if (!is_quantized(W.dtype))
+    fail("quantized matmul: ", W.name, ": weight type ", dtype_name(W.dtype),
+         " is not a supported quantized type");
+  if (W.shape.size() != 2)
+    fail("quantized matmul: weight ", W.name, " must be 2-D, got shape ", W.shape_string());
+  const int64_t rows = W.rows(), cols = W.cols();
+  const DTypeInfo* info = dtype_info(W.dtype);
+  if (cols % info->block_size != 0)
+    fail("quantized matmul: ", W.name, " ", W.shape_string(), " ", info->name,
+         ": row length is not a multiple of the block size ", info->block_size);
+  const size_t row_bytes = dtype_bytes(W.dtype, cols);
+  if (W.data == nullptr || W.nbytes < row_bytes * static_cast<size_t>(rows))
+    fail("quantized matmul: ", W.name, " needs ", row_bytes * static_cast<size_t>(rows),
+         " bytes, view has ", W.nbytes);
+  if (n_tokens <= 0) return;
+
+  const RowDotFn dot = pick(dots_for(path), W.dtype);
+  const int64_t nb = cols / info->block_size;
+
+  // Activations, quantized once per call; each token's blocks are contiguous.
+  const bool k_quant = act_kind(W.dtype) == ActKind::Block256;
+  const size_t act_stride = static_cast<size_t>(nb) * (k_quant ? sizeof(ActBlock256) : sizeof(ActBlock32));
+  std::vector<uint8_t> act(act_stride * static_cast<size_t>(n_tokens));
+  auto quantize_tokens = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      uint8_t* dst = act.data() + act_stride * static_cast<size_t>(t);
+      if (k_quant)
+        quantize_act256(x + t * cols, cols, reinterpret_cast<ActBlock256*>(dst));
+      else
+        quantize_act32(x + t * cols, cols, reinterpret_cast<ActBlock32*>(dst));
+    }
+  };
+  if (n_tokens >= 4)
+    pool.parallel_for(n_tokens, quantize_tokens);
+  else
+    quantize_tokens(0, n_tokens);
+
+  const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
+  pool.parallel_for(n_panels, [&](int64_t p0, int64_t p1) {
+    float out[kMaxTokens];
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t r0 = p * kPanelRows, r1 = std::min(rows, r0 + kPanelRows);
+      for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
+        const int nt = static_cast<int>(std::min<int64_t>(kMaxTokens, n_tokens - t0));
+        const uint8_t* a = act.data() + act_stride * static_cast<size_t>(t0);
+        for (int64_t r = r0; r < r1; ++r) {
+          dot(W.data + row_bytes * static_cast<size_t>(r), a, act_stride, nt, nb, out);
+          for (int t = 0; t < nt; ++t) y[(t0 + t) * rows + r] = out[t];
+        }
+      }
+    }
+  });
 }
 
 }  // namespace kexa::kernels

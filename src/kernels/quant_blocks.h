@@ -1,0 +1,158 @@
+// Internal to src/kernels: ggml's block layouts for the quantized types (byte-for-byte what a GGUF
+// file holds), the int8 activation blocks the dot products use, and the per-instruction-set dot
+// kernel tables. Each SIMD file compiles with its own target attribute, so only plain data and
+// function pointers cross file boundaries.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "formats/tensor.h"
+
+namespace kexa::kernels::quant {
+
+constexpr int kQK = 32;    // elements per block of Q4_0 ... Q8_0
+constexpr int kQKK = 256;  // elements per super-block of the K-quants
+
+// Half floats are kept as raw bits: the structs must match the file layout exactly.
+struct BlockQ4_0 { uint16_t d; uint8_t qs[16]; };
+struct BlockQ4_1 { uint16_t d, m; uint8_t qs[16]; };
+struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; };
+struct BlockQ5_1 { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; };
+struct BlockQ8_0 { uint16_t d; int8_t qs[32]; };
+struct BlockQ2_K { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; };
+struct BlockQ3_K { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; };
+struct BlockQ4_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };
+struct BlockQ5_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
+struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };
+
+static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22 &&
+              sizeof(BlockQ5_1) == 24 && sizeof(BlockQ8_0) == 34);
+static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(BlockQ4_K) == 144 &&
+              sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
+
+// Activations of one token for the 32-element types: x ~= d * qs, sum = sum(qs).
+struct ActBlock32 {
+  int8_t qs[32];
+  float d;
+  int32_t sum;
+};
+
+// Activations of one token for the K-quants: one scale per 256, sums per 16 for the offsets and
+// minimums of the weight formats.
+struct ActBlock256 {
+  int8_t qs[256];
+  float d;
+  int16_t bsums[16];
+};
+
+// Exact half -> float (all halves, subnormals included).
+inline float half_to_float(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else {
+    int shift = 0;
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      ++shift;
+    }
+    bits = sign | (static_cast<uint32_t>(113 - shift) << 23) | ((mant & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// float -> half, round to nearest even, overflow to infinity (what F16C's vcvtps2ph does).
+inline uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
+  if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
+  if (ax < 0x38800000u) {
+    // Result is subnormal (or zero): value / 2^-24 rounded to nearest even.
+    if (ax < 0x33000000u) return static_cast<uint16_t>(sign);  // below half the smallest
+    const uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
+    const int shift = 126 - static_cast<int>(ax >> 23);  // 14..24
+    uint32_t q = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1);
+    const uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) ++q;
+    return static_cast<uint16_t>(sign | q);
+  }
+  uint32_t r = ax - 0x38000000u;  // rebias exponent 127 -> 15
+  r += 0xfffu + ((r >> 13) & 1u);
+  return static_cast<uint16_t>(sign | (r >> 13));
+}
+
+// Round to nearest, ties to even, for |v| < 2^22 (the quantizers' rounding).
+inline int nearest_int(float v) {
+  float t = v + 12582912.f;
+  int32_t i;
+  std::memcpy(&i, &t, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+// The 6-bit scale and minimum j (0..7) of a Q4_K / Q5_K super-block.
+inline void scale_min_k4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+// Activation quantizers (same on every path so results do not depend on the path's rounding).
+void quantize_act32(const float* x, int64_t n, ActBlock32* out);
+void quantize_act256(const float* x, int64_t n, ActBlock256* out);
+
+// Which activation format a weight type dots with.
+enum class ActKind { Block32, Block256 };
+ActKind act_kind(DType type);
+
+// Dot products of one weight row with n_tok (1..kMaxTokens) activation rows:
+// out[t] = sum over the row of w * x_t. `act` points at token 0's first block; token t's blocks
+// start act_stride bytes later per token.
+constexpr int kMaxTokens = 4;
+using RowDotFn = void (*)(const uint8_t* w, const void* act, size_t act_stride, int n_tok,
+                          int64_t n_blocks, float* out);
+
+struct DotKernels {
+  RowDotFn q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k;
+};
+
+const DotKernels& portable_dots();
+// Only valid to call when the CPU supports the instruction set (AVX2+FMA+F16C; AVX-512 with VNNI).
+const DotKernels& avx2_dots();
+const DotKernels& avx512_dots();
+
+inline RowDotFn pick(const DotKernels& k, DType type) {
+  switch (type) {
+    case DType::Q4_0: return k.q4_0;
+    case DType::Q4_1: return k.q4_1;
+    case DType::Q5_0: return k.q5_0;
+    case DType::Q5_1: return k.q5_1;
+    case DType::Q8_0: return k.q8_0;
+    case DType::Q2_K: return k.q2_k;
+    case DType::Q3_K: return k.q3_k;
+    case DType::Q4_K: return k.q4_k;
+    case DType::Q5_K: return k.q5_k;
+    case DType::Q6_K: return k.q6_k;
+    default: return nullptr;
+  }
+}
+
+}  // namespace kexa::kernels::quant
