@@ -14,5 +14,7 @@ int quantize_main(int argc, char** argv);  // kexa quantize
 int tokenizer_main(int argc, char** argv);  // kexa tokenizer train/stats
 int pull_main(int argc, char** argv);       // kexa pull
 int serve_main(int argc, char** argv);      // kexa serve
+int rag_main(int argc, char** argv);        // kexa rag ingest/search/delete
+int sql_main(int argc, char** argv);        // kexa sql
 
 }  // namespace kexa::cli

@@ -28,6 +28,8 @@ constexpr Command kCommands[] = {
     {"tokenizer", kexa::cli::tokenizer_main, "train a BPE/SuperBPE tokenizer, or measure one"},
     {"bench", kexa::cli::bench_main, "measure prefill and decode speed"},
     {"pull", kexa::cli::pull_main, "download a model from the Hugging Face Hub into its cache"},
+    {"rag", kexa::cli::rag_main, "document store: ingest and search (retrieval for grounded answers)"},
+    {"sql", kexa::cli::sql_main, "run SQL safely against a database; schema linking"},
 };
 
 // Every command accepts a Hub model name wherever it takes a model path: -m/--model values, and

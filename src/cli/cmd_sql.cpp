@@ -1,0 +1,196 @@
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "sql/sql.h"
+#include "util/error.h"
+
+namespace kexa::cli {
+namespace {
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("sql: cannot open ", path);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail("sql: ", path, " is not valid JSON: ", e.what());
+  }
+}
+
+// Hidden benchmark: schema-linking recall and table share on Spider/BIRD-format files.
+int bench_linking(const std::string& tables_path, const std::string& questions_path,
+                  const std::string& db_dir, size_t samples) {
+  auto schemas = sql::schemas_from_spider_json(read_json(tables_path));
+  std::map<std::string, sql::Schema> by_id;
+  for (auto& [id, s] : schemas) {
+    // Sample values come from the databases themselves when they are at hand.
+    std::string file = db_dir + "/" + id + "/" + id + ".sqlite";
+    if (!db_dir.empty() && samples > 0 && std::filesystem::exists(file)) {
+      sql::SqliteExecutor ex(file);
+      sql::Schema live = ex.schema(samples);
+      for (auto& t : s.tables) {
+        int lt = live.find(t.name);
+        if (lt < 0) continue;
+        for (auto& c : t.columns) {
+          for (auto& lc : live.tables[static_cast<size_t>(lt)].columns) {
+            if (lc.name == c.name) c.samples = lc.samples;
+          }
+        }
+      }
+    }
+    by_id[id] = std::move(s);
+  }
+  auto questions = read_json(questions_path);
+  size_t total = 0, covered = 0, skipped = 0;
+  double share = 0;
+  std::map<std::string, std::pair<size_t, size_t>> per_len;
+  for (const auto& q : questions) {
+    std::string id = q.at("db_id");
+    std::string gold = q.contains("query") ? q.at("query").get<std::string>() : q.at("SQL").get<std::string>();
+    std::string text = q.at("question");
+    if (q.contains("evidence")) text += " " + q.at("evidence").get<std::string>();
+    auto it = by_id.find(id);
+    if (it == by_id.end()) fail("sql: question for unknown db_id ", id);
+    auto need = sql::tables_in_sql(it->second, gold);
+    if (need.empty()) {
+      ++skipped;
+      continue;
+    }
+    sql::LinkOptions lo;
+    if (const char* e = std::getenv("KEXA_SQL_KEEP")) lo.keep_ratio = std::atof(e);
+    if (const char* e = std::getenv("KEXA_SQL_NEIGH")) lo.neighbour_ratio = std::atof(e);
+    auto got = sql::link_schema(it->second, text, lo);
+    bool ok = true;
+    for (auto& t : need) {
+      if (std::find(got.tables.begin(), got.tables.end(), t) == got.tables.end()) ok = false;
+    }
+    ++total;
+    covered += ok;
+    share += static_cast<double>(got.tables.size()) / static_cast<double>(it->second.tables.size());
+    if (std::getenv("KEXA_SQL_BENCH_MISSES") && !ok) {
+      std::printf("MISS %s | %s | need:", id.c_str(), text.c_str());
+      for (auto& t : need) std::printf(" %s", t.c_str());
+      std::printf(" | got:");
+      for (auto& t : got.tables) std::printf(" %s", t.c_str());
+      std::printf("\n");
+    }
+  }
+  nlohmann::json out = {{"questions", total},
+                        {"skipped_no_table_in_gold", skipped},
+                        {"recall", total ? static_cast<double>(covered) / static_cast<double>(total) : 0.0},
+                        {"mean_table_share", total ? share / static_cast<double>(total) : 0.0}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int sql_main(int argc, char** argv) {
+  CLI::App app{"Run SQL safely against a database, or show its schema linked to a question.\n"
+               "Only one read-only statement (SELECT/WITH/VALUES) is ever run; anything else is\n"
+               "refused with a named reason and a non-zero exit."};
+  app.name("kexa sql");
+  std::string db, execute, question, model, bench_tables, bench_questions, bench_db_dir;
+  bool json = false, show_schema = false;
+  bool explain = false;
+  sql::Limits limits;
+  size_t samples = 3;
+  app.add_option("--db", db, "database: sqlite:PATH (PostgreSQL is not supported yet)");
+  app.add_option("--execute", execute, "run this one statement through the safe executor");
+  app.add_flag("--explain", explain, "with --execute: validate and print the query plan only (dry run)");
+  app.add_flag("--schema", show_schema, "print the schema (tables, columns, keys, sample values)");
+  app.add_option("--question", question, "with --schema: only the tables linked to this question");
+  app.add_option("--samples", samples, "sample values per column in --schema");
+  app.add_flag("--json", json, "print JSON");
+  app.add_option("--max-rows", limits.max_rows, "row cap (default 1000)");
+  app.add_option("--timeout-ms", limits.timeout_ms, "time cap in milliseconds (default 5000)");
+  app.add_option("-m,--model", model, "model for question answering (not available yet)");
+  app.add_option("--bench-linking-tables", bench_tables)->group("");
+  app.add_option("--bench-linking-questions", bench_questions)->group("");
+  app.add_option("--bench-linking-db-dir", bench_db_dir)->group("");
+  std::string positional;
+  app.add_option("question_text", positional, "natural-language question (needs -m; not available yet)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!bench_tables.empty()) return bench_linking(bench_tables, bench_questions, bench_db_dir, samples);
+  if (!model.empty() || !positional.empty()) {
+    fail("sql: answering a question with a model (kexa sql -m MODEL \"question\") is not available "
+         "yet; use --execute \"SQL\" or --schema --question \"...\"");
+  }
+  if (db.empty()) fail("sql: --db sqlite:PATH is required");
+  sql::SqliteExecutor ex(sql::sqlite_path_from_url(db));
+  if (!execute.empty()) {
+    try {
+      if (explain) {
+        for (auto& line : ex.explain(execute)) std::printf("%s\n", line.c_str());
+        return 0;
+      }
+      sql::Result r = ex.execute(execute, limits);
+      if (json) {
+        std::printf("%s\n", r.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      } else {
+        for (size_t i = 0; i < r.columns.size(); ++i) std::printf("%s%s", i ? "\t" : "", r.columns[i].c_str());
+        std::printf("\n");
+        for (auto& row : r.rows) {
+          for (size_t i = 0; i < row.size(); ++i) {
+            std::string v = row[i].is_string() ? row[i].get<std::string>()
+                                               : row[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            std::printf("%s%s", i ? "\t" : "", v.c_str());
+          }
+          std::printf("\n");
+        }
+        if (r.truncated) std::fprintf(stderr, "(truncated at %zu rows)\n", limits.max_rows);
+      }
+      return 0;
+    } catch (const sql::Refused& e) {
+      if (json) {
+        nlohmann::json err = {{"error", {{"reason", e.reason()}, {"message", e.what()}}}};
+        std::printf("%s\n", err.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      }
+      std::fprintf(stderr, "kexa sql: %s\n", e.what());
+      return 3;
+    }
+  }
+  if (show_schema) {
+    sql::Schema s = ex.schema(samples);
+    if (!question.empty()) {
+      sql::LinkResult link = sql::link_schema(s, question);
+      sql::Schema sub;
+      for (auto& name : link.tables) sub.tables.push_back(s.tables[static_cast<size_t>(s.find(name))]);
+      s = std::move(sub);
+    }
+    if (json) {
+      std::printf("%s\n", s.to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else {
+      for (auto& t : s.tables) {
+        std::printf("TABLE %s\n", t.name.c_str());
+        for (auto& c : t.columns) {
+          std::printf("  %s %s%s", c.name.c_str(), c.type.c_str(), c.primary_key ? " PRIMARY KEY" : "");
+          if (!c.samples.empty()) {
+            std::printf("  -- e.g.");
+            for (auto& v : c.samples) std::printf(" '%s'", v.c_str());
+          }
+          std::printf("\n");
+        }
+        for (auto& f : t.foreign_keys) {
+          std::printf("  FOREIGN KEY %s -> %s(%s)\n", f.column.c_str(), f.ref_table.c_str(), f.ref_column.c_str());
+        }
+      }
+    }
+    return 0;
+  }
+  fail("sql: nothing to do: give --execute \"SQL\" or --schema");
+}
+
+}  // namespace kexa::cli
