@@ -1,4 +1,5 @@
-// A read-only memory mapping of a whole file, released on destruction.
+// A whole file as read-only memory, released on destruction: a file mapping, or for large files
+// that fit comfortably in RAM a copy in transparent huge pages (faster to stream on VMs).
 #pragma once
 
 #include <cstddef>
@@ -22,9 +23,14 @@ class MappedFile {
   const std::string& path() const { return path_; }
 
  private:
+  static constexpr size_t kResidentThreshold = size_t{256} << 20;
+  static bool fits_in_memory(size_t bytes);
+  void load_resident(int fd);
+
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  size_t mapped_bytes_ = 0;  // length of the mapping to release
 };
 
 }  // namespace kexa

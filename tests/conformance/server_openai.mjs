@@ -59,6 +59,22 @@ check("streamed text equals the non-streamed text", streamed === (choice.message
 check("last stream chunk carries usage", usage && usage.completion_tokens === chat.usage.completion_tokens);
 check("stream ends with a finish_reason", finish === choice.finish_reason, String(finish));
 
+// 3b. logprobs: one entry per generated token, the chosen token among the top alternatives
+const lp = await client.chat.completions.create({ model: modelId, messages, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 3 });
+const entries = lp.choices[0].logprobs?.content ?? [];
+check("logprobs: one entry per token", entries.length >= 1 && entries.length <= 6, String(entries.length));
+check("logprobs: greedy token is the top alternative", entries.every((e) => e.logprob <= 0 && e.top_logprobs.length === 3 &&
+  Math.abs(e.top_logprobs[0].logprob - e.logprob) < 1e-5), JSON.stringify(entries[0]));
+// stop strings end the text before the stop sequence
+const full = choice.message.content ?? "";
+const words = full.trim().split(/\s+/);
+if (words.length >= 2) {
+  const stopWord = words[1];
+  const stopped = await client.chat.completions.create({ model: modelId, messages, max_tokens: 16, temperature: 0, stop: [stopWord] });
+  check("stop string cuts the reply", !stopped.choices[0].message.content.includes(stopWord) && stopped.choices[0].finish_reason === "stop",
+    JSON.stringify(stopped.choices[0]));
+}
+
 // 4. /v1/completions
 const comp = await client.completions.create({ model: modelId, prompt: "Once upon a time", max_tokens: 8, temperature: 0 });
 check("/v1/completions returns text", typeof comp.choices[0].text === "string" && comp.usage.completion_tokens >= 1);
