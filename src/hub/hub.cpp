@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -19,7 +20,6 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
-#include <regex>
 #include <set>
 #include <thread>
 
@@ -166,9 +166,29 @@ bool names_quant(const std::string& name, const std::string& quant) {
   return false;
 }
 
-const std::regex& split_pattern() {
-  static const std::regex re(R"(^(.*)-(\d{5})-of-(\d{5})\.gguf$)");
-  return re;
+// "STEM-00001-of-00003.gguf" -> stem, part count; false for other names.
+bool parse_split(const std::string& name, std::string& stem, std::string& count) {
+  static const std::string tail = ".gguf";
+  const size_t n = name.size();
+  // -DDDDD-of-DDDDD.gguf is 20 characters.
+  if (n < 21 || name.compare(n - tail.size(), tail.size(), tail) != 0) return false;
+  const std::string mid = name.substr(n - 20, 15);  // -DDDDD-of-DDDDD
+  auto digits = [&](size_t at) {
+    return std::all_of(mid.begin() + static_cast<std::ptrdiff_t>(at), mid.begin() + static_cast<std::ptrdiff_t>(at + 5),
+                       [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (mid[0] != '-' || !digits(1) || mid.compare(6, 4, "-of-") != 0 || !digits(10)) return false;
+  stem = name.substr(0, n - 20);
+  count = mid.substr(10, 5);
+  return true;
+}
+
+bool valid_name_part(const std::string& s, bool first_alnum) {
+  if (s.empty()) return false;
+  if (first_alnum && !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
 }
 
 Selection select_gguf(const std::vector<RemoteFile>& files, const std::string& repo,
@@ -189,17 +209,13 @@ Selection select_gguf(const std::vector<RemoteFile>& files, const std::string& r
   }
   std::sort(matches.begin(), matches.end());
   Selection sel;
-  std::smatch m;
   const std::string first = matches.front();
-  if (std::regex_match(first, m, split_pattern())) {
+  std::string stem, count;
+  if (parse_split(first, stem, count)) {
     // A split model: fetch every shard of the same stem.
-    std::string stem = m[1];
-    std::string count = m[3];
     for (const std::string& g : matches) {
-      std::smatch gm;
-      if (std::regex_match(g, gm, split_pattern()) && gm[1] == stem && gm[3] == count) {
-        sel.files.push_back(g);
-      }
+      std::string g_stem, g_count;
+      if (parse_split(g, g_stem, g_count) && g_stem == stem && g_count == count) sel.files.push_back(g);
     }
     if (sel.files.size() != static_cast<size_t>(std::stoi(count))) {
       fail(repo, ": split GGUF ", stem, " lists ", count, " parts but the repository has ",
@@ -412,11 +428,17 @@ void fetch_file(const HttpClient& http, const Options& opt, const ModelRef& ref,
 }  // namespace
 
 std::optional<ModelRef> parse_model_ref(std::string_view spec) {
-  static const std::regex re(R"(^([A-Za-z0-9][A-Za-z0-9._-]*)/([A-Za-z0-9][A-Za-z0-9._-]*)(?::([A-Za-z0-9._-]+))?$)");
   std::string s(spec);
-  std::smatch m;
-  if (!std::regex_match(s, m, re) || s.find("..") != std::string::npos) return std::nullopt;
-  return ModelRef{m[1].str() + "/" + m[2].str(), m[3].matched ? m[3].str() : ""};
+  if (s.find("..") != std::string::npos) return std::nullopt;
+  size_t slash = s.find('/');
+  if (slash == std::string::npos) return std::nullopt;
+  size_t colon = s.find(':', slash);
+  std::string org = s.substr(0, slash);
+  std::string repo = s.substr(slash + 1, colon == std::string::npos ? std::string::npos : colon - slash - 1);
+  std::string quant = colon == std::string::npos ? "" : s.substr(colon + 1);
+  if (!valid_name_part(org, true) || !valid_name_part(repo, true)) return std::nullopt;
+  if (colon != std::string::npos && !valid_name_part(quant, false)) return std::nullopt;
+  return ModelRef{org + "/" + repo, quant};
 }
 
 Options options_from_env() {
