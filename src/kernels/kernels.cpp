@@ -14,15 +14,28 @@
 #include "util/error.h"
 #include "util/thread_pool.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 namespace kexa::kernels {
 
 namespace {
+
+#if defined(__x86_64__)
+// F16C straight from CPUID (leaf 1, ECX bit 29): clang 14's __builtin_cpu_supports lacks "f16c".
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return (ecx & (1u << 29)) != 0;
+}
+#endif
 
 CpuPath detect_best_path() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
+                    cpu_has_f16c();
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
                       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                       __builtin_cpu_supports("avx512dq");
