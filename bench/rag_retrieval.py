@@ -86,9 +86,12 @@ def main():
         t0 = time.time()
         fts_rank, nchunks = fts5_rankings(store, qs, depth)
         fts_s = time.time() - t0
+        got = {}
         for name, rk, s in (("FTS5 bm25 (unicode61)", fts_rank, fts_s), ("kexa rag", kexa_rank, kexa_s)):
-            r = recall(rk, qs)
-            print(f"| {kind} | {len(paras)} | {nchunks} | {len(qs)} | {name} | {r[1]:.1f} | {r[5]:.1f} | {r[20]:.1f} | {s:.1f} |")
+            r = got[name] = recall(rk, qs)
+            print(f"| {kind} | {len(paras)} | {nchunks} | {len(qs)} | {name} | {r[1]:.2f} | {r[5]:.2f} | {r[20]:.2f} | {s:.1f} |")
+        d = {k: got["kexa rag"][k] - got["FTS5 bm25 (unicode61)"][k] for k in (1, 5, 20)}
+        print(f"| {kind} | | | | kexa - FTS5 (points) | {d[1]:+.2f} | {d[5]:+.2f} | {d[20]:+.2f} | |")
         print(f"<!-- {kind}: kexa ingest {ingest_s:.1f} s -->")
 
 main()

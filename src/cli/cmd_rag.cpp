@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/rag_embed.h"
 #include "rag/store.h"
 #include "util/error.h"
 
@@ -16,17 +18,25 @@ namespace kexa::cli {
 namespace {
 
 nlohmann::json hit_json(const rag::Hit& h, std::size_t rank) {
-  return {{"rank", rank},       {"score", h.score}, {"path", h.path},       {"unit", h.unit},
-          {"begin", h.begin},   {"end", h.end},     {"heading", h.heading}, {"text", h.text},
-          {"chunk", h.chunk_id}};
+  nlohmann::json j = {{"rank", rank},     {"score", h.score}, {"path", h.path},       {"unit", h.unit},
+                      {"begin", h.begin}, {"end", h.end},     {"heading", h.heading}, {"text", h.text},
+                      {"chunk", h.chunk_id}};
+  if (h.page > 0) j["page"] = h.page;
+  return j;
 }
 
 }  // namespace
 
+int rag_query_main(int argc, char** argv);  // model_answers.cpp
+
 int rag_main(int argc, char** argv) {
-  CLI::App app{"Document store for retrieval: ingest folders of .txt/.md/.jsonl/.json/.csv into one SQLite\n"
-               "file and search it with BM25 (Korean-aware analysis). Spans are byte offsets into the\n"
-               "source file (records of a .json array: the record index)."};
+  // `kexa rag query` needs a model; it lives in model_answers.cpp with its own options.
+  if (argc >= 2 && std::string(argv[1]) == "query") return rag_query_main(argc - 1, argv + 1);
+  CLI::App app{"Document store for retrieval: ingest folders of .txt/.md/.html/.pdf/.jsonl/.json/.csv into one\n"
+               "SQLite file (or a PostgreSQL database: --store postgresql://...) and search it with BM25\n"
+               "(Korean-aware analysis), fused with dense vectors when --embed-model is given. Spans are byte\n"
+               "offsets into the source file (.json array records: the record index; HTML: into its extracted\n"
+               "text; PDF: into the extracted text of the page given)."};
   app.name("kexa rag");
   app.require_subcommand(1);
 
@@ -38,6 +48,15 @@ int rag_main(int argc, char** argv) {
   ingest->add_option("paths", paths, "files or folders")->required();
   ingest->add_flag("--prune", prune, "also remove stored documents under the folders whose files are gone");
   ingest->add_flag("-q,--quiet", quiet, "no per-file lines");
+  std::string embed_model;
+  int threads = 0;
+  ingest->add_option("--embed-model", embed_model, "model (HF folder or .gguf) whose pooled hidden states are stored as vectors");
+  ingest->add_option("-t,--threads", threads, "threads for the embedding model (0 = all)");
+  std::size_t chunk_chars = 0;
+  ingest->add_option("--chunk-chars", chunk_chars,
+                     "target chunk size in characters (default 1000; a sentence longer than 1.5x is cut, "
+                     "overlap 15%); changed files are re-chunked, unchanged ones keep their chunks")
+      ->check(CLI::Range(50, 100000));
 
   std::string query, queries_file;
   std::size_t k = 5;
@@ -52,12 +71,19 @@ int rag_main(int argc, char** argv) {
                      "batch mode (benchmarks): one question per line; prints one JSON line per question");
   search->add_option("--k1", k1, "BM25 k1")->check(CLI::Range(0.0, 10.0));
   search->add_option("--b", b, "BM25 b")->check(CLI::Range(0.0, 1.0));
+  std::string mode = "hybrid";
+  search->add_option("--embed-model", embed_model, "the model the store's vectors were made with (enables fusion)");
+  search->add_option("-t,--threads", threads, "threads for the embedding model (0 = all)");
+  search->add_option("--mode", mode, "hybrid (BM25 + vectors by reciprocal rank when a model is given), bm25, dense")
+      ->check(CLI::IsMember({"hybrid", "bm25", "dense"}));
 
   std::vector<std::string> del_paths;
   auto* del = app.add_subcommand("delete", "remove documents (a folder removes everything under it)");
   del->add_option("--store", store, "store file")->required();
   del->add_option("paths", del_paths, "files or folders as they were ingested")->required();
 
+  // Listed for --help only: `kexa rag query` is dispatched above, with its own options.
+  app.add_subcommand("query", "answer a question from the documents with citations (-m MODEL; see kexa rag query --help)");
   auto* stats = app.add_subcommand("stats", "count documents, chunks and terms");
   stats->add_option("--store", store, "store file")->required();
 
@@ -67,15 +93,33 @@ int rag_main(int argc, char** argv) {
     return app.exit(e);
   }
 
+  std::unique_ptr<RagEmbedder> embedder;
+  if (!embed_model.empty()) embedder = std::make_unique<RagEmbedder>(embed_model, threads);
+  auto attach = [&](rag::Store& st) {
+    if (embedder)
+      st.set_embedder([e = embedder.get()](std::string_view t) { return e->embed(t); }, embedder->model_id());
+  };
+
   if (*ingest) {
     rag::Store st(store);
+    attach(st);
+    if (chunk_chars > 0) {
+      rag::ChunkOptions co;
+      co.target_chars = chunk_chars;
+      co.max_chars = chunk_chars + chunk_chars / 2;
+      co.overlap_chars = chunk_chars * 15 / 100;
+      st.set_chunk_options(co);
+    }
     auto progress = [&](const std::string& p, const char* what) {
       if (!quiet) std::fprintf(stderr, "%-9s %s\n", what, p.c_str());
     };
     rag::IngestStats s = st.ingest(paths, prune, progress);
-    std::printf("added %zu, updated %zu, unchanged %zu, removed %zu, skipped %zu (unsupported type); %zu chunks in store\n",
-                s.added, s.updated, s.unchanged, s.removed, s.skipped, s.chunks);
-    return 0;
+    for (const auto& [path, err] : s.failed) std::fprintf(stderr, "kexa rag: error: %s\n", err.c_str());
+    std::printf("added %zu, updated %zu, unchanged %zu, removed %zu, skipped %zu (unsupported type)", s.added, s.updated,
+                s.unchanged, s.removed, s.skipped);
+    if (!s.failed.empty()) std::printf(", failed %zu", s.failed.size());
+    std::printf("; %zu chunks in store\n", s.chunks);
+    return s.failed.empty() ? 0 : 1;
   }
   if (*del) {
     rag::Store st(store);
@@ -87,13 +131,20 @@ int rag_main(int argc, char** argv) {
   if (*stats) {
     rag::Store st(store, /*read_only=*/true);
     rag::StoreStats s = st.stats();
-    std::printf("documents %lld, chunks %lld, terms %lld\n", static_cast<long long>(s.documents),
-                static_cast<long long>(s.chunks), static_cast<long long>(s.terms));
+    std::printf("documents %lld, chunks %lld, terms %lld, vectors %lld\n", static_cast<long long>(s.documents),
+                static_cast<long long>(s.chunks), static_cast<long long>(s.terms), static_cast<long long>(s.vectors));
     return 0;
   }
   // search
   rag::Store st(store, /*read_only=*/true);
   st.set_bm25({k1, b});
+  attach(st);
+  if (mode == "dense" && !embedder) fail("rag search: --mode dense needs --embed-model");
+  auto run_search = [&](std::string_view q, std::size_t n) {
+    if (mode == "bm25") return st.search_bm25(q, n);
+    if (mode == "dense") return st.search_dense(q, n);
+    return st.search(q, n);
+  };
   if (!queries_file.empty()) {
     std::ifstream in(queries_file);
     if (!in) fail("rag search: cannot read queries file '", queries_file, "'");
@@ -101,14 +152,14 @@ int rag_main(int argc, char** argv) {
     while (std::getline(in, line)) {
       nlohmann::json out = nlohmann::json::array();
       std::size_t rank = 1;
-      for (const auto& h : st.search(line, k))
+      for (const auto& h : run_search(line, k))
         out.push_back({{"rank", rank++}, {"score", h.score}, {"path", h.path}, {"begin", h.begin}, {"end", h.end}});
       std::cout << out.dump() << '\n';
     }
     return 0;
   }
   if (query.empty()) fail("rag search: give a question (or --queries FILE)");
-  std::vector<rag::Hit> hits = st.search(query, k);
+  std::vector<rag::Hit> hits = run_search(query, k);
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (std::size_t i = 0; i < hits.size(); ++i) out.push_back(hit_json(hits[i], i + 1));
@@ -118,7 +169,8 @@ int rag_main(int argc, char** argv) {
   if (hits.empty()) std::printf("no matching chunks\n");
   for (std::size_t i = 0; i < hits.size(); ++i) {
     const auto& h = hits[i];
-    std::printf("%zu. %.3f %s [%s %lld-%lld]%s%s\n", i + 1, h.score, h.path.c_str(), h.unit.c_str(),
+    std::string where = h.page > 0 ? "page " + std::to_string(h.page) : h.unit;
+    std::printf("%zu. %.3f %s [%s %lld-%lld]%s%s\n", i + 1, h.score, h.path.c_str(), where.c_str(),
                 static_cast<long long>(h.begin), static_cast<long long>(h.end), h.heading.empty() ? "" : " # ",
                 h.heading.c_str());
     std::string t = h.text;

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -67,6 +68,8 @@ int bench_linking(const std::string& tables_path, const std::string& questions_p
     sql::LinkOptions lo;
     if (const char* e = std::getenv("KEXA_SQL_KEEP")) lo.keep_ratio = std::atof(e);
     if (const char* e = std::getenv("KEXA_SQL_NEIGH")) lo.neighbour_ratio = std::atof(e);
+    if (const char* e = std::getenv("KEXA_SQL_SIZE_REF")) lo.size_ref = std::atof(e);
+    if (const char* e = std::getenv("KEXA_SQL_SIZE_EXP")) lo.size_exponent = std::atof(e);
     auto got = sql::link_schema(it->second, text, lo);
     bool ok = true;
     for (auto& t : need) {
@@ -93,7 +96,14 @@ int bench_linking(const std::string& tables_path, const std::string& questions_p
 
 }  // namespace
 
+int sql_ask_main(int argc, char** argv);  // model_answers.cpp
+
 int sql_main(int argc, char** argv) {
+  // With a model (-m/--model) the question is answered by text-to-SQL (model_answers.cpp).
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-m" || a == "--model" || a.rfind("--model=", 0) == 0) return sql_ask_main(argc, argv);
+  }
   CLI::App app{"Run SQL safely against a database, or show its schema linked to a question.\n"
                "Only one read-only statement (SELECT/WITH/VALUES) is ever run; anything else is\n"
                "refused with a named reason and a non-zero exit."};
@@ -103,7 +113,7 @@ int sql_main(int argc, char** argv) {
   bool explain = false;
   sql::Limits limits;
   size_t samples = 3;
-  app.add_option("--db", db, "database: sqlite:PATH (PostgreSQL is not supported yet)");
+  app.add_option("--db", db, "database: sqlite:PATH or postgresql://user@host:port/db (?host=/socket/dir)");
   app.add_option("--execute", execute, "run this one statement through the safe executor");
   app.add_flag("--explain", explain, "with --execute: validate and print the query plan only (dry run)");
   app.add_flag("--schema", show_schema, "print the schema (tables, columns, keys, sample values)");
@@ -112,24 +122,25 @@ int sql_main(int argc, char** argv) {
   app.add_flag("--json", json, "print JSON");
   app.add_option("--max-rows", limits.max_rows, "row cap (default 1000)");
   app.add_option("--timeout-ms", limits.timeout_ms, "time cap in milliseconds (default 5000)");
-  app.add_option("-m,--model", model, "model for question answering (not available yet)");
+  app.add_option("-m,--model", model, "model: answer question_text by text-to-SQL (kexa sql -m MODEL --db ... \"question\")");
   app.add_option("--bench-linking-tables", bench_tables)->group("");
   app.add_option("--bench-linking-questions", bench_questions)->group("");
   app.add_option("--bench-linking-db-dir", bench_db_dir)->group("");
   std::string positional;
-  app.add_option("question_text", positional, "natural-language question (needs -m; not available yet)");
+  app.add_option("question_text", positional, "natural-language question (needs -m MODEL)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   if (!bench_tables.empty()) return bench_linking(bench_tables, bench_questions, bench_db_dir, samples);
-  if (!model.empty() || !positional.empty()) {
-    fail("sql: answering a question with a model (kexa sql -m MODEL \"question\") is not available "
-         "yet; use --execute \"SQL\" or --schema --question \"...\"");
+  if (!positional.empty()) {
+    fail("sql: answering a question needs a model: kexa sql -m MODEL --db ... \"question\" "
+         "(or use --execute \"SQL\", or --schema --question \"...\")");
   }
-  if (db.empty()) fail("sql: --db sqlite:PATH is required");
-  sql::SqliteExecutor ex(sql::sqlite_path_from_url(db));
+  if (db.empty()) fail("sql: --db sqlite:PATH or --db postgresql://... is required");
+  std::unique_ptr<sql::Executor> exec_ptr = sql::open_database(db);
+  sql::Executor& ex = *exec_ptr;
   if (!execute.empty()) {
     try {
       if (explain) {

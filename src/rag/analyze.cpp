@@ -90,6 +90,67 @@ void stem_s(std::string& w) {
   }
 }
 
+// Josa and copula endings that glue onto a Korean noun, longest first. Only the last one is removed.
+const char* const kParticles[] = {
+    "에서부터", "으로부터", "에서는", "에서도", "에서의", "에게서", "에게는", "으로서", "으로써", "으로는",
+    "으로도", "으로의", "이라는", "이라고", "이었다", "이었던", "에서", "에게", "한테", "으로", "부터", "까지",
+    "처럼", "보다", "마다", "조차", "라는", "라고", "이나", "이며", "이고", "와의", "과의", "에는", "에도",
+    "에의", "로서", "로써", "로는", "로도", "였다", "였던", "은", "는", "이", "가", "을", "를", "의", "에",
+    "도", "와", "과", "로", "만", "께"};
+
+// The eojeol without its trailing particle, when at least two syllables remain.
+std::string strip_particle(const std::string& word, std::size_t syllables) {
+  for (const char* p : kParticles) {
+    std::size_t n = std::strlen(p);
+    if (word.size() > n && word.compare(word.size() - n, n, p) == 0 && syllables - n / 3 >= 2)
+      return word.substr(0, word.size() - n);
+  }
+  return word;
+}
+
+// Korean interrogatives, longest first. In a question they name what is asked, not what the
+// answer passage says ("무엇인가", "누구와", "어디에서"), and the passages that happen to contain them
+// are not the relevant ones; queries drop them (analyze_query).
+const char* const kInterrogatives[] = {"어떠한", "어떻게", "어째서", "무엇", "누구", "언제", "어디", "어느",
+                                       "얼마", "무슨", "어떤", "왜", "몇"};
+// What may follow an interrogative inside the same eojeol without adding content: a particle or
+// a copula / question ending ("무엇+인가", "누구+였나", "얼마+나").
+const char* const kQuestionEndings[] = {"인가요", "입니까", "일까요", "였는가", "이었나", "인가", "인지",
+                                        "일까", "이다", "였나", "이며", "이고", "나", "든지", "이나"};
+
+bool is_particle(std::string_view w) {
+  for (const char* p : kParticles)
+    if (w == p) return true;
+  return false;
+}
+
+bool is_question_ending(std::string_view w) {
+  if (w.empty() || is_particle(w)) return true;
+  for (const char* e : kQuestionEndings)
+    if (w == e) return true;
+  return false;
+}
+
+void emit_run(Kind kind, const std::vector<utf8proc_int32_t>& run, std::vector<std::string>& out);
+
+// Query mode: an eojeol that starts with an interrogative loses it; nothing is left when the rest
+// is only a particle or question ending, otherwise the rest is analysed ("어느학과에" -> "학과에").
+// Returns false when the run holds no interrogative.
+bool emit_question_run(const std::vector<utf8proc_int32_t>& run, std::vector<std::string>& out) {
+  std::string w;
+  for (auto c : run) append_utf8(w, c);
+  for (const char* q : kInterrogatives) {
+    std::size_t n = std::strlen(q);
+    if (w.compare(0, n, q) != 0) continue;
+    std::string_view rest = std::string_view(w).substr(n);
+    if (is_question_ending(rest)) return true;
+    emit_run(Kind::kHangul, std::vector<utf8proc_int32_t>(run.begin() + static_cast<std::ptrdiff_t>(n / 3), run.end()),
+             out);
+    return true;
+  }
+  return false;
+}
+
 void emit_run(Kind kind, const std::vector<utf8proc_int32_t>& run, std::vector<std::string>& out) {
   if (run.empty()) return;
   if (kind == Kind::kWord) {
@@ -108,7 +169,19 @@ void emit_run(Kind kind, const std::vector<utf8proc_int32_t>& run, std::vector<s
     }
     if (run.size() == 1) return;
   }
-  for (std::size_t i = 0; i + 1 < run.size(); ++i) {
+  std::size_t limit = run.size();
+  if (kind == Kind::kHangul) {
+    // The eojeol without its particle as one more term ("=대통령" from "대통령은"): an exact
+    // word match then counts for more than sharing syllable pairs. The '=' keeps these apart
+    // from the bigrams.
+    std::string w;
+    for (auto c : run) append_utf8(w, c);
+    std::string stem = strip_particle(w, run.size());
+    // Bigrams stop at the particle: "령은" would match every word ending in 령 before 은.
+    if (run.size() >= 3) limit = utf8_chars(stem);
+    out.push_back("=" + stem);
+  }
+  for (std::size_t i = 0; i + 1 < limit; ++i) {
     std::string b;
     append_utf8(b, run[i]);
     append_utf8(b, run[i + 1]);
@@ -116,9 +189,17 @@ void emit_run(Kind kind, const std::vector<utf8proc_int32_t>& run, std::vector<s
   }
 }
 
+bool all_digits(const std::vector<utf8proc_int32_t>& run) {
+  for (auto c : run)
+    if (c < '0' || c > '9') return false;
+  return !run.empty();
+}
+
 }  // namespace
 
-std::vector<std::string> analyze(std::string_view text) {
+namespace {
+
+std::vector<std::string> analyze_impl(std::string_view text, bool query) {
   std::vector<std::string> out;
   std::vector<utf8proc_int32_t> cps = normalize(text);
   std::vector<utf8proc_int32_t> run;
@@ -126,15 +207,29 @@ std::vector<std::string> analyze(std::string_view text) {
   for (auto c : cps) {
     Kind k = classify(c);
     if (k != run_kind) {
-      emit_run(run_kind, run, out);
+      // A number with its Korean counter or unit ("1990년", "2번", "3집") as one term, so dates
+      // and counts match as a whole rather than as a number plus a common syllable.
+      if (run_kind == Kind::kWord && k == Kind::kHangul && all_digits(run)) {
+        std::string u = "#";
+        for (auto d : run) u.push_back(static_cast<char>(d));
+        append_utf8(u, c);
+        out.push_back(std::move(u));
+      }
+      if (!(query && run_kind == Kind::kHangul && emit_question_run(run, out))) emit_run(run_kind, run, out);
       run.clear();
       run_kind = k;
     }
     if (k != Kind::kSep) run.push_back(c);
   }
-  emit_run(run_kind, run, out);
+  if (!(query && run_kind == Kind::kHangul && emit_question_run(run, out))) emit_run(run_kind, run, out);
   return out;
 }
+
+}  // namespace
+
+std::vector<std::string> analyze(std::string_view text) { return analyze_impl(text, false); }
+
+std::vector<std::string> analyze_query(std::string_view text) { return analyze_impl(text, true); }
 
 std::size_t utf8_chars(std::string_view s) {
   std::size_t n = 0;

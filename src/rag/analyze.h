@@ -16,6 +16,12 @@ namespace kexa::rag {
 // itself); Han/kana runs as unigrams plus bigrams. Invalid UTF-8 bytes are treated as separators.
 std::vector<std::string> analyze(std::string_view text);
 
+// Terms of a search query: analyze(), except that Korean interrogatives are dropped together with
+// a particle or question ending glued to them ("무엇인가", "누구와", "몇"): they say what is asked,
+// and passages holding them are no more likely to answer it. What follows an interrogative in the
+// same eojeol is kept ("어느학과에" -> the terms of "학과에").
+std::vector<std::string> analyze_query(std::string_view text);
+
 // A half-open byte range [begin, end) into the source text.
 struct Span {
   std::size_t begin = 0;

@@ -5,12 +5,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <sstream>
+#include <unordered_map>
 
-#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
-#include <sqlite3.h>
 
+#include "rag/ingest.h"
+#include "rag/store_backend.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
@@ -19,46 +19,12 @@ namespace kexa::rag {
 
 namespace {
 
-constexpr const char* kSchemaVersion = "1";
-
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK)
-      fail("rag store: cannot prepare '", sql, "': ", sqlite3_errmsg(db));
-  }
-  ~Stmt() { sqlite3_finalize(st_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  Stmt& bind(int i, std::int64_t v) { check(sqlite3_bind_int64(st_, i, v)); return *this; }
-  Stmt& bind(int i, double v) { check(sqlite3_bind_double(st_, i, v)); return *this; }
-  Stmt& bind(int i, std::string_view v) {
-    check(sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-    return *this;
-  }
-  // True while a row is available.
-  bool step() {
-    int rc = sqlite3_step(st_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    fail("rag store: ", sqlite3_errmsg(db_));
-  }
-  void reset() { sqlite3_reset(st_); sqlite3_clear_bindings(st_); }
-  std::int64_t i64(int c) const { return sqlite3_column_int64(st_, c); }
-  double f64(int c) const { return sqlite3_column_double(st_, c); }
-  std::string text(int c) const {
-    const unsigned char* t = sqlite3_column_text(st_, c);
-    return t ? std::string(reinterpret_cast<const char*>(t), static_cast<std::size_t>(sqlite3_column_bytes(st_, c)))
-             : std::string();
-  }
-
- private:
-  void check(int rc) {
-    if (rc != SQLITE_OK) fail("rag store: bind failed: ", sqlite3_errmsg(db_));
-  }
-  sqlite3* db_;
-  sqlite3_stmt* st_ = nullptr;
-};
+constexpr double kRrfK = 60;          // reciprocal-rank constant (Cormack et al.)
+constexpr std::size_t kFuseDepth = 100;  // ranks taken from each list before fusing
+// Version of analyze(): bump it whenever the terms it produces change. A store indexed by another
+// version is re-indexed from its stored chunk texts at the next ingest (unchanged files are
+// otherwise never analysed again). Stores without the key date from version 1.
+constexpr const char* kAnalysisVersion = "2";
 
 std::string sha256_hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -79,262 +45,172 @@ std::string read_all(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-std::string lower_ext(const fs::path& p) {
-  std::string e = p.extension().string();
-  for (char& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return e;
+bool is_postgres_uri(const std::string& s) {
+  return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0;
 }
 
-bool readable_type(const fs::path& p) {
-  static const char* kExt[] = {".txt", ".text", ".md", ".markdown", ".jsonl", ".ndjson", ".json", ".csv"};
-  std::string e = lower_ext(p);
-  return std::any_of(std::begin(kExt), std::end(kExt), [&](const char* k) { return e == k; });
-}
-
-// A record is indexed as "key: value" lines so field names are searchable too.
-void flatten(const nlohmann::json& j, const std::string& prefix, std::string& out) {
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it)
-      flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
-  } else if (j.is_array()) {
-    for (const auto& v : j) flatten(v, prefix, out);
-  } else if (!j.is_null()) {
-    if (!prefix.empty()) out += prefix + ": ";
-    out += j.is_string() ? j.get<std::string>() : j.dump();
-    out += '\n';
+// Index terms of a chunk: its text, plus its heading when the text does not repeat it (later chunks
+// of a section would otherwise lose the heading's words).
+detail::TermCounts chunk_terms(const std::string& text, const std::string& heading, std::int64_t& len) {
+  std::vector<std::string> terms = analyze(text);
+  if (!heading.empty() && text.find(heading) == std::string::npos) {
+    std::vector<std::string> h = analyze(heading);
+    terms.insert(terms.end(), h.begin(), h.end());
   }
+  len = static_cast<std::int64_t>(terms.size());
+  std::unordered_map<std::string, std::int64_t> tf;
+  for (const auto& t : terms) ++tf[t];
+  detail::TermCounts out(tf.begin(), tf.end());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
-// RFC 4180 fields of one CSV record starting at `pos`; advances pos past the record's line end.
-std::vector<std::string> csv_record(const std::string& s, std::size_t& pos) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  while (pos < s.size()) {
-    char c = s[pos];
-    if (quoted) {
-      if (c == '"') {
-        if (pos + 1 < s.size() && s[pos + 1] == '"') { fields.back() += '"'; ++pos; }
-        else quoted = false;
-      } else {
-        fields.back() += c;
-      }
-      ++pos;
-      continue;
-    }
-    if (c == '"') { quoted = true; ++pos; continue; }
-    if (c == ',') { fields.emplace_back(); ++pos; continue; }
-    if (c == '\r' || c == '\n') {
-      if (c == '\r' && pos + 1 < s.size() && s[pos + 1] == '\n') ++pos;
-      ++pos;
-      return fields;
-    }
-    fields.back() += c;
-    ++pos;
+std::string embed_input(const std::string& heading, const std::string& text) {
+  return heading.empty() || text.find(heading) != std::string::npos ? text : heading + "\n" + text;
+}
+
+std::vector<float> unit_vector(std::vector<float> v) {
+  double n = 0;
+  for (float x : v) n += static_cast<double>(x) * x;
+  if (n > 0) {
+    auto inv = static_cast<float>(1.0 / std::sqrt(n));
+    for (float& x : v) x *= inv;
   }
-  return fields;
+  return v;
+}
+
+// Score descending, then chunk id ascending.
+bool better(const std::pair<double, std::int64_t>& a, const std::pair<double, std::int64_t>& b) {
+  return a.first != b.first ? a.first > b.first : a.second < b.second;
+}
+
+void top(std::vector<std::pair<double, std::int64_t>>& v, std::size_t depth) {
+  std::size_t n = std::min(depth, v.size());
+  std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(), better);
+  v.resize(n);
 }
 
 }  // namespace
 
 std::string store_path(const std::string& p) { return fs::absolute(fs::path(p)).lexically_normal().string(); }
 
-Store::Store(const std::string& path, bool read_only) : path_(path) {
-  if (read_only && !fs::exists(path)) fail("rag store '", path, "' does not exist (create it with kexa rag ingest)");
-  int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
-    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    db_ = nullptr;
-    fail("rag store '", path, "': cannot open: ", msg);
-  }
-  sqlite3_busy_timeout(db_, 10000);
-  try {
-    // Any query on a non-database file fails here with "file is not a database".
-    Stmt probe(db_, "SELECT name FROM sqlite_master WHERE type='table' AND name='kexa_meta'");
-    bool has_meta = probe.step();
-    if (read_only) {
-      if (!has_meta) fail("not a kexa document store (no kexa_meta table)");
-    } else {
-      exec("PRAGMA journal_mode=WAL");
-      // WAL + NORMAL: a crash can lose the last commits on power loss but never corrupts the store.
-      exec("PRAGMA synchronous=NORMAL");
-      exec("BEGIN IMMEDIATE");
-      exec("CREATE TABLE IF NOT EXISTS kexa_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-      exec("INSERT OR IGNORE INTO kexa_meta VALUES('schema', '1')");
-      exec("CREATE TABLE IF NOT EXISTS doc(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL,"
-           " sha256 TEXT NOT NULL, size INTEGER NOT NULL)");
-      exec("CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, doc INTEGER NOT NULL,"
-           " unit TEXT NOT NULL, begin INTEGER NOT NULL, end INTEGER NOT NULL, heading TEXT NOT NULL,"
-           " text TEXT NOT NULL, len INTEGER NOT NULL)");
-      exec("CREATE INDEX IF NOT EXISTS chunk_doc ON chunk(doc)");
-      exec("CREATE TABLE IF NOT EXISTS term(id INTEGER PRIMARY KEY, text TEXT UNIQUE NOT NULL)");
-      exec("CREATE TABLE IF NOT EXISTS posting(term INTEGER NOT NULL, chunk INTEGER NOT NULL,"
-           " tf INTEGER NOT NULL, PRIMARY KEY(term, chunk)) WITHOUT ROWID");
-      exec("CREATE INDEX IF NOT EXISTS posting_chunk ON posting(chunk)");
-      exec("COMMIT");
-    }
-    Stmt ver(db_, "SELECT value FROM kexa_meta WHERE key='schema'");
-    if (!ver.step() || ver.text(0) != kSchemaVersion)
-      fail("unsupported store schema (expected version ", kSchemaVersion, ")");
-  } catch (const Error& e) {
-    sqlite3_close(db_);
-    db_ = nullptr;
-    fail("rag store '", path, "': ", e.what());
-  }
+Store::Store(const std::string& path, bool read_only) : path_(path), postgres_(is_postgres_uri(path)) {
+  be_ = postgres_ ? detail::open_postgres(path, read_only) : detail::open_sqlite(path, read_only);
 }
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() = default;
 
-void Store::exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : sqlite3_errmsg(db_);
-    sqlite3_free(err);
-    fail("rag store '", path_, "': ", msg, " (in ", sql, ")");
-  }
+void Store::set_embedder(Embedder e, const std::string& model_id) {
+  embed_ = std::move(e);
+  embed_model_ = model_id;
 }
 
-std::int64_t Store::term_id(const std::string& term) {
-  auto it = term_cache_.find(term);
-  if (it != term_cache_.end()) return it->second;
-  Stmt ins(db_, "INSERT INTO term(text) VALUES(?) ON CONFLICT(text) DO UPDATE SET text=excluded.text RETURNING id");
-  ins.bind(1, term);
-  if (!ins.step()) fail("rag store: cannot intern term");
-  std::int64_t id = ins.i64(0);
-  term_cache_.emplace(term, id);
-  return id;
-}
-
-void Store::delete_document(std::int64_t doc_id) {
-  Stmt p(db_, "DELETE FROM posting WHERE chunk IN (SELECT id FROM chunk WHERE doc=?)");
-  p.bind(1, doc_id);
-  p.step();
-  Stmt c(db_, "DELETE FROM chunk WHERE doc=?");
-  c.bind(1, doc_id);
-  c.step();
-  Stmt d(db_, "DELETE FROM doc WHERE id=?");
-  d.bind(1, doc_id);
-  d.step();
-}
-
-void Store::write_document(const std::string& path, const std::string& hash, std::int64_t size,
-                           const std::vector<ChunkRec>& chunks) {
-  Stmt old(db_, "SELECT id FROM doc WHERE path=?");
-  old.bind(1, path);
-  if (old.step()) delete_document(old.i64(0));
-  Stmt d(db_, "INSERT INTO doc(path, sha256, size) VALUES(?,?,?) RETURNING id");
-  d.bind(1, path).bind(2, hash).bind(3, size);
-  d.step();
-  std::int64_t doc_id = d.i64(0);
-  Stmt c(db_, "INSERT INTO chunk(doc, unit, begin, end, heading, text, len) VALUES(?,?,?,?,?,?,?) RETURNING id");
-  Stmt p(db_, "INSERT INTO posting(term, chunk, tf) VALUES(?,?,?)");
-  for (const ChunkRec& r : chunks) {
-    std::vector<std::string> terms = analyze(r.text);
-    // Later chunks of a section would lose their heading's words; index the heading with them.
-    if (!r.heading.empty() && r.text.find(r.heading) == std::string::npos) {
-      std::vector<std::string> h = analyze(r.heading);
-      terms.insert(terms.end(), h.begin(), h.end());
-    }
-    std::unordered_map<std::string, std::int64_t> tf;
-    for (const auto& t : terms) ++tf[t];
-    c.reset();
-    c.bind(1, doc_id).bind(2, r.unit).bind(3, r.begin).bind(4, r.end).bind(5, r.heading).bind(6, r.text)
-        .bind(7, static_cast<std::int64_t>(terms.size()));
-    c.step();
-    std::int64_t chunk_id = c.i64(0);
-    while (c.step()) {}
-    for (const auto& [t, n] : tf) {
-      p.reset();
-      p.bind(1, term_id(t)).bind(2, chunk_id).bind(3, n);
-      p.step();
-    }
-  }
+void Store::check_embed_model() const {
+  std::optional<std::string> stored = be_->meta("embed_model");
+  if (stored && *stored != embed_model_)
+    fail("rag store '", path_, "': its vectors were made by embedding model '", *stored, "', not '", embed_model_,
+         "' (re-ingest with that model, or search without --embed-model)");
 }
 
 const char* Store::ingest_file(const std::string& path) {
   std::string data = read_all(path);
   std::string hash = sha256_hex(data);
-  {
-    Stmt q(db_, "SELECT sha256 FROM doc WHERE path=?");
-    q.bind(1, path);
-    if (q.step() && q.text(0) == hash) return "unchanged";
-  }
-  std::vector<ChunkRec> chunks;
-  std::string ext = lower_ext(path);
-  if (ext == ".jsonl" || ext == ".ndjson") {
-    std::size_t pos = 0, line_no = 0;
-    while (pos < data.size()) {
-      std::size_t eol = data.find('\n', pos);
-      if (eol == std::string::npos) eol = data.size();
-      ++line_no;
-      std::string_view line(data.data() + pos, eol - pos);
-      if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
-        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_discarded()) fail("rag ingest: '", path, "' line ", line_no, " is not valid JSON");
-        std::string text;
-        flatten(j, "", text);
-        if (!text.empty()) chunks.push_back({"byte", static_cast<std::int64_t>(pos), static_cast<std::int64_t>(eol), "", text});
-      }
-      pos = eol + 1;
-    }
-  } else if (ext == ".json") {
-    nlohmann::json j = nlohmann::json::parse(data, nullptr, false);
-    if (j.is_discarded()) fail("rag ingest: '", path, "' is not valid JSON");
-    if (!j.is_array()) j = nlohmann::json::array({j});
-    for (std::size_t i = 0; i < j.size(); ++i) {
-      std::string text;
-      flatten(j[i], "", text);
-      if (!text.empty())
-        chunks.push_back({"record", static_cast<std::int64_t>(i), static_cast<std::int64_t>(i + 1), "", text});
-    }
-  } else if (ext == ".csv") {
-    std::size_t pos = 0;
-    std::vector<std::string> header = csv_record(data, pos);
-    while (pos < data.size()) {
-      std::size_t start = pos;
-      std::vector<std::string> row = csv_record(data, pos);
-      std::string text;
-      for (std::size_t i = 0; i < row.size(); ++i) {
-        if (row[i].empty()) continue;
-        if (i < header.size() && !header[i].empty()) text += header[i] + ": ";
-        text += row[i] + "\n";
-      }
-      std::size_t end = pos;
-      while (end > start && (data[end - 1] == '\n' || data[end - 1] == '\r')) --end;
-      if (!text.empty()) chunks.push_back({"byte", static_cast<std::int64_t>(start), static_cast<std::int64_t>(end), "", text});
-    }
-  } else {
-    for (const ChunkSpan& c : chunk_text(data, chunk_opt_))
-      chunks.push_back({"byte", static_cast<std::int64_t>(c.span.begin), static_cast<std::int64_t>(c.span.end),
-                        c.heading, data.substr(c.span.begin, c.span.end - c.span.begin)});
-  }
-  bool existed = false;
-  {
-    Stmt q(db_, "SELECT 1 FROM doc WHERE path=?");
-    q.bind(1, path);
-    existed = q.step();
-  }
-  exec("BEGIN IMMEDIATE");
+  std::optional<detail::DocRow> old = be_->find_doc(path);
+  if (old && old->sha256 == hash) return "unchanged";
+  std::vector<ChunkRecord> chunks = extract_chunks(path, data, chunk_opt_);
+  // Analysis and embedding happen before the write transaction so other writers wait less.
+  std::vector<detail::TermCounts> terms(chunks.size());
+  std::vector<std::int64_t> lens(chunks.size());
+  std::vector<std::vector<float>> vecs;
+  for (std::size_t i = 0; i < chunks.size(); ++i) terms[i] = chunk_terms(chunks[i].text, chunks[i].heading, lens[i]);
+  if (embed_)
+    for (const ChunkRecord& c : chunks) vecs.push_back(unit_vector(embed_(embed_input(c.heading, c.text))));
+  be_->begin_write();
   try {
-    write_document(path, hash, static_cast<std::int64_t>(data.size()), chunks);
-    exec("COMMIT");
+    // Another process may have written this document meanwhile: look again inside the transaction.
+    old = be_->find_doc(path);
+    if (old) be_->delete_doc(old->id);
+    std::int64_t doc = be_->insert_doc(path, hash, static_cast<std::int64_t>(data.size()));
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      std::int64_t id = be_->insert_chunk(doc, chunks[i], lens[i], terms[i]);
+      if (embed_) be_->put_vector(id, vecs[i]);
+    }
+    be_->commit();
   } catch (...) {
-    term_cache_.clear();  // ids handed out in the rolled-back transaction are gone
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    be_->rollback();
     throw;
   }
-  return existed ? "updated" : "added";
+  return old ? "updated" : "added";
+}
+
+void Store::embed_missing() {
+  for (;;) {
+    auto todo = be_->chunks_without_vector(64);
+    if (todo.empty()) return;
+    std::vector<std::vector<float>> vecs;
+    for (const auto& [id, heading, text] : todo) vecs.push_back(unit_vector(embed_(embed_input(heading, text))));
+    be_->begin_write();
+    try {
+      for (std::size_t i = 0; i < todo.size(); ++i) be_->put_vector(std::get<0>(todo[i]), vecs[i]);
+      be_->commit();
+    } catch (...) {
+      be_->rollback();
+      throw;
+    }
+  }
+}
+
+void Store::reindex_if_stale() {
+  std::optional<std::string> v = be_->meta("analysis");
+  if (v && *v == kAnalysisVersion) return;
+  be_->begin_write();
+  try {
+    // Inside the write transaction: another process may have re-indexed meanwhile.
+    v = be_->meta("analysis");
+    if (!v || *v != kAnalysisVersion) {
+      auto chunks = be_->all_chunks();
+      if (!chunks.empty()) {
+        be_->clear_postings();
+        for (const auto& [id, heading, text] : chunks) {
+          std::int64_t len = 0;
+          detail::TermCounts tf = chunk_terms(text, heading, len);
+          be_->reindex_chunk(id, len, tf);
+        }
+      }
+      be_->set_meta("analysis", kAnalysisVersion);
+    }
+    be_->commit();
+  } catch (...) {
+    be_->rollback();
+    throw;
+  }
 }
 
 IngestStats Store::ingest(const std::vector<std::string>& paths, bool prune,
                           const std::function<void(const std::string&, const char*)>& progress) {
   IngestStats st;
+  reindex_if_stale();
+  if (embed_) {
+    std::optional<std::string> stored = be_->meta("embed_model");
+    if (!stored || *stored != embed_model_) {
+      be_->begin_write();
+      try {
+        if (stored) be_->clear_vectors();  // vectors of another model cannot be compared
+        be_->set_meta("embed_model", embed_model_);
+        be_->commit();
+      } catch (...) {
+        be_->rollback();
+        throw;
+      }
+    }
+  }
   for (const std::string& given : paths) {
     std::error_code ec;
     fs::file_status s = fs::status(given, ec);
     if (ec || !fs::exists(s)) fail("rag ingest: '", given, "' does not exist");
     std::vector<std::string> files;
-    if (fs::is_directory(s)) {
+    bool folder = fs::is_directory(s);
+    if (folder) {
       for (fs::recursive_directory_iterator it(given, fs::directory_options::skip_permission_denied), end;
            it != end; ++it) {
         std::string name = it->path().filename().string();
@@ -343,137 +219,166 @@ IngestStats Store::ingest(const std::vector<std::string>& paths, bool prune,
           continue;
         }
         if (!it->is_regular_file()) continue;
-        if (readable_type(it->path())) files.push_back(store_path(it->path().string()));
+        if (readable_type(it->path().string())) files.push_back(store_path(it->path().string()));
         else ++st.skipped;
       }
       std::sort(files.begin(), files.end());
     } else {
       if (!readable_type(given))
-        fail("rag ingest: '", given, "': unsupported file type (reads .txt .md .markdown .jsonl .ndjson .json .csv;"
-             " HTML and PDF are not supported yet)");
+        fail("rag ingest: '", given, "': unsupported file type (reads .txt .text .md .markdown .html .htm .xhtml"
+             " .pdf .jsonl .ndjson .json .csv)");
       files.push_back(store_path(given));
     }
     for (const std::string& f : files) {
-      const char* what = ingest_file(f);
+      const char* what = nullptr;
+      if (folder) {
+        // One unreadable file in a folder does not stop the others (each file is its own
+        // transaction); the caller reports it.
+        try {
+          what = ingest_file(f);
+        } catch (const Error& e) {
+          st.failed.emplace_back(f, e.what());
+          if (progress) progress(f, "failed");
+          continue;
+        }
+      } else {
+        what = ingest_file(f);
+      }
       if (std::string_view(what) == "added") ++st.added;
       else if (std::string_view(what) == "updated") ++st.updated;
       else ++st.unchanged;
       if (progress) progress(f, what);
     }
-    if (prune && fs::is_directory(s)) {
+    if (prune && folder) {
       std::string prefix = store_path(given);
       if (prefix.back() != '/') prefix += '/';
       std::vector<std::string> gone;
-      Stmt q(db_, "SELECT path FROM doc WHERE substr(path, 1, length(?1)) = ?1");
-      q.bind(1, prefix);
-      while (q.step()) {
-        std::string p = q.text(0);
+      for (const auto& [id, p] : be_->docs_under(prefix, prefix))
         if (!fs::exists(p)) gone.push_back(p);
-      }
       for (const auto& p : gone) st.removed += remove(p);
     }
   }
-  Stmt n(db_, "SELECT count(*) FROM chunk");
-  n.step();
-  st.chunks = static_cast<std::size_t>(n.i64(0));
-  term_cache_.clear();
+  // Chunks stored without vectors (an earlier ingest without a model, a model change).
+  if (embed_) embed_missing();
+  st.chunks = static_cast<std::size_t>(be_->totals().first);
   return st;
 }
 
 std::size_t Store::remove(const std::string& given) {
   std::string p = store_path(given);
   std::string prefix = p.back() == '/' ? p : p + "/";
-  std::vector<std::int64_t> ids;
-  {
-    Stmt q(db_, "SELECT id FROM doc WHERE path = ?1 OR substr(path, 1, length(?2)) = ?2");
-    q.bind(1, p).bind(2, prefix);
-    while (q.step()) ids.push_back(q.i64(0));
-  }
-  if (ids.empty()) return 0;
-  exec("BEGIN IMMEDIATE");
+  auto docs = be_->docs_under(p, prefix);
+  if (docs.empty()) return 0;
+  be_->begin_write();
   try {
-    for (auto id : ids) delete_document(id);
-    exec("COMMIT");
+    for (const auto& [id, path] : docs) be_->delete_doc(id);
+    be_->commit();
   } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    be_->rollback();
     throw;
   }
-  return ids.size();
+  return docs.size();
 }
 
-StoreStats Store::stats() const {
-  StoreStats s;
-  Stmt q(db_, "SELECT (SELECT count(*) FROM doc), (SELECT count(*) FROM chunk), (SELECT count(*) FROM term)");
-  q.step();
-  s.documents = q.i64(0);
-  s.chunks = q.i64(1);
-  s.terms = q.i64(2);
-  return s;
-}
+StoreStats Store::stats() const { return be_->stats(); }
 
-std::vector<Hit> Store::search(std::string_view query, std::size_t k) const {
-  std::vector<Hit> hits;
-  if (k == 0) return hits;
-  std::vector<std::string> terms = analyze(query);
+std::vector<std::pair<double, std::int64_t>> Store::rank_bm25(std::string_view query, std::size_t depth) const {
+  std::vector<std::pair<double, std::int64_t>> ranked;
+  std::vector<std::string> terms = analyze_query(query);
   std::sort(terms.begin(), terms.end());
   terms.erase(std::unique(terms.begin(), terms.end()), terms.end());
-  if (terms.empty()) return hits;
+  if (terms.empty() || depth == 0) return ranked;
+  auto [n, total_len] = be_->totals();
+  if (n == 0) return ranked;
+  double n_chunks = static_cast<double>(n);
+  double avgdl = std::max(static_cast<double>(total_len) / n_chunks, 1.0);
 
-  // Read consistently even while another process ingests.
-  sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr);
-  struct EndRead {
-    sqlite3* db;
-    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
-  } end_read{db_};
-
-  Stmt totals(db_, "SELECT count(*), coalesce(avg(len), 0) FROM chunk");
-  totals.step();
-  double n_chunks = static_cast<double>(totals.i64(0));
-  double avgdl = std::max(totals.f64(1), 1.0);
-  if (n_chunks == 0) return hits;
-
-  Stmt post(db_, "SELECT p.chunk, p.tf, c.len FROM term t JOIN posting p ON p.term = t.id"
-                 " JOIN chunk c ON c.id = p.chunk WHERE t.text = ?");
+  struct Posting { std::int64_t chunk, tf, len; };
+  std::vector<std::vector<Posting>> lists(terms.size());
+  be_->postings(terms, [&](std::size_t t, std::int64_t chunk, std::int64_t tf, std::int64_t len) {
+    lists[t].push_back({chunk, tf, len});
+  });
+  // Summed term by term in sorted order so every backend yields bit-identical scores.
   std::unordered_map<std::int64_t, double> score;
-  struct Posting { std::int64_t chunk; double tf, len; };
-  std::vector<Posting> list;
-  for (const std::string& t : terms) {
-    list.clear();
-    post.reset();
-    post.bind(1, t);
-    while (post.step()) list.push_back({post.i64(0), static_cast<double>(post.i64(1)), static_cast<double>(post.i64(2))});
+  for (const auto& list : lists) {
     if (list.empty()) continue;
     double df = static_cast<double>(list.size());
     double idf = std::log(1.0 + (n_chunks - df + 0.5) / (df + 0.5));
     for (const Posting& p : list) {
-      double norm = bm25_.k1 * (1.0 - bm25_.b + bm25_.b * p.len / avgdl);
-      score[p.chunk] += idf * p.tf * (bm25_.k1 + 1.0) / (p.tf + norm);
+      double tf = static_cast<double>(p.tf);
+      double norm = bm25_.k1 * (1.0 - bm25_.b + bm25_.b * static_cast<double>(p.len) / avgdl);
+      score[p.chunk] += idf * tf * (bm25_.k1 + 1.0) / (tf + norm);
     }
   }
-  std::vector<std::pair<double, std::int64_t>> ranked;
   ranked.reserve(score.size());
   for (const auto& [id, s] : score) ranked.emplace_back(s, id);
-  auto better = [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; };
-  std::size_t n = std::min(k, ranked.size());
-  std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(n), ranked.end(), better);
-  Stmt get(db_, "SELECT d.path, c.unit, c.begin, c.end, c.heading, c.text FROM chunk c JOIN doc d ON d.id = c.doc"
-                " WHERE c.id = ?");
-  for (std::size_t i = 0; i < n; ++i) {
-    get.reset();
-    get.bind(1, ranked[i].second);
-    if (!get.step()) continue;
-    Hit h;
-    h.chunk_id = ranked[i].second;
-    h.score = ranked[i].first;
-    h.path = get.text(0);
-    h.unit = get.text(1);
-    h.begin = get.i64(2);
-    h.end = get.i64(3);
-    h.heading = get.text(4);
-    h.text = get.text(5);
-    hits.push_back(std::move(h));
+  top(ranked, depth);
+  return ranked;
+}
+
+std::vector<std::pair<double, std::int64_t>> Store::rank_dense(std::string_view query, std::size_t depth) const {
+  std::vector<std::pair<double, std::int64_t>> ranked;
+  if (!embed_ || depth == 0) return ranked;
+  check_embed_model();
+  std::vector<float> q = unit_vector(embed_(query));
+  be_->vectors([&](std::int64_t chunk, std::span<const float> v) {
+    if (v.size() != q.size())
+      fail("rag store '", path_, "': stored vector of chunk ", chunk, " has ", v.size(), " dimensions, the model gives ",
+           q.size());
+    double dot = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) dot += static_cast<double>(v[i]) * q[i];
+    ranked.emplace_back(dot, chunk);
+  });
+  top(ranked, depth);
+  return ranked;
+}
+
+std::vector<Hit> Store::hits(const std::vector<std::pair<double, std::int64_t>>& ranked, std::size_t k) const {
+  std::vector<Hit> out;
+  for (std::size_t i = 0; i < ranked.size() && out.size() < k; ++i) {
+    std::optional<Hit> h = be_->chunk(ranked[i].second);
+    if (!h) continue;
+    h->score = ranked[i].first;
+    out.push_back(std::move(*h));
   }
-  return hits;
+  return out;
+}
+
+std::vector<Hit> Store::search_bm25(std::string_view query, std::size_t k) const {
+  be_->begin_read();
+  struct EndRead {
+    detail::Backend* be;
+    ~EndRead() { be->end_read(); }
+  } end_read{be_.get()};
+  return hits(rank_bm25(query, k), k);
+}
+
+std::vector<Hit> Store::search_dense(std::string_view query, std::size_t k) const {
+  be_->begin_read();
+  struct EndRead {
+    detail::Backend* be;
+    ~EndRead() { be->end_read(); }
+  } end_read{be_.get()};
+  return hits(rank_dense(query, k), k);
+}
+
+std::vector<Hit> Store::search(std::string_view query, std::size_t k) const {
+  if (k == 0) return {};
+  // Read consistently even while another process ingests.
+  be_->begin_read();
+  struct EndRead {
+    detail::Backend* be;
+    ~EndRead() { be->end_read(); }
+  } end_read{be_.get()};
+  if (!embed_ || !be_->meta("embed_model")) return hits(rank_bm25(query, k), k);
+  std::size_t depth = std::max(k, kFuseDepth);
+  std::unordered_map<std::int64_t, double> fused;
+  for (const auto& list : {rank_bm25(query, depth), rank_dense(query, depth)})
+    for (std::size_t r = 0; r < list.size(); ++r) fused[list[r].second] += 1.0 / (kRrfK + static_cast<double>(r + 1));
+  std::vector<std::pair<double, std::int64_t>> ranked;
+  for (const auto& [id, s] : fused) ranked.emplace_back(s, id);
+  top(ranked, k);
+  return hits(ranked, k);
 }
 
 }  // namespace kexa::rag

@@ -344,11 +344,20 @@ std::string sqlite_path_from_url(const std::string& url) {
     if (p.empty()) fail("sql: --db sqlite: needs a file path (sqlite:PATH)");
     return p;
   }
-  if (url.rfind("postgres", 0) == 0) {
-    fail("sql: PostgreSQL (", url.substr(0, url.find(':')), ":) is not supported yet; use sqlite:PATH");
+  if (is_postgres_url(url)) {
+    fail("sql: ", url.substr(0, url.find(':')), ": is a PostgreSQL URL, not a SQLite path (use open_database)");
   }
   if (url.find("://") != std::string::npos) fail("sql: unknown database URL scheme in ", url);
   return url;
+}
+
+bool is_postgres_url(const std::string& url) {
+  return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+}
+
+std::unique_ptr<Executor> open_database(const std::string& url) {
+  if (is_postgres_url(url)) return std::make_unique<PostgresExecutor>(url);
+  return std::make_unique<SqliteExecutor>(sqlite_path_from_url(url));
 }
 
 nlohmann::json Result::to_json() const {
@@ -376,12 +385,14 @@ nlohmann::json Schema::to_json() const {
     nlohmann::json cols = nlohmann::json::array();
     for (const Column& c : t.columns) {
       cols.push_back({{"name", c.name}, {"type", c.type}, {"primary_key", c.primary_key}, {"samples", c.samples}});
+      if (!c.description.empty()) cols.back()["description"] = c.description;
     }
     nlohmann::json fks = nlohmann::json::array();
     for (const ForeignKey& f : t.foreign_keys) {
       fks.push_back({{"column", f.column}, {"ref_table", f.ref_table}, {"ref_column", f.ref_column}});
     }
     ts.push_back({{"name", t.name}, {"columns", cols}, {"foreign_keys", fks}});
+    if (!t.description.empty()) ts.back()["description"] = t.description;
   }
   return {{"tables", ts}};
 }

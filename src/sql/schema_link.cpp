@@ -97,7 +97,48 @@ double word_match(const std::string& q, const std::string& n) {
   if (q == n) return 1.0;
   size_t m = std::min(q.size(), n.size());
   if (m >= 4 && (q.compare(0, m, n, 0, m) == 0)) return 0.6;
+  // Different endings of one stem ("consumed"/"consumption", "attended"/"attendance").
+  size_t common = 0;
+  while (common < m && q[common] == n[common]) ++common;
+  if (common >= 6) return 0.5;
   return 0.0;
+}
+
+// Lexical variants added to the question's words: English synonyms that schema names use
+// interchangeably, and common Korean nouns with the English word a schema would use, so that a
+// Korean question can reach an English schema.
+std::vector<std::string> variants(const std::string& question, const std::vector<std::string>& words) {
+  static const std::vector<std::vector<std::string>> groups = {
+      {"nation", "country"}, {"maker", "manufacturer"}, {"film", "movie"}, {"track", "song"},
+      {"employee", "staff", "worker"}, {"teacher", "instructor", "professor"}, {"pupil", "student"},
+      {"salary", "wage", "pay"}, {"vehicle", "car", "automobile"}, {"firm", "company"},
+      {"town", "city"}, {"cost", "price"}, {"tune", "song"}, {"airport", "airfield"},
+      {"kid", "child"}, {"client", "customer"}, {"purchase", "order"}, {"lecture", "course"}};
+  static const std::vector<std::pair<std::string, std::string>> korean = {
+      {"학생", "student"}, {"이름", "name"}, {"나라", "country"}, {"국가", "country"},
+      {"도시", "city"}, {"가수", "singer"}, {"노래", "song"}, {"직원", "employee"},
+      {"부서", "department"}, {"회사", "company"}, {"가격", "price"}, {"나이", "age"},
+      {"연도", "year"}, {"항공편", "flight"}, {"비행", "flight"}, {"공항", "airport"},
+      {"항공사", "airline"}, {"고객", "customer"}, {"주문", "order"}, {"제품", "product"},
+      {"상품", "product"}, {"영화", "movie"}, {"선수", "player"}, {"팀", "team"},
+      {"경기", "match"}, {"학교", "school"}, {"교사", "teacher"}, {"과목", "course"},
+      {"수업", "course"}, {"급여", "salary"}, {"월급", "salary"}, {"주소", "address"},
+      {"언어", "language"}, {"인구", "population"}, {"대륙", "continent"}, {"자동차", "car"},
+      {"차량", "car"}, {"콘서트", "concert"}, {"공연", "concert"}, {"경기장", "stadium"},
+      {"날짜", "date"}, {"매출", "sales"}, {"판매", "sales"}, {"거래", "transaction"},
+      {"계좌", "account"}, {"대출", "loan"}, {"카드", "card"}, {"지역", "region"},
+      {"사람", "person"}, {"환자", "patient"}, {"의사", "doctor"}, {"책", "book"}, {"저자", "author"}};
+  std::vector<std::string> out;
+  std::set<std::string> have(words.begin(), words.end());
+  for (const auto& g : groups) {
+    bool hit = std::any_of(g.begin(), g.end(), [&](const std::string& w) { return have.count(w) > 0; });
+    if (!hit) continue;
+    for (const auto& w : g) if (!have.count(w)) out.push_back(w);
+  }
+  for (const auto& [ko, en] : korean) {
+    if (question.find(ko) != std::string::npos && !have.count(en)) out.push_back(en);
+  }
+  return out;
 }
 
 }  // namespace
@@ -108,6 +149,7 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
   r.scores.assign(n, 0.0);
   if (n == 0) return r;
   std::vector<std::string> q = tokens(question, true);
+  for (auto& v : variants(question, q)) q.push_back(v);
   std::set<std::string> qset(q.begin(), q.end());
   std::string qlower = question;
   std::transform(qlower.begin(), qlower.end(), qlower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -116,8 +158,10 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
   std::vector<std::set<std::string>> tname(n), cnames(n);
   for (size_t t = 0; t < n; ++t) {
     for (auto& w : tokens(schema.tables[t].name, false)) tname[t].insert(w);
+    for (auto& w : tokens(schema.tables[t].description, true)) tname[t].insert(w);
     for (const Column& c : schema.tables[t].columns) {
       for (auto& w : tokens(c.name, false)) cnames[t].insert(w);
+      for (auto& w : tokens(c.description, true)) cnames[t].insert(w);
     }
   }
   // Rarity of a question word across tables: a word every table has ("name") says little.
@@ -144,12 +188,16 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
       r.scores[t] += weight * (2.0 * best_t + best_c);
     }
   }
-  // Sample values quoted or named in the question ("'Alameda'", "France") point at their table.
+  // Sample values quoted or named in the question ("'Alameda'", "France") point at their table
+  // as strongly as its name would: the query must filter on that column.
+  const double value_weight = 3.0;
   for (size_t t = 0; t < n; ++t) {
     for (const Column& c : schema.tables[t].columns) {
       for (const std::string& v : c.samples) {
-        if (v.size() < 3) continue;
-        std::string vl = v;
+        // Stored values often carry stray spaces ("Aberdeen "); the question does not.
+        size_t b = v.find_first_not_of(" \t\r\n"), e = v.find_last_not_of(" \t\r\n");
+        if (b == std::string::npos || e + 1 - b < 3) continue;
+        std::string vl = v.substr(b, e + 1 - b);
         std::transform(vl.begin(), vl.end(), vl.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
         bool numeric = std::all_of(vl.begin(), vl.end(), [](unsigned char ch) { return std::isdigit(ch) || ch == '.' || ch == '-'; });
         if (numeric) continue;
@@ -158,7 +206,7 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
         bool left = pos == 0 || !std::isalnum(static_cast<unsigned char>(qlower[pos - 1]));
         size_t end = pos + vl.size();
         bool right = end >= qlower.size() || !std::isalnum(static_cast<unsigned char>(qlower[end]));
-        if (left && right) r.scores[t] += 1.0;
+        if (left && right) r.scores[t] += value_weight;
       }
     }
   }
@@ -167,11 +215,158 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
   for (size_t i = 0; i < n; ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return r.scores[a] > r.scores[b]; });
   double top = r.scores[order[0]];
+  // One more table costs 1/n of the schema: in a large schema a weaker candidate is worth
+  // keeping, in a two-table one it is not. The thresholds fall with the table count.
+  const double nref = std::max(1.0, opt.size_ref);
+  const double scale = std::pow(nref / std::max(nref, static_cast<double>(n)), opt.size_exponent);
+  const double keep = opt.keep_ratio * scale, neighbour = opt.neighbour_ratio * scale;
   std::vector<bool> chosen(n, false);
   chosen[order[0]] = true;
   for (size_t i = 1; i < n; ++i) {
     size_t t = order[i];
-    if (top > 0 && r.scores[t] >= opt.keep_ratio * top) chosen[t] = true;
+    if (top > 0 && r.scores[t] >= keep * top) chosen[t] = true;
+  }
+  // A table the question names outright is needed whatever the scores say: "Table.column"
+  // (BIRD's evidence writes League.name, T1.power), or every word of the table's name among
+  // the question's words ("airlines" for airlines, "car makers" for car_makers).
+  {
+    std::set<std::string> qwords;
+    for (auto& w : tokens(question, false)) qwords.insert(w);
+    for (auto& w : variants(question, q)) qwords.insert(w);
+    for (size_t t = 0; t < n; ++t) {
+      const std::string& name = schema.tables[t].name;
+      std::string nl = name;
+      std::transform(nl.begin(), nl.end(), nl.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      // "name." in the text, not inside a longer word.
+      for (size_t pos = qlower.find(nl + "."); pos != std::string::npos; pos = qlower.find(nl + ".", pos + 1)) {
+        bool left = pos == 0 || !(std::isalnum(static_cast<unsigned char>(qlower[pos - 1])) || qlower[pos - 1] == '_');
+        size_t after = pos + nl.size() + 1;
+        bool right = after < qlower.size() && (std::isalpha(static_cast<unsigned char>(qlower[after])) || qlower[after] == '_' || qlower[after] == '`' || qlower[after] == '"');
+        if (left && right) chosen[t] = true;
+      }
+      std::vector<std::string> nw = tokens(name, false);
+      bool all = !nw.empty();
+      for (auto& w : nw) all = all && qwords.count(w) > 0;
+      if (all) chosen[t] = true;
+    }
+  }
+  // Written as one word in the schema, as two in the question: "gas stations" names gasstations.
+  {
+    std::vector<std::string> qw = tokens(question, false);
+    std::set<std::string> joined;
+    for (size_t i = 0; i + 1 < qw.size(); ++i) joined.insert(stem(qw[i] + qw[i + 1]));
+    for (size_t t = 0; t < n; ++t) {
+      std::vector<std::string> nw = tokens(schema.tables[t].name, false);
+      if (nw.size() == 1 && nw[0].size() >= 6 && joined.count(nw[0])) chosen[t] = true;
+    }
+  }
+  // A question word that is the whole name of a column only one table has ("elements" for
+  // atom.element, "currency" for customers.Currency) names that table.
+  {
+    std::set<std::string> qw;
+    for (auto& w : tokens(question, true)) qw.insert(w);
+    std::map<std::string, std::set<size_t>> owners;
+    for (size_t t = 0; t < n; ++t) {
+      for (const Column& col : schema.tables[t].columns) {
+        std::vector<std::string> cw = tokens(col.name, false);
+        if (cw.size() == 1 && cw[0].size() >= 5) owners[cw[0]].insert(t);
+      }
+    }
+    for (const auto& [w, ts] : owners)
+      if (ts.size() == 1 && qw.count(w)) chosen[*ts.begin()] = true;
+  }
+  // A column written as code in the question ("DisplayName = 'Harlan'", "bond_type", "element =
+  // 'cl'": an identifier with an underscore or inner capital, or followed by a comparison) names
+  // the tables that have it, when at most two do.
+  {
+    const size_t qn = question.size();
+    for (size_t i = 0; i < qn;) {
+      unsigned char c = static_cast<unsigned char>(question[i]);
+      if (!(std::isalpha(c) || c == '_') || (i > 0 && (std::isalnum(static_cast<unsigned char>(question[i - 1])) || question[i - 1] == '_'))) {
+        ++i;
+        continue;
+      }
+      size_t b = i;
+      while (i < qn && (std::isalnum(static_cast<unsigned char>(question[i])) || question[i] == '_')) ++i;
+      std::string id = question.substr(b, i - b);
+      bool code = id.find('_') != std::string::npos;
+      for (size_t k = 1; k + 1 < id.size() && !code; ++k)
+        code = std::islower(static_cast<unsigned char>(id[k - 1])) && std::isupper(static_cast<unsigned char>(id[k]));
+      size_t j = i;
+      while (j < qn && question[j] == ' ') ++j;
+      if (j < qn && (question[j] == '=' || question[j] == '<' || question[j] == '>' || question[j] == '!')) code = true;
+      if (!code) continue;
+      std::string idl = id;
+      std::transform(idl.begin(), idl.end(), idl.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      std::vector<size_t> has;
+      for (size_t t = 0; t < n; ++t) {
+        for (const Column& col : schema.tables[t].columns) {
+          std::string cl = col.name;
+          std::transform(cl.begin(), cl.end(), cl.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+          if (cl == idl) {
+            has.push_back(t);
+            break;
+          }
+        }
+      }
+      if (!has.empty() && has.size() <= 2)
+        for (size_t t : has) chosen[t] = true;
+    }
+  }
+
+  // A person's name in the question ("Tyler Hewitt", "Adela O'Gallagher": two or more
+  // capitalised words in a row, none of them a schema word, not opening the sentence) is a filter
+  // on a first/last-name column: the table that holds people's names is needed.
+  {
+    std::set<std::string> schema_words;
+    for (size_t t = 0; t < n; ++t) {
+      schema_words.insert(tname[t].begin(), tname[t].end());
+      schema_words.insert(cnames[t].begin(), cnames[t].end());
+    }
+    bool person = false;
+    size_t run = 0;
+    bool sentence_start = true;
+    for (size_t i = 0; i < question.size() && !person;) {
+      unsigned char c = static_cast<unsigned char>(question[i]);
+      if (!std::isalpha(c)) {
+        if (c == '.' || c == '?' || c == '!' || c == ';' || c == '"' || c == '\'' || c == ':') {
+          if (c != '\'' || i == 0 || !std::isalpha(static_cast<unsigned char>(question[i - 1]))) {
+            sentence_start = c != '\'' && c != '"';
+            run = 0;
+          }
+        }
+        ++i;
+        continue;
+      }
+      size_t b = i;
+      // A name word: letters, with inner capitals and apostrophes (McLaren, O'Gallagher).
+      while (i < question.size() && (std::isalpha(static_cast<unsigned char>(question[i])) ||
+                                     (question[i] == '\'' && i + 1 < question.size() &&
+                                      std::isupper(static_cast<unsigned char>(question[i + 1])))))
+        ++i;
+      std::string w = question.substr(b, i - b);
+      bool cap = std::isupper(static_cast<unsigned char>(w[0])) && w.size() >= 2 &&
+                 std::islower(static_cast<unsigned char>(w[1]));
+      std::string wl = w;
+      std::transform(wl.begin(), wl.end(), wl.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      wl = stem(wl);
+      bool plain = cap && !sentence_start && !is_stop(wl) && !schema_words.count(wl);
+      run = plain ? run + 1 : 0;
+      if (run >= 2) person = true;
+      sentence_start = false;
+    }
+    if (person) {
+      for (size_t t = 0; t < n; ++t) {
+        bool first = false, last = false;
+        for (const Column& c : schema.tables[t].columns) {
+          std::set<std::string> cw;
+          for (auto& w : tokens(c.name, false)) cw.insert(w);
+          first = first || cw.count("first") || cw.count("forename") || cw.count("firstname");
+          last = last || cw.count("last") || cw.count("surname") || cw.count("lastname");
+        }
+        if (first && last) chosen[t] = true;
+      }
+    }
   }
 
   // Foreign keys as an undirected graph; a link table between two chosen tables is needed for
@@ -191,20 +386,112 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
   // Join partners the question also touches (singer for singer_in_concert) come along.
   for (size_t t : picked) {
     for (size_t o : adj[t]) {
-      if (top > 0 && r.scores[o] > opt.neighbour_ratio * top) chosen[o] = true;
+      if (top > 0 && r.scores[o] > neighbour * top) chosen[o] = true;
     }
   }
+  // Attributes the question asks for ("names of poker players", "birth date") that no chosen
+  // table has but a join partner does: that partner is needed to answer.
+  {
+    std::vector<std::string> asked = q;
+    for (auto& w : tokens(question, false)) {
+      if (w == "name" || w == "names") asked.push_back("name");
+    }
+    std::vector<std::set<std::string>> colw(n);
+    for (size_t t = 0; t < n; ++t) {
+      for (const Column& c : schema.tables[t].columns) {
+        for (auto& w : tokens(c.name, false)) colw[t].insert(w);
+        for (auto& w : tokens(c.description, true)) colw[t].insert(w);
+      }
+    }
+    auto has = [&](size_t t, const std::string& w) { return colw[t].count(w) > 0 || tname[t].count(w) > 0; };
+    std::vector<bool> add(n, false);
+    for (const std::string& w : asked) {
+      bool covered = false;
+      for (size_t t = 0; t < n && !covered; ++t) covered = chosen[t] && has(t, w);
+      if (covered) continue;
+      for (size_t t = 0; t < n; ++t) {
+        if (!chosen[t]) continue;
+        for (size_t o : adj[t]) {
+          if (!chosen[o] && colw[o].count(w)) add[o] = true;
+        }
+      }
+    }
+    for (size_t t = 0; t < n; ++t) if (add[t]) chosen[t] = true;
+  }
+  // A link table between two chosen tables that no foreign key joins directly (client and
+  // account through disp) is added, the best-scoring one when several would do.
   picked.clear();
   for (size_t t = 0; t < n; ++t) if (chosen[t]) picked.push_back(t);
   for (size_t i = 0; i < picked.size(); ++i) {
     for (size_t j = i + 1; j < picked.size(); ++j) {
       size_t a = picked[i], b = picked[j];
       if (adj[a].count(b)) continue;
-      long best = -1;
-      for (size_t c : adj[a]) {
-        if (adj[b].count(c) && (best < 0 || r.scores[c] > r.scores[static_cast<size_t>(best)])) best = static_cast<long>(c);
+      // Two candidate link tables are both kept (client and account meet in disp and in
+      // district; which one the question means is not lexical); more than two: the best.
+      std::vector<size_t> common;
+      for (size_t c : adj[a])
+        if (adj[b].count(c)) common.push_back(c);
+      if (common.size() <= 2) {
+        for (size_t c : common) chosen[c] = true;
+      } else {
+        size_t best = common[0];
+        for (size_t c : common)
+          if (r.scores[c] > r.scores[best]) best = c;
+        chosen[best] = true;
       }
-      if (best >= 0) chosen[static_cast<size_t>(best)] = true;
+    }
+  }
+  // Then the chosen tables must join up: each one not yet connected (through chosen tables) to the
+  // best one's group is linked to it by the shortest foreign-key path, whose intermediate tables
+  // (link tables such as disp between client and account) are added. Among equally short paths
+  // the one through higher-scoring tables wins.
+  {
+    std::vector<size_t> nbr_order(n);
+    for (size_t i = 0; i < n; ++i) nbr_order[i] = order[i];
+    std::vector<bool> group(n, false);
+    auto grow = [&](size_t from) {  // marks everything reachable from `from` through chosen tables
+      std::vector<size_t> st{from};
+      group[from] = true;
+      while (!st.empty()) {
+        size_t x = st.back();
+        st.pop_back();
+        for (size_t y : adj[x])
+          if (chosen[y] && !group[y]) {
+            group[y] = true;
+            st.push_back(y);
+          }
+      }
+    };
+    grow(order[0]);
+    for (size_t t : order) {
+      if (!chosen[t] || group[t]) continue;
+      // Breadth-first from t over all tables to the group, neighbours by score.
+      std::vector<long> prev(n, -1);
+      std::vector<bool> seen(n, false);
+      std::vector<size_t> frontier{t};
+      seen[t] = true;
+      long hit = -1;
+      while (!frontier.empty() && hit < 0) {
+        std::vector<size_t> next;
+        for (size_t x : frontier) {
+          for (size_t y : nbr_order) {
+            if (!adj[x].count(y) || seen[y]) continue;
+            seen[y] = true;
+            prev[y] = static_cast<long>(x);
+            if (group[y]) {
+              hit = static_cast<long>(y);
+              break;
+            }
+            next.push_back(y);
+          }
+          if (hit >= 0) break;
+        }
+        frontier = std::move(next);
+      }
+      if (hit < 0) continue;  // no foreign-key path: left as it is
+      for (long x = prev[static_cast<size_t>(hit)]; x >= 0 && static_cast<size_t>(x) != t; x = prev[static_cast<size_t>(x)])
+        chosen[static_cast<size_t>(x)] = true;
+      grow(t);
     }
   }
   for (size_t t : order) {
@@ -304,6 +591,22 @@ std::vector<std::pair<std::string, Schema>> schemas_from_spider_json(const nlohm
     Schema s;
     const auto& tnames = db.at("table_names_original");
     for (const auto& t : tnames) s.tables.push_back({t.get<std::string>(), {}, {}});
+    // The natural-language names ("number of test takers" for NumTstTakr) are the dataset's
+    // column descriptions; kept when they say more than the name itself.
+    auto differs = [](const std::string& nice, const std::string& orig) {
+      std::string a, b;
+      for (char c : nice) if (std::isalnum(static_cast<unsigned char>(c))) a += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (char c : orig) if (std::isalnum(static_cast<unsigned char>(c))) b += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return a != b;
+    };
+    if (db.contains("table_names")) {
+      const auto& nice = db.at("table_names");
+      for (size_t i = 0; i < nice.size() && i < s.tables.size(); ++i) {
+        std::string d = nice[i].get<std::string>();
+        if (differs(d, s.tables[i].name)) s.tables[i].description = d;
+      }
+    }
+    const nlohmann::json* nice_cols = db.contains("column_names") ? &db.at("column_names") : nullptr;
     const auto& cols = db.at("column_names_original");
     const auto& types = db.at("column_types");
     std::vector<std::pair<int, std::string>> colref;  // column index -> (table, name)
@@ -312,7 +615,10 @@ std::vector<std::pair<std::string, Schema>> schemas_from_spider_json(const nlohm
       std::string name = cols[i][1].get<std::string>();
       colref.emplace_back(t, name);
       if (t >= 0) {
-        s.tables[static_cast<size_t>(t)].columns.push_back({name, types.at(i).get<std::string>(), false, {}});
+        std::string d;
+        if (nice_cols && i < nice_cols->size()) d = (*nice_cols)[i][1].get<std::string>();
+        s.tables[static_cast<size_t>(t)].columns.push_back(
+            {name, types.at(i).get<std::string>(), false, {}, differs(d, name) ? d : std::string()});
       }
     }
     for (const auto& fk : db.at("foreign_keys")) {

@@ -45,6 +45,9 @@ struct Column {
   std::string type;
   bool primary_key = false;
   std::vector<std::string> samples;  // a few distinct non-null values, as text
+  // Words that say what the column holds when the database has them (PostgreSQL COMMENT ON,
+  // Spider/BIRD natural-language names); used by schema linking and prompts. Empty if none.
+  std::string description = {};
 };
 
 struct ForeignKey {
@@ -57,6 +60,7 @@ struct Table {
   std::string name;
   std::vector<Column> columns;
   std::vector<ForeignKey> foreign_keys;
+  std::string description = {};  // as Column::description
 };
 
 struct Schema {
@@ -65,22 +69,43 @@ struct Schema {
   nlohmann::json to_json() const;
 };
 
+// What both backends offer; open_database() picks one from a URL. Every method refuses anything
+// but one read-only query with a Refused naming the reason.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual Result execute(const std::string& sql, const Limits& limits = {}) = 0;
+  // Checks with the database itself (prepare, plan) without running: throws Refused.
+  virtual void validate(const std::string& sql) = 0;
+  // The query plan of a validated statement, one line per plan row (a dry run).
+  virtual std::vector<std::string> explain(const std::string& sql) = 0;
+  virtual Schema schema(size_t samples_per_column = 3) = 0;
+  // "sqlite" or "postgresql": which SQL dialect a generator should write.
+  virtual std::string dialect() const = 0;
+};
+
+// "sqlite:PATH" or a bare path opens SqliteExecutor; "postgresql://..." / "postgres://..."
+// opens PostgresExecutor.
+std::unique_ptr<Executor> open_database(const std::string& url);
+bool is_postgres_url(const std::string& url);
+
 // One read-only connection. Every statement passes: single statement (only whitespace, comments
 // and semicolons may follow), prepare with an authorizer that admits reads and allow-listed
 // functions only, sqlite3_stmt_readonly, then a row cap and a wall-clock deadline.
-class SqliteExecutor {
+class SqliteExecutor : public Executor {
  public:
   explicit SqliteExecutor(const std::string& path);
   ~SqliteExecutor();
   SqliteExecutor(const SqliteExecutor&) = delete;
   SqliteExecutor& operator=(const SqliteExecutor&) = delete;
 
-  Result execute(const std::string& sql, const Limits& limits = {});
+  Result execute(const std::string& sql, const Limits& limits = {}) override;
   // Prepares and checks without running: throws Refused or a prepare error.
-  void validate(const std::string& sql);
+  void validate(const std::string& sql) override;
   // EXPLAIN QUERY PLAN of a validated statement, one line per plan row (a dry run).
-  std::vector<std::string> explain(const std::string& sql);
-  Schema schema(size_t samples_per_column = 3);
+  std::vector<std::string> explain(const std::string& sql) override;
+  Schema schema(size_t samples_per_column = 3) override;
+  std::string dialect() const override { return "sqlite"; }
 
   // State the authorizer reads; public only so the C callback can reach it.
   struct Guard {
@@ -98,6 +123,41 @@ class SqliteExecutor {
   Guard guard_;
 };
 
+// A PostgreSQL connection used read-only. Every statement: lexical checks (first word SELECT,
+// WITH, VALUES or TABLE; no call of a denied function such as pg_sleep, pg_read_file, lo_*,
+// dblink*, set_config, query_to_xml), then inside a READ ONLY transaction with
+// statement_timeout and lock_timeout: PQprepare (the extended protocol refuses a second
+// statement), a plan check (no ModifyTable or LockRows node, no denied function in the verbose
+// plan), execution in single-row mode with a row cap and a byte cap, and ROLLBACK. Refusal
+// reasons: not_a_query, multiple_statements, denied_function, not_read_only, write_in_cte,
+// system_catalog, timeout, invalid_sql, denied_action (privileges), resource_limit.
+class PostgresExecutor : public Executor {
+ public:
+  // url: postgresql://user:pass@host:port/db?... or postgres://...; a unix socket directory
+  // goes in ?host=/path. Connects and sets the session read-only.
+  explicit PostgresExecutor(const std::string& url);
+  ~PostgresExecutor() override;
+  PostgresExecutor(const PostgresExecutor&) = delete;
+  PostgresExecutor& operator=(const PostgresExecutor&) = delete;
+
+  Result execute(const std::string& sql, const Limits& limits = {}) override;
+  void validate(const std::string& sql) override;
+  std::vector<std::string> explain(const std::string& sql) override;
+  // Tables and views of every non-system schema the user may read; tables outside "public"
+  // are named schema.table.
+  Schema schema(size_t samples_per_column = 3) override;
+  std::string dialect() const override { return "postgresql"; }
+
+  struct Conn;  // libpq connection, kept out of this header
+
+ private:
+  std::unique_ptr<Conn> conn_;
+};
+
+// The lexical part of the PostgreSQL checks (no connection needed), exposed for tests: throws
+// Refused for a statement that is not a query or calls a denied function.
+void postgres_precheck(const std::string& sql);
+
 // Parses "sqlite:PATH" (or a bare path). Other schemes are refused with a named error.
 std::string sqlite_path_from_url(const std::string& url);
 
@@ -109,8 +169,12 @@ struct LinkResult {
 struct LinkOptions {
   // Chosen on Spider dev + BIRD dev as the best recall with at most half the tables selected
   // on average (bench/schema-linking); lower values trade table share for recall.
-  double keep_ratio = 0.4;        // keep tables scoring at least this share of the best one
-  double neighbour_ratio = 0.35;  // and foreign-key neighbours of kept tables above this share
+  double keep_ratio = 0.75;       // keep tables scoring at least this share of the best one
+  double neighbour_ratio = 0.45;  // and foreign-key neighbours of kept tables above this share
+  // Schemas with more than size_ref tables scale both ratios by (size_ref / n)^size_exponent:
+  // one more table costs less of a large schema, so weaker candidates are kept there.
+  double size_ref = 5.0;
+  double size_exponent = 0.5;
 };
 LinkResult link_schema(const Schema& schema, const std::string& question, const LinkOptions& opt = {});
 

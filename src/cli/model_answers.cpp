@@ -1,0 +1,198 @@
+// The model-backed modes of `kexa rag` and `kexa sql`: `kexa rag query` (grounded answer with
+// citations) and `kexa sql -m MODEL "question"` (text-to-SQL, executed read-only, answered).
+// cmd_rag.cpp and cmd_sql.cpp dispatch here before parsing their own options.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "chat/template.h"
+#include "model/model.h"
+#include "rag/answer.h"
+#include "rag/store.h"
+#include "sql/generate.h"
+#include "sql/sql.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace kexa::cli {
+
+namespace {
+
+struct LoadedModel {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<chat::ChatTemplate> tpl;
+};
+
+LoadedModel load_model(const std::string& path, int threads) {
+  LoadedModel m;
+  LoadOptions lo;
+  lo.n_threads = threads;
+  m.model = Model::load(path, lo);
+  m.tok = Tokenizer::load(path, m.model->config().model_type);
+  m.tpl = std::make_unique<chat::ChatTemplate>(chat::ChatTemplate::load(path));
+  return m;
+}
+
+std::string dump(const nlohmann::json& j, int indent = 2) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string one_line(std::string s, size_t max_bytes) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  if (s.size() > max_bytes) {
+    size_t n = max_bytes;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    s = s.substr(0, n) + "...";
+  }
+  return s;
+}
+
+std::string cell(const nlohmann::json& v) {
+  return v.is_string() ? v.get<std::string>() : dump(v, -1);
+}
+
+}  // namespace
+
+int rag_query_main(int argc, char** argv) {
+  CLI::App app{"Answer a question from the documents of a store, citing them: the best chunks are\n"
+               "quoted as numbered sources, the model answers through its chat template, and every\n"
+               "[n] of the answer is mapped back to its source file and span. Abstains when no\n"
+               "chunk scores at least --min-score."};
+  app.name("kexa rag query");
+  std::string store_path, model_path, question;
+  rag::AnswerOptions opt;
+  bool json = false, stream = false;
+  int threads = 0;
+  app.add_option("--store", store_path, "store file")->required();
+  app.add_option("-m,--model", model_path, "model folder or .gguf")->required();
+  app.add_option("question", question, "the question")->required();
+  app.add_option("-k", opt.k, "chunks quoted as sources")->check(CLI::Range(1, 50));
+  app.add_option("--min-score", opt.min_score,
+                 "abstain unless the best chunk's BM25 score reaches this (default 2.0: one occurrence "
+                 "of a term found in about 1 chunk in 8)");
+  app.add_option("--max-tokens", opt.max_tokens, "answer length cap");
+  app.add_option("--ctx", opt.context, "context size (prompt + answer)");
+  app.add_option("--max-source-chars", opt.max_source_chars, "bytes of each chunk quoted");
+  app.add_option("--temperature", opt.sampling.temperature, "0 = greedy");
+  app.add_option("--seed", opt.sampling.seed, "sampling seed");
+  app.add_flag("--think", opt.enable_thinking, "enable_thinking=true (reasoning returned separately)");
+  app.add_option("-t,--threads", threads, "threads (0 = all)");
+  app.add_flag("--json", json, "print the result as JSON");
+  app.add_flag("--stream", stream, "print the answer as it is generated (text mode)");
+  std::string dump_prompt;
+  app.add_option("--dump-prompt", dump_prompt, "write the rendered prompt to this file (inspection, tests)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  opt.sampling.validate();
+  rag::Store store(store_path, /*read_only=*/true);
+  LoadedModel m = load_model(model_path, threads);
+  if (stream && !json)
+    opt.on_delta = [](std::string_view d) {
+      std::fwrite(d.data(), 1, d.size(), stdout);
+      std::fflush(stdout);
+      return true;
+    };
+  rag::AnswerResult r = rag::answer(store, *m.model, *m.tok, *m.tpl, opt, question);
+  if (!dump_prompt.empty()) {
+    std::ofstream out(dump_prompt, std::ios::binary);
+    out << r.prompt;
+    if (!out) fail("rag query: cannot write ", dump_prompt);
+  }
+  if (json) {
+    nlohmann::json j = r.to_json();
+    std::cout << dump(j) << '\n';
+    return 0;
+  }
+  if (stream) std::printf("\n");
+  else std::printf("%s\n", r.answer.c_str());
+  if (r.abstained) {
+    std::printf("\n(abstained: no chunk scored at least %.2f", opt.min_score);
+    if (!r.sources.empty()) std::printf("; best was %.2f", r.sources.front().score);
+    std::printf(")\n");
+    return 0;
+  }
+  std::printf("\nCitations:\n");
+  if (r.citations.empty()) std::printf("  (the answer cites no source)\n");
+  for (const rag::Citation& c : r.citations)
+    std::printf("  [%d] %s %s %lld-%lld: %s\n", c.number, c.source.path.c_str(), c.source.unit.c_str(),
+                static_cast<long long>(c.source.begin), static_cast<long long>(c.source.end),
+                one_line(c.source.text, 100).c_str());
+  if (!r.dropped_citations.empty()) {
+    std::printf("  (dropped citations of missing sources:");
+    for (int n : r.dropped_citations) std::printf(" [%d]", n);
+    std::printf(")\n");
+  }
+  return 0;
+}
+
+int sql_ask_main(int argc, char** argv) {
+  CLI::App app{"Answer a question from a database: link the schema, generate one SELECT under a\n"
+               "grammar of the linked tables, validate it with the database (retrying with its error\n"
+               "message), run it read-only with row/time caps, and answer from the rows."};
+  app.name("kexa sql");
+  std::string db_url, model_path, question;
+  sql::AskOptions opt;
+  bool json = false, free_sql = false, no_answer = false;
+  int threads = 0;
+  app.add_option("--db", db_url, "sqlite:PATH or postgresql://...")->required();
+  app.add_option("-m,--model", model_path, "model folder or .gguf")->required();
+  app.add_option("question", question, "the question")->required();
+  app.add_option("--retries", opt.max_retries, "attempts after a rejected statement")->check(CLI::Range(0, 5));
+  app.add_flag("--no-grammar", free_sql, "generate without the SQL grammar (first statement of the reply)");
+  app.add_flag("--no-answer", no_answer, "print SQL and rows only");
+  app.add_option("--max-rows", opt.limits.max_rows, "row cap");
+  app.add_option("--timeout-ms", opt.limits.timeout_ms, "time cap per statement");
+  app.add_option("--max-sql-tokens", opt.max_sql_tokens, "SQL length cap in tokens");
+  app.add_option("--max-tokens", opt.max_answer_tokens, "answer length cap");
+  app.add_option("--ctx", opt.context, "context size");
+  app.add_option("--temperature", opt.sampling.temperature, "0 = greedy");
+  app.add_option("--seed", opt.sampling.seed, "sampling seed");
+  app.add_option("-t,--threads", threads, "threads (0 = all)");
+  app.add_flag("--json", json, "print the result as JSON");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  opt.constrain = !free_sql;
+  opt.answer = !no_answer;
+  opt.sampling.validate();
+  std::unique_ptr<sql::Executor> db = sql::open_database(db_url);
+  LoadedModel m = load_model(model_path, threads);
+  sql::AskResult r = sql::ask(*db, *m.model, *m.tok, *m.tpl, opt, question);
+  if (json) {
+    std::cout << dump(r.to_json()) << '\n';
+    return r.executed ? 0 : 4;
+  }
+  for (size_t i = 0; i + 1 < r.attempts.size() || (!r.executed && i < r.attempts.size()); ++i)
+    std::printf("-- rejected: %s\n--   %s\n", one_line(r.attempts[i].sql, 400).c_str(),
+                one_line(r.attempts[i].error, 300).c_str());
+  if (!r.executed) {
+    std::fprintf(stderr, "kexa sql: %s\n", r.error.c_str());
+    return 4;
+  }
+  std::printf("SQL: %s\n\n", r.sql.c_str());
+  for (size_t i = 0; i < r.result.columns.size(); ++i)
+    std::printf("%s%s", i ? "\t" : "", r.result.columns[i].c_str());
+  std::printf("\n");
+  for (const auto& row : r.result.rows) {
+    for (size_t i = 0; i < row.size(); ++i) std::printf("%s%s", i ? "\t" : "", cell(row[i]).c_str());
+    std::printf("\n");
+  }
+  std::printf("(%zu row%s%s)\n", r.result.rows.size(), r.result.rows.size() == 1 ? "" : "s",
+              r.result.truncated ? ", truncated" : "");
+  if (opt.answer) std::printf("\nAnswer: %s\n", r.answer.c_str());
+  return 0;
+}
+
+}  // namespace kexa::cli

@@ -1,0 +1,121 @@
+// Text-to-SQL with a model: introspect and link the schema, prompt with the linked tables
+// (CREATE TABLE text + sample values) through the model's chat template, generate ONE SELECT/WITH
+// statement under a grammar that knows the linked tables and columns (so even a small model
+// writes SQL that parses), validate it with the database (prepare), retry with the database's
+// error message (bounded), run it read-only through the safe executor with row/time caps, and
+// answer in natural language from the rows.
+//
+//   auto db = sql::open_database("sqlite:flight_2.sqlite");   // or postgresql://...
+//   sql::AskResult r = sql::ask(*db, *model, *tok, tpl, {}, "How many airlines?");
+//   r.sql, r.result.rows, r.answer
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/sampler.h"
+#include "sql/sql.h"
+
+namespace kexa {
+class Model;
+class Tokenizer;
+class TokenFilter;
+namespace chat {
+class ChatTemplate;
+}
+}  // namespace kexa
+
+namespace kexa::sql {
+
+// A recognizer for the SQL the generator may write: one SELECT (or WITH ... SELECT) statement,
+// optionally followed by ';', over the given tables and their columns only (case-insensitive,
+// optionally "double-quoted"; table aliases T1..T9 or any short identifier after AS). It covers
+// the Spider/BIRD query forms: DISTINCT, aggregates, arithmetic, CASE-free expressions with
+// comparison/LIKE/IN/BETWEEN/IS NULL, scalar and IN subqueries, JOIN ... ON, GROUP BY, HAVING,
+// ORDER BY, LIMIT/OFFSET, UNION/INTERSECT/EXCEPT. Every repetition is bounded and literals are
+// short, and optional parts (another item, join, condition, clause, subquery) may only start in
+// the first 240 bytes, so every accepted prefix completes within a bounded length: a model that
+// can only pick allowed tokens always ends. valid_prefix() admits no dead end: a prefix is valid
+// only if some continuation completes it (a half-typed name is checked against every way of
+// finishing it; a reference made before FROM must leave some FROM clause of at most four tables
+// that resolves every reference exactly once). It is deliberately narrower than SQL: it is a
+// generation grammar, not a validator (the database validates; the executor enforces read-only).
+class SqlGrammar {
+ public:
+  explicit SqlGrammar(const Schema& schema);
+  // True when `text` can be extended to a statement the grammar accepts.
+  bool valid_prefix(std::string_view text) const;
+  // True when `text` is a whole statement (trailing ';' and white space allowed).
+  bool complete(std::string_view text) const;
+
+  struct Names;  // lower-cased table / column names
+
+ private:
+  std::shared_ptr<const Names> names_;
+};
+
+// A token filter over `tokenizer`'s vocabulary that keeps the output a valid_prefix of `grammar`
+// and admits the stop ids only once the output is complete. Computing the allowed set walks a
+// trie of token texts and prunes every branch whose prefix is already invalid.
+std::unique_ptr<TokenFilter> make_sql_filter(const SqlGrammar& grammar, const Tokenizer& tokenizer,
+                                             const std::vector<int32_t>& stop_ids);
+
+struct AskOptions {
+  int max_retries = 2;           // further attempts after a statement the database rejects
+  bool constrain = true;         // generate under SqlGrammar (false: free text, first statement taken)
+  bool answer = true;            // generate the natural-language answer from the rows
+  int64_t max_sql_tokens = 256;
+  int64_t max_answer_tokens = 256;
+  int64_t context = 8192;
+  size_t samples_per_column = 3;
+  size_t max_rows_in_prompt = 20;  // rows shown to the model for the answer
+  Limits limits;                   // executor caps
+  LinkOptions link;
+  SamplingParams sampling;  // default greedy
+  // Streaming of the natural-language answer; false stops it.
+  std::function<bool(std::string_view delta)> on_answer_delta;
+};
+
+struct Attempt {
+  std::string sql;
+  std::string error;  // the database's or the executor's message; empty when it ran
+};
+
+struct AskResult {
+  std::vector<std::string> linked_tables;
+  std::string schema_text;        // the CREATE TABLE text the model saw
+  std::vector<Attempt> attempts;  // every generated statement, in order
+  std::string sql;                // the statement that ran (empty when none did)
+  bool executed = false;
+  Result result;
+  std::string answer;  // natural-language answer (empty when !executed or !options.answer)
+  std::string error;   // why nothing ran, when !executed
+  nlohmann::json to_json() const;
+};
+
+// Throws kexa::Error only for problems outside the loop (schema introspection, a prompt that does
+// not fit the context); a statement the database refuses is recorded in attempts.
+// Every statement goes through `db` (its validate() and execute(): read-only enforcement stays
+// in the executor).
+AskResult ask(Executor& db, Model& model, const Tokenizer& tokenizer,
+              const chat::ChatTemplate& chat_template, const AskOptions& options,
+              std::string_view question);
+
+// The pieces, for tests and for the server.
+// CREATE TABLE statements (with key clauses) for `tables`, each column followed by a comment
+// holding its sample values.
+std::string schema_prompt_text(const Schema& schema, const std::vector<std::string>& tables);
+// Messages for the SQL turn; `previous` holds earlier failed attempts whose errors are shown.
+nlohmann::ordered_json sql_messages(std::string_view dialect, std::string_view schema_text,
+                                    std::string_view question, const std::vector<Attempt>& previous);
+// The first statement of free text: strips a ``` fence and anything after the first ';'.
+std::string extract_sql(std::string_view generated);
+
+}  // namespace kexa::sql
