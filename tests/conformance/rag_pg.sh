@@ -9,7 +9,7 @@ build="${KEXA_BUILD:-build}"
 kexa="$PWD/$build/kexa"
 shared="${KEXA_SHARED:-$(cd .. && pwd)/shared}"
 py=/usr/bin/python3
-source tests/conformance/pg_server.sh
+source tests/conformance/lib/pg_server.sh
 tmp="$(mktemp -d)"
 trap 'pg_stop; rm -rf "$tmp"' EXIT
 if ! pg_start; then echo "rag_pg: SKIPPED (no PostgreSQL server binaries)"; exit 0; fi
