@@ -1,8 +1,9 @@
-# Sourced by conformance suites that need a real PostgreSQL server (not a suite itself: it has no
-# main and is never run directly). Starts a throw-away cluster of Debian's PostgreSQL 15 in a fresh
-# temporary folder, listening only on a unix socket inside it, and stops and deletes it on exit.
+# Sourced by conformance suites that need a real PostgreSQL server. Not a suite itself (no main,
+# never run directly), so it lives in lib/, which scripts/test does not scan. Starts a throw-away
+# cluster of Debian's PostgreSQL 15 in a fresh temporary folder, listening only on a unix socket
+# inside it, and stops and deletes it on exit.
 #
-#   source tests/conformance/pg_server.sh
+#   source tests/conformance/lib/pg_server.sh
 #   pg_start            # sets PG_URI (postgresql://...), PG_DIR; installs an EXIT trap
 #   pg_psql -c "..."    # psql connected to PG_URI (ON_ERROR_STOP)
 #   pg_stop             # optional; the trap does it
