@@ -13,6 +13,7 @@
 
 #include "formats/tensor.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_matmul.h"
 #include "util/thread_pool.h"
 
 namespace {
@@ -84,7 +85,18 @@ void run_matmul(benchmark::State& state, DType dtype, CpuPath path, Shape shape,
     return;
   }
   const size_t wbytes = kexa::dtype_bytes(dtype, shape.rows * shape.cols);
-  std::vector<uint8_t> w = random_bytes(wbytes, dtype);
+  std::vector<uint8_t> w;
+  if (kexa::kernels::is_quantized(dtype)) {
+    // Real blocks (finite scales), quantized from random floats one row at a time.
+    w.resize(wbytes);
+    std::vector<uint8_t> f = random_bytes(static_cast<size_t>(shape.cols) * 4, DType::F32);
+    const size_t row_bytes = kexa::dtype_bytes(dtype, shape.cols);
+    kexa::kernels::quantize(dtype, reinterpret_cast<const float*>(f.data()), shape.cols, w.data());
+    for (int64_t r = 1; r < shape.rows; ++r)
+      std::memcpy(w.data() + row_bytes * r, w.data(), row_bytes);
+  } else {
+    w = random_bytes(wbytes, dtype);
+  }
   kexa::TensorView view{"bench.weight", dtype, {shape.rows, shape.cols}, w.data(), w.size()};
   std::vector<float> x(static_cast<size_t>(tokens * shape.cols), 0.5f);
   std::vector<float> y(static_cast<size_t>(tokens * shape.rows));
@@ -116,7 +128,9 @@ void register_all() {
                              "/threads:" + std::to_string(threads);
           benchmark::RegisterBenchmark(
               name.c_str(),
-              [=](benchmark::State& s) { run_matmul(s, dtype, path, shape, 1, threads); })
+              [dtype = dtype, path = path, shape = shape, threads](benchmark::State& s) {
+                run_matmul(s, dtype, path, shape, 1, threads);
+              })
               ->Unit(benchmark::kMicrosecond)
               ->UseRealTime();
         }
@@ -125,13 +139,49 @@ void register_all() {
         std::string name = std::string("Matmul/") + dname + "/" + pname +
                            "/4096x2048/tokens:" + std::to_string(tokens) + "/threads:2";
         benchmark::RegisterBenchmark(name.c_str(),
-                                     [=](benchmark::State& s) {
+                                     [dtype = dtype, path = path, tokens](benchmark::State& s) {
                                        run_matmul(s, dtype, path, {4096, 2048}, tokens, 2);
                                      })
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
       }
     }
+  // Quantized types (the GGUF mixes' formats): decode shapes and one prefill shape.
+  const std::pair<const char*, DType> qtypes[] = {{"Q8_0", DType::Q8_0}, {"Q4_0", DType::Q4_0},
+                                                  {"Q4_K", DType::Q4_K}, {"Q5_K", DType::Q5_K},
+                                                  {"Q6_K", DType::Q6_K}};
+  for (auto [pname, path] : paths) {
+    if (path == CpuPath::Portable) continue;
+    for (auto [dname, dtype] : qtypes) {
+      // 256x2048 stays in L2: compute throughput without DRAM or shared-cache effects;
+      // 102400x2048 (the output projection) is far beyond the 32 MiB L3: streaming from DRAM.
+      const std::pair<const char*, Shape> qshapes[] = {
+          {"4096x2048", {4096, 2048}}, {"2048x4096", {2048, 4096}}, {"256x2048", {256, 2048}},
+          {"512x2048", {512, 2048}}, {"102400x2048", {102400, 2048}}};
+      for (auto [sname, shape] : qshapes)
+        for (int threads : {1, 2}) {
+          std::string name = std::string("Matvec/") + dname + "/" + pname + "/" + sname +
+                             "/threads:" + std::to_string(threads);
+          benchmark::RegisterBenchmark(
+              name.c_str(),
+              [dtype = dtype, path = path, shape = shape, threads](benchmark::State& s) {
+                run_matmul(s, dtype, path, shape, 1, threads);
+              })
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        }
+      for (int threads : {1, 2}) {
+        std::string name = std::string("Matmul/") + dname + "/" + pname +
+                           "/4096x2048/tokens:512/threads:" + std::to_string(threads);
+        benchmark::RegisterBenchmark(name.c_str(),
+                                     [dtype = dtype, path = path, threads](benchmark::State& s) {
+                                       run_matmul(s, dtype, path, {4096, 2048}, 512, threads);
+                                     })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
+    }
+  }
 }
 
 void BM_ForkJoin(benchmark::State& state) {

@@ -291,9 +291,39 @@ void rows_fma(const MatmulArgs& a, int64_t r0, int64_t r1, float* scratch) {
   gemm<FmaTile<L>>(w + r0 * ws, ws, x, K, a.n_tokens, a.y, a.rows, r0, r1, kKcF32);
 }
 
+// One token (decode): each weight row is read start to end before the next one, so the thread
+// reads one sequential stream that the hardware prefetchers follow across rows; interleaving four
+// rows (the GEMM tile) makes four short streams and measured ~1.6x slower per CPU second on a
+// matrix far beyond the caches. Four accumulators hide the vdpbf16ps latency.
+float dot_row_bf16(const uint8_t* w, const uint16_t* x, int64_t K) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  int64_t k = 0;
+  for (; k + 128 <= K; k += 128) {
+    acc0 = _mm512_dpbf16_ps(acc0, reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + 2 * k)),
+                            reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + k)));
+    acc1 = _mm512_dpbf16_ps(acc1, reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + 2 * k + 64)),
+                            reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + k + 32)));
+    acc2 = _mm512_dpbf16_ps(acc2, reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + 2 * k + 128)),
+                            reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + k + 64)));
+    acc3 = _mm512_dpbf16_ps(acc3, reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + 2 * k + 192)),
+                            reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + k + 96)));
+  }
+  for (; k < K; k += 32) {
+    const __mmask32 m = tail_mask32(K - k);
+    acc0 = _mm512_dpbf16_ps(acc0, reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, w + 2 * k)),
+                            reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, x + k)));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+
 void rows_bf16_dp(const MatmulArgs& a, int64_t r0, int64_t r1, float*) {
   const auto* w = static_cast<const uint8_t*>(a.w);
   const size_t ws = static_cast<size_t>(a.cols) * 2;
+  if (a.n_tokens == 1) {
+    const auto* x = static_cast<const uint16_t*>(a.x);
+    for (int64_t r = r0; r < r1; ++r) a.y[r] = dot_row_bf16(w + static_cast<size_t>(r) * ws, x, a.cols);
+    return;
+  }
   gemm<DpTile>(w + r0 * ws, ws, static_cast<const uint16_t*>(a.x), a.cols, a.n_tokens, a.y, a.rows,
                r0, r1, kKcBf16);
 }

@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "kernels/float_kernels.h"
@@ -45,19 +48,25 @@ CpuPath detect_best_path() {
   return CpuPath::Portable;
 }
 
-CpuPath parse_requested_path(const char* value) {
+CpuPath parse_requested_path(const char* variable, const char* value) {
   std::string v = value;
   if (v == "portable") return CpuPath::Portable;
   if (v == "avx2") return CpuPath::Avx2;
   if (v == "avx512") return CpuPath::Avx512;
-  fail("environment variable KEXA_CPU=", v, " is not one of portable, avx2, avx512");
+  fail("environment variable ", variable, "=", v, " is not one of portable, avx2, avx512");
 }
 
 CpuPath compute_active_path() {
   CpuPath best = best_path();
-  const char* env = std::getenv("KEXA_CPU");
+  // KEXA_ISA is the documented name; KEXA_CPU (its first name) is still read when KEXA_ISA is unset.
+  const char* variable = "KEXA_ISA";
+  const char* env = std::getenv(variable);
+  if (env == nullptr || *env == '\0') {
+    variable = "KEXA_CPU";
+    env = std::getenv(variable);
+  }
   if (env == nullptr || *env == '\0') return best;
-  CpuPath requested = parse_requested_path(env);
+  CpuPath requested = parse_requested_path(variable, env);
   // The variable can only lower the path: a CPU cannot run instructions it lacks.
   return static_cast<int>(requested) < static_cast<int>(best) ? requested : best;
 }
@@ -128,12 +137,219 @@ std::string path_name(CpuPath path) {
   return "unknown";
 }
 
+namespace {
+
+// KEXA_PROFILE=1: time every matmul and print, at exit, the time and weight bytes per dtype and
+// kind (decode = one token, prefill = several) on stderr, to see how much of a forward pass is
+// weight streaming and at what rate.
+struct MatmulProfile {
+  struct Entry {
+    std::atomic<int64_t> calls{0}, ns{0}, bytes{0};
+  };
+  bool enabled = false;
+  Entry entries[32][2];
+  MatmulProfile() {
+    const char* v = std::getenv("KEXA_PROFILE");
+    enabled = v != nullptr && *v != '\0' && std::string(v) != "0";
+  }
+  ~MatmulProfile() {
+    if (!enabled) return;
+    for (int d = 0; d < 32; ++d)
+      for (int k = 0; k < 2; ++k) {
+        const Entry& e = entries[d][k];
+        if (e.calls == 0) continue;
+        const DTypeInfo* info = dtype_info(static_cast<DType>(d));
+        std::fprintf(stderr, "kexa profile: matmul %-5s %-7s calls %8lld  %9.3f ms  %8.2f GB/s\n",
+                     info != nullptr ? info->name : "?", k == 0 ? "decode" : "prefill",
+                     static_cast<long long>(e.calls.load()), static_cast<double>(e.ns.load()) * 1e-6,
+                     e.ns > 0 ? static_cast<double>(e.bytes.load()) / static_cast<double>(e.ns.load()) : 0.0);
+      }
+  }
+};
+
+MatmulProfile& matmul_profile() {
+  static MatmulProfile profile;
+  return profile;
+}
+
+}  // namespace
+
+// Runs fn, timing it when KEXA_PROFILE is set; the bytes are those of the weights it reads.
+template <typename Fn>
+void profiled(DType dtype, int64_t n_tokens, size_t bytes, Fn&& fn) {
+  MatmulProfile& prof = matmul_profile();
+  if (!prof.enabled) {
+    fn();
+    return;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  const int d = static_cast<int>(dtype);
+  if (d >= 0 && d < 32) {
+    MatmulProfile::Entry& e = prof.entries[d][n_tokens > 1 ? 1 : 0];
+    e.calls += 1;
+    e.ns += ns;
+    e.bytes += static_cast<int64_t>(bytes);
+  }
+}
+
 void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
-  matmul(W, x, n_tokens, y, pool, active_path());
+  profiled(W.dtype, n_tokens, dtype_bytes(W.dtype, W.numel()),
+           [&] { matmul(W, x, n_tokens, y, pool, active_path()); });
+}
+
+namespace {
+
+// Rows per scheduling unit of a one-token product: at most ~256 KiB of weights (amortises the
+// shared counter) and at least 4 chunks per thread (balances small matrices), whole panels.
+int64_t decode_chunk_rows(const TensorView& W, int threads) {
+  const int64_t rows = W.rows();
+  const int64_t row_bytes = static_cast<int64_t>(dtype_bytes(W.dtype, W.cols()));
+  int64_t chunk = std::max<int64_t>(1, (256 * 1024) / row_bytes);
+  chunk = std::min(chunk, (rows + 4 * threads - 1) / (4 * threads));
+  return std::max<int64_t>(1, (chunk + detail::kPanelRows - 1) / detail::kPanelRows) * detail::kPanelRows;
+}
+
+// One matrix of a one-token matmul_many call, ready to compute any row range.
+struct DecodeTask {
+  const TensorView* w = nullptr;
+  float* y = nullptr;
+  int64_t rows = 0, chunk = 0, first_chunk = 0;
+  const uint8_t* act = nullptr;  // quantized weights: the activation blocks
+  detail::RowRangeFn fn = nullptr;  // float weights
+  detail::MatmulArgs args{};
+};
+
+// Per calling thread, reused across calls so that decode does not allocate.
+struct DecodeScratch {
+  QuantizedInput quantized;
+  std::vector<uint16_t> x_bf16;
+  std::vector<float> x_rounded;
+  std::vector<DecodeTask> tasks;
+};
+
+void decode_many(std::span<const MatmulOut> outs, const float* x, ThreadPool& pool, CpuPath path) {
+  thread_local DecodeScratch scratch;
+  DecodeScratch& s = scratch;
+  const int64_t cols = outs[0].w->cols();
+  s.quantized.prepare(x, cols);
+  s.tasks.clear();
+  bool have_bf16 = false;
+  int64_t n_chunks = 0, work = 0;
+  for (const MatmulOut& o : outs) {
+    const TensorView& W = *o.w;
+    DecodeTask t;
+    t.w = &W;
+    t.y = o.y;
+    if (W.dtype == DType::F32 || W.dtype == DType::F16 || W.dtype == DType::BF16) {
+      check_matmul_args(W, x, 1, o.y);
+    } else {
+      check_quantized(W);  // throws for types no kernel handles
+      if (o.y == nullptr || x == nullptr) fail("matmul: null activation or output buffer for ", W.name);
+    }
+    if (W.cols() != cols)
+      fail("matmul: weight ", W.name, " ", W.shape_string(), " does not take the ", cols,
+           " input columns of the other weights in the same call");
+    t.rows = W.rows();
+    t.chunk = decode_chunk_rows(W, pool.size());
+    t.first_chunk = n_chunks;
+    n_chunks += (t.rows + t.chunk - 1) / t.chunk;
+    work += t.rows * cols;
+    if (is_quantized(W.dtype)) {
+      t.act = s.quantized.blocks(W.dtype);
+    } else {
+      const detail::FloatKernelSet& ks = kernel_set(path);
+      const void* xp = x;
+      switch (W.dtype) {
+        case DType::F32:
+          t.fn = ks.f32;
+          break;
+        case DType::F16:
+          t.fn = ks.f16;
+          break;
+        default:
+          // BF16 weights multiply activations rounded to bf16, as llama.cpp does.
+          t.fn = ks.bf16;
+          if (!have_bf16) {
+            if (ks.bf16_takes_bf16_x) {
+              s.x_bf16.resize(static_cast<size_t>(cols));
+              ks.to_bf16(x, cols, s.x_bf16.data());
+            } else {
+              s.x_rounded.resize(static_cast<size_t>(cols));
+              ks.round_bf16(x, cols, s.x_rounded.data());
+            }
+            have_bf16 = true;
+          }
+          xp = ks.bf16_takes_bf16_x ? static_cast<const void*>(s.x_bf16.data())
+                                    : static_cast<const void*>(s.x_rounded.data());
+          break;
+      }
+      t.args = detail::MatmulArgs{W.data, t.rows, cols, xp, 1, o.y};
+    }
+    s.tasks.push_back(t);
+  }
+  const std::vector<DecodeTask>& tasks = s.tasks;
+  auto run_chunk = [&](int64_t c) {
+    size_t i = 0;
+    while (i + 1 < tasks.size() && tasks[i + 1].first_chunk <= c) ++i;
+    const DecodeTask& t = tasks[i];
+    const int64_t r0 = (c - t.first_chunk) * t.chunk, r1 = std::min(t.rows, r0 + t.chunk);
+    if (t.act != nullptr)
+      quantized_rows(*t.w, t.act, t.y, r0, r1, path);
+    else
+      t.fn(t.args, r0, r1, nullptr);
+  };
+  if (pool.size() == 1 || n_chunks == 1 || work < 64 * 1024) {
+    for (int64_t c = 0; c < n_chunks; ++c) run_chunk(c);
+    return;
+  }
+  // Chunks are claimed from a shared counter, so a thread slowed by another process does not
+  // hold everyone up at the join.
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    for (;;) {
+      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= n_chunks) break;
+      run_chunk(c);
+    }
+  });
+}
+
+}  // namespace
+
+void matmul_many(std::span<const MatmulOut> outs, const float* x, int64_t n_tokens, ThreadPool& pool) {
+  if (outs.empty() || outs[0].w == nullptr || !matmul_profile().enabled) {
+    matmul_many(outs, x, n_tokens, pool, active_path());
+    return;
+  }
+  size_t bytes = 0;
+  for (const MatmulOut& o : outs) bytes += o.w != nullptr ? dtype_bytes(o.w->dtype, o.w->numel()) : 0;
+  profiled(outs[0].w->dtype, n_tokens, bytes, [&] { matmul_many(outs, x, n_tokens, pool, active_path()); });
+}
+
+void matmul_many(std::span<const MatmulOut> outs, const float* x, int64_t n_tokens, ThreadPool& pool,
+                 CpuPath path) {
+  if (outs.empty()) return;
+  for (const MatmulOut& o : outs)
+    if (o.w == nullptr) fail("matmul: null weight in a multi-matrix call");
+  if (n_tokens != 1) {
+    // Prefill: each product is large enough to keep every thread busy on its own.
+    for (const MatmulOut& o : outs) matmul(*o.w, x, n_tokens, o.y, pool, path);
+    return;
+  }
+  if (!path_supported(path))
+    fail("CPU path ", path_name(path), " is not supported by this CPU (best: ", path_name(best_path()), ")");
+  decode_many(outs, x, pool, path);
 }
 
 void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             CpuPath path) {
+  if (n_tokens == 1) {
+    const MatmulOut out{&W, y};
+    matmul_many(std::span<const MatmulOut>(&out, 1), x, 1, pool, path);
+    return;
+  }
   if (W.dtype != DType::F32 && W.dtype != DType::F16 && W.dtype != DType::BF16) {
     matmul_quantized(W, x, n_tokens, y, pool, path);
     return;

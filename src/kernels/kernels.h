@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "formats/tensor.h"
@@ -14,11 +15,11 @@ class ThreadPool;
 namespace kexa::kernels {
 
 enum class CpuPath { Portable, Avx2, Avx512 };
-// The best path this CPU supports, unless the environment variable KEXA_CPU=portable|avx2|avx512
-// asks for a lower one (used to test every path on one machine).
+// The best path this CPU supports, unless the environment variable KEXA_ISA=portable|avx2|avx512
+// (older name: KEXA_CPU) asks for a lower one (used to test every path on one machine).
 CpuPath active_path();
 std::string path_name(CpuPath path);
-// The best path of this CPU, ignoring KEXA_CPU.
+// The best path of this CPU, ignoring KEXA_ISA / KEXA_CPU.
 CpuPath best_path();
 // Whether this CPU can run `path` (every path up to best_path()).
 bool path_supported(CpuPath path);
@@ -32,6 +33,18 @@ void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, Thr
 // BF16 weights multiply activations rounded to bf16 (as llama.cpp does) on every path.
 void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             CpuPath path);
+
+// Several products of one input x ([n_tokens][cols], the same cols for every weight):
+// outs[i].y = outs[i].w x, each with matmul's contract. For one token (decode) the activations are
+// prepared once per format and all the matrices' rows are shared out in one parallel region, so a
+// layer's Q/K/V (or gate/up) projections cost one thread join instead of several.
+struct MatmulOut {
+  const TensorView* w;
+  float* y;
+};
+void matmul_many(std::span<const MatmulOut> outs, const float* x, int64_t n_tokens, ThreadPool& pool);
+void matmul_many(std::span<const MatmulOut> outs, const float* x, int64_t n_tokens, ThreadPool& pool,
+                 CpuPath path);
 
 // Converts `n` elements starting at element `offset` of a tensor to f32 (offset and n multiples
 // of the block size). Used for embedding rows and small vectors such as norm weights.

@@ -51,8 +51,7 @@ void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, flo
   matmul_quantized(W, x, n_tokens, y, pool, active_path());
 }
 
-void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, float* y,
-                      ThreadPool& pool, CpuPath path) {
+void check_quantized(const TensorView& W) {
   if (!is_quantized(W.dtype))
     fail("quantized matmul: ", W.name, ": weight type ", dtype_name(W.dtype),
          " is not a supported quantized type");
@@ -67,11 +66,55 @@ void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, flo
   if (W.data == nullptr || W.nbytes < row_bytes * static_cast<size_t>(rows))
     fail("quantized matmul: ", W.name, " needs ", row_bytes * static_cast<size_t>(rows),
          " bytes, view has ", W.nbytes);
+}
+
+void QuantizedInput::prepare(const float* x, int64_t cols) {
+  x_ = x;
+  cols_ = cols;
+  have32_ = have256_ = false;
+}
+
+const uint8_t* QuantizedInput::blocks(DType type) {
+  if (act_kind(type) == ActKind::Block256) {
+    if (!have256_) {
+      act256_.resize(static_cast<size_t>(cols_ / kQKK) * sizeof(ActBlock256));
+      quantize_act256(x_, cols_, reinterpret_cast<ActBlock256*>(act256_.data()));
+      have256_ = true;
+    }
+    return act256_.data();
+  }
+  if (!have32_) {
+    act32_.resize(static_cast<size_t>(cols_ / kQK) * sizeof(ActBlock32));
+    quantize_act32(x_, cols_, reinterpret_cast<ActBlock32*>(act32_.data()));
+    have32_ = true;
+  }
+  return act32_.data();
+}
+
+void quantized_rows(const TensorView& W, const uint8_t* act_blocks, float* y, int64_t r0, int64_t r1,
+                    CpuPath path) {
+  const RowDotFn dot = pick(dots_for(path), W.dtype);
+  const int64_t cols = W.cols();
+  const int64_t nb = cols / dtype_info(W.dtype)->block_size;
+  const size_t row_bytes = dtype_bytes(W.dtype, cols);
+  for (int64_t r = r0; r < r1; ++r) dot(W.data + row_bytes * static_cast<size_t>(r), act_blocks, 0, 1, nb, y + r);
+}
+
+void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, float* y,
+                      ThreadPool& pool, CpuPath path) {
+  check_quantized(W);
+  const int64_t rows = W.rows(), cols = W.cols();
+  const DTypeInfo* info = dtype_info(W.dtype);
+  const size_t row_bytes = dtype_bytes(W.dtype, cols);
   if (n_tokens <= 0) return;
+  if (n_tokens == 1) {
+    // Decode goes through the same chunked scheduler as kernels::matmul_many.
+    kernels::matmul(W, x, n_tokens, y, pool, path);
+    return;
+  }
 
   const RowDotFn dot = pick(dots_for(path), W.dtype);
   const int64_t nb = cols / info->block_size;
-
   // Activations, quantized once per call; each token's blocks are contiguous.
   const bool k_quant = act_kind(W.dtype) == ActKind::Block256;
   const size_t act_stride = static_cast<size_t>(nb) * (k_quant ? sizeof(ActBlock256) : sizeof(ActBlock32));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "formats/tensor.h"
 #include "kernels/kernels.h"
@@ -20,6 +21,29 @@ void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, flo
 // The same on a given path (tests, benchmarks); throws when the CPU lacks the path.
 void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, float* y,
                       ThreadPool& pool, CpuPath path);
+
+// One token's activations quantized for the dot kernels, kept between calls so that several
+// matrices multiplying the same input (kernels::matmul_many) quantize it once per format, and so
+// that decode does not allocate per call. prepare() must be called before each new input.
+class QuantizedInput {
+ public:
+  void prepare(const float* x, int64_t cols);
+  // The activation blocks of the format that `type` dots with, quantized on first use.
+  const uint8_t* blocks(DType type);
+
+ private:
+  const float* x_ = nullptr;
+  int64_t cols_ = 0;
+  std::vector<uint8_t> act32_, act256_;
+  bool have32_ = false, have256_ = false;
+};
+
+// Rows [r0, r1) of y = W x for one token whose activations are in `in` (W checked by the caller
+// with check_quantized). Any r0 < r1 <= rows may run on any thread.
+void quantized_rows(const TensorView& W, const uint8_t* act_blocks, float* y, int64_t r0, int64_t r1,
+                    CpuPath path);
+// Throws kexa::Error (naming the tensor) unless W can go through matmul_quantized.
+void check_quantized(const TensorView& W);
 
 // Whether `type` is one of the block-quantized types handled here.
 bool is_quantized(DType type);

@@ -785,7 +785,10 @@ void quantize_act32(const float* x, int64_t n, ActBlock32* out) {
       out[i].qs[j] = static_cast<int8_t>(q);
       sum += q;
     }
-    out[i].d = d;
+    // llama.cpp's Q8_0 / Q8_1 activation blocks keep the scale as fp16; rounding it the same way
+    // makes kexa's products equal llama.cpp's (with an f32 scale, Q8_0 models differed from
+    // llama.cpp by up to ~1% of max |logit| in tests/conformance/llamacpp_quant.sh).
+    out[i].d = half_to_float(float_to_half(d));
     out[i].sum = sum;
   }
 }

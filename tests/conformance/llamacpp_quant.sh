@@ -7,7 +7,7 @@
 # recipes written by `kexa quantize` from the F32 GGUF. On each, kexa and llama.cpp must give the
 # same 64 greedy tokens with max |dlogit| <= 1e-2 x max |logit|, and kexa's mean KL divergence from
 # its own F32 output over 512 teacher-forced positions must be within 5% of llama.cpp's.
-# Everything runs on the default CPU path and again with KEXA_CPU=avx2.
+# Everything runs on the default CPU path and again with KEXA_ISA=avx2 (the AVX2+FMA kernels, forced on an AVX-512 machine).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${KEXA_BUILD:-build}
@@ -63,13 +63,13 @@ if grep -q avx2 /proc/cpuinfo && [ "${KEXA_SANITIZED:-0}" != 1 ]; then paths+=(a
 for cpu in "${paths[@]}"; do
   label=${cpu:-default}
   echo "kexa CPU path: $label"
-  KEXA_CPU=$cpu "$KEXA" run -m "$T/f32.gguf" --tokens "$(cat "$T/seq512.txt")" -n 1 \
+  KEXA_ISA=$cpu "$KEXA" run -m "$T/f32.gguf" --tokens "$(cat "$T/seq512.txt")" -n 1 \
     --dump-logits "$T/kexa-f32.bin" >/dev/null 2>&1
   for name in $(printf '%s\n' "${!MODEL[@]}" | sort); do
-    KEXA_CPU=$cpu "$KEXA" run -m "${MODEL[$name]}" --tokens "$PROMPT" -n 64 --ignore-eos --print-ids \
+    KEXA_ISA=$cpu "$KEXA" run -m "${MODEL[$name]}" --tokens "$PROMPT" -n 64 --ignore-eos --print-ids \
       --dump-logits "$T/kexa-$name.bin" >"$T/kexa-$name.ids" 2>"$T/run.log" || { cat "$T/run.log"; fail=1; continue; }
     node "$MJS" compare "$T/ref-$name" "$T/kexa-$name.ids" "$T/kexa-$name.bin" $VOCAB "$name [$label]" || fail=1
-    KEXA_CPU=$cpu "$KEXA" run -m "${MODEL[$name]}" --tokens "$(cat "$T/seq512.txt")" -n 1 \
+    KEXA_ISA=$cpu "$KEXA" run -m "${MODEL[$name]}" --tokens "$(cat "$T/seq512.txt")" -n 1 \
       --dump-logits "$T/kexa-kl-$name.bin" >/dev/null 2>"$T/run.log" || { cat "$T/run.log"; fail=1; continue; }
     node "$MJS" kl "$T/llama-f32.bin" "$T/llama-$name.bin" "$T/kexa-f32.bin" "$T/kexa-kl-$name.bin" \
       $VOCAB "$name [$label]" || fail=1

@@ -210,6 +210,88 @@ TEST(Quant, PathsAgreeWithPortable) {
   }
 }
 
+// matmul_many shares the rows of several matrices of different types (as a layer's Q/K/V or
+// gate/up) out over the pool in one parallel region: every output must equal a double-precision
+// product of the dequantized weights and, bit for bit, the matrix's own matmul.
+TEST(Quant, MatmulManyMixedTypes) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const int64_t cols = 512;
+  const std::vector<std::pair<DType, int64_t>> mats = {
+      {DType::Q4_K, 300}, {DType::Q6_K, 70}, {DType::BF16, 45}, {DType::Q8_0, 129}, {DType::F32, 17}};
+  std::vector<std::vector<uint8_t>> bytes;
+  std::vector<std::vector<float>> deq;
+  std::vector<TensorView> views;
+  for (auto [type, rows] : mats) {
+    std::vector<float> wf(rows * cols);
+    for (float& v : wf) v = normal(rng);
+    std::vector<uint8_t> b(dtype_bytes(type, rows * cols));
+    std::vector<float> d(rows * cols);
+    if (type == DType::F32) {
+      std::memcpy(b.data(), wf.data(), b.size());
+      d = wf;
+    } else if (type == DType::BF16) {
+      for (int64_t i = 0; i < rows * cols; ++i) {
+        uint32_t u;
+        std::memcpy(&u, &wf[i], 4);
+        const uint16_t h = static_cast<uint16_t>(u >> 16);  // truncation: any bf16 value will do
+        std::memcpy(&b[2 * i], &h, 2);
+        const uint32_t back = static_cast<uint32_t>(h) << 16;
+        std::memcpy(&d[i], &back, 4);
+      }
+    } else {
+      kernels::quantize(type, wf.data(), rows * cols, b.data());
+      kernels::dequantize(type, b.data(), rows * cols, d.data());
+    }
+    bytes.push_back(std::move(b));
+    deq.push_back(std::move(d));
+  }
+  for (size_t m = 0; m < mats.size(); ++m)
+    views.push_back(TensorView{"w" + std::to_string(m), mats[m].first, {mats[m].second, cols},
+                               bytes[m].data(), bytes[m].size()});
+  std::vector<float> x(cols);
+  for (float& v : x) v = normal(rng);
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (kernels::CpuPath path : {kernels::CpuPath::Portable, kernels::CpuPath::Avx2,
+                                  kernels::CpuPath::Avx512}) {
+      if (!kernels::path_supported(path)) continue;
+      std::vector<std::vector<float>> ys;
+      std::vector<kernels::MatmulOut> outs;
+      for (size_t m = 0; m < mats.size(); ++m) ys.emplace_back(mats[m].second, -1.f);
+      for (size_t m = 0; m < mats.size(); ++m) outs.push_back({&views[m], ys[m].data()});
+      kernels::matmul_many(outs, x.data(), 1, pool, path);
+      for (size_t m = 0; m < mats.size(); ++m) {
+        std::vector<float> single(mats[m].second, -2.f);
+        kernels::matmul(views[m], x.data(), 1, single.data(), pool, path);
+        ASSERT_EQ(0, std::memcmp(single.data(), ys[m].data(), single.size() * 4))
+            << dtype_name(mats[m].first) << " " << kernels::path_name(path);
+        for (int64_t r = 0; r < mats[m].second; ++r) {
+          double ref = 0, mag = 0;
+          for (int64_t c = 0; c < cols; ++c) {
+            ref += double(deq[m][r * cols + c]) * x[c];
+            mag += std::fabs(double(deq[m][r * cols + c]) * x[c]);
+          }
+          ASSERT_NEAR(ys[m][r], ref, 0.02 * mag + 1e-4)
+              << dtype_name(mats[m].first) << " " << kernels::path_name(path) << " row " << r;
+        }
+      }
+    }
+  }
+  // Every weight must take the same input width.
+  ThreadPool pool(2);
+  std::vector<uint8_t> other(dtype_bytes(DType::Q8_0, 4 * 64));
+  TensorView narrow{"blk.0.ffn_up.weight", DType::Q8_0, {4, 64}, other.data(), other.size()};
+  std::vector<float> y0(300), y1(4);
+  const kernels::MatmulOut bad[] = {{&views[0], y0.data()}, {&narrow, y1.data()}};
+  try {
+    kernels::matmul_many(bad, x.data(), 1, pool);
+    FAIL() << "mismatched widths accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.0.ffn_up.weight"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Quant, BadSizesAreErrors) {
   std::vector<uint8_t> buf(1024);
   std::vector<float> f(1024);
