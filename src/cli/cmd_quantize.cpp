@@ -98,8 +98,11 @@ struct Plan {
   DType out;
 };
 
+// n_experts: the GGUF's expert_count (0 for dense models). llama-quantize gives 8-expert models
+// (Mixtral-like) extra bits on attention; expert tensors are otherwise treated like dense ones,
+// with ffn_down_exps / ffn_down_shexp taking the layer from their name.
 DType choose_type(const Recipe& r, const TensorView& t, bool tied_embeddings, int n_layers,
-                  int n_attn_v) {
+                  int n_attn_v, int64_t n_experts) {
   if (!allows_quantization(t)) return t.dtype;
   DType type = r.base;
   if (!kernels::is_quantized(type)) return type;  // BF16 / F16 / F32: no mixture
@@ -112,8 +115,13 @@ DType choose_type(const Recipe& r, const TensorView& t, bool tied_embeddings, in
       type = DType::Q8_0;
     else if (type != DType::Q8_0)
       type = DType::Q6_K;
-  } else if (r.k_mix && n.find("attn_v.weight") != std::string::npos) {
-    if (use_more_bits(layer_of(n), n_attn_v)) type = DType::Q6_K;
+  } else if (n.find("attn_v.weight") != std::string::npos) {
+    if (r.k_mix && use_more_bits(layer_of(n), n_attn_v)) type = DType::Q6_K;
+    if (n_experts == 8) type = DType::Q8_0;
+  } else if (n.find("attn_k.weight") != std::string::npos) {
+    if (n_experts == 8) type = DType::Q8_0;
+  } else if (n.find("attn_output.weight") != std::string::npos) {
+    if (n_experts == 8 && r.k_mix && r.base == DType::Q4_K) type = DType::Q5_K;
   } else if (r.k_mix && n.find("ffn_down") != std::string::npos) {
     if (use_more_bits(layer_of(n), n_layers)) type = DType::Q6_K;
   }
@@ -171,6 +179,8 @@ void quantize_gguf(const std::string& src_path, const std::string& dst, const Re
   int n_layers = 0;
   if (const gguf::Value* v = src->get(arch + ".block_count")) n_layers = static_cast<int>(v->as_int(arch + ".block_count"));
   bool tied = src->find("output.weight") == nullptr;
+  int64_t n_experts = 0;
+  if (const gguf::Value* v = src->get(arch + ".expert_count")) n_experts = v->as_int(arch + ".expert_count");
   int n_attn_v = 0;
   for (const TensorView* t : order)
     if (t->name.find("attn_v.weight") != std::string::npos) ++n_attn_v;
@@ -179,7 +189,7 @@ void quantize_gguf(const std::string& src_path, const std::string& dst, const Re
   size_t total = 0;
   int requant = 0;
   for (const TensorView* t : order) {
-    const DType out = choose_type(recipe, *t, tied, n_layers, n_attn_v);
+    const DType out = choose_type(recipe, *t, tied, n_layers, n_attn_v, n_experts);
     if (out != t->dtype) {
       if (kernels::is_quantized(t->dtype)) ++requant;
       else if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16)

@@ -1,4 +1,7 @@
 // kexa run: one prompt in, generated text (or ids) out on stdout; diagnostics on stderr.
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <bit>
 #include <chrono>
@@ -18,6 +21,7 @@
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "runtime/generator.h"
+#include "runtime/speculative.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -62,6 +66,61 @@ std::unique_ptr<Tokenizer> try_load_tokenizer(const std::string& path, const std
 }
 
 double mib(size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+}  // namespace
+
+namespace {
+
+// Peak resident set of this process (Linux reports ru_maxrss in KiB).
+double peak_rss_mib() {
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+// Resident set now (/proc/self/statm: pages), including the mapped weight pages touched so far.
+double current_rss_mib() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int got = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  if (got != 2) return 0;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1048576.0;
+}
+
+// after_prefill: the expert counters when the first token came out (the prompt evaluated).
+void print_stats(const Model& model, const GenerateResult& r, const Model::ExpertStats& after_prefill) {
+  const double mb = 1048576.0;
+  std::fprintf(stderr, "kexa run: stats | RSS %.1f MiB (peak %.1f MiB) | weights read per decoded token %.1f MiB\n",
+               current_rss_mib(), peak_rss_mib(), static_cast<double>(model.weight_bytes()) / mb);
+  const size_t total = model.expert_bytes();
+  if (total == 0) return;
+  const Model::ExpertStats st = model.expert_stats();
+  const int64_t moe_layers = [&] {
+    int64_t n = 0;
+    for (const LayerPlan& l : model.config().layers) n += l.moe ? 1 : 0;
+    return n;
+  }();
+  // Single-row steps are plain decode steps; each evaluates every MoE layer once.
+  const double decode_tokens = moe_layers > 0 ? static_cast<double>(st.decode_layer_steps) / static_cast<double>(moe_layers) : 0;
+  const double per_token = decode_tokens > 0 ? static_cast<double>(st.decode_bytes) / decode_tokens : 0;
+  std::fprintf(stderr,
+               "kexa run: stats | experts %.1f MiB in all | decode reads %.2f MiB of experts per token "
+               "(%.2f%% of all experts, over %.0f single-token steps) | all steps: %.1f MiB of experts "
+               "read for %zu generated tokens\n",
+               static_cast<double>(total) / mb, per_token / mb, 100.0 * per_token / static_cast<double>(total),
+               decode_tokens, static_cast<double>(st.bytes_touched) / mb, r.tokens.size());
+  // Over the whole decode loop (speculative verify steps included): expert bytes per token after the first.
+  if (r.tokens.size() > 1) {
+    const double loop = static_cast<double>(st.bytes_touched - after_prefill.bytes_touched) /
+                        static_cast<double>(r.tokens.size() - 1);
+    std::fprintf(stderr,
+                 "kexa run: stats | decode loop: %.2f MiB of experts read per generated token (%.2f%% of all "
+                 "experts)\n",
+                 loop / mb, 100.0 * loop / static_cast<double>(total));
+  }
+}
 
 }  // namespace
 
@@ -119,6 +178,21 @@ int run_main(int argc, char** argv) {
   app.add_flag("--no-bos", no_bos, "-p: do not add the tokenizer's BOS / special tokens");
   app.add_flag("--ignore-eos", ignore_eos, "do not stop at the model's EOS ids");
   app.add_flag("-v,--verbose", verbose, "more detail on stderr");
+  bool stats = false;
+  app.add_flag("--stats", stats,
+               "print memory use (peak RSS) and, for mixture-of-experts models, the expert bytes "
+               "read per decoded token against the total expert bytes");
+  // MTP speculative decoding (K-EXAONE): -1 = default (2 when the model has an MTP block).
+  int64_t mtp_draft = -1;
+  app.add_option("--mtp", mtp_draft,
+                 "draft tokens per step for MTP speculative decoding; 0 = off (default 2 when the "
+                 "model has an MTP block)")
+      ->check(CLI::NonNegativeNumber);
+  bool mtp_compare = false;
+  app.add_flag("--mtp-compare", mtp_compare,
+               "with MTP on: afterwards decode the same prompt again without MTP (output not "
+               "printed) and report the measured speed-up; greedy runs also check that both "
+               "outputs are identical (exit 1 when not)");
 
   try {
     app.parse(argc, argv);
@@ -222,7 +296,13 @@ int run_main(int argc, char** argv) {
   if (!ignore_eos)
     for (int64_t id : cfg.eos_token_ids) stop_ids.push_back(static_cast<int32_t>(id));
   bool first_id = true;
+  Model::ExpertStats after_prefill{};
+  bool prefill_done = false;
   auto on_token = [&](int32_t id) {
+    if (!prefill_done) {
+      after_prefill = model->expert_stats();
+      prefill_done = true;
+    }
     if (print_ids) {
       std::printf(first_id ? "%d" : " %d", id);
       first_id = false;
@@ -234,7 +314,14 @@ int run_main(int argc, char** argv) {
     return true;
   };
 
-  GenerateResult r = gen.generate(prompt_ids, go, on_token);
+  // MTP speculative decoding: same output as plain decoding (greedy: token for token).
+  if (mtp_draft > 0 && !model->has_mtp())
+    fail("--mtp ", mtp_draft, ": ", model_path, " has no MTP block (use --mtp 0)");
+  const int64_t n_draft = mtp_draft >= 0 ? mtp_draft : (model->has_mtp() ? 2 : 0);
+  std::unique_ptr<SpeculativeGenerator> spec;
+  if (n_draft > 0) spec = std::make_unique<SpeculativeGenerator>(*model, cache, sp, static_cast<int>(n_draft));
+  model->reset_expert_stats();
+  GenerateResult r = spec ? spec->generate(prompt_ids, go, on_token) : gen.generate(prompt_ids, go, on_token);
   if (decoder) {
     const std::string rest = decoder->finish();
     std::fwrite(rest.data(), 1, rest.size(), stdout);
@@ -247,13 +334,46 @@ int run_main(int argc, char** argv) {
   }
 
   const double pp = r.prefill_seconds > 0 ? static_cast<double>(r.prompt_evaluated) / r.prefill_seconds : 0;
-  const double tg = r.decode_seconds > 0 ? static_cast<double>(r.decode_steps) / r.decode_seconds : 0;
+  // Tokens after the first one per second of the decode loop (a speculative step yields several).
+  const double tg = r.decode_seconds > 0 && !r.tokens.empty()
+                        ? static_cast<double>(r.tokens.size() - 1) / r.decode_seconds : 0;
+  if (spec) {
+    const SpeculativeStats& st = spec->stats();
+    const double steps = st.steps > 0 ? static_cast<double>(st.steps) : 1.0;
+    std::fprintf(stderr,
+                 "kexa run: mtp %lld drafts/step | acceptance %.1f%% (%lld of %lld drafts) | %lld verify "
+                 "steps | %.2f tokens/step | verify %.1f ms/step, drafting %.1f ms/step | decode %.1f tok/s | "
+                 "MTP KV cache %.2f MiB\n",
+                 static_cast<long long>(n_draft), 100.0 * st.acceptance(), static_cast<long long>(st.accepted),
+                 static_cast<long long>(st.drafted), static_cast<long long>(st.steps),
+                 st.steps > 0 ? static_cast<double>(r.tokens.size() - 1) / steps : 0.0, 1e3 * st.verify_seconds / steps,
+                 1e3 * st.draft_seconds / steps, tg, mib(spec->mtp_cache().bytes()));
+  }
   std::fprintf(stderr,
                "kexa run: prompt %lld tok (%.1f tok/s) | generated %zu tok (%.1f tok/s) | stop %s | "
                "KV cache %.2f MiB (%zu bytes, ctx %lld)%s\n",
                static_cast<long long>(n_prompt), pp, r.tokens.size(), tg, stop_reason_name(r.reason),
                mib(cache.bytes()), cache.bytes(), static_cast<long long>(ctx),
                dump ? concat(" | dumped ", dumped_rows, " logit rows").c_str() : "");
+  if (stats) print_stats(*model, r, after_prefill);
+  if (mtp_compare && !spec) std::fprintf(stderr, "kexa run: --mtp-compare: MTP is off, nothing to compare\n");
+  if (spec && mtp_compare) {
+    // The same prompt decoded plainly (same cache, same sampling settings), timed the same way.
+    GenerateOptions plain_opt = go;
+    plain_opt.on_logits = nullptr;
+    const GenerateResult p = gen.generate(prompt_ids, plain_opt);
+    const double ptg = p.decode_seconds > 0 && !p.tokens.empty()
+                           ? static_cast<double>(p.tokens.size() - 1) / p.decode_seconds : 0;
+    const bool same = p.tokens == r.tokens;
+    std::fprintf(stderr, "kexa run: mtp speed-up %.2fx over plain decoding (%zu tok at %.1f tok/s, mtp %.1f tok/s)%s\n",
+                 ptg > 0 ? tg / ptg : 0.0, p.tokens.size(), ptg, tg,
+                 sp.greedy() ? (same ? " | greedy outputs identical" : " | greedy outputs DIFFER") : "");
+    if (sp.greedy() && !same) {
+      std::fprintf(stderr, "kexa run: error: --mtp %lld and plain greedy decoding gave different tokens\n",
+                   static_cast<long long>(n_draft));
+      return 1;
+    }
+  }
   return 0;
 }
 

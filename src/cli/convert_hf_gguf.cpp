@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -338,6 +339,11 @@ struct Planned {
   // Experts stacked into one [E, rows, cols] tensor: `hf` is a pattern with "{E}" for the index.
   int64_t stack = 0;
   bool force_f32 = false;  // llama.cpp keeps the MoE router in F32
+  std::string alt = {};    // another name the same tensor may have (transformers 5 naming)
+  // transformers 5 fuses each MoE layer's experts: `fused` [E, fused_rows, cols] holds this
+  // tensor's rows [fused_row0, fused_row0 + rows) of every expert.
+  std::string fused = {};
+  int64_t fused_rows = 0, fused_row0 = 0;
 };
 
 std::string expert_name(const std::string& pattern, int64_t e) {
@@ -380,11 +386,16 @@ void plan_exaone_moe(const ModelConfig& c, int64_t n_mtp, std::vector<Planned>& 
     p.push_back(router);
     Planned bias{s + "mlp.e_score_correction_bias", b + "exp_probs_b.bias", {E}};
     bias.optional = true;
+    bias.alt = s + "mlp.gate.e_score_correction_bias";
     p.push_back(bias);
     for (const char* w : {"gate", "up", "down"}) {
+      const bool down = std::string(w) == "down";
       Planned x{concat(s, "mlp.experts.{E}.", w, "_proj.weight"), concat(b, "ffn_", w, "_exps.weight"),
-                std::string(w) == "down" ? std::vector<int64_t>{E, H, Im} : std::vector<int64_t>{E, Im, H}};
+                down ? std::vector<int64_t>{E, H, Im} : std::vector<int64_t>{E, Im, H}};
       x.stack = E;
+      x.fused = s + (down ? "mlp.experts.down_proj" : "mlp.experts.gate_up_proj");
+      x.fused_rows = down ? H : 2 * Im;
+      x.fused_row0 = std::string(w) == "up" ? Im : 0;
       p.push_back(x);
     }
     p.push_back({s + "mlp.shared_experts.gate_proj.weight", b + "ffn_gate_shexp.weight", {Is, H}});
@@ -473,6 +484,7 @@ void convert_hf_to_gguf(const std::string& src_dir, const std::string& dst, cons
     DType out;
   };
   std::vector<Job> jobs;
+  std::vector<std::unique_ptr<TensorView>> slices;  // row slices of fused expert tensors
   auto shape_str = [](const std::vector<int64_t>& shape) {
     TensorView v;
     v.shape = shape;
@@ -490,12 +502,28 @@ void convert_hf_to_gguf(const std::string& src_dir, const std::string& dst, cons
   };
   for (const Planned& p : plan) {
     Job job{p.gguf, {}, p.shape, DType::F32};
-    if (p.stack > 0) {
+    if (p.stack > 0 && !p.fused.empty() && ck->find(p.fused) != nullptr) {
+      const int64_t rows = p.shape[1], cols = p.shape[2];
+      const TensorView* f = lookup(p.fused, {p.stack, p.fused_rows, cols});
+      const size_t row_bytes = dtype_bytes(f->dtype, cols);
+      for (int64_t e = 0; e < p.stack; ++e) {
+        auto v = std::make_unique<TensorView>();
+        v->name = concat(p.fused, "[", e, "]");
+        v->dtype = f->dtype;
+        v->shape = {rows, cols};
+        v->data = f->data + row_bytes * static_cast<size_t>(e * p.fused_rows + p.fused_row0);
+        v->nbytes = row_bytes * static_cast<size_t>(rows);
+        job.srcs.push_back(v.get());
+        slices.push_back(std::move(v));
+      }
+    } else if (p.stack > 0) {
       const std::vector<int64_t> one(p.shape.begin() + 1, p.shape.end());
       for (int64_t e = 0; e < p.stack; ++e) job.srcs.push_back(lookup(expert_name(p.hf, e), one));
     } else {
-      if (p.optional && ck->find(p.hf) == nullptr) continue;
-      job.srcs.push_back(lookup(p.hf, p.shape));
+      std::string hf = p.hf;
+      if (ck->find(hf) == nullptr && !p.alt.empty() && ck->find(p.alt) != nullptr) hf = p.alt;
+      if (p.optional && ck->find(hf) == nullptr) continue;
+      job.srcs.push_back(lookup(hf, p.shape));
     }
     // llama.cpp keeps 1-D tensors (norm weights, biases) and the router in F32.
     const DType src_type = job.srcs.front()->dtype;

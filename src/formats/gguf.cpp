@@ -283,9 +283,17 @@ Value Value::floats(ValueType elem, std::vector<double> v) {
 // File
 
 std::unique_ptr<File> File::open(const std::string& path) {
-  std::unique_ptr<File> f(new File(MappedFile(path)));
+  // Mapped first; a file without mixture-of-experts tensors may then be read into memory (see
+  // MappedFile). Stacked expert tensors stay mapped so idle experts are never read.
+  std::unique_ptr<File> f(new File(MappedFile(path, MappedFile::Load::Mapped)));
   f->parse();
-  return f;
+  for (const TensorView& t : f->tensors_) {
+    if (t.name.find("_exps.") != std::string::npos) return f;
+  }
+  if (!f->file_.make_resident()) return f;
+  std::unique_ptr<File> g(new File(std::move(f->file_)));  // re-read the header: views moved
+  g->parse();
+  return g;
 }
 
 const Value* File::get(std::string_view key) const {

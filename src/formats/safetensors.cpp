@@ -46,9 +46,17 @@ const char* dtype_to_string(DType type) {
 }
 
 std::unique_ptr<File> File::open(const std::string& path) {
-  std::unique_ptr<File> f(new File(MappedFile(path)));
+  // Mapped first; a shard without mixture-of-experts tensors may then be read into memory (see
+  // MappedFile). Expert tensors stay mapped so idle experts are never read.
+  std::unique_ptr<File> f(new File(MappedFile(path, MappedFile::Load::Mapped)));
   f->parse();
-  return f;
+  for (const TensorView& t : f->tensors_) {
+    if (t.name.find(".experts.") != std::string::npos) return f;
+  }
+  if (!f->file_.make_resident()) return f;
+  std::unique_ptr<File> g(new File(std::move(f->file_)));  // re-read the header: views moved
+  g->parse();
+  return g;
 }
 
 const TensorView* File::find(std::string_view name) const {

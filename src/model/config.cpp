@@ -318,6 +318,29 @@ ModelConfig parse_exaone4(const JsonReader& r, std::string_view origin) {
   return c;
 }
 
+// The MTP block's attention (K-EXAONE: mtp_sliding_windows [0] / mtp_layer_types
+// ["full_attention"], i.e. global). RoPE follows the main stack's rule: NoPE on a global layer of a
+// model that has sliding layers.
+void parse_mtp_plan(const JsonReader& r, std::string_view origin, ModelConfig& c) {
+  int64_t window = 0;
+  if (const json* sw = r.find("mtp_sliding_windows"); sw != nullptr && !sw->is_null()) {
+    if (!sw->is_array() || sw->empty()) fail(origin, ": config.json mtp_sliding_windows must be a non-empty list");
+    window = r.as_int((*sw)[0], "mtp_sliding_windows");
+    if (window < 0) fail(origin, ": config.json mtp_sliding_windows[0] is negative (", window, ")");
+  } else if (const json* lt = r.find("mtp_layer_types"); lt != nullptr && !lt->is_null()) {
+    if (!lt->is_array() || lt->empty()) fail(origin, ": config.json mtp_layer_types must be a non-empty list");
+    const json& t = (*lt)[0];
+    if (t == "sliding_attention") {
+      window = window_value(r, origin);
+    } else if (t != "full_attention") {
+      fail(origin, ": config.json mtp_layer_types[0] = ", t.dump(), " (expected \"sliding_attention\" or \"full_attention\")");
+    }
+  }
+  c.mtp_layer.window = window;
+  c.mtp_layer.rope = window > 0 || !c.has_sliding_layers();
+  c.mtp_layer.moe = false;
+}
+
 ModelConfig parse_exaone_moe(const JsonReader& r, std::string_view origin) {
   ModelConfig c;
   c.arch = Arch::ExaoneMoe;
@@ -371,6 +394,8 @@ ModelConfig parse_exaone_moe(const JsonReader& r, std::string_view origin) {
          ") do not divide num_experts (", c.n_experts, ")");
   }
   if (c.n_mtp_layers < 0) fail(origin, ": num_nextn_predict_layers is negative");
+  if (c.n_shared_experts < 0) fail(origin, ": config.json num_shared_experts is negative (", c.n_shared_experts, ")");
+  c.shared_intermediate_size = c.moe_intermediate_size * c.n_shared_experts;
 
   // MLP type per layer: mlp_layer_types > first_k_dense_replace (> legacy is_moe_layer).
   if (const json* mt = r.find("mlp_layer_types"); mt != nullptr && !mt->is_null()) {
@@ -393,6 +418,7 @@ ModelConfig parse_exaone_moe(const JsonReader& r, std::string_view origin) {
   } else {
     for (size_t i = 0; i < L; ++i) c.layers[i].moe = i >= 1;
   }
+  parse_mtp_plan(r, origin, c);
   return c;
 }
 
@@ -587,6 +613,35 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
     if (const gguf::Value* v = g.get("expert_weights_norm")) c.norm_topk_prob = v->as_bool(g.key("expert_weights_norm"));
     int64_t dense_lead = g.integer_or("leading_dense_block_count", 1);
     for (size_t i = 0; i < L; ++i) c.layers[i].moe = static_cast<int64_t>(i) >= dense_lead;
+    c.shared_intermediate_size = c.n_shared_experts <= 0 ? 0
+        : g.integer_or("expert_shared_feed_forward_length", c.moe_intermediate_size * c.n_shared_experts);
+    require_positive(path, g.key("expert_count"), c.n_experts);
+    require_positive(path, g.key("expert_used_count"), c.n_experts_used);
+    require_positive(path, g.key("expert_feed_forward_length"), c.moe_intermediate_size);
+    if (c.n_experts_used > c.n_experts) {
+      fail(path, ": GGUF ", g.key("expert_used_count"), " (", c.n_experts_used, ") exceeds ", g.key("expert_count"),
+           " (", c.n_experts, ")");
+    }
+    if (c.n_experts % c.n_group != 0 || c.topk_group > c.n_group) {
+      fail(path, ": GGUF ", g.key("expert_group_count"), " (", c.n_group, ") / ", g.key("expert_group_used_count"),
+           " (", c.topk_group, ") do not divide ", g.key("expert_count"), " (", c.n_experts, ")");
+    }
+    if (c.n_shared_experts < 0 || c.shared_intermediate_size < 0) {
+      fail(path, ": GGUF ", g.key("expert_shared_count"), " / ", g.key("expert_shared_feed_forward_length"),
+           " are negative");
+    }
+    if (const gguf::Value* v = g.get("expert_gating_func")) {
+      // llama.cpp's enum: 1 softmax, 2 sigmoid. K-EXAONE's router is sigmoid only.
+      const int64_t f = v->as_int(g.key("expert_gating_func"));
+      if (f != 2) fail(path, ": GGUF ", g.key("expert_gating_func"), " = ", f, "; exaone-moe needs 2 (sigmoid)");
+    }
+  }
+  // MTP block: global unless a per-block sliding pattern marks block n_layers as sliding.
+  c.mtp_layer = LayerPlan{0, !c.has_sliding_layers(), false};
+  if (const gguf::Value* pat = g.get("attention.sliding_window_pattern");
+      c.n_mtp_layers > 0 && window > 0 && pat != nullptr && pat->is_array()) {
+    const std::vector<int64_t>& flags = pat->as_ints(g.key("attention.sliding_window_pattern"));
+    if (flags.size() > L && flags[L] != 0) c.mtp_layer = LayerPlan{window, true, false};
   }
   validate(c, path);
   return c;

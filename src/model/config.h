@@ -59,11 +59,16 @@ struct ModelConfig {
   int64_t n_experts_used = 0;
   int64_t moe_intermediate_size = 0;
   int64_t n_shared_experts = 0;
+  // Width of the (summed) shared expert; HF: moe_intermediate_size * num_shared_experts.
+  int64_t shared_intermediate_size = 0;
   int64_t n_group = 1;
   int64_t topk_group = 1;
   bool norm_topk_prob = true;
   double routed_scaling_factor = 1.0;
   int64_t n_mtp_layers = 0;
+  // Attention plan of the MTP block (K-EXAONE: mtp_layer_types ["full_attention"] -> global,
+  // NoPE because the model has sliding layers). Meaningful only when n_mtp_layers > 0.
+  LayerPlan mtp_layer{0, false, false};
 
   // GGUF files carry llama3 scaling as a tensor (rope_freqs.weight): one divisor per frequency,
   // applied as inv_freq[i] / divisor[i]. Filled by the loader; empty for HF checkpoints, which

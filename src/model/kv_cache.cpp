@@ -7,15 +7,20 @@
 namespace kexa {
 
 KVCache::KVCache(const ModelConfig& config, int64_t max_context, int64_t chunk)
+    : KVCache(config.layers, config.kv_dim(), max_context, chunk) {}
+
+KVCache::KVCache(const std::vector<LayerPlan>& plans, int64_t row_size, int64_t max_context, int64_t chunk)
     : max_context_(max_context), chunk_(chunk) {
   if (max_context <= 0) fail("KV cache: context size must be positive, got ", max_context);
   if (chunk <= 0) fail("KV cache: chunk size must be positive, got ", chunk);
   chunk_ = std::min(chunk, max_context);
-  const int64_t row = config.kv_dim();
+  const int64_t row = row_size;
   row_ = row;
-  layers_.resize(config.layers.size());
-  for (size_t i = 0; i < config.layers.size(); ++i) {
-    const int64_t w = config.layers[i].window;
+  layers_.resize(plans.size());
+  windows_.resize(plans.size());
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const int64_t w = plans[i].window;
+    windows_[i] = w;
     // A sliding layer's oldest needed key during a chunk of C tokens is W-1 positions before the
     // chunk's first token, so W-1+C slots suffice; smaller would let the chunk overwrite keys its
     // own earlier rows still read.
@@ -25,6 +30,30 @@ KVCache::KVCache(const ModelConfig& config, int64_t max_context, int64_t chunk)
     l.k.assign(static_cast<size_t>(slots * row), 0.0f);
     l.v.assign(static_cast<size_t>(slots * row), 0.0f);
   }
+}
+
+bool KVCache::can_truncate(int64_t n) const {
+  if (n < 0 || n > n_past_) return false;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    // Position p sits in slot p % slots. After truncating to n the next query (position n)
+    // reads keys from max(0, n - W + 1) on; they are intact unless a position written since,
+    // i.e. below n_past, reached their slot again: n_past - slots > n - W.
+    const int64_t w = windows_[i];
+    const int64_t s = layers_[i].slots;
+    const int64_t oldest_needed = w > 0 ? std::max<int64_t>(0, n - w + 1) : 0;
+    if (n_past_ - s > oldest_needed) return false;
+  }
+  return true;
+}
+
+void KVCache::truncate(int64_t n) {
+  if (n < 0 || n > n_past_) fail("KV cache: cannot truncate to ", n, " positions; it holds ", n_past_);
+  if (!can_truncate(n)) {
+    fail("KV cache: cannot roll back from ", n_past_, " to ", n,
+         " positions: a sliding-window ring has already overwritten keys still needed (at most ", chunk_,
+         " positions can be rolled back)");
+  }
+  n_past_ = n;
 }
 
 int64_t KVCache::slots(int64_t layer) const { return layers_.at(static_cast<size_t>(layer)).slots; }

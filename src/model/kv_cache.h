@@ -14,6 +14,8 @@ class KVCache {
  public:
   // max_context: positions the sequence may reach; chunk: the most tokens evaluated per forward.
   KVCache(const ModelConfig& config, int64_t max_context, int64_t chunk = 512);
+  // A cache for explicitly given layer plans (the MTP head's own layer), rows of `row_size` floats.
+  KVCache(const std::vector<LayerPlan>& layers, int64_t row_size, int64_t max_context, int64_t chunk = 512);
 
   int64_t n_past() const { return n_past_; }
   int64_t max_context() const { return max_context_; }
@@ -24,6 +26,11 @@ class KVCache {
   int64_t slots(int64_t layer) const;
   size_t bytes() const;  // total bytes held by K and V of all layers
   void clear() { n_past_ = 0; }
+  // Forgets positions >= n (speculative decoding rolls back rejected drafts). Keys of the kept
+  // positions stay valid as long as no ring slot they occupy was reused, i.e. on sliding layers
+  // when n_past() - n <= chunk(); can_truncate says whether that holds, truncate throws when not.
+  bool can_truncate(int64_t n) const;
+  void truncate(int64_t n);
 
   // Used by the forward pass.
   float* keys(int64_t layer);
@@ -37,6 +44,7 @@ class KVCache {
     std::vector<float> v;
   };
   std::vector<Layer> layers_;
+  std::vector<int64_t> windows_;  // per layer, 0 = global
   int64_t n_past_ = 0;
   int64_t max_context_ = 0;
   int64_t chunk_ = 0;

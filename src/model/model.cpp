@@ -9,7 +9,9 @@
 #include "formats/gguf.h"
 #include "formats/hf_checkpoint.h"
 #include "kernels/kernels.h"
+#include "model/exact_matmul.h"
 #include "model/kv_cache.h"
+#include "model/moe.h"
 #include "model/weights.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -94,6 +96,10 @@ const TensorView* Binder::optional_matrix(const std::string& name, int64_t rows,
   return matrix(name, rows, cols);
 }
 
+const TensorView* Binder::stacked(const std::string& name, const std::vector<int64_t>& shape) {
+  return check(name, shape, true);
+}
+
 std::vector<float> Binder::vector(const std::string& name, int64_t n) {
   const TensorView* t = check(name, {n}, false);
   std::vector<float> out(static_cast<size_t>(n), 0.0f);
@@ -138,6 +144,16 @@ struct Model::Impl {
   std::vector<float> rope_cos, rope_sin;  // [rows][head_dim / 2] for the chunk's positions
   std::vector<float> logits_tmp;          // output rows of a batch before they are scattered
 
+  // Mixture-of-experts scratch: router logits [rows][E], choices [rows][k], rows grouped by expert.
+  std::vector<float> moe_logits, moe_weights, moe_in, moe_gate, moe_up, moe_out, moe_route_scratch;
+  std::vector<int32_t> moe_experts;
+  std::vector<int64_t> moe_count, moe_start, moe_rows;  // per expert: count, offset into moe_rows
+  std::vector<float> moe_row_w;                         // weight of each grouped row
+  Model::ExpertStats expert_stats;
+
+  // y[t] = sum over t's chosen experts (+ shared experts) for the n rows of `in`.
+  void moe_ffn(const model_detail::MoeWeights& m, const float* in, int64_t n, float* y);
+
   // One sequence's share of a step: `n` tokens appended to `cache` (n <= cache.chunk()).
   struct Segment {
     const int32_t* tokens = nullptr;
@@ -145,6 +161,7 @@ struct Model::Impl {
     KVCache* cache = nullptr;
     float* logits = nullptr;  // [n][V] when all_logits, else [V] for the last row; may be null
     bool all_logits = false;
+    float* hidden = nullptr;  // [n][H] final-normed hidden states (MTP input); may be null
   };
   // Per-row bookkeeping of the current step (rows of all segments, in order).
   std::vector<int32_t> row_seg;
@@ -155,7 +172,21 @@ struct Model::Impl {
   void reserve(int64_t n, int64_t max_keys);
   // Evaluates every segment in one pass over the weights (each matmul sees all rows).
   void run_step(const std::vector<Segment>& segs);
-  void attention(int64_t layer, int64_t n, const std::vector<Segment>& segs);
+  void attention(int64_t layer, int64_t window, int64_t n, const std::vector<Segment>& segs);
+  void attention_block(const model_detail::LayerWeights& l, const LayerPlan& plan, int64_t cache_layer, int64_t n,
+                       const std::vector<Segment>& segs);
+  void mlp_block(const model_detail::LayerWeights& l, int64_t n);
+  void dense_ffn(const model_detail::LayerWeights& l, const float* in, int64_t n);
+  // Matrix products of the forward pass; with exact_rows (speculative verification) every row of
+  // a batch is bit for bit what evaluating it alone gives (model/exact_matmul.h).
+  bool exact_rows = false;
+  std::vector<std::unique_ptr<ThreadPool>> inline_pools;
+  void mm(const TensorView& W, const float* in, int64_t n, float* out);
+  void mm_many(std::span<const kernels::MatmulOut> outs, const float* in, int64_t n);
+  // MTP (see the section at the end of this file).
+  std::vector<float> mtp_u;  // [rows][2H] fc input
+  void store_hidden(const std::vector<Segment>& segs);
+  void mtp_step(const Segment& sg, const float* hidden, float* out_hidden);
 
   // Runs fn(t) for t < n: inline for a few tokens (decode), spread over the pool otherwise.
   template <typename Fn>
@@ -182,9 +213,27 @@ size_t Model::weight_bytes() const {
   const ModelWeights& w = impl_->w;
   size_t total = w.output->nbytes + w.output_norm.size() * sizeof(float);
   for (const LayerWeights& l : w.layers) {
-    for (const TensorView* t : {l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down}) total += t->nbytes;
+    for (const TensorView* t : {l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down}) total += t != nullptr ? t->nbytes : 0;
+    if (l.moe != nullptr) {
+      // A decoded token reads the router, the shared experts and k routed experts.
+      const model_detail::MoeWeights& m = *l.moe;
+      total += m.router.nbytes + static_cast<size_t>(impl_->config.n_experts_used) * m.expert_bytes;
+      for (const TensorView* t : {m.shared_gate, m.shared_up, m.shared_down}) total += t != nullptr ? t->nbytes : 0;
+    }
   }
   return total;
+}
+
+size_t Model::expert_bytes() const {
+  size_t total = 0;
+  for (const LayerWeights& l : impl_->w.layers) {
+    if (l.moe != nullptr) total += l.moe->expert_bytes * l.moe->gate.size();
+  }
+  return total;
+}
+
+Model::ExpertStats Model::expert_stats() const { return impl_->expert_stats; }
+void Model::reset_expert_stats() { impl_->expert_stats = {};
 }
 
 namespace {
@@ -249,8 +298,14 @@ std::unique_ptr<Model> Model::from_source(ModelConfig config, std::unique_ptr<Te
       model_detail::bind_exaone4(config, gguf_names, binder, d.w);
       break;
     case Arch::ExaoneMoe:
-      fail(origin, ": exaone_moe (K-EXAONE) models are recognised but their forward pass is not implemented yet");
+      model_detail::bind_exaone_moe(config, gguf_names, binder, d.w);
+      break;
   }
+  // K-EXAONE configs may lack num_nextn_predict_layers; the mtp.* tensors then decide (spec 4.1).
+  if (config.arch == Arch::ExaoneMoe && config.n_mtp_layers == 0 && !gguf_names && binder.has("mtp.fc.weight")) {
+    config.n_mtp_layers = 1;
+  }
+  if (config.arch == Arch::ExaoneMoe) model_detail::bind_mtp(config, gguf_names, binder, d.w);
   binder.finish();
   config.tie_word_embeddings = d.w.tied;
   d.config = std::move(config);
@@ -275,6 +330,19 @@ void Model::Impl::reserve(int64_t n, int64_t max_keys) {
     v.resize(N * c.kv_dim());
     gate.resize(N * c.intermediate_size);
     up.resize(N * c.intermediate_size);
+    if (c.n_experts > 0) {
+      const size_t E = static_cast<size_t>(c.n_experts), K = static_cast<size_t>(c.n_experts_used);
+      const size_t width = static_cast<size_t>(std::max(c.moe_intermediate_size, c.shared_intermediate_size));
+      moe_logits.resize(N * E);
+      moe_weights.resize(N * K);
+      moe_experts.resize(N * K);
+      moe_rows.resize(N * K);
+      moe_row_w.resize(N * K);
+      moe_in.resize(N * c.hidden_size);
+      moe_out.resize(N * c.hidden_size);
+      moe_gate.resize(N * width);
+      moe_up.resize(N * width);
+    }
     rope_cos.resize(N * static_cast<size_t>(c.head_dim / 2));
     rope_sin.resize(N * static_cast<size_t>(c.head_dim / 2));
   }
@@ -284,11 +352,10 @@ void Model::Impl::reserve(int64_t n, int64_t max_keys) {
 
 // Causal (and, on sliding layers, windowed) attention of the chunk's queries against the cache,
 // which already holds the chunk's own keys. Work is split over (token, head) pairs.
-void Model::Impl::attention(int64_t layer, int64_t n, const std::vector<Segment>& segs) {
+void Model::Impl::attention(int64_t layer, int64_t window, int64_t n, const std::vector<Segment>& segs) {
   const ModelConfig& c = config;
   const int64_t hd = c.head_dim, nH = c.n_heads, group = c.n_heads / c.n_kv_heads;
   const int64_t kvd = c.kv_dim(), qd = c.q_dim();
-  const int64_t window = c.layers[static_cast<size_t>(layer)].window;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t max_keys = static_cast<int64_t>(scores.size()) / pool->size();
   const int64_t items = n * nH;
@@ -323,10 +390,95 @@ void Model::Impl::attention(int64_t layer, int64_t n, const std::vector<Segment>
   });
 }
 
+// Attention sub-block of one layer on the step's n rows of x (residual add included). The
+// layer's keys go to layer `cache_layer` of each row's cache; the MTP head runs its own block
+// through here with its own cache.
+void Model::Impl::attention_block(const LayerWeights& l, const LayerPlan& plan, int64_t cache_layer, int64_t n,
+                                  const std::vector<Segment>& segs) {
+  const ModelConfig& c = config;
+  const int64_t H = c.hidden_size, hd = c.head_dim, half = hd / 2;
+  const int64_t qd = c.q_dim(), kvd = c.kv_dim();
+  const double eps = c.norm_eps;
+  const bool pre = c.norm == NormPlacement::Pre;
+  const int64_t li = cache_layer;
+
+  // 4.0 (post-norm) feeds the raw residual stream to the projections.
+  const float* in = x.data();
+  if (pre) {
+    for_tokens(n, [&](int64_t t) { kernels::rmsnorm(x.data() + t * H, l.attn_norm.data(), H, eps, xn.data() + t * H); });
+    in = xn.data();
+  }
+  const kernels::MatmulOut qkv[] = {{l.wq, q.data()}, {l.wk, k.data()}, {l.wv, v.data()}};
+  mm_many(qkv, in, n);
+  for_tokens(n, [&](int64_t t) {
+    const int64_t pos = row_pos[static_cast<size_t>(t)];
+    KVCache& cache = *segs[static_cast<size_t>(row_seg[static_cast<size_t>(t)])].cache;
+    const int64_t slots = cache.slots(li);
+    float* kc = cache.keys(li);
+    float* vc = cache.values(li);
+    const float* cs = rope_cos.data() + t * half;
+    const float* sn = rope_sin.data() + t * half;
+    for (int64_t h = 0; h < c.n_heads; ++h) {
+      float* qh = q.data() + t * qd + h * hd;
+      if (c.qk_norm) kernels::rmsnorm(qh, l.q_norm.data(), hd, eps, qh);
+      if (plan.rope) kernels::rope_neox_cs(qh, hd, cs, sn);
+    }
+    for (int64_t h = 0; h < c.n_kv_heads; ++h) {
+      float* kh = k.data() + t * kvd + h * hd;
+      if (c.qk_norm) kernels::rmsnorm(kh, l.k_norm.data(), hd, eps, kh);
+      if (plan.rope) kernels::rope_neox_cs(kh, hd, cs, sn);
+    }
+    // Distinct positions of one chunk never share a slot (slots >= W-1+chunk).
+    const int64_t slot = pos % slots;
+    std::memcpy(kc + slot * kvd, k.data() + t * kvd, sizeof(float) * kvd);
+    std::memcpy(vc + slot * kvd, v.data() + t * kvd, sizeof(float) * kvd);
+  });
+  attention(li, plan.window, n, segs);
+  mm(*l.wo, att.data(), n, o.data());
+  for_tokens(n, [&](int64_t t) {
+    float* ot = o.data() + t * H;
+    if (!pre) kernels::rmsnorm(ot, l.post_attn_norm.data(), H, eps, ot);
+    float* xt = x.data() + t * H;
+    for (int64_t i = 0; i < H; ++i) xt[i] += ot[i];
+  });
+}
+
+// MLP sub-block of one layer on the step's n rows of x (norm, feed-forward, residual add).
+void Model::Impl::mlp_block(const LayerWeights& l, int64_t n) {
+  const ModelConfig& c = config;
+  const int64_t H = c.hidden_size;
+  const double eps = c.norm_eps;
+  const bool pre = c.norm == NormPlacement::Pre;
+  const float* in = x.data();
+  if (pre) {
+    for_tokens(n, [&](int64_t t) { kernels::rmsnorm(x.data() + t * H, l.ffn_norm.data(), H, eps, xn.data() + t * H); });
+    in = xn.data();
+  }
+  if (l.moe != nullptr) {
+    moe_ffn(*l.moe, in, n, down.data());
+  } else {
+    dense_ffn(l, in, n);
+  }
+  for_tokens(n, [&](int64_t t) {
+    float* dt = down.data() + t * H;
+    if (!pre) kernels::rmsnorm(dt, l.post_ffn_norm.data(), H, eps, dt);
+    float* xt = x.data() + t * H;
+    for (int64_t i = 0; i < H; ++i) xt[i] += dt[i];
+  });
+}
+
+// Dense SwiGLU feed-forward of n rows of `in`; the result is left in `down`.
+void Model::Impl::dense_ffn(const LayerWeights& l, const float* in, int64_t n) {
+  const int64_t I = l.gate->shape[0];
+  const kernels::MatmulOut gate_up[] = {{l.gate, gate.data()}, {l.up, up.data()}};
+  mm_many(gate_up, in, n);
+  for_tokens(n, [&](int64_t t) { kernels::swiglu(gate.data() + t * I, up.data() + t * I, I, gate.data() + t * I); });
+  mm(*l.down, gate.data(), n, down.data());
+}
+
 void Model::Impl::run_step(const std::vector<Segment>& segs) {
   const ModelConfig& c = config;
-  const int64_t H = c.hidden_size, hd = c.head_dim, I = c.intermediate_size;
-  const int64_t qd = c.q_dim(), kvd = c.kv_dim();
+  const int64_t H = c.hidden_size, hd = c.head_dim;
   const double eps = c.norm_eps;
   const size_t V = static_cast<size_t>(c.vocab_size);
 
@@ -361,68 +513,11 @@ void Model::Impl::run_step(const std::vector<Segment>& segs) {
 
   for (int64_t li = 0; li < c.n_layers; ++li) {
     const LayerWeights& l = w.layers[static_cast<size_t>(li)];
-    const LayerPlan& plan = c.layers[static_cast<size_t>(li)];
-    const bool pre = c.norm == NormPlacement::Pre;
-
-    // Attention sub-block. 4.0 (post-norm) feeds the raw residual stream to the projections.
-    const float* in = x.data();
-    if (pre) {
-      for_tokens(n, [&](int64_t t) { kernels::rmsnorm(x.data() + t * H, l.attn_norm.data(), H, eps, xn.data() + t * H); });
-      in = xn.data();
-    }
-    kernels::matmul(*l.wq, in, n, q.data(), *pool);
-    kernels::matmul(*l.wk, in, n, k.data(), *pool);
-    kernels::matmul(*l.wv, in, n, v.data(), *pool);
-    for_tokens(n, [&](int64_t t) {
-      const int64_t pos = row_pos[static_cast<size_t>(t)];
-      KVCache& cache = *segs[static_cast<size_t>(row_seg[static_cast<size_t>(t)])].cache;
-      const int64_t slots = cache.slots(li);
-      float* kc = cache.keys(li);
-      float* vc = cache.values(li);
-      const float* cs = rope_cos.data() + t * half;
-      const float* sn = rope_sin.data() + t * half;
-      for (int64_t h = 0; h < c.n_heads; ++h) {
-        float* qh = q.data() + t * qd + h * hd;
-        if (c.qk_norm) kernels::rmsnorm(qh, l.q_norm.data(), hd, eps, qh);
-        if (plan.rope) kernels::rope_neox_cs(qh, hd, cs, sn);
-      }
-      for (int64_t h = 0; h < c.n_kv_heads; ++h) {
-        float* kh = k.data() + t * kvd + h * hd;
-        if (c.qk_norm) kernels::rmsnorm(kh, l.k_norm.data(), hd, eps, kh);
-        if (plan.rope) kernels::rope_neox_cs(kh, hd, cs, sn);
-      }
-      // Distinct positions of one chunk never share a slot (slots >= W-1+chunk).
-      const int64_t slot = pos % slots;
-      std::memcpy(kc + slot * kvd, k.data() + t * kvd, sizeof(float) * kvd);
-      std::memcpy(vc + slot * kvd, v.data() + t * kvd, sizeof(float) * kvd);
-    });
-    attention(li, n, segs);
-    kernels::matmul(*l.wo, att.data(), n, o.data(), *pool);
-    for_tokens(n, [&](int64_t t) {
-      float* ot = o.data() + t * H;
-      if (!pre) kernels::rmsnorm(ot, l.post_attn_norm.data(), H, eps, ot);
-      float* xt = x.data() + t * H;
-      for (int64_t i = 0; i < H; ++i) xt[i] += ot[i];
-    });
-
-    // MLP sub-block.
-    in = x.data();
-    if (pre) {
-      for_tokens(n, [&](int64_t t) { kernels::rmsnorm(x.data() + t * H, l.ffn_norm.data(), H, eps, xn.data() + t * H); });
-      in = xn.data();
-    }
-    kernels::matmul(*l.gate, in, n, gate.data(), *pool);
-    kernels::matmul(*l.up, in, n, up.data(), *pool);
-    for_tokens(n, [&](int64_t t) { kernels::swiglu(gate.data() + t * I, up.data() + t * I, I, gate.data() + t * I); });
-    kernels::matmul(*l.down, gate.data(), n, down.data(), *pool);
-    for_tokens(n, [&](int64_t t) {
-      float* dt = down.data() + t * H;
-      if (!pre) kernels::rmsnorm(dt, l.post_ffn_norm.data(), H, eps, dt);
-      float* xt = x.data() + t * H;
-      for (int64_t i = 0; i < H; ++i) xt[i] += dt[i];
-    });
+    attention_block(l, c.layers[static_cast<size_t>(li)], li, n, segs);
+    mlp_block(l, n);
   }
   for (const Segment& sg : segs) sg.cache->advance(sg.n);
+  store_hidden(segs);
 
   if (out_rows.empty()) return;
   // Only the rows whose logits are wanted go through the (large) output projection.
@@ -432,17 +527,92 @@ void Model::Impl::run_step(const std::vector<Segment>& segs) {
   });
   // A single segment wanting all its rows writes straight into the caller's buffer.
   if (segs.size() == 1) {
-    kernels::matmul(*w.output, xn.data(), rows_out, segs[0].logits, *pool);
+    mm(*w.output, xn.data(), rows_out, segs[0].logits);
     return;
   }
   if (logits_tmp.size() < static_cast<size_t>(rows_out) * V) logits_tmp.resize(static_cast<size_t>(rows_out) * V);
-  kernels::matmul(*w.output, xn.data(), rows_out, logits_tmp.data(), *pool);
+  mm(*w.output, xn.data(), rows_out, logits_tmp.data());
   size_t r = 0;
   for (const Segment& sg : segs) {
     if (sg.logits == nullptr) continue;
     const size_t rows = sg.all_logits ? static_cast<size_t>(sg.n) : 1;
     std::memcpy(sg.logits, logits_tmp.data() + r * V, rows * V * sizeof(float));
     r += rows;
+  }
+}
+
+// Routes every row, then runs each chosen expert once on all the rows that chose it (gathered into
+// one matrix), so a prefill chunk reads each expert's weights once and a decoded token reads only
+// its k experts.
+void Model::Impl::moe_ffn(const model_detail::MoeWeights& m, const float* in, int64_t n, float* y) {
+  const ModelConfig& c = config;
+  const int64_t H = c.hidden_size, E = c.n_experts, K = c.n_experts_used;
+  const int64_t Im = c.moe_intermediate_size, Is = c.shared_intermediate_size;
+  moe::RouterParams rp;
+  rp.n_experts = E;
+  rp.n_used = K;
+  rp.n_group = c.n_group;
+  rp.topk_group = c.topk_group;
+  rp.norm_topk_prob = c.norm_topk_prob;
+  rp.scaling = c.routed_scaling_factor;
+
+  mm(m.router, in, n, moe_logits.data());
+  for (int64_t t = 0; t < n; ++t) {
+    moe::route(moe_logits.data() + t * E, m.bias.data(), rp, moe_experts.data() + t * K, moe_weights.data() + t * K,
+               moe_route_scratch);
+  }
+  // Bucket the (row, weight) pairs by expert, rows ascending within an expert.
+  moe_count.assign(static_cast<size_t>(E), 0);
+  moe_start.assign(static_cast<size_t>(E) + 1, 0);
+  for (int64_t i = 0; i < n * K; ++i) ++moe_count[static_cast<size_t>(moe_experts[static_cast<size_t>(i)])];
+  for (int64_t e = 0; e < E; ++e) moe_start[static_cast<size_t>(e) + 1] = moe_start[static_cast<size_t>(e)] + moe_count[static_cast<size_t>(e)];
+  std::vector<int64_t>& fill = moe_count;  // reused as the per-expert write cursor
+  for (int64_t e = 0; e < E; ++e) fill[static_cast<size_t>(e)] = moe_start[static_cast<size_t>(e)];
+  for (int64_t i = 0; i < n * K; ++i) {
+    const size_t e = static_cast<size_t>(moe_experts[static_cast<size_t>(i)]);
+    const int64_t at = fill[e]++;
+    moe_rows[static_cast<size_t>(at)] = i / K;
+    moe_row_w[static_cast<size_t>(at)] = moe_weights[static_cast<size_t>(i)];
+  }
+
+  // Shared experts see every row with weight 1; they initialise the output.
+  if (m.shared_gate != nullptr) {
+    mm(*m.shared_gate, in, n, moe_gate.data());
+    mm(*m.shared_up, in, n, moe_up.data());
+    for_tokens(n, [&](int64_t t) { kernels::swiglu(moe_gate.data() + t * Is, moe_up.data() + t * Is, Is, moe_gate.data() + t * Is); });
+    mm(*m.shared_down, moe_gate.data(), n, y);
+  } else {
+    std::fill(y, y + n * H, 0.0f);
+  }
+
+  size_t touched = 0;
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t r0 = moe_start[static_cast<size_t>(e)], cnt = moe_start[static_cast<size_t>(e) + 1] - r0;
+    if (cnt == 0) continue;
+    touched += m.expert_bytes;
+    const float* x = in;
+    if (n > 1) {
+      for (int64_t j = 0; j < cnt; ++j) {
+        std::memcpy(moe_in.data() + j * H, in + moe_rows[static_cast<size_t>(r0 + j)] * H, sizeof(float) * H);
+      }
+      x = moe_in.data();
+    }
+    mm(m.gate[static_cast<size_t>(e)], x, cnt, moe_gate.data());
+    mm(m.up[static_cast<size_t>(e)], x, cnt, moe_up.data());
+    for_tokens(cnt, [&](int64_t j) { kernels::swiglu(moe_gate.data() + j * Im, moe_up.data() + j * Im, Im, moe_gate.data() + j * Im); });
+    mm(m.down[static_cast<size_t>(e)], moe_gate.data(), cnt, moe_out.data());
+    for (int64_t j = 0; j < cnt; ++j) {
+      const float wgt = moe_row_w[static_cast<size_t>(r0 + j)];
+      float* yt = y + moe_rows[static_cast<size_t>(r0 + j)] * H;
+      const float* ot = moe_out.data() + j * H;
+      for (int64_t i = 0; i < H; ++i) yt[i] += wgt * ot[i];
+    }
+  }
+  expert_stats.bytes_touched += touched;
+  expert_stats.layer_steps += 1;
+  if (n == 1) {
+    expert_stats.decode_bytes += touched;
+    expert_stats.decode_layer_steps += 1;
   }
 }
 
@@ -467,6 +637,11 @@ void Model::Impl::check_input(std::span<const int32_t> tokens, const KVCache& ca
 
 void Model::forward(std::span<const int32_t> tokens, KVCache& cache, std::span<float> logits,
                     bool all_logits) {
+  forward_hidden(tokens, cache, logits, all_logits, {});
+}
+
+void Model::forward_hidden(std::span<const int32_t> tokens, KVCache& cache, std::span<float> logits,
+                           bool all_logits, std::span<float> hidden) {
   Impl& d = *impl_;
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return;
@@ -475,6 +650,10 @@ void Model::forward(std::span<const int32_t> tokens, KVCache& cache, std::span<f
   if (!logits.empty()) {
     size_t need = all_logits ? static_cast<size_t>(n) * V : V;
     if (logits.size() < need) fail("logits buffer holds ", logits.size(), " floats, need ", need);
+  }
+  const size_t Hs = static_cast<size_t>(d.config.hidden_size);
+  if (!hidden.empty() && hidden.size() < static_cast<size_t>(n) * Hs) {
+    fail("hidden-state buffer holds ", hidden.size(), " floats, need ", static_cast<size_t>(n) * Hs);
   }
   const int64_t chunk = cache.chunk();
   std::vector<Impl::Segment> segs(1);
@@ -490,6 +669,7 @@ void Model::forward(std::span<const int32_t> tokens, KVCache& cache, std::span<f
     if (!logits.empty() && (all_logits || last)) {
       sg.logits = logits.data() + (all_logits ? static_cast<size_t>(start) * V : 0);
     }
+    sg.hidden = hidden.empty() ? nullptr : hidden.data() + static_cast<size_t>(start) * Hs;
     d.run_step(segs);
   }
 }
@@ -529,6 +709,135 @@ void Model::forward_batch(std::span<BatchItem> items) {
     }
     if (segs.empty()) break;
     d.run_step(segs);
+  }
+}
+
+// ---- Multi-token prediction ---------------------------------------------------------------------
+// K-EXAONE's MTP block (spec 4.6): u = fc([enorm(embed(x_{p+1})), hnorm(hid_p)]), one pre-norm
+// layer (the decoder's own attention and dense MLP code, with the block's weights and its own
+// one-layer cache, at position p), then its own final norm and the shared lm_head.
+
+void Model::Impl::store_hidden(const std::vector<Segment>& segs) {
+  const int64_t H = config.hidden_size;
+  int64_t r0 = 0;
+  for (const Segment& sg : segs) {
+    if (sg.hidden != nullptr) {
+      for_tokens(sg.n, [&](int64_t t) {
+        kernels::rmsnorm(x.data() + (r0 + t) * H, w.output_norm.data(), H, config.norm_eps, sg.hidden + t * H);
+      });
+    }
+    r0 += sg.n;
+  }
+}
+
+bool Model::has_mtp() const { return impl_->w.mtp != nullptr; }
+
+void Model::set_exact_rows(bool on) { impl_->exact_rows = on; }
+
+void Model::Impl::mm(const TensorView& W, const float* in, int64_t n, float* out) {
+  if (exact_rows && n > 1) {
+    model_detail::matmul_rows_exact(W, in, n, out, *pool, inline_pools);
+  } else {
+    kernels::matmul(W, in, n, out, *pool);
+  }
+}
+
+void Model::Impl::mm_many(std::span<const kernels::MatmulOut> outs, const float* in, int64_t n) {
+  if (exact_rows && n > 1) {
+    for (const kernels::MatmulOut& o : outs) model_detail::matmul_rows_exact(*o.w, in, n, o.y, *pool, inline_pools);
+  } else {
+    kernels::matmul_many(outs, in, n, *pool);
+  }
+}
+
+std::unique_ptr<KVCache> Model::make_mtp_cache(int64_t max_context, int64_t chunk) const {
+  const ModelConfig& c = impl_->config;
+  if (!has_mtp()) fail(impl_->path, ": the model has no MTP block (", c.summary(), ")");
+  return std::make_unique<KVCache>(std::vector<LayerPlan>{c.mtp_layer}, c.kv_dim(), max_context, chunk);
+}
+
+void Model::Impl::mtp_step(const Segment& sg, const float* hidden, float* out_hidden) {
+  const ModelConfig& c = config;
+  const model_detail::MtpWeights& m = *w.mtp;
+  const int64_t H = c.hidden_size, n = sg.n, half = c.head_dim / 2;
+  const double eps = c.norm_eps;
+  const int64_t p0 = sg.cache->n_past();
+  const std::vector<Segment> segs{sg};
+  row_seg.assign(static_cast<size_t>(n), 0);
+  row_pos.resize(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) row_pos[static_cast<size_t>(t)] = p0 + t;
+  reserve(n, std::min(sg.cache->max_context(), p0 + n));
+  if (mtp_u.size() < static_cast<size_t>(n * 2 * H)) mtp_u.resize(static_cast<size_t>(n * 2 * H));
+
+  for_tokens(n, [&](int64_t t) {
+    float* u = mtp_u.data() + t * 2 * H;
+    // Embedding first, hidden second (spec 4.6 item 3).
+    kernels::to_f32(*w.embed, static_cast<int64_t>(sg.tokens[t]) * H, H, xn.data() + t * H);
+    kernels::rmsnorm(xn.data() + t * H, m.enorm.data(), H, eps, u);
+    kernels::rmsnorm(hidden + t * H, m.hnorm.data(), H, eps, u + H);
+    kernels::rope_cos_sin(inv_freq.data(), half, row_pos[static_cast<size_t>(t)], rope_cos.data() + t * half,
+                          rope_sin.data() + t * half);
+  });
+  mm(*m.fc, mtp_u.data(), n, x.data());
+  attention_block(m.layer, c.mtp_layer, 0, n, segs);
+  mlp_block(m.layer, n);
+  sg.cache->advance(n);
+
+  for_tokens(n, [&](int64_t t) { kernels::rmsnorm(x.data() + t * H, m.norm.data(), H, eps, xn.data() + t * H); });
+  if (out_hidden != nullptr) std::memcpy(out_hidden, xn.data(), sizeof(float) * static_cast<size_t>(n * H));
+  if (sg.logits == nullptr) return;
+  if (sg.all_logits) {
+    mm(*w.output, xn.data(), n, sg.logits);
+  } else {
+    mm(*w.output, xn.data() + (n - 1) * H, 1, sg.logits);
+  }
+}
+
+void Model::mtp_forward(std::span<const int32_t> tokens, std::span<const float> hidden, KVCache& mtp_cache,
+                        std::span<float> logits, bool all_logits, std::span<float> out_hidden) {
+  Impl& d = *impl_;
+  const ModelConfig& c = d.config;
+  if (!has_mtp()) fail(d.path, ": the model has no MTP block (", c.summary(), ")");
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return;
+  const size_t H = static_cast<size_t>(c.hidden_size), V = static_cast<size_t>(c.vocab_size);
+  if (mtp_cache.n_layers() != 1 || mtp_cache.row_size() != c.kv_dim()) {
+    fail("mtp_forward: the KV cache was not made by make_mtp_cache (", mtp_cache.n_layers(), " layers of ",
+         mtp_cache.row_size(), " floats)");
+  }
+  if (mtp_cache.n_past() + n > mtp_cache.max_context()) {
+    fail("mtp_forward: context overflow: ", mtp_cache.n_past(), " cached + ", n, " new rows exceed the context size ",
+         mtp_cache.max_context());
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t id = tokens[static_cast<size_t>(i)];
+    if (id < 0 || id >= c.vocab_size) {
+      fail("mtp_forward: token id ", id, " at input index ", i, " is outside the vocabulary [0, ", c.vocab_size, ")");
+    }
+  }
+  if (hidden.size() < static_cast<size_t>(n) * H) {
+    fail("mtp_forward: hidden holds ", hidden.size(), " floats, need ", static_cast<size_t>(n) * H);
+  }
+  if (!out_hidden.empty() && out_hidden.size() < static_cast<size_t>(n) * H) {
+    fail("mtp_forward: out_hidden holds ", out_hidden.size(), " floats, need ", static_cast<size_t>(n) * H);
+  }
+  if (!logits.empty() && logits.size() < (all_logits ? static_cast<size_t>(n) * V : V)) {
+    fail("mtp_forward: logits buffer holds ", logits.size(), " floats, need ", all_logits ? static_cast<size_t>(n) * V : V);
+  }
+  const int64_t chunk = mtp_cache.chunk();
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t m = std::min(chunk, n - start);
+    const bool last = start + m == n;
+    Impl::Segment sg;
+    sg.tokens = tokens.data() + start;
+    sg.n = m;
+    sg.cache = &mtp_cache;
+    sg.all_logits = all_logits;
+    if (!logits.empty() && (all_logits || last)) {
+      sg.logits = logits.data() + (all_logits ? static_cast<size_t>(start) * V : 0);
+    }
+    d.mtp_step(sg, hidden.data() + static_cast<size_t>(start) * H,
+               out_hidden.empty() ? nullptr : out_hidden.data() + static_cast<size_t>(start) * H);
   }
 }
 

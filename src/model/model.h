@@ -36,6 +36,19 @@ class Model {
   ThreadPool& pool();
   // Bytes of weights read per decoded token (for bandwidth rooflines).
   size_t weight_bytes() const;
+  // Mixture-of-experts models: bytes of all routed experts (0 for dense models), and the expert
+  // bytes the forward passes read since the last reset (each chosen expert counted once per
+  // layer per step, however many rows chose it).
+  size_t expert_bytes() const;
+  struct ExpertStats {
+    uint64_t bytes_touched = 0;
+    uint64_t layer_steps = 0;  // MoE layer evaluations
+    // The same restricted to steps of a single row (plain decoding of one sequence).
+    uint64_t decode_bytes = 0;
+    uint64_t decode_layer_steps = 0;
+  };
+  ExpertStats expert_stats() const;
+  void reset_expert_stats();
   // True when the output projection reuses the embedding matrix (decided by the tensors present).
   bool tied_embeddings() const;
 
@@ -56,6 +69,30 @@ class Model {
     std::span<float> logits;
   };
   void forward_batch(std::span<BatchItem> items);
+
+  // When on, a forward over several rows of one sequence gives every row bit for bit the result
+  // of evaluating it alone (single-token kernels per row; weights still read once per chunk of
+  // rows). Speculative decoding verifies its drafts this way so that it reproduces plain decoding
+  // exactly. Off by default (the batched kernels are faster for prefill).
+  void set_exact_rows(bool on);
+
+  // ---- Multi-token prediction (K-EXAONE's MTP block, spec 4.6; used by runtime/speculative) ----
+  // True when the model carries a complete MTP block.
+  bool has_mtp() const;
+  // forward(), and also the final-normed hidden state (the lm_head input) of every evaluated row
+  // into `hidden` ([tokens.size()][hidden_size]; may be empty).
+  void forward_hidden(std::span<const int32_t> tokens, KVCache& cache, std::span<float> logits, bool all_logits,
+                      std::span<float> hidden);
+  // A KV cache for the MTP block's single layer.
+  std::unique_ptr<KVCache> make_mtp_cache(int64_t max_context, int64_t chunk = 512) const;
+  // Runs the MTP block on n = tokens.size() rows at positions mtp_cache.n_past() ...: row t joins
+  // hidden[t] (the final-normed hidden state of position p = n_past + t, or the block's own
+  // previous output when drafting further ahead) with tokens[t] (the token at p + 1), and
+  // predicts the token at p + 2. `logits` gets [n][vocab] when all_logits, else the last row;
+  // `out_hidden` ([n][hidden_size], may be empty) the block's normalised output, which is the
+  // next draft step's `hidden`. Throws when the model has no MTP block.
+  void mtp_forward(std::span<const int32_t> tokens, std::span<const float> hidden, KVCache& mtp_cache,
+                   std::span<float> logits, bool all_logits, std::span<float> out_hidden);
 
  private:
   Model();

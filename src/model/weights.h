@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -12,6 +13,20 @@
 #include "model/config.h"
 
 namespace kexa::model_detail {
+
+// A mixture-of-experts MLP (K-EXAONE). Expert matrices are views into the mapped file: row
+// slices of GGUF's stacked [E, rows, cols] tensors or HF's per-expert / fused tensors.
+struct MoeWeights {
+  // Router [E, H], converted to f32 once at load (the router runs in fp32, spec 4.4).
+  std::vector<float> router_data;
+  TensorView router;
+  std::vector<float> bias;  // e_score_correction_bias [E]; zeros when the file has none
+  std::vector<TensorView> gate, up, down;  // per expert: [I, H], [I, H], [H, I]
+  size_t expert_bytes = 0;                 // bytes of one expert's three matrices
+  const TensorView* shared_gate = nullptr;  // [Is, H]; null without shared experts
+  const TensorView* shared_up = nullptr;
+  const TensorView* shared_down = nullptr;  // [H, Is]
+};
 
 struct LayerWeights {
   const TensorView* wq = nullptr;
@@ -28,6 +43,15 @@ struct LayerWeights {
   std::vector<float> post_ffn_norm;   // NormPlacement::Post: on the MLP output
   std::vector<float> q_norm;          // per-head QK-norm (length head_dim), empty when unused
   std::vector<float> k_norm;
+  std::unique_ptr<MoeWeights> moe;  // set on MoE layers, which then have no gate/up/down
+};
+
+// The multi-token-prediction block (K-EXAONE, spec 4.6): fc over [enorm(embed(x)), hnorm(hidden)],
+// one pre-norm decoder layer with a dense MLP, a final norm; the lm_head is the main model's.
+struct MtpWeights {
+  const TensorView* fc = nullptr;  // [H, 2H]
+  std::vector<float> enorm, hnorm, norm;
+  LayerWeights layer;
 };
 
 struct ModelWeights {
@@ -36,6 +60,7 @@ struct ModelWeights {
   bool tied = false;
   std::vector<float> output_norm;
   std::vector<LayerWeights> layers;
+  std::unique_ptr<MtpWeights> mtp;  // null when the model has no (usable) MTP block
 };
 
 // Looks tensors up in a source, checks shape and dtype, and collects every problem so one error
@@ -48,6 +73,8 @@ class Binder {
   const TensorView* matrix(const std::string& name, int64_t rows, int64_t cols);
   // nullptr when absent (no problem recorded).
   const TensorView* optional_matrix(const std::string& name, int64_t rows, int64_t cols);
+  // A weight of any rank whose rows are matmul rows (stacked experts): shape checked exactly.
+  const TensorView* stacked(const std::string& name, const std::vector<int64_t>& shape);
   // A 1-D weight of length n (F32/F16/BF16), returned as f32.
   std::vector<float> vector(const std::string& name, int64_t n);
   bool has(const std::string& name) const { return source_.find(name) != nullptr; }
@@ -71,5 +98,8 @@ class Binder {
 // Architecture files: translate tensor names of one generation (HF or GGUF naming) into weights.
 void bind_exaone(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
 void bind_exaone4(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
+void bind_exaone_moe(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
+// Binds the MTP block (mtp.* / blk.<n_layers>.*) when config.n_mtp_layers > 0 (src/model/mtp.cpp).
+void bind_mtp(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
 
 }  // namespace kexa::model_detail

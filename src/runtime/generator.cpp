@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -33,6 +34,22 @@ Generator::Generator(Model& model, KVCache& cache, const SamplingParams& params)
       sampler_(params, model.config().vocab_size),
       vocab_(model.config().vocab_size) {
   cache_.clear();
+}
+
+int32_t Generator::sample_allowed(TokenFilter* filter) {
+  int32_t tok = sampler_.sample(last_logits_);
+  if (!filter) return tok;
+  if (!filter->allows(tok)) {
+    masked_logits_ = last_logits_;
+    filter->mask(masked_logits_);
+    if (std::none_of(masked_logits_.begin(), masked_logits_.end(),
+                     [](float v) { return v != -std::numeric_limits<float>::infinity(); }))
+      fail("generate: constrained decoding: the token filter allows no token after ",
+           tokens_.size(), " tokens");
+    tok = sampler_.sample(masked_logits_);
+  }
+  filter->accept(tok);
+  return tok;
 }
 
 void Generator::reset() {
@@ -124,7 +141,7 @@ GenerateResult Generator::generate(std::span<const int32_t> prompt, const Genera
   t0 = std::chrono::steady_clock::now();
   if (options.max_tokens <= 0) return result;
   for (;;) {
-    const int32_t tok = sampler_.sample(last_logits_);
+    const int32_t tok = sample_allowed(options.filter);
     sampler_.accept(tok);
     tokens_.push_back(tok);
     result.tokens.push_back(tok);

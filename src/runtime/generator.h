@@ -33,6 +33,19 @@ namespace kexa {
 class Model;
 class KVCache;
 
+// Constrained decoding (grammars, schemas): which tokens may come next. The generator samples as
+// usual and asks allows(); only when the sampled token is refused does it call mask() and sample
+// again from what is left, so an unconstrained-looking model pays one check per token.
+class TokenFilter {
+ public:
+  virtual ~TokenFilter() = default;
+  virtual bool allows(int32_t token) = 0;
+  // Sets the logit of every token that may not come next to -infinity.
+  virtual void mask(std::span<float> logits) = 0;
+  // The token was chosen (it is part of the output now).
+  virtual void accept(int32_t token) = 0;
+};
+
 enum class StopReason {
   Eos,          // sampled one of the stop ids (it is the last entry of GenerateResult::tokens)
   MaxTokens,    // produced max_tokens tokens
@@ -51,6 +64,9 @@ struct GenerateOptions {
   // per decode step. The last sampled token is never evaluated, so a run evaluates
   // prompt + generated - 1 positions. Setting it makes prefill compute every row (slower).
   std::function<void(std::span<const float> row)> on_logits;
+  // Constrained decoding: every generated token (stop ids included) must pass the filter; when
+  // the filter allows nothing, generate() throws kexa::Error. Not owned; null = unconstrained.
+  TokenFilter* filter = nullptr;
 };
 
 struct GenerateResult {
@@ -92,6 +108,8 @@ class Generator {
   size_t reusable_prefix(std::span<const int32_t> prompt) const;
   // Evaluates tokens at the cache's current end; leaves the last row in last_logits_.
   void evaluate(std::span<const int32_t> tokens, const GenerateOptions& options);
+  // Samples from last_logits_, restricted to what `filter` allows (when set), and tells it.
+  int32_t sample_allowed(TokenFilter* filter);
 
   Model& model_;
   KVCache& cache_;
@@ -100,6 +118,7 @@ class Generator {
   std::vector<int32_t> tokens_;  // invariant: tokens_[0 .. cache_.n_past()) are in the cache
   std::vector<float> last_logits_;
   std::vector<float> chunk_logits_;
+  std::vector<float> masked_logits_;  // last_logits_ with what the token filter refused removed
 };
 
 }  // namespace kexa

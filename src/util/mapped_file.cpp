@@ -15,7 +15,7 @@
 
 namespace kexa {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+MappedFile::MappedFile(const std::string& path, Load load) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(path, ": cannot open: ", std::strerror(errno));
   struct stat st {};
@@ -29,7 +29,8 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     fail(path, ": is a directory, expected a file");
   }
   size_ = static_cast<size_t>(st.st_size);
-  if (size_ >= kResidentThreshold && fits_in_memory(size_) && std::getenv("KEXA_MMAP") == nullptr) {
+  if (load == Load::Auto && size_ >= kResidentThreshold && fits_in_memory(size_) &&
+      std::getenv("KEXA_MMAP") == nullptr) {
     // Weights are streamed once per token; on VMs page-cache mappings (4 KiB pages) read several
     // times slower than huge-page anonymous memory, so a model that fits comfortably in RAM is
     // read into transparent huge pages (KEXA_MMAP=1 keeps the file mapping, as larger ones do).
@@ -48,6 +49,26 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     mapped_bytes_ = size_;
   }
   ::close(fd);
+}
+
+bool MappedFile::make_resident() {
+  if (data_ == nullptr || mapped_bytes_ != size_ || size_ < kResidentThreshold || !fits_in_memory(size_) ||
+      std::getenv("KEXA_MMAP") != nullptr) {
+    return false;  // empty, already resident, small or large: stays as it is
+  }
+  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(path_, ": cannot open: ", std::strerror(errno));
+  const uint8_t* old = data_;
+  const size_t old_bytes = mapped_bytes_;
+  try {
+    load_resident(fd);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  ::munmap(const_cast<uint8_t*>(old), old_bytes);
+  return true;
 }
 
 bool MappedFile::fits_in_memory(size_t bytes) {

@@ -10,8 +10,15 @@ namespace kexa {
 
 class MappedFile {
  public:
+  // Auto: a file that fits comfortably in RAM is read into huge-page memory, larger ones are
+  // mapped. Mapped: always a file mapping, so pages never touched (idle MoE experts) are never
+  // read; make_resident() can still upgrade it once the caller knows what the file holds.
+  enum class Load { Auto, Mapped };
   // Throws kexa::Error naming the path when the file cannot be opened or mapped.
-  explicit MappedFile(const std::string& path);
+  explicit MappedFile(const std::string& path, Load load = Load::Auto);
+  // Whether Auto would have read this file into memory; if so, does it now (the data pointer
+  // changes: views into the old mapping become invalid). Returns whether it did.
+  bool make_resident();
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
