@@ -2,22 +2,30 @@
 // Usage: node bench/server_throughput.mjs BASE_URL STREAMS MAX_TOKENS
 // Prints one JSON line: {"streams", "tokens", "seconds", "aggregate_tok_s", "per_stream_tok_s",
 // "ttft_median_s", "ttft_max_s"}.
-const [base, streamsArg, maxArg] = process.argv.slice(2);
-const streams = parseInt(streamsArg, 10);
-const maxTokens = parseInt(maxArg, 10);
+//        node bench/server_throughput.mjs BASE_URL --join STREAMS MAX_TOKENS
+// Time to first token of a request that arrives while STREAMS others are decoding (its prefill
+// joins their batch): starts STREAMS streams, waits until all have produced tokens, then sends
+// one more. Prints {"background_streams", "join_ttft_s", "background_tokens_during_join"}.
+const args = process.argv.slice(2);
+const join = args[1] === "--join";
+const base = args[0];
+const streams = parseInt(args[join ? 2 : 1], 10);
+const maxTokens = parseInt(args[join ? 3 : 2], 10);
+let tokensSeen = 0;  // text chunks received on every stream so far
 
-async function one(i) {
+async function one(i, maxTok = maxTokens) {
   const t0 = performance.now();
-  const res = await fetch(base + "/v1/chat/completions", {
+  // /v1/completions: the quantized GGUFs in bench/models carry no chat template.
+  const res = await fetch(base + "/v1/completions", {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({
-      messages: [{ role: "user", content: `Write story ${i} about a cat.` }], stream: true,
-      max_tokens: maxTokens, temperature: 0.8, seed: i, stream_options: { include_usage: true },
+      prompt: `Write story ${i} about a cat.`, stream: true,
+      max_tokens: maxTok, temperature: 0.8, seed: i, stream_options: { include_usage: true },
     }),
   });
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
-  let buffer = "", ttft = null, tokens = 0, firstAt = null, lastAt = null;
+  let buffer = "", ttft = null, tokens = 0, firstAt = null, lastAt = null, chunks = 0;
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
@@ -29,14 +37,29 @@ async function one(i) {
       if (data === "[DONE]") continue;
       const chunk = JSON.parse(data);
       if (chunk.usage) tokens = chunk.usage.completion_tokens;
-      const d = chunk.choices?.[0]?.delta;
-      if (d && (d.content || d.reasoning_content)) {
+      const text = chunk.choices?.[0]?.text;
+      if (text) {
+        tokensSeen++;
+        chunks++;
         if (ttft === null) { ttft = (performance.now() - t0) / 1000; firstAt = performance.now(); }
         lastAt = performance.now();
       }
     }
   }
-  return { ttft, tokens, firstAt, lastAt };
+  return { ttft, tokens, firstAt, lastAt, chunks };
+}
+
+if (join) {
+  const background = Array.from({ length: streams }, (_, i) => one(i));
+  // Wait until every background stream is decoding (each has sent a few chunks).
+  while (tokensSeen < streams * 4) await new Promise((r) => setTimeout(r, 20));
+  const before = tokensSeen;
+  const probe = await one(1000, 4);
+  const during = tokensSeen - before - probe.chunks;  // the background streams' progress meanwhile
+  await Promise.all(background);
+  console.log(JSON.stringify({ background_streams: streams, join_ttft_s: +probe.ttft.toFixed(3),
+    background_tokens_during_join: during }));
+  process.exit(0);
 }
 
 const start = performance.now();

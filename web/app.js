@@ -119,6 +119,8 @@ function messageElement(m) {
   content.className = "content";
   content.innerHTML = renderMarkdown(m.content || "");
   div.appendChild(content);
+  if (m.sql !== undefined) div.appendChild(sqlElement(m));
+  if (m.citations && m.citations.length) div.appendChild(citationsElement(m.citations));
   if (m.error) {
     const e = document.createElement("div");
     e.className = "error";
@@ -127,6 +129,69 @@ function messageElement(m) {
   }
   return div;
 }
+// Citations: "[n] file, bytes a-b" (or page p); a click shows the quoted span itself.
+function spanLabel(c) {
+  const name = c.path.split("/").pop();
+  if (c.unit === "page" || c.page) return `${name}, page ${c.page}, ${c.begin}–${c.end}`;
+  if (c.unit === "record") return `${name}, record ${c.begin}`;
+  return `${name}, ${c.unit === "text" ? "text" : "bytes"} ${c.begin}–${c.end}`;
+}
+function citationsElement(citations) {
+  const box = document.createElement("div");
+  box.className = "sources";
+  box.textContent = "Sources";
+  for (const c of citations) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "citation";
+    b.textContent = `[${c.number}] ${spanLabel(c)}`;
+    b.title = c.path;
+    const q = document.createElement("blockquote");
+    q.className = "quote";
+    q.textContent = c.text;
+    q.hidden = true;
+    b.onclick = () => { q.hidden = !q.hidden; };
+    box.appendChild(b);
+    box.appendChild(q);
+  }
+  return box;
+}
+function sqlElement(m) {
+  const box = document.createElement("div");
+  box.className = "sql-result";
+  if (m.sql) {
+    const pre = document.createElement("pre");
+    const code = document.createElement("code");
+    code.className = "sql";
+    code.textContent = m.sql;
+    pre.appendChild(code);
+    box.appendChild(pre);
+  }
+  if (m.columns) {
+    const table = document.createElement("table");
+    table.className = "rows";
+    const head = table.createTHead().insertRow();
+    for (const c of m.columns) {
+      const th = document.createElement("th");
+      th.textContent = c;
+      head.appendChild(th);
+    }
+    const body = table.createTBody();
+    for (const row of m.rows || []) {
+      const tr = body.insertRow();
+      for (const v of row) tr.insertCell().textContent = v === null ? "NULL" : typeof v === "object" ? JSON.stringify(v) : String(v);
+    }
+    box.appendChild(table);
+    if (m.truncated) {
+      const more = document.createElement("div");
+      more.className = "muted";
+      more.textContent = "(more rows than shown)";
+      box.appendChild(more);
+    }
+  }
+  return box;
+}
+
 function renderMessages() {
   const box = $("messages");
   box.innerHTML = "";
@@ -143,7 +208,115 @@ function headers() {
   return h;
 }
 
+// Documents and Database modes: one JSON request, no streaming.
+async function ask(text, mode) {
+  const conv = current;
+  conv.messages.push({ role: "user", content: text });
+  if (conv.title === "New chat") conv.title = text.slice(0, 40);
+  const reply = { role: "assistant", content: "" };
+  conv.messages.push(reply);
+  save();
+  renderAll();
+  const path = mode === "rag" ? "/v1/rag/query" : "/v1/sql/query";
+  // "sql-run": the message is one SQL statement, run by the server's read-only executor.
+  const body = mode === "rag"
+    ? { question: text, temperature: parseFloat($("temperature").value), max_tokens: parseInt($("max-tokens").value, 10) || 512,
+        require_citation: $("require-citation").checked }
+    : mode === "sql-run" ? { sql: text }
+    : { question: text, max_tokens: parseInt($("max-tokens").value, 10) || 256 };
+  window.kexaLastRequest = body;
+  controller = new AbortController();
+  $("stop").disabled = false;
+  $("send").disabled = true;
+  try {
+    const res = await fetch(path, { method: "POST", headers: headers(), body: JSON.stringify(body), signal: controller.signal });
+    const j = await res.json();
+    if (!res.ok) throw new Error((j.error && j.error.message) || res.statusText);
+    if (mode === "rag") {
+      reply.content = j.answer;
+      reply.reasoning = j.reasoning || "";
+      reply.citations = j.citations;
+    } else {
+      reply.content = j.answer || (j.executed ? "" : (j.error || "no statement ran"));
+      if (j.executed && !j.answer && j.result) reply.content = `${j.result.rows.length} row(s)`;
+      reply.sql = j.sql || (j.attempts && j.attempts.length ? j.attempts[j.attempts.length - 1].sql : "");
+      if (j.result) {
+        reply.columns = j.result.columns;
+        reply.rows = j.result.rows;
+        reply.truncated = j.result.truncated;
+      }
+    }
+  } catch (e) {
+    if (e.name !== "AbortError") reply.error = String(e.message || e);
+    else reply.stopped = true;
+  } finally {
+    controller = null;
+    $("stop").disabled = true;
+    $("send").disabled = false;
+    save();
+    renderMessages();
+  }
+}
+
+// --- documents panel ----------------------------------------------------------------------------
+async function refreshDocuments() {
+  const res = await fetch("/v1/rag/documents", { headers: headers() });
+  const j = await res.json();
+  const ul = $("doc-list");
+  ul.innerHTML = "";
+  for (const d of j.data || []) {
+    const li = document.createElement("li");
+    li.dataset.name = d.name;
+    const span = document.createElement("span");
+    span.textContent = d.name;
+    span.title = `${d.bytes} bytes`;
+    li.appendChild(span);
+    const del = document.createElement("button");
+    del.type = "button";
+    del.className = "doc-delete";
+    del.textContent = "×";
+    del.title = "Delete " + d.name;
+    del.onclick = async () => {
+      const r = await fetch("/v1/rag/documents/" + encodeURIComponent(d.name), { method: "DELETE", headers: headers() });
+      const out = await r.json().catch(() => ({}));
+      $("doc-status").textContent = r.ok ? `deleted ${d.name}` : (out.error && out.error.message) || r.statusText;
+      refreshDocuments();
+    };
+    li.appendChild(del);
+    ul.appendChild(li);
+  }
+  if (j.store) $("doc-status").dataset.totals = `${j.store.documents} documents, ${j.store.chunks} chunks`;
+}
+function base64Of(buffer) {
+  const bytes = new Uint8Array(buffer);
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+$("doc-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const file = $("doc-file").files[0];
+  if (!file) return;
+  if (features.max_document_bytes && file.size > features.max_document_bytes) {
+    $("doc-status").textContent = `${file.name} is larger than ${features.max_document_bytes} bytes`;
+    return;
+  }
+  $("doc-status").textContent = "uploading " + file.name + "…";
+  const body = { name: file.name };
+  if (/\.pdf$/i.test(file.name)) body.content_base64 = base64Of(await file.arrayBuffer());
+  else body.content = await file.text();
+  const res = await fetch("/v1/rag/documents", { method: "POST", headers: headers(), body: JSON.stringify(body) });
+  const j = await res.json().catch(() => ({}));
+  $("doc-status").textContent = res.ok ? `${file.name}: ${j.ingest.chunks} chunks` : (j.error && j.error.message) || res.statusText;
+  $("doc-file").value = "";
+  refreshDocuments();
+});
+
+let features = {};
+
 async function send(text) {
+  const mode = $("mode").value;
+  if (mode !== "chat") return ask(text, mode);
   const conv = current;
   conv.messages.push({ role: "user", content: text });
   if (conv.title === "New chat") conv.title = text.slice(0, 40);
@@ -162,7 +335,7 @@ async function send(text) {
   const messages = [];
   const system = $("system-prompt").value.trim();
   if (system) messages.push({ role: "system", content: system });
-  for (const m of conv.messages.slice(0, -1)) messages.push({ role: m.role, content: m.content });
+  for (const m of conv.messages.slice(0, -1)) messages.push({ role: m.role, content: m.content || "" });
   const body = {
     messages, stream: true, temperature: parseFloat($("temperature").value),
     max_tokens: parseInt($("max-tokens").value, 10) || 1024,
@@ -236,8 +409,27 @@ for (const id of ["system-prompt", "temperature", "thinking", "max-tokens", "api
   $(id).addEventListener("change", saveSettings);
 }
 
+// What the server offers (documents, database) and the model's name; asked again when the API
+// key changes, since both answers need it on a server started with --api-key.
+function loadServerInfo() {
+  fetch("/v1/kexa/features", { headers: headers() }).then((r) => (r.ok ? r.json() : {})).then((j) => {
+    features = j;
+    $("documents").hidden = !j.rag;
+    $("mode").querySelector('option[value="rag"]').disabled = !j.rag;
+    $("mode").querySelector('option[value="sql"]').disabled = !j.sql;
+    $("mode").querySelector('option[value="sql-run"]').disabled = !j.sql;
+    if (j.rag) refreshDocuments();
+  }).catch(() => {});
+  fetch("/v1/models", { headers: headers() }).then((r) => (r.ok ? r.json() : {})).then((j) => {
+    if (j.data && j.data[0]) $("model-name").textContent = "model: " + j.data[0].id;
+  }).catch(() => {});
+}
+let keyTimer = null;
+$("api-key").addEventListener("input", () => {
+  clearTimeout(keyTimer);
+  keyTimer = setTimeout(loadServerInfo, 300);
+});
+
 loadSettings();
-fetch("/v1/models", { headers: headers() }).then((r) => r.json()).then((j) => {
-  if (j.data && j.data[0]) $("model-name").textContent = "model: " + j.data[0].id;
-}).catch(() => {});
+loadServerInfo();
 if (conversations.length) { current = conversations[0]; renderAll(); } else newConversation();

@@ -9,7 +9,8 @@ int serve_main(int argc, char** argv) {
   server::ServerOptions opt;
   CLI::App app{"Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions,\n"
                "/v1/completions, /v1/models, /tokenize, /detokenize, /apply-template, /health,\n"
-               "/metrics) with continuous batching, and a web chat UI at /."};
+               "/metrics) with continuous batching, and a web chat UI at /. With --rag-store and --sql-db:\n"
+               "/v1/rag/query, /v1/rag/documents, /v1/sql/query and the server-side chat tools."};
   app.name("kexa serve");
   app.add_option("-m,--model", opt.model_path, "model folder, GGUF file, or ORG/REPO[:QUANT]")->required();
   app.add_option("--host", opt.host, "address to bind (default 127.0.0.1: this machine only)");
@@ -21,6 +22,14 @@ int serve_main(int argc, char** argv) {
   app.add_option("--threads", opt.threads, "compute threads (default: all CPUs)")->check(CLI::Range(0, 1024));
   app.add_option("--max-body", opt.max_body, "largest request body in bytes");
   app.add_option("--name", opt.model_name, "model id reported by /v1/models");
+  app.add_option("--rag-store", opt.rag_store,
+                 "document store (SQLite file or postgresql://): enables /v1/rag/query, /v1/rag/documents\n"
+                 "and the chat tool kexa_rag_search");
+  app.add_option("--rag-uploads", opt.rag_uploads, "folder for documents uploaded through the API (default STORE.uploads)");
+  app.add_option("--max-document", opt.max_document, "largest uploaded document in bytes (default 4 MiB)");
+  app.add_option("--sql-db", opt.sql_db,
+                 "database (sqlite:PATH or postgresql://...), queried read-only: enables /v1/sql/query\n"
+                 "and the chat tool kexa_sql_query");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

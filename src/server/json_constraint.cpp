@@ -644,13 +644,18 @@ struct JsonConstraint::State {
 
 JsonConstraint::JsonConstraint(const json& schema, bool any_object) : state_(std::make_unique<State>()) {
   if (any_object) {
-    schema_ = json{{"type", "object"}};
+    schema_ = std::make_shared<const json>(json{{"type", "object"}});
   } else {
     check_supported(schema);
-    schema_ = schema;
+    schema_ = std::make_shared<const json>(schema);
   }
-  state_->push_value(&schema_);
+  state_->push_value(schema_.get());
 }
+
+JsonConstraint::JsonConstraint(const JsonConstraint& other)
+    : schema_(other.schema_), state_(std::make_unique<State>(*other.state_)) {}
+
+bool JsonConstraint::feed(char c) { return state_->feed(c); }
 
 JsonConstraint::~JsonConstraint() = default;
 

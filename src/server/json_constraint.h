@@ -21,7 +21,9 @@ class JsonConstraint {
   // Schema; unsupported keywords ($ref, anyOf, oneOf, allOf, not, pattern) throw kexa::Error.
   JsonConstraint(const nlohmann::json& schema, bool any_object);
   ~JsonConstraint();
-  JsonConstraint(const JsonConstraint&) = delete;
+  // Copies share the (immutable) schema and continue independently: a grammar that embeds a
+  // JSON value (a tool call's arguments) tries characters on a copy.
+  JsonConstraint(const JsonConstraint& other);
   JsonConstraint& operator=(const JsonConstraint&) = delete;
 
   // True when `text` appended to the output so far keeps it a valid prefix and the shortest
@@ -34,11 +36,14 @@ class JsonConstraint {
   void advance(std::string_view text);
   // True when the output is one complete value.
   bool complete() const;
+  // Appends one character if it keeps the output a valid prefix; false (and the state is then
+  // unspecified, so feed a copy) when it does not.
+  bool feed(char c);
 
   struct State;
 
  private:
-  nlohmann::json schema_;
+  std::shared_ptr<const nlohmann::json> schema_;  // frames point into it
   std::unique_ptr<State> state_;
 };
 

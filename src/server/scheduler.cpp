@@ -203,7 +203,10 @@ void Scheduler::step(std::vector<Slot*>& active) {
   }
   std::string error;
   try {
-    if (!batch.empty()) model_.forward_batch(batch);
+    if (!batch.empty()) {
+      std::lock_guard<std::mutex> model_lock(model_mu_);
+      model_.forward_batch(batch);
+    }
   } catch (const std::exception& e) {
     error = e.what();
   }

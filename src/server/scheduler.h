@@ -100,6 +100,9 @@ class Scheduler {
   std::shared_ptr<JobHandle> submit(Job job);
   SchedulerStats stats() const;
   int64_t context() const { return context_; }
+  // Exclusive use of the model by another caller (text-to-SQL runs its own grammar-constrained
+  // generation): while the lock is held no batched step runs, so streams pause, not fail.
+  std::unique_lock<std::mutex> pause_model() { return std::unique_lock<std::mutex>(model_mu_); }
 
   // Called after every step with the latencies of the tokens produced (seconds per token of
   // each sequence that produced one), for the metrics.
@@ -116,6 +119,7 @@ class Scheduler {
   int64_t prefill_chunk_;
   std::vector<std::unique_ptr<Slot>> slots_;
   mutable std::mutex mu_;
+  std::mutex model_mu_;  // held around every forward
   std::condition_variable cv_;
   std::deque<std::pair<Job, std::shared_ptr<JobHandle>>> queue_;
   bool stopping_ = false;

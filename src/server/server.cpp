@@ -21,9 +21,14 @@
 #include "chat/output_parser.h"
 #include "chat/template.h"
 #include "model/model.h"
+#include "rag/answer.h"
 #include "server/json_constraint.h"
+#include "server/knowledge.h"
+#include "sql/generate.h"
+#include "sql/sql.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
+#include "server/tool_constraint.h"
 #include "server/web_assets.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -158,16 +163,41 @@ class StopFilter {
   bool stopped_ = false;
 };
 
+// Every token's text and whether it is special, decoded once: constrained decoding asks about
+// most of the vocabulary at a step when the model's favourites are not allowed.
+struct TokenTable {
+  std::vector<std::string> text;
+  std::vector<char> special;
+  explicit TokenTable(const Tokenizer& tok) {
+    int32_t n = tok.vocab_size();
+    text.resize(static_cast<size_t>(n));
+    special.resize(static_cast<size_t>(n));
+    for (int32_t id = 0; id < n; ++id) {
+      text[static_cast<size_t>(id)] = tok.decode(std::span<const int32_t>(&id, 1));
+      special[static_cast<size_t>(id)] = tok.is_special(id) ? 1 : 0;
+    }
+  }
+  bool is_special(int32_t id) const { return id < 0 || static_cast<size_t>(id) >= special.size() || special[static_cast<size_t>(id)] != 0; }
+  const std::string& decode(int32_t id) const {
+    static const std::string none;
+    return id < 0 || static_cast<size_t>(id) >= text.size() ? none : text[static_cast<size_t>(id)];
+  }
+};
+
 struct ServerState {
   ServerOptions options;
   std::string model_name;
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
+  std::shared_ptr<const TokenTable> tokens;
   std::optional<chat::ChatTemplate> chat_template;
   std::string template_error;
   std::unique_ptr<Scheduler> scheduler;
   Metrics metrics;
   std::vector<int32_t> stop_ids;
+  std::unique_ptr<Documents> documents;  // --rag-store
+  std::unique_ptr<sql::Executor> database;  // --sql-db
+  std::mutex database_mu;
 };
 
 // Everything a generation request turns into before it reaches the scheduler.
@@ -288,9 +318,18 @@ json normalize_messages(const json& body) {
   return out;
 }
 
-json tools_of(const json& body) {
+// tool_choice: "none" drops the tools from the prompt, "auto" (the default) lets the model
+// choose, "required" and {"type": "function", "function": {"name": ...}} force a call by
+// constrained decoding.
+struct ToolChoice {
+  enum class Mode { None, Auto, Required, Named } mode = Mode::Auto;
+  std::string name;
+  bool forced() const { return mode == Mode::Required || mode == Mode::Named; }
+};
+
+const json* validated_tools(const json& body) {
   const json* tools = field(body, "tools");
-  if (tools == nullptr) return json();
+  if (tools == nullptr) return nullptr;
   if (!tools->is_array()) throw BadRequest{"'tools' must be an array", "tools"};
   for (size_t i = 0; i < tools->size(); ++i) {
     const json& t = (*tools)[i];
@@ -299,11 +338,59 @@ json tools_of(const json& body) {
       throw BadRequest{concat("tools[", i, "] must be {\"type\": \"function\", \"function\": {\"name\": ...}}"),
                        concat("tools[", i, "]")};
     }
+    if (t.contains("type") && t["type"] != "function") {
+      throw BadRequest{concat("tools[", i, "].type must be \"function\""), concat("tools[", i, "].type")};
+    }
+    const json& fn = t["function"];
+    if (fn.contains("parameters") && !fn["parameters"].is_null() && !fn["parameters"].is_object()) {
+      throw BadRequest{concat("tools[", i, "].function.parameters must be a JSON Schema object"),
+                       concat("tools[", i, "].function.parameters")};
+    }
   }
-  if (const json* choice = field(body, "tool_choice"); choice != nullptr && choice->is_string() && *choice == "none") {
-    return json();
+  return tools->empty() ? nullptr : tools;
+}
+
+ToolChoice tool_choice_of(const json& body) {
+  const json* tools = validated_tools(body);
+  const json* v = field(body, "tool_choice");
+  ToolChoice tc;
+  if (v == nullptr) return tc;
+  if (v->is_string()) {
+    std::string s = *v;
+    if (s == "none") tc.mode = ToolChoice::Mode::None;
+    else if (s == "auto") tc.mode = ToolChoice::Mode::Auto;
+    else if (s == "required") tc.mode = ToolChoice::Mode::Required;
+    else throw BadRequest{concat("'tool_choice' must be \"none\", \"auto\", \"required\" or a function, not \"", s, "\""), "tool_choice"};
+  } else if (v->is_object()) {
+    if (!v->contains("type") || (*v)["type"] != "function") {
+      throw BadRequest{"tool_choice.type must be \"function\"", "tool_choice.type"};
+    }
+    if (!v->contains("function") || !(*v)["function"].is_object() || !(*v)["function"].contains("name") ||
+        !(*v)["function"]["name"].is_string()) {
+      throw BadRequest{"tool_choice.function.name must be a string", "tool_choice.function.name"};
+    }
+    tc.mode = ToolChoice::Mode::Named;
+    tc.name = (*v)["function"]["name"];
+  } else {
+    throw BadRequest{"'tool_choice' must be a string or an object", "tool_choice"};
   }
-  return tools->empty() ? json() : *tools;
+  if (tc.forced() && tools == nullptr) {
+    throw BadRequest{"'tool_choice' forces a tool call but no 'tools' are given", "tool_choice"};
+  }
+  if (tc.mode == ToolChoice::Mode::Named) {
+    bool found = std::any_of(tools->begin(), tools->end(), [&](const json& t) { return t["function"]["name"] == tc.name; });
+    if (!found) {
+      throw BadRequest{concat("tool_choice.function.name '", tc.name, "' is not one of the functions in 'tools'"),
+                       "tool_choice.function.name"};
+    }
+  }
+  return tc;
+}
+
+json tools_of(const json& body) {
+  const json* tools = validated_tools(body);
+  if (tools == nullptr || tool_choice_of(body).mode == ToolChoice::Mode::None) return json();
+  return *tools;
 }
 
 json template_kwargs(const json& body) {
@@ -354,17 +441,59 @@ void apply_response_format(ServerState& st, const json& body, Generation& g) {
     throw BadRequest{concat("unsupported JSON schema: ", e.what()), "response_format.json_schema"};
   }
   auto constraint = g.constraint;
-  const Tokenizer* tok = st.tokenizer.get();
+  std::shared_ptr<const TokenTable> tok = st.tokens;
   std::vector<int32_t> stops = g.job.stop_ids;
   g.job.allow = [constraint, tok, stops](int32_t token, int64_t remaining) {
     if (std::find(stops.begin(), stops.end(), token) != stops.end()) return constraint->complete();
     if (tok->is_special(token)) return false;
-    return constraint->accepts(tok->decode(std::span<const int32_t>(&token, 1)),
+    return constraint->accepts(tok->decode(token),
                                static_cast<size_t>(std::max<int64_t>(remaining, 0)));
   };
   g.job.on_accept = [constraint, tok, stops](int32_t token) {
     if (std::find(stops.begin(), stops.end(), token) != stops.end()) return;
-    constraint->advance(tok->decode(std::span<const int32_t>(&token, 1)));
+    constraint->advance(tok->decode(token));
+  };
+}
+
+void apply_tool_choice(ServerState& st, const json& body, Generation& g, const std::string& prompt_text) {
+  ToolChoice tc = tool_choice_of(body);
+  if (!tc.forced()) return;
+  if (g.constraint) {
+    throw BadRequest{"'response_format' cannot be combined with a tool_choice that forces a call", "response_format"};
+  }
+  const json& tools = body["tools"];
+  std::vector<ToolCallConstraint::Function> functions;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const json& fn = tools[i]["function"];
+    if (tc.mode == ToolChoice::Mode::Named && fn["name"] != tc.name) continue;
+    nlohmann::json params = fn.contains("parameters") ? nlohmann::json::parse(fn["parameters"].dump()) : nlohmann::json();
+    try {  // one by one, so an unsupported schema is reported with its index
+      ToolCallConstraint probe({{fn["name"], params}}, false, false);
+    } catch (const Error& e) {
+      throw BadRequest{concat("cannot force a call: ", e.what()), concat("tools[", i, "].function.parameters")};
+    }
+    functions.push_back({fn["name"], std::move(params)});
+  }
+  bool reasoning_open = chat::OutputParser::for_prompt(prompt_text).in_reasoning();
+  auto constraint = std::make_shared<ToolCallConstraint>(functions, tc.mode == ToolChoice::Mode::Required, reasoning_open);
+  if (static_cast<size_t>(g.job.max_tokens) < constraint->min_completion()) {
+    throw BadRequest{concat("max_tokens is ", g.job.max_tokens, " but a forced tool call may need ",
+                            constraint->min_completion(), " tokens"),
+                     field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens"};
+  }
+  std::shared_ptr<const TokenTable> tok = st.tokens;
+  std::vector<int32_t> stops = g.job.stop_ids;
+  g.job.allow = [constraint, tok, stops](int32_t token, int64_t remaining) {
+    if (std::find(stops.begin(), stops.end(), token) != stops.end()) return constraint->complete();
+    const std::string& text = tok->decode(token);
+    // Special tokens are markup: only the end of the reasoning block may be one.
+    if (tok->is_special(token) && !(constraint->in_reasoning() && text == "</think>")) return false;
+    return constraint->accepts(text, static_cast<size_t>(std::max<int64_t>(remaining, 0)));
+  };
+  g.job.on_accept = [constraint, tok, stops](int32_t token) {
+    if (std::find(stops.begin(), stops.end(), token) != stops.end()) return;
+    constraint->advance(tok->decode(token));
   };
 }
 
@@ -485,11 +614,18 @@ void send_json(httplib::Response& res, int status, const json& body) {
   res.set_content(body.dump(), "application/json");
 }
 
+bool expand_server_tools(ServerState& st, json& body);
+void chat_with_server_tools(ServerState& st, json body, httplib::Response& res, double started);
+
 void handle_generation(ServerState& st, const httplib::Request& req, httplib::Response& res, bool chat,
                        const std::string& endpoint) {
   double started = now_seconds();
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) throw BadRequest{"the body is not a JSON object", ""};
+  if (chat && expand_server_tools(st, body)) {
+    chat_with_server_tools(st, std::move(body), res, started);
+    return;
+  }
   Generation g;
   g.chat = chat;
   std::string prompt_text;
@@ -526,6 +662,7 @@ void handle_generation(ServerState& st, const httplib::Request& req, httplib::Re
   g.job.top_logprobs = g.top_logprobs;
   common_generation_fields(st, body, g, static_cast<int64_t>(prompt.size()));
   apply_response_format(st, body, g);
+  if (chat) apply_tool_choice(st, body, g, prompt_text);
   std::shared_ptr<JobHandle> handle = submit_or_throw(st, g);
   auto run = std::make_shared<Run>(st, g, prompt_text);
   const std::string id = random_id(chat ? "chatcmpl-" : "cmpl-");
@@ -719,6 +856,398 @@ json parse_body(const httplib::Request& req) {
   return body;
 }
 
+// --- synchronous generation: grounded answers and server-side tool loops ---------------------------
+
+struct Completed {
+  std::string content, reasoning;
+  std::vector<chat::ToolCall> calls;
+  FinishReason finish = FinishReason::None;
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+};
+
+// Renders a chat body into a generation (the same validation as /v1/chat/completions).
+Generation prepare_chat(ServerState& st, const json& body, std::string& prompt_text) {
+  Generation g;
+  g.chat = true;
+  prompt_text = render_prompt(st, body, true);
+  std::vector<int32_t> prompt = st.tokenizer->encode(prompt_text, /*add_special_tokens=*/false, /*parse_special=*/true);
+  if (prompt.empty()) throw BadRequest{"the prompt is empty", "messages"};
+  if (static_cast<int64_t>(prompt.size()) >= st.options.context) {
+    throw BadRequest{concat("the prompt is ", prompt.size(), " tokens; this server's context is ",
+                            st.options.context, " tokens"), "messages"};
+  }
+  g.job.prompt = std::move(prompt);
+  common_generation_fields(st, body, g, static_cast<int64_t>(g.job.prompt.size()));
+  apply_response_format(st, body, g);
+  apply_tool_choice(st, body, g, prompt_text);
+  return g;
+}
+
+Completed run_sync(ServerState& st, Generation& g, const std::string& prompt_text) {
+  std::shared_ptr<JobHandle> handle = submit_or_throw(st, g);
+  Run run(st, g, prompt_text);
+  Completed out;
+  out.prompt_tokens = static_cast<int64_t>(g.job.prompt.size());
+  for (;;) {
+    JobHandle::Event ev = handle->wait();
+    Run::Piece p = run.feed(ev);
+    out.content += p.content;
+    out.reasoning += p.reasoning;
+    if (run.stopped_by_string()) {
+      handle->cancel();
+      out.finish = FinishReason::Stop;
+      break;
+    }
+    if (ev.finish == FinishReason::Error) throw BadRequest{"generation failed: " + ev.error, "", 500, "server_error"};
+    if (ev.finish != FinishReason::None) {
+      out.finish = ev.finish;
+      break;
+    }
+  }
+  Run::Piece tail = run.finish();
+  out.content += tail.content;
+  out.reasoning += tail.reasoning;
+  out.calls = run.all_tool_calls();
+  out.completion_tokens = run.completion_tokens();
+  return out;
+}
+
+std::string required_string(const json& body, const char* name, size_t max_bytes) {
+  const json* v = field(body, name);
+  if (v == nullptr || !v->is_string() || v->get<std::string>().empty()) {
+    throw BadRequest{concat("'", name, "' must be a non-empty string"), name};
+  }
+  if (v->get<std::string>().size() > max_bytes) throw BadRequest{concat("'", name, "' is longer than ", max_bytes, " bytes"), name};
+  return v->get<std::string>();
+}
+
+Documents& documents_or_404(ServerState& st) {
+  if (!st.documents) {
+    throw BadRequest{"this server has no document store (start kexa serve with --rag-store FILE)", "", 404, "not_found_error"};
+  }
+  return *st.documents;
+}
+
+sql::Executor& database_or_404(ServerState& st) {
+  if (!st.database) {
+    throw BadRequest{"this server has no database (start kexa serve with --sql-db sqlite:PATH)", "", 404, "not_found_error"};
+  }
+  return *st.database;
+}
+
+// POST /v1/rag/query: retrieve, answer from the numbered sources, map [n] back to source spans.
+json rag_query(ServerState& st, const json& body) {
+  Documents& docs = documents_or_404(st);
+  std::string question;
+  if (field(body, "question") != nullptr) question = required_string(body, "question", 4000);
+  else if (field(body, "query") != nullptr) question = required_string(body, "query", 4000);
+  else throw BadRequest{"'question' must be a non-empty string", "question"};
+  size_t k = static_cast<size_t>(int_field(body, "k", 1, 20).value_or(5));
+  double min_score = number_field(body, "min_score", 0, 1e6).value_or(rag::AnswerOptions{}.min_score);
+  size_t max_source_chars = static_cast<size_t>(int_field(body, "max_source_chars", 100, 20000).value_or(2400));
+  bool require_citation = bool_field(body, "require_citation", false);
+  bool thinking = bool_field(body, "enable_thinking", false);
+  if (require_citation && thinking) {
+    throw BadRequest{"require_citation works with enable_thinking false", "require_citation"};
+  }
+  rag::AnswerResult r;
+  r.sources = docs.search(question, k);
+  if (rag::should_abstain(r.sources, min_score)) {
+    r.abstained = true;
+    r.answer = std::string(rag::kAbstainAnswer);
+    r.stop_reason = "abstained";
+  } else {
+    json gen = json::object();
+    for (const char* key : {"temperature", "top_p", "top_k", "min_p", "seed", "max_tokens", "max_completion_tokens",
+                            "presence_penalty", "frequency_penalty", "repetition_penalty", "stop"}) {
+      if (body.contains(key)) gen[key] = body[key];
+    }
+    if (!gen.contains("max_tokens") && !gen.contains("max_completion_tokens")) gen["max_tokens"] = 512;
+    if (!gen.contains("temperature")) gen["temperature"] = 0;
+    gen["messages"] = json::parse(rag::build_messages(question, r.sources, max_source_chars).dump());
+    gen["chat_template_kwargs"] = {{"enable_thinking", thinking}};
+    std::string prompt_text;
+    Generation g = prepare_chat(st, gen, prompt_text);
+    if (require_citation) {
+      auto cite = std::make_shared<CitationRequirement>(static_cast<int>(r.sources.size()));
+      std::shared_ptr<const TokenTable> tok = st.tokens;
+      std::vector<int32_t> stops = g.job.stop_ids;
+      g.job.allow = [cite, tok, stops](int32_t token, int64_t remaining) {
+        if (std::find(stops.begin(), stops.end(), token) != stops.end()) return cite->complete();
+        if (tok->is_special(token)) return false;
+        return cite->accepts(tok->decode(token),
+                             static_cast<size_t>(std::max<int64_t>(remaining, 0)));
+      };
+      g.job.on_accept = [cite, tok, stops](int32_t token) {
+        if (std::find(stops.begin(), stops.end(), token) == stops.end()) {
+          cite->advance(tok->decode(token));
+        }
+      };
+    }
+    Completed c = run_sync(st, g, prompt_text);
+    std::string cleaned;
+    rag::resolve_citations(c.content, r.sources, r.citations, r.dropped_citations, cleaned);
+    r.answer = cleaned;
+    r.reasoning = c.reasoning;
+    r.prompt_tokens = c.prompt_tokens;
+    r.completion_tokens = c.completion_tokens;
+    r.stop_reason = finish_name(c.finish, false);
+  }
+  json out = json::parse(r.to_json().dump());
+  out["object"] = "rag.answer";
+  out["model"] = st.model_name;
+  return out;
+}
+
+// POST /v1/sql/query: {"question"} runs text-to-SQL with the model; {"sql"} runs one statement
+// through the same read-only executor (no model).
+json sql_query(ServerState& st, const json& body) {
+  sql::Executor& db = database_or_404(st);
+  size_t max_rows = static_cast<size_t>(int_field(body, "max_rows", 1, 10000).value_or(200));
+  if (field(body, "sql") != nullptr) {
+    std::string statement = required_string(body, "sql", 20000);
+    sql::Limits limits;
+    limits.max_rows = max_rows;
+    std::lock_guard<std::mutex> lk(st.database_mu);
+    try {
+      sql::Result r = db.execute(statement, limits);
+      return json{{"object", "sql.result"}, {"sql", statement}, {"executed", true},
+                  {"result", json::parse(r.to_json().dump())}};
+    } catch (const sql::Refused& e) {
+      throw BadRequest{e.what(), "sql", 400, "sql_refused"};
+    } catch (const Error& e) {
+      throw BadRequest{e.what(), "sql", 400, "sql_error"};
+    }
+  }
+  std::string question = required_string(body, "question", 4000);
+  if (!st.chat_template) throw BadRequest{"this model has no chat template (" + st.template_error + ")", "question"};
+  sql::AskOptions opt;
+  opt.answer = bool_field(body, "answer", true);
+  opt.max_retries = static_cast<int>(int_field(body, "max_retries", 0, 5).value_or(2));
+  opt.limits.max_rows = max_rows;
+  opt.max_sql_tokens = int_field(body, "max_sql_tokens", 8, 1024).value_or(256);
+  opt.max_answer_tokens = int_field(body, "max_tokens", 1, 4096).value_or(256);
+  opt.context = st.options.context;
+  if (field(body, "temperature") != nullptr || field(body, "seed") != nullptr) opt.sampling = sampling_from(body);
+  sql::AskResult r;
+  {
+    std::lock_guard<std::mutex> lk(st.database_mu);
+    auto model_lock = st.scheduler->pause_model();  // ask() generates on the model itself
+    try {
+      r = sql::ask(db, *st.model, *st.tokenizer, *st.chat_template, opt, question);
+    } catch (const Error& e) {
+      throw BadRequest{e.what(), "question"};
+    }
+  }
+  json out = json::parse(r.to_json().dump());
+  out["object"] = "sql.answer";
+  out["model"] = st.model_name;
+  return out;
+}
+
+// --- server-side tools for /v1/chat/completions ------------------------------------------------------
+
+constexpr int kMaxToolRounds = 3;
+
+bool is_server_tool(const std::string& name) { return name == "kexa_rag_search" || name == "kexa_sql_query"; }
+
+json server_tool_declaration(const std::string& name) {
+  if (name == "kexa_rag_search") {
+    return json::parse(R"J({"type": "function", "function": {"name": "kexa_rag_search",
+      "description": "Search the document store; returns numbered passages with their source file and span.",
+      "parameters": {"type": "object", "properties": {"query": {"type": "string", "description": "what to look for"},
+        "k": {"type": "integer", "description": "how many passages (1-10)"}}, "required": ["query"]}}})J");
+  }
+  return json::parse(R"({"type": "function", "function": {"name": "kexa_sql_query",
+    "description": "Answer a question from the SQL database: writes one read-only SELECT, runs it and returns the SQL and the rows.",
+    "parameters": {"type": "object", "properties": {"question": {"type": "string", "description": "the question, in words"}},
+      "required": ["question"]}}})");
+}
+
+// Fills in the declarations of server tools named in `tools` (a client may send only the name).
+// Returns false when the request names none.
+bool expand_server_tools(ServerState& st, json& body) {
+  const json* tools = validated_tools(body);
+  if (tools == nullptr) return false;
+  bool any = false;
+  json out = json::array();
+  for (size_t i = 0; i < tools->size(); ++i) {
+    std::string name = (*tools)[i]["function"]["name"];
+    if (!is_server_tool(name)) {
+      out.push_back((*tools)[i]);
+      continue;
+    }
+    if (name == "kexa_rag_search" && !st.documents) {
+      throw BadRequest{"tool kexa_rag_search needs a document store (kexa serve --rag-store FILE)", concat("tools[", i, "]")};
+    }
+    if (name == "kexa_sql_query" && !st.database) {
+      throw BadRequest{"tool kexa_sql_query needs a database (kexa serve --sql-db sqlite:PATH)", concat("tools[", i, "]")};
+    }
+    out.push_back(server_tool_declaration(name));
+    any = true;
+  }
+  body["tools"] = out;
+  return any;
+}
+
+json run_server_tool(ServerState& st, const chat::ToolCall& call) {
+  json args = json::parse(call.arguments, nullptr, false);
+  if (args.is_discarded() || !args.is_object()) return json{{"error", "arguments are not a JSON object"}};
+  try {
+    if (call.name == "kexa_rag_search") {
+      if (!args.contains("query") || !args["query"].is_string()) return json{{"error", "'query' must be a string"}};
+      size_t k = args.contains("k") && args["k"].is_number_integer() ? static_cast<size_t>(std::clamp<int64_t>(args["k"].get<int64_t>(), 1, 10)) : 5;
+      std::vector<rag::Hit> hits = documents_or_404(st).search(args["query"].get<std::string>(), k);
+      json passages = json::array();
+      for (size_t i = 0; i < hits.size(); ++i) passages.push_back(json::parse(Documents::hit_json(hits[i], static_cast<int>(i + 1)).dump()));
+      return json{{"passages", passages}};
+    }
+    if (!args.contains("question") || !args["question"].is_string()) return json{{"error", "'question' must be a string"}};
+    json out = sql_query(st, json{{"question", args["question"]}, {"answer", false}, {"max_rows", 50}});
+    out.erase("object");
+    out.erase("model");
+    return out;
+  } catch (const BadRequest& e) {
+    return json{{"error", e.message}};
+  } catch (const Error& e) {
+    return json{{"error", e.what()}};
+  }
+}
+
+// What the model reads back from a server tool: the client gets the whole result (kexa_tool_calls),
+// the conversation only what answers the question, so that it still fits the context.
+json tool_result_for_model(const std::string& name, const json& result) {
+  if (result.contains("error") && !result.contains("attempts")) return result;
+  json out = json::object();
+  if (name == "kexa_rag_search") {
+    json passages = json::array();
+    for (const json& p : result.value("passages", json::array())) {
+      passages.push_back({{"number", p.value("number", 0)}, {"source", p.value("name", "")}, {"text", p.value("text", "")}});
+    }
+    out["passages"] = passages;
+    return out;
+  }
+  out["sql"] = result.value("sql", "");
+  out["executed"] = result.value("executed", false);
+  if (result.contains("result")) {
+    const json& r = result["result"];
+    out["columns"] = r.value("columns", json::array());
+    json rows = r.value("rows", json::array());
+    if (rows.size() > 20) rows.erase(rows.begin() + 20, rows.end());
+    out["rows"] = rows;
+    if (r.value("rows", json::array()).size() > 20 || r.value("truncated", false)) out["truncated"] = true;
+  }
+  if (result.contains("error")) out["error"] = result["error"];
+  return out;
+}
+
+// Non-streaming chat whose tools include server tools: calls to them are run here and their
+// results fed back (at most kMaxToolRounds rounds); calls to the client's own tools end the loop
+// and are returned as usual.
+void chat_with_server_tools(ServerState& st, json body, httplib::Response& res, double started) {
+  json executed = json::array();
+  int64_t prompt_total = 0, completion_total = 0;
+  Completed c;
+  for (int round = 0;; ++round) {
+    bool last = round == kMaxToolRounds;
+    json b = body;
+    if (round > 0) b["tool_choice"] = last ? "none" : "auto";
+    std::string prompt_text;
+    Generation g;
+    try {
+      g = prepare_chat(st, b, prompt_text);
+    } catch (const BadRequest& e) {
+      if (round == 0) throw;
+      throw BadRequest{concat("after running the server tools: ", e.message), e.param, e.status, e.type};
+    }
+    if (g.stream) throw BadRequest{"server tools (kexa_*) are not available with stream: true", "stream"};
+    c = run_sync(st, g, prompt_text);
+    prompt_total += c.prompt_tokens;
+    completion_total += c.completion_tokens;
+    bool all_server = !c.calls.empty() &&
+                      std::all_of(c.calls.begin(), c.calls.end(), [](const chat::ToolCall& t) { return is_server_tool(t.name); });
+    if (!all_server || last) break;
+    body["messages"].push_back({{"role", "assistant"}, {"content", c.content}, {"tool_calls", tool_calls_json(c.calls, false)}});
+    for (const chat::ToolCall& call : c.calls) {
+      json result = run_server_tool(st, call);
+      executed.push_back({{"id", call.id}, {"name", call.name}, {"arguments", call.arguments}, {"result", result}});
+      body["messages"].push_back({{"role", "tool"}, {"tool_call_id", call.id}, {"content", tool_result_for_model(call.name, result).dump()}});
+    }
+  }
+  json message = {{"role", "assistant"}, {"content", c.content}};
+  if (!c.reasoning.empty()) message["reasoning_content"] = c.reasoning;
+  if (!c.calls.empty()) {
+    message["tool_calls"] = tool_calls_json(c.calls, false);
+    if (c.content.empty()) message["content"] = nullptr;
+  }
+  json choice = {{"index", 0}, {"message", message}, {"logprobs", nullptr},
+                 {"finish_reason", finish_name(c.finish, !c.calls.empty())}};
+  st.metrics.add_tokens(prompt_total, completion_total);
+  st.metrics.request_duration.observe(now_seconds() - started);
+  send_json(res, 200, json{{"id", random_id("chatcmpl-")}, {"object", "chat.completion"}, {"created", unix_time()},
+                           {"model", st.model_name}, {"choices", json::array({choice})},
+                           {"usage", {{"prompt_tokens", prompt_total}, {"completion_tokens", completion_total},
+                                      {"total_tokens", prompt_total + completion_total}}},
+                           {"kexa_tool_calls", executed}});
+}
+
+// Reads a document upload: JSON {"name", "content"} (UTF-8 text) or {"name", "content_base64"}.
+std::string decode_base64(const std::string& in) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+  };
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=' || c == '\n' || c == '\r') continue;
+    int v = val(c);
+    if (v < 0) throw BadRequest{"'content_base64' is not base64", "content_base64"};
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+json upload_document(ServerState& st, const json& body) {
+  Documents& docs = documents_or_404(st);
+  std::string name = required_string(body, "name", 200);
+  try {
+    Documents::check_name(name);
+  } catch (const Error& e) {
+    throw BadRequest{e.what(), "name"};
+  }
+  std::string content;
+  if (const json* c = field(body, "content")) {
+    if (!c->is_string()) throw BadRequest{"'content' must be a string", "content"};
+    content = c->get<std::string>();
+  } else if (const json* b = field(body, "content_base64")) {
+    if (!b->is_string()) throw BadRequest{"'content_base64' must be a string", "content_base64"};
+    content = decode_base64(b->get<std::string>());
+  } else {
+    throw BadRequest{"'content' (text) or 'content_base64' is required", "content"};
+  }
+  if (content.empty()) throw BadRequest{"the document is empty", "content"};
+  if (content.size() > docs.max_document_bytes()) {
+    throw BadRequest{concat("the document has ", content.size(), " bytes; this server accepts at most ",
+                            docs.max_document_bytes(), " (--max-document)"), "content", 413};
+  }
+  try {
+    return json::parse(docs.upload(name, content).dump());
+  } catch (const Error& e) {
+    throw BadRequest{concat("cannot ingest ", name, ": ", e.what()), "content"};
+  }
+}
+
 void install_routes(httplib::Server& svr, ServerState& st) {
   svr.Post("/v1/chat/completions", guarded(st, "/v1/chat/completions", [&st](const auto& req, auto& res) {
              handle_generation(st, req, res, true, "/v1/chat/completions");
@@ -766,6 +1295,34 @@ void install_routes(httplib::Server& svr, ServerState& st) {
              bool agp = bool_field(body, "add_generation_prompt", true);
              send_json(res, 200, json{{"prompt", render_prompt(st, body, agp)}});
            }));
+  svr.Post("/v1/rag/query", guarded(st, "/v1/rag/query", [&st](const auto& req, auto& res) {
+             send_json(res, 200, rag_query(st, parse_body(req)));
+           }));
+  svr.Post("/v1/rag/documents", guarded(st, "/v1/rag/documents", [&st](const auto& req, auto& res) {
+             send_json(res, 200, upload_document(st, parse_body(req)));
+           }));
+  svr.Get("/v1/rag/documents", guarded(st, "/v1/rag/documents", [&st](const auto&, auto& res) {
+            send_json(res, 200, json::parse(documents_or_404(st).list().dump()));
+          }));
+  svr.Delete(R"(/v1/rag/documents/([^/]+))", guarded(st, "/v1/rag/documents", [&st](const auto& req, auto& res) {
+               std::string name = httplib::detail::decode_url(req.matches[1].str(), false);
+               bool removed = false;
+               try {
+                 removed = documents_or_404(st).remove(name);
+               } catch (const Error& e) {
+                 throw BadRequest{e.what(), "name"};
+               }
+               if (!removed) throw BadRequest{concat("no uploaded document named '", name, "'"), "name", 404, "not_found_error"};
+               send_json(res, 200, json{{"deleted", name}});
+             }));
+  svr.Post("/v1/sql/query", guarded(st, "/v1/sql/query", [&st](const auto& req, auto& res) {
+             send_json(res, 200, sql_query(st, parse_body(req)));
+           }));
+  svr.Get("/v1/kexa/features", guarded(st, "/v1/kexa/features", [&st](const auto&, auto& res) {
+            send_json(res, 200, json{{"rag", st.documents != nullptr}, {"sql", st.database != nullptr},
+                                     {"max_document_bytes", st.options.max_document},
+                                     {"database", st.database ? st.database->dialect() : ""}});
+          }));
   svr.Get("/health", guarded(st, "/health", [](const auto&, auto& res) {
             send_json(res, 200, json{{"status", "ok"}});
           }));
@@ -808,6 +1365,7 @@ int serve(const ServerOptions& options) {
                        : options.model_name;
   st->model = Model::load(options.model_path, LoadOptions{options.threads});
   st->tokenizer = Tokenizer::load(options.model_path, st->model->config().model_type);
+  st->tokens = std::make_shared<const TokenTable>(*st->tokenizer);
   try {
     st->chat_template.emplace(chat::ChatTemplate::load(options.model_path));
   } catch (const Error& e) {
@@ -819,6 +1377,15 @@ int serve(const ServerOptions& options) {
     if (std::find(st->stop_ids.begin(), st->stop_ids.end(), id) == st->stop_ids.end()) {
       st->stop_ids.push_back(static_cast<int32_t>(id));
     }
+  }
+  if (!options.rag_store.empty()) {
+    st->documents = std::make_unique<Documents>(options.rag_store, options.rag_uploads, options.max_document);
+    std::fprintf(stderr, "kexa serve: document store %s (uploads in %s)\n", options.rag_store.c_str(),
+                 st->documents->uploads_dir().c_str());
+  }
+  if (!options.sql_db.empty()) {
+    st->database = sql::open_database(options.sql_db);
+    std::fprintf(stderr, "kexa serve: database %s (%s, read-only)\n", options.sql_db.c_str(), st->database->dialect().c_str());
   }
   st->scheduler = std::make_unique<Scheduler>(*st->model, options.parallel, options.context, options.queue);
   Metrics* metrics = &st->metrics;

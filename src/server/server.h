@@ -19,6 +19,12 @@ struct ServerOptions {
   size_t max_body = 8u << 20;
   int threads = 0;          // compute threads (0 = all CPUs)
   int http_threads = 64;    // concurrent connections served
+  // Grounded answers and text-to-SQL (opt-in): /v1/rag/*, /v1/sql/query and the chat tools
+  // kexa_rag_search / kexa_sql_query.
+  std::string rag_store;        // store file (or postgresql:// URI); empty = RAG endpoints off
+  std::string rag_uploads;      // folder for uploaded documents (default: STORE.uploads)
+  size_t max_document = 4u << 20;  // largest uploaded document in bytes
+  std::string sql_db;           // sqlite:PATH or postgresql://...; empty = SQL endpoints off
 };
 
 // Loads the model, binds, and serves until SIGINT/SIGTERM. Prints the bound address on stderr

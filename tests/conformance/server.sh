@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# kexa serve end to end on loopback: the official openai SDK, a load test with disconnecting
-# clients, and the web UI in headless Chromium (Playwright). The model is a tiny random EXAONE 4.0
+# kexa serve end to end on loopback: the official openai SDK (also for the document store,
+# grounded answers and SQL endpoints), a load test with disconnecting clients, and the web UI in
+# headless Chromium (Playwright). The model is a tiny random EXAONE 4.0
 # with the real EXAONE 4.0 tokenizer and chat template; tool prompts are checked against Python
 # Jinja2 (tests/jinja_reference.py).
 set -uo pipefail
@@ -24,8 +25,30 @@ EOF
 /usr/bin/python3 -c "import json,sys; r=json.loads(open(sys.argv[1]).readline()); assert r['ok'], r; open(sys.argv[2],'w').write(r['text'])" \
   "$work/ref.jsonl" "$work/tools_prompt.txt" || exit 1
 
+# Grounded answers and text-to-SQL: a document the SDK test uploads, a Spider database and the
+# rows sqlite3 itself returns for a query (the reference for /v1/sql/query).
+db="$SHARED/fixtures/spider-dev/database/singer/singer.sqlite"
+cat > "$work/hangang.md" <<'EOF'
+# The Han River
+
+The Han River flows through Seoul, the capital of South Korea. Twenty-seven bridges cross the
+Han River inside Seoul, and the riverside parks are popular with cyclists.
+
+# 한강
+
+한강은 서울을 가로질러 흐르는 강이다. 서울 안에서 스물일곱 개의 다리가 한강을 건넌다.
+EOF
+/usr/bin/python3 - "$db" "$work/sql_ref.json" <<'EOF' || exit 1
+import json, sqlite3, sys
+con = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+sql = "SELECT Name, Citizenship, Birth_Year, Net_Worth_Millions FROM singer ORDER BY Singer_ID"
+cur = con.execute(sql)
+json.dump({"sql": sql, "columns": [d[0] for d in cur.description], "rows": [list(r) for r in cur.fetchall()]},
+          open(sys.argv[2], "w"))
+EOF
+
 "$KEXA" serve -m "$model" --port 0 --api-key test-key --parallel 8 --ctx 1024 --queue 128 \
-  --threads 2 2>"$work/server.log" &
+  --threads 2 --rag-store "$work/docs.kexa" --max-document 65536 --sql-db "sqlite:$db" 2>"$work/server.log" &
 server_pid=$!
 base=""
 for _ in $(seq 300); do
@@ -38,14 +61,14 @@ done
 
 rc=0
 echo "openai SDK"
-node tests/conformance/server_openai.mjs "$base" test-key "$work/tools_prompt.txt" || rc=1
+node tests/conformance/server_openai.mjs "$base" test-key "$work/tools_prompt.txt" "$work" || rc=1
 echo "load"
 node tests/conformance/server_load.mjs "$base" test-key || rc=1
 if [ -x /usr/bin/chromium ]; then
   echo "browser"
   shots="${KEXA_TEST_OUTPUT:-$PWD/${KEXA_BUILD:-build}/test-output}"
   mkdir -p "$shots"
-  node tests/conformance/server_browser.mjs "$base" test-key "$shots/web-ui.png" || rc=1
+  node tests/conformance/server_browser.mjs "$base" test-key "$shots/web-ui.png" "$work/sql_ref.json" || rc=1
 else
   echo "browser: /usr/bin/chromium missing (scripts/setup installs it)"; rc=1
 fi

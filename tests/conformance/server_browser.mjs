@@ -1,10 +1,15 @@
 // Browser test of the web chat UI with Playwright (playwright-core) driving Debian's Chromium
 // headless: open the UI, send a message, streamed text appears, the stop button stops it, the
-// thinking toggle changes the request. Saves a screenshot.
-// Usage: node server_browser.mjs BASE_URL API_KEY SCREENSHOT.png
+// thinking toggle changes the request; the documents panel uploads, lists and deletes a document
+// and an answer from the documents shows a clickable citation; Database mode shows the generated
+// SQL, and a statement's rows appear as a table equal to what sqlite3 returns. Saves a screenshot.
+// Usage: node server_browser.mjs BASE_URL API_KEY SCREENSHOT.png SQL_REF.json
+// SQL_REF.json: {"sql", "columns", "rows"} as Python's sqlite3 returned them.
 import { chromium } from "playwright-core";
+import fs from "node:fs";
 
-const [base, apiKey, screenshot] = process.argv.slice(2);
+const [base, apiKey, screenshot, sqlRefFile] = process.argv.slice(2);
+const sqlRef = JSON.parse(fs.readFileSync(sqlRefFile, "utf8"));
 let passed = 0, failed = 0;
 function check(name, cond, detail = "") {
   if (cond) { passed++; console.log("  ok   " + name); }
@@ -40,16 +45,26 @@ try {
   // 2. The thinking toggle changes the request; the stop button stops a long reply.
   await page.check("#thinking");
   await page.fill("#max-tokens", "2000");
-  await page.fill("#input", "Write a very long story");
-  await page.press("#input", "Enter");
-  await page.waitForFunction(() => !document.querySelector("#stop").disabled, null, { timeout: 10000 });
-  await page.waitForFunction(() => {
-    const m = document.querySelectorAll(".msg.assistant");
-    const last = m[m.length - 1];
-    return last && (last.textContent.length > 40);
-  }, null, { timeout: 30000 });
-  await page.click("#stop");
-  await page.waitForFunction(() => document.querySelector("#stop").disabled, null, { timeout: 10000 });
+  // The test model is random and may end a reply (end-of-turn token) before the click: then the
+  // reply finished by itself, and the test asks again (at most 3 times).
+  let clicked = false;
+  for (let attempt = 0; attempt < 3 && !clicked; ++attempt) {
+    await page.fill("#input", "Write a very long story");
+    await page.press("#input", "Enter");
+    await page.waitForFunction(() => {
+      const m = document.querySelectorAll(".msg.assistant");
+      const last = m[m.length - 1];
+      return document.querySelector("#stop").disabled || (last && last.textContent.length > 40);
+    }, null, { timeout: 30000 });
+    clicked = await page.evaluate(() => {
+      const stop = document.querySelector("#stop");
+      if (stop.disabled) return false;
+      stop.click();
+      return true;
+    });
+    await page.waitForFunction(() => document.querySelector("#stop").disabled, null, { timeout: 10000 });
+  }
+  check("stop button was clicked during a stream", clicked);
   const second = await page.evaluate(() => window.kexaLastRequest);
   check("thinking toggle sets enable_thinking", second.chat_template_kwargs.enable_thinking === true);
   const lengthAtStop = await page.locator(".msg.assistant").last().textContent();
@@ -58,6 +73,73 @@ try {
   check("stop button stops the stream", lengthAtStop === lengthLater && lengthLater.length < 2000 * 8);
   const conversations = await page.locator("#conversations li").count();
   check("conversation kept in the list", conversations >= 1);
+
+  // 3. Documents panel: upload a document, it is listed; an answer from the documents shows a
+  // citation whose quoted text opens on click; delete the document.
+  await page.uncheck("#thinking");
+  await page.fill("#max-tokens", "16");
+  await page.waitForSelector("#documents:not([hidden])", { timeout: 10000 });
+  // Two documents: BM25 weighs a term by how few documents hold it, so a store of one document
+  // scores everything low (and the answer would abstain).
+  const docs = {
+    "palace.md": "# Gyeongbokgung\n\nGyeongbokgung Palace was built in 1395 in Seoul. Its throne hall is Geunjeongjeon.\n",
+    "river.txt": "The Han River flows through Seoul. Twenty-seven bridges cross it, and its parks are popular with cyclists.\n",
+  };
+  for (const [name, text] of Object.entries(docs)) {
+    await page.setInputFiles("#doc-file", { name, mimeType: "text/plain", buffer: Buffer.from(text) });
+    await page.click("#doc-upload");
+    await page.waitForSelector(`#doc-list li[data-name="${name}"]`, { timeout: 30000 });
+  }
+  check("uploaded documents appear in the list", (await page.locator("#doc-list li").count()) === 2);
+  await page.selectOption("#mode", "rag");
+  await page.fill("#input", "When was Gyeongbokgung Palace built in Seoul?");
+  await page.press("#input", "Enter");
+  await page.waitForSelector(".msg.assistant .citation", { timeout: 60000 });
+  const ragRequest = await page.evaluate(() => window.kexaLastRequest);
+  check("documents mode asks /v1/rag/query", typeof ragRequest.question === "string" && ragRequest.messages === undefined);
+  const citation = page.locator(".msg.assistant .citation").first();
+  const label = await citation.textContent();
+  // The (random) model may cite either source; the label names it and its byte span, and the
+  // quote is exactly those bytes of the uploaded file.
+  const cited = /^\[\d+\] (palace\.md|river\.txt), bytes (\d+)\u2013(\d+)$/.exec(label);
+  check("answer shows a citation (source and span)", cited !== null, label);
+  await citation.click();
+  const quote = await page.locator(".msg.assistant blockquote.quote").first().textContent();
+  const span = cited ? Buffer.from(docs[cited[1]]).subarray(+cited[2], +cited[3]).toString() : null;
+  check("clicking the citation shows the quoted text of that span", span !== null && quote === span, JSON.stringify([quote, span]));
+  await page.click('#doc-list li[data-name="palace.md"] .doc-delete');
+  await page.waitForFunction(() => !document.querySelector('#doc-list li[data-name="palace.md"]'), null, { timeout: 30000 });
+  check("deleted document leaves the list", (await page.locator('#doc-list li[data-name="palace.md"]').count()) === 0 &&
+    (await page.locator('#doc-list li[data-name="river.txt"]').count()) === 1);
+
+  // 4. Database mode: a question shows the SQL the model wrote (one SELECT/WITH, by grammar); a
+  // statement run directly shows its rows as a table, equal to sqlite3's.
+  const assistants = () => page.locator(".msg.assistant").count();
+  let before = await assistants();
+  // (Text-to-SQL takes minutes in the sanitized build: there only the statement runs.)
+  if (process.env.KEXA_SANITIZED !== "1") {
+  await page.selectOption("#mode", "sql");
+  await page.fill("#input", "How many singers are there?");
+  await page.press("#input", "Enter");
+  await page.waitForFunction((n) => document.querySelectorAll(".msg.assistant").length > n &&
+    !document.querySelector("#send").disabled, before, { timeout: 60000 });
+  const sqlAsk = await page.evaluate(() => window.kexaLastRequest);
+  const shownSql = await page.locator(".msg.assistant").last().locator(".sql-result code.sql").textContent().catch(() => "");
+  check("database mode asks /v1/sql/query and shows the generated SQL", sqlAsk.question === "How many singers are there?" &&
+    /^\s*(select|with)\b/i.test(shownSql), shownSql);
+  }
+  before = await assistants();
+  await page.selectOption("#mode", "sql-run");
+  await page.fill("#input", sqlRef.sql);
+  await page.press("#input", "Enter");
+  await page.waitForFunction((n) => document.querySelectorAll(".msg.assistant").length > n &&
+    !document.querySelector("#send").disabled, before, { timeout: 30000 });
+  const table = page.locator(".msg.assistant").last().locator("table.rows");
+  const header = await table.locator("th").allTextContents();
+  const cells = await table.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+  const expected = sqlRef.rows.map((r) => r.map((v) => (v === null ? "NULL" : String(v))));
+  check("SQL results appear as a table equal to sqlite3's rows", JSON.stringify(header) === JSON.stringify(sqlRef.columns) &&
+    JSON.stringify(cells) === JSON.stringify(expected), JSON.stringify([header, cells]).slice(0, 300));
   await page.screenshot({ path: screenshot, fullPage: true });
   check("screenshot saved", true);
 } finally {
