@@ -168,64 +168,22 @@ void bind_moe_layer(const ModelConfig& c, bool gguf_names, const std::string& p,
 }  // namespace
 
 void bind_exaone_moe(const ModelConfig& c, bool gguf_names, Binder& b, ModelWeights& w) {
-  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, hd = c.head_dim;
-  const int64_t QD = c.q_dim(), KVD = c.kv_dim();
-  w.embed = b.matrix(gguf_names ? "token_embd.weight" : "model.embed_tokens.weight", V, H);
-  w.output = b.optional_matrix(gguf_names ? "output.weight" : "lm_head.weight", V, H);
-  w.tied = w.output == nullptr;
-  if (w.tied) w.output = w.embed;
-  w.output_norm = b.vector(gguf_names ? "output_norm.weight" : "model.norm.weight", H);
-
+  bind_llama_head(c, gguf_names, b, w);
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t i = 0; i < c.n_layers; ++i) {
     LayerWeights& l = w.layers[static_cast<size_t>(i)];
-    const bool moe = c.layers[static_cast<size_t>(i)].moe;
-    if (gguf_names) {
-      const std::string p = concat("blk.", i, ".");
-      l.attn_norm = b.vector(p + "attn_norm.weight", H);
-      l.wq = b.matrix(p + "attn_q.weight", QD, H);
-      l.wk = b.matrix(p + "attn_k.weight", KVD, H);
-      l.wv = b.matrix(p + "attn_v.weight", KVD, H);
-      l.wo = b.matrix(p + "attn_output.weight", H, QD);
-      l.q_norm = b.vector(p + "attn_q_norm.weight", hd);
-      l.k_norm = b.vector(p + "attn_k_norm.weight", hd);
-      l.ffn_norm = b.vector(p + "ffn_norm.weight", H);
-      if (moe) {
-        l.moe = std::make_unique<MoeWeights>();
-        bind_moe_layer(c, true, p, b, *l.moe);
-      } else {
-        l.gate = b.matrix(p + "ffn_gate.weight", I, H);
-        l.up = b.matrix(p + "ffn_up.weight", I, H);
-        l.down = b.matrix(p + "ffn_down.weight", H, I);
-      }
+    const std::string p = gguf_names ? concat("blk.", i, ".") : concat("model.layers.", i, ".");
+    bind_pre_norm_attention(c, gguf_names, p, b, l);
+    if (c.layers[static_cast<size_t>(i)].moe) {
+      l.moe = std::make_unique<MoeWeights>();
+      bind_moe_layer(c, gguf_names, p, b, *l.moe);
     } else {
-      const std::string p = concat("model.layers.", i, ".");
-      l.attn_norm = b.vector(p + "input_layernorm.weight", H);
-      l.wq = b.matrix(p + "self_attn.q_proj.weight", QD, H);
-      l.wk = b.matrix(p + "self_attn.k_proj.weight", KVD, H);
-      l.wv = b.matrix(p + "self_attn.v_proj.weight", KVD, H);
-      l.wo = b.matrix(p + "self_attn.o_proj.weight", H, QD);
-      l.q_norm = b.vector(p + "self_attn.q_norm.weight", hd);
-      l.k_norm = b.vector(p + "self_attn.k_norm.weight", hd);
-      // In K-EXAONE this is the pre-FFN norm despite its name (spec 8.1).
-      l.ffn_norm = b.vector(p + "post_attention_layernorm.weight", H);
-      if (moe) {
-        l.moe = std::make_unique<MoeWeights>();
-        bind_moe_layer(c, false, p, b, *l.moe);
-      } else {
-        l.gate = b.matrix(p + "mlp.gate_proj.weight", I, H);
-        l.up = b.matrix(p + "mlp.up_proj.weight", I, H);
-        l.down = b.matrix(p + "mlp.down_proj.weight", H, I);
-      }
+      bind_llama_mlp(c, gguf_names, p, c.intermediate_size, b, l);
     }
   }
-  // MTP blocks (after the main stack) are not part of the main forward; code that runs them binds
-  // them separately. Marking them known keeps the binder from reporting them as unexpected.
-  if (gguf_names) {
-    for (int64_t i = c.n_layers; i < c.n_layers + c.n_mtp_layers; ++i) b.ignore_prefix(concat("blk.", i, "."));
-  } else {
-    b.ignore_prefix("mtp.");
-  }
+  // MTP blocks (after the main stack) are not part of the main forward; bind_mtp binds the one
+  // that runs. Marking them known keeps the binder from reporting them as unexpected.
+  ignore_mtp_blocks(c, gguf_names, c.n_layers, b);
 }
 
 }  // namespace model_detail

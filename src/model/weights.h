@@ -95,6 +95,23 @@ class Binder {
   std::vector<std::string> problems_;
 };
 
+// Tensor names shared by the Llama-named generations (exaone4, exaone_moe and its MTP block),
+// in src/model/llama_names.cpp. `p` is the layer prefix: "blk.<i>." in GGUF files,
+// "model.layers.<i>." or "mtp.layers.0." in Hugging Face folders.
+// Embedding, output matrix (tied to the embedding when absent) and final norm.
+void bind_llama_head(const ModelConfig& c, bool gguf_names, Binder& b, ModelWeights& w);
+// Q/K/V/O projections and the per-head QK-norm.
+void bind_llama_attention(const ModelConfig& c, bool gguf_names, const std::string& p, Binder& b, LayerWeights& l);
+// K-EXAONE's pre-norm layer start: input norm, bind_llama_attention, and the pre-MLP norm (which
+// HF calls post_attention_layernorm, spec 8.1).
+void bind_pre_norm_attention(const ModelConfig& c, bool gguf_names, const std::string& p, Binder& b,
+                             LayerWeights& l);
+// Dense SwiGLU MLP of width `inner`.
+void bind_llama_mlp(const ModelConfig& c, bool gguf_names, const std::string& p, int64_t inner, Binder& b,
+                    LayerWeights& l);
+// Marks MTP blocks from `first_block` on (GGUF blk.<n>.*) or all of mtp.* (HF) as known but unused.
+void ignore_mtp_blocks(const ModelConfig& c, bool gguf_names, int64_t first_block, Binder& b);
+
 // Architecture files: translate tensor names of one generation (HF or GGUF naming) into weights.
 void bind_exaone(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
 void bind_exaone4(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
