@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "formats/gguf.h"
+#include "memory_source.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -23,6 +24,8 @@
 
 namespace kexa {
 namespace {
+
+using test::MemorySource;
 
 using nlohmann::json;
 
@@ -381,42 +384,6 @@ struct RefTensor {
   std::vector<float> data;
 };
 
-// An in-memory TensorSource over F32 data (and optionally other storage types).
-class MemorySource : public TensorSource {
- public:
-  void add(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<uint8_t> bytes) {
-    auto& e = entries_[name];
-    e.bytes = std::move(bytes);
-    e.view.name = name;
-    e.view.dtype = dtype;
-    e.view.shape = std::move(shape);
-    e.view.data = e.bytes.data();
-    e.view.nbytes = e.bytes.size();
-  }
-  void add_f32(const std::string& name, const RefTensor& t) {
-    std::vector<uint8_t> b(t.data.size() * 4);
-    std::memcpy(b.data(), t.data.data(), b.size());
-    add(name, DType::F32, t.shape, std::move(b));
-  }
-  void remove(const std::string& name) { entries_.erase(name); }
-  const TensorView* find(std::string_view name) const override {
-    auto it = entries_.find(std::string(name));
-    return it == entries_.end() ? nullptr : &it->second.view;
-  }
-  std::vector<std::string> names() const override {
-    std::vector<std::string> out;
-    for (const auto& [n, e] : entries_) out.push_back(n);
-    return out;
-  }
-  std::string file_of(std::string_view) const override { return "memory"; }
-
- private:
-  struct Entry {
-    std::vector<uint8_t> bytes;
-    TensorView view;
-  };
-  std::map<std::string, Entry> entries_;
-};
 
 struct TinySpec {
   std::string arch = "exaone4";  // or "exaone"
@@ -539,7 +506,7 @@ Tiny make_tiny(const TinySpec& s) {
 
 std::unique_ptr<MemorySource> memory_source(const Tiny& m) {
   auto src = std::make_unique<MemorySource>();
-  for (const auto& [name, t] : m.tensors) src->add_f32(name, t);
+  for (const auto& [name, t] : m.tensors) src->add_f32(name, t.shape, t.data);
   return src;
 }
 
@@ -904,7 +871,7 @@ TEST(ModelLoad, MissingWrongShapeWrongDtypeUnexpected) {
 
   src = memory_source(m);
   RefTensor wrong{{s.nKV * s.hd + 1, s.H}, std::vector<float>(static_cast<size_t>((s.nKV * s.hd + 1) * s.H))};
-  src->add_f32("model.layers.0.self_attn.k_proj.weight", wrong);
+  src->add_f32("model.layers.0.self_attn.k_proj.weight", wrong.shape, wrong.data);
   expect_error([&] { Model::from_source(c, std::move(src), false, "tiny"); },
                {"model.layers.0.self_attn.k_proj.weight", "[17, 32]", "[16, 32]"});
 
@@ -915,7 +882,7 @@ TEST(ModelLoad, MissingWrongShapeWrongDtypeUnexpected) {
                {"model.layers.0.mlp.up_proj.weight", "dtype", "I32"});
 
   src = memory_source(m);
-  src->add_f32("model.layers.0.self_attn.extra.weight", RefTensor{{2}, {1, 2}});
+  src->add_f32("model.layers.0.self_attn.extra.weight", {2}, {1, 2});
   expect_error([&] { Model::from_source(c, std::move(src), false, "tiny"); },
                {"unexpected tensor model.layers.0.self_attn.extra.weight"});
 

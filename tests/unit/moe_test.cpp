@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "formats/gguf.h"
+#include "memory_source.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -24,6 +25,7 @@ namespace kexa {
 namespace {
 
 using nlohmann::json;
+using test::MemorySource;
 
 template <typename Fn>
 void expect_error(Fn&& fn, std::initializer_list<std::string> needles) {
@@ -109,36 +111,6 @@ TEST(MoeRouter, GroupLimitedTopK) {
 
 // ---- a tiny MoE model in memory -----------------------------------------------------------------
 
-class MemorySource : public TensorSource {
- public:
-  void add_f32(const std::string& name, std::vector<int64_t> shape, std::vector<float> values) {
-    Entry& e = entries_[name];
-    e.values = std::move(values);
-    e.view.name = name;
-    e.view.dtype = DType::F32;
-    e.view.shape = std::move(shape);
-    e.view.data = reinterpret_cast<const uint8_t*>(e.values.data());
-    e.view.nbytes = e.values.size() * sizeof(float);
-  }
-  void remove(const std::string& name) { entries_.erase(name); }
-  const TensorView* find(std::string_view name) const override {
-    auto it = entries_.find(std::string(name));
-    return it == entries_.end() ? nullptr : &it->second.view;
-  }
-  std::vector<std::string> names() const override {
-    std::vector<std::string> out;
-    for (const auto& [n, e] : entries_) out.push_back(n);
-    return out;
-  }
-  std::string file_of(std::string_view) const override { return "memory"; }
-
- private:
-  struct Entry {
-    std::vector<float> values;
-    TensorView view;
-  };
-  std::map<std::string, Entry> entries_;
-};
 
 constexpr int64_t kV = 40, kH = 16, kHeads = 4, kKv = 2, kHd = 8, kI = 24, kE = 6, kK = 2, kIe = 8, kL = 3;
 

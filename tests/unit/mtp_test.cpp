@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/tensor.h"
+#include "memory_source.h"
 #include "kernels/kernels.h"
 #include "model/exact_matmul.h"
 #include "util/thread_pool.h"
@@ -27,6 +28,7 @@ namespace kexa {
 namespace {
 
 using json = nlohmann::json;
+using test::MemorySource;
 
 // ---- The speculative-sampling rule --------------------------------------------------------------
 
@@ -137,59 +139,7 @@ TEST(ExactRows, MatchesSingleTokenKernels) {
 
 // ---- A tiny K-EXAONE-shaped model (all dense, so no MoE code) with an MTP block ---------------------
 
-struct Stored {
-  std::vector<int64_t> shape;
-  std::vector<float> data;
-  std::vector<uint8_t> bytes;
-  TensorView view;
-};
 
-class MemorySource : public TensorSource {
- public:
-  void add(const std::string& name, std::vector<int64_t> shape, std::vector<float> data) {
-    Stored& s = map_[name];
-    s.shape = shape;
-    s.data = std::move(data);
-    s.bytes.resize(s.data.size() * 4);
-    std::memcpy(s.bytes.data(), s.data.data(), s.bytes.size());
-    s.view.name = name;
-    s.view.dtype = DType::F32;
-    s.view.shape = shape;
-    s.view.data = s.bytes.data();
-    s.view.nbytes = s.bytes.size();
-  }
-  void remove(const std::string& name) { map_.erase(name); }
-  // Stores every 2-D tensor as BF16 (round to nearest even), as real checkpoints are.
-  void matrices_to_bf16() {
-    for (auto& [name, st] : map_) {
-      if (st.shape.size() != 2) continue;
-      st.bytes.resize(st.data.size() * 2);
-      for (size_t i = 0; i < st.data.size(); ++i) {
-        uint32_t u;
-        std::memcpy(&u, &st.data[i], 4);
-        const uint16_t b = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-        std::memcpy(st.bytes.data() + 2 * i, &b, 2);
-      }
-      st.view.dtype = DType::BF16;
-      st.view.data = st.bytes.data();
-      st.view.nbytes = st.bytes.size();
-    }
-  }
-  const TensorView* find(std::string_view name) const override {
-    auto it = map_.find(std::string(name));
-    return it == map_.end() ? nullptr : &it->second.view;
-  }
-  std::vector<std::string> names() const override {
-    std::vector<std::string> out;
-    for (const auto& [n, s] : map_) out.push_back(n);
-    return out;
-  }
-  std::string file_of(std::string_view) const override { return "memory"; }
-  const std::vector<float>& data(const std::string& name) const { return map_.at(name).data; }
-
- private:
-  std::map<std::string, Stored> map_;
-};
 
 struct Dims {
   int64_t V = 64, H = 32, nH = 4, nKV = 2, hd = 16, I = 48, L = 4, W = 4;
@@ -224,27 +174,27 @@ std::unique_ptr<MemorySource> tiny_weights(const Dims& d, uint64_t seed) {
   };
   const float ws = 2.0f / std::sqrt(static_cast<float>(d.H));
   auto layer = [&](const std::string& p) {
-    src->add(p + "input_layernorm.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
-    src->add(p + "self_attn.q_proj.weight", {d.nH * d.hd, d.H}, rnd({d.nH * d.hd, d.H}, ws));
-    src->add(p + "self_attn.k_proj.weight", {d.nKV * d.hd, d.H}, rnd({d.nKV * d.hd, d.H}, ws));
-    src->add(p + "self_attn.v_proj.weight", {d.nKV * d.hd, d.H}, rnd({d.nKV * d.hd, d.H}, ws));
-    src->add(p + "self_attn.o_proj.weight", {d.H, d.nH * d.hd}, rnd({d.H, d.nH * d.hd}, ws));
-    src->add(p + "self_attn.q_norm.weight", {d.hd}, rnd({d.hd}, 0.3f, 1.0f));
-    src->add(p + "self_attn.k_norm.weight", {d.hd}, rnd({d.hd}, 0.3f, 1.0f));
-    src->add(p + "post_attention_layernorm.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
-    src->add(p + "mlp.gate_proj.weight", {d.I, d.H}, rnd({d.I, d.H}, ws));
-    src->add(p + "mlp.up_proj.weight", {d.I, d.H}, rnd({d.I, d.H}, ws));
-    src->add(p + "mlp.down_proj.weight", {d.H, d.I}, rnd({d.H, d.I}, 2.0f / std::sqrt(static_cast<float>(d.I))));
+    src->add_f32(p + "input_layernorm.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
+    src->add_f32(p + "self_attn.q_proj.weight", {d.nH * d.hd, d.H}, rnd({d.nH * d.hd, d.H}, ws));
+    src->add_f32(p + "self_attn.k_proj.weight", {d.nKV * d.hd, d.H}, rnd({d.nKV * d.hd, d.H}, ws));
+    src->add_f32(p + "self_attn.v_proj.weight", {d.nKV * d.hd, d.H}, rnd({d.nKV * d.hd, d.H}, ws));
+    src->add_f32(p + "self_attn.o_proj.weight", {d.H, d.nH * d.hd}, rnd({d.H, d.nH * d.hd}, ws));
+    src->add_f32(p + "self_attn.q_norm.weight", {d.hd}, rnd({d.hd}, 0.3f, 1.0f));
+    src->add_f32(p + "self_attn.k_norm.weight", {d.hd}, rnd({d.hd}, 0.3f, 1.0f));
+    src->add_f32(p + "post_attention_layernorm.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
+    src->add_f32(p + "mlp.gate_proj.weight", {d.I, d.H}, rnd({d.I, d.H}, ws));
+    src->add_f32(p + "mlp.up_proj.weight", {d.I, d.H}, rnd({d.I, d.H}, ws));
+    src->add_f32(p + "mlp.down_proj.weight", {d.H, d.I}, rnd({d.H, d.I}, 2.0f / std::sqrt(static_cast<float>(d.I))));
   };
-  src->add("model.embed_tokens.weight", {d.V, d.H}, rnd({d.V, d.H}, 1.0f));
+  src->add_f32("model.embed_tokens.weight", {d.V, d.H}, rnd({d.V, d.H}, 1.0f));
   for (int64_t i = 0; i < d.L; ++i) layer("model.layers." + std::to_string(i) + ".");
-  src->add("model.norm.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
-  src->add("lm_head.weight", {d.V, d.H}, rnd({d.V, d.H}, 1.5f));
+  src->add_f32("model.norm.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
+  src->add_f32("lm_head.weight", {d.V, d.H}, rnd({d.V, d.H}, 1.5f));
   layer("mtp.layers.0.");
-  src->add("mtp.fc.weight", {d.H, 2 * d.H}, rnd({d.H, 2 * d.H}, 2.0f / std::sqrt(static_cast<float>(2 * d.H))));
-  src->add("mtp.pre_fc_norm_embedding.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
-  src->add("mtp.pre_fc_norm_hidden.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
-  src->add("mtp.norm.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
+  src->add_f32("mtp.fc.weight", {d.H, 2 * d.H}, rnd({d.H, 2 * d.H}, 2.0f / std::sqrt(static_cast<float>(2 * d.H))));
+  src->add_f32("mtp.pre_fc_norm_embedding.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
+  src->add_f32("mtp.pre_fc_norm_hidden.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
+  src->add_f32("mtp.norm.weight", {d.H}, rnd({d.H}, 0.2f, 1.0f));
   return src;
 }
 
@@ -292,7 +242,7 @@ TEST(MtpModel, ConfigAndBinding) {
   }
   // Wrong fc shape is named.
   src = tiny_weights(d, 1);
-  src->add("mtp.fc.weight", {d.H, d.H}, std::vector<float>(static_cast<size_t>(d.H * d.H), 0.0f));
+  src->add_f32("mtp.fc.weight", {d.H, d.H}, std::vector<float>(static_cast<size_t>(d.H * d.H), 0.0f));
   try {
     load(d, std::move(src));
     FAIL() << "expected an error";

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "memory_source.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "runtime/generator.h"
@@ -283,35 +284,8 @@ TEST(Sampler, FilteredTokensAreNeverDrawn) {
 namespace kexa {
 namespace {
 
-class MemoryTensors : public TensorSource {
- public:
-  void add(const std::string& name, std::vector<int64_t> shape, std::vector<float> data) {
-    Entry& e = entries_[name];
-    e.data = std::move(data);
-    e.view.name = name;
-    e.view.dtype = DType::F32;
-    e.view.shape = std::move(shape);
-    e.view.data = reinterpret_cast<const uint8_t*>(e.data.data());
-    e.view.nbytes = e.data.size() * sizeof(float);
-  }
-  const TensorView* find(std::string_view name) const override {
-    auto it = entries_.find(std::string(name));
-    return it == entries_.end() ? nullptr : &it->second.view;
-  }
-  std::vector<std::string> names() const override {
-    std::vector<std::string> out;
-    for (const auto& [n, e] : entries_) out.push_back(n);
-    return out;
-  }
-  std::string file_of(std::string_view) const override { return "memory"; }
+using test::MemorySource;
 
- private:
-  struct Entry {
-    std::vector<float> data;
-    TensorView view;
-  };
-  std::map<std::string, Entry> entries_;
-};
 
 constexpr int64_t kV = 64, kH = 32, kHeads = 4, kKv = 2, kI = 48;
 
@@ -329,33 +303,33 @@ std::unique_ptr<Model> tiny_model(int64_t window = 0) {
   const int64_t layers = e4 ? 3 : 2;
   const int64_t hd = kH / kHeads;
   const float ws = 2.0f / std::sqrt(static_cast<float>(kH));
-  auto src = std::make_unique<MemoryTensors>();
-  src->add(e4 ? "model.embed_tokens.weight" : "transformer.wte.weight", {kV, kH}, t(kV * kH, 1.0f));
-  src->add("lm_head.weight", {kV, kH}, t(kV * kH, 1.5f));  // peaked logits: no greedy near-ties
-  src->add(e4 ? "model.norm.weight" : "transformer.ln_f.weight", {kH}, t(kH, 0.2f, 1.0f));
+  auto src = std::make_unique<MemorySource>();
+  src->add_f32(e4 ? "model.embed_tokens.weight" : "transformer.wte.weight", {kV, kH}, t(kV * kH, 1.0f));
+  src->add_f32("lm_head.weight", {kV, kH}, t(kV * kH, 1.5f));  // peaked logits: no greedy near-ties
+  src->add_f32(e4 ? "model.norm.weight" : "transformer.ln_f.weight", {kH}, t(kH, 0.2f, 1.0f));
   for (int64_t l = 0; l < layers; ++l) {
     const std::string p = (e4 ? "model.layers." : "transformer.h.") + std::to_string(l) + ".";
     auto name = [&](const char* e3, const char* e4name) { return p + (e4 ? e4name : e3); };
     if (e4) {
-      src->add(p + "self_attn.q_norm.weight", {hd}, t(hd, 0.3f, 1.0f));
-      src->add(p + "self_attn.k_norm.weight", {hd}, t(hd, 0.3f, 1.0f));
-      src->add(p + "post_attention_layernorm.weight", {kH}, t(kH, 0.2f, 1.0f));
-      src->add(p + "post_feedforward_layernorm.weight", {kH}, t(kH, 0.2f, 1.0f));
+      src->add_f32(p + "self_attn.q_norm.weight", {hd}, t(hd, 0.3f, 1.0f));
+      src->add_f32(p + "self_attn.k_norm.weight", {hd}, t(hd, 0.3f, 1.0f));
+      src->add_f32(p + "post_attention_layernorm.weight", {kH}, t(kH, 0.2f, 1.0f));
+      src->add_f32(p + "post_feedforward_layernorm.weight", {kH}, t(kH, 0.2f, 1.0f));
     } else {
-      src->add(p + "ln_1.weight", {kH}, t(kH, 0.2f, 1.0f));
-      src->add(p + "ln_2.weight", {kH}, t(kH, 0.2f, 1.0f));
+      src->add_f32(p + "ln_1.weight", {kH}, t(kH, 0.2f, 1.0f));
+      src->add_f32(p + "ln_2.weight", {kH}, t(kH, 0.2f, 1.0f));
     }
-    src->add(name("attn.attention.q_proj.weight", "self_attn.q_proj.weight"), {kHeads * hd, kH},
+    src->add_f32(name("attn.attention.q_proj.weight", "self_attn.q_proj.weight"), {kHeads * hd, kH},
              t(kHeads * hd * kH, ws));
-    src->add(name("attn.attention.k_proj.weight", "self_attn.k_proj.weight"), {kKv * hd, kH},
+    src->add_f32(name("attn.attention.k_proj.weight", "self_attn.k_proj.weight"), {kKv * hd, kH},
              t(kKv * hd * kH, ws));
-    src->add(name("attn.attention.v_proj.weight", "self_attn.v_proj.weight"), {kKv * hd, kH},
+    src->add_f32(name("attn.attention.v_proj.weight", "self_attn.v_proj.weight"), {kKv * hd, kH},
              t(kKv * hd * kH, ws));
-    src->add(name("attn.attention.out_proj.weight", "self_attn.o_proj.weight"), {kH, kHeads * hd},
+    src->add_f32(name("attn.attention.out_proj.weight", "self_attn.o_proj.weight"), {kH, kHeads * hd},
              t(kH * kHeads * hd, ws));
-    src->add(name("mlp.c_fc_0.weight", "mlp.gate_proj.weight"), {kI, kH}, t(kI * kH, ws));
-    src->add(name("mlp.c_fc_1.weight", "mlp.up_proj.weight"), {kI, kH}, t(kI * kH, ws));
-    src->add(name("mlp.c_proj.weight", "mlp.down_proj.weight"), {kH, kI},
+    src->add_f32(name("mlp.c_fc_0.weight", "mlp.gate_proj.weight"), {kI, kH}, t(kI * kH, ws));
+    src->add_f32(name("mlp.c_fc_1.weight", "mlp.up_proj.weight"), {kI, kH}, t(kI * kH, ws));
+    src->add_f32(name("mlp.c_proj.weight", "mlp.down_proj.weight"), {kH, kI},
              t(kH * kI, 2.0f / std::sqrt(float(kI))));
   }
   nlohmann::json c = {{"model_type", e4 ? "exaone4" : "exaone"}, {"vocab_size", kV},
