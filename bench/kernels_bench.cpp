@@ -9,10 +9,12 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "formats/tensor.h"
 #include "kernels/kernels.h"
+#include "kernels/packed.h"
 #include "kernels/quant_matmul.h"
 #include "util/thread_pool.h"
 
@@ -79,7 +81,7 @@ struct Shape {
 };
 
 void run_matmul(benchmark::State& state, DType dtype, CpuPath path, Shape shape, int64_t tokens,
-                int threads) {
+                int threads, bool packed = false) {
   if (!kexa::kernels::path_supported(path)) {
     state.SkipWithError("CPU lacks this path");
     return;
@@ -98,6 +100,14 @@ void run_matmul(benchmark::State& state, DType dtype, CpuPath path, Shape shape,
     w = random_bytes(wbytes, dtype);
   }
   kexa::TensorView view{"bench.weight", dtype, {shape.rows, shape.cols}, w.data(), w.size()};
+  if (packed) {
+    if (!kexa::kernels::packable(view) || !kexa::kernels::packed_kernels_supported()) {
+      state.SkipWithError("no packed kernels for this type or CPU");
+      return;
+    }
+    kexa::kernels::pack_rows(dtype, shape.rows, shape.cols, w.data());
+    view.row_group = kexa::kernels::kPackRows;
+  }
   std::vector<float> x(static_cast<size_t>(tokens * shape.cols), 0.5f);
   std::vector<float> y(static_cast<size_t>(tokens * shape.rows));
   ThreadPool pool(threads);
@@ -109,7 +119,7 @@ void run_matmul(benchmark::State& state, DType dtype, CpuPath path, Shape shape,
   state.counters["GFLOP/s"] =
       benchmark::Counter(2.0 * static_cast<double>(shape.rows * shape.cols * tokens) * 1e-9,
                          benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(kexa::dtype_name(dtype) + " " + kexa::kernels::path_name(path));
+  state.SetLabel(kexa::dtype_name(dtype) + " " + kexa::kernels::path_name(path) + (packed ? " packed" : ""));
 }
 
 void register_all() {
@@ -150,8 +160,9 @@ void register_all() {
   const std::pair<const char*, DType> qtypes[] = {{"Q8_0", DType::Q8_0}, {"Q4_0", DType::Q4_0},
                                                   {"Q4_K", DType::Q4_K}, {"Q5_K", DType::Q5_K},
                                                   {"Q6_K", DType::Q6_K}};
-  for (auto [pname, path] : paths) {
-    if (path == CpuPath::Portable) continue;
+  const std::tuple<const char*, CpuPath, bool> qpaths[] = {
+      {"avx2", CpuPath::Avx2, false}, {"avx512", CpuPath::Avx512, false}, {"avx512-packed", CpuPath::Avx512, true}};
+  for (auto [pname, path, packed] : qpaths) {
     for (auto [dname, dtype] : qtypes) {
       // 256x2048 stays in L2: compute throughput without DRAM or shared-cache effects;
       // 102400x2048 (the output projection) is far beyond the 32 MiB L3: streaming from DRAM.
@@ -164,18 +175,31 @@ void register_all() {
                              "/threads:" + std::to_string(threads);
           benchmark::RegisterBenchmark(
               name.c_str(),
-              [dtype = dtype, path = path, shape = shape, threads](benchmark::State& s) {
-                run_matmul(s, dtype, path, shape, 1, threads);
+              [dtype = dtype, path = path, shape = shape, threads, packed = packed](benchmark::State& s) {
+                run_matmul(s, dtype, path, shape, 1, threads, packed);
               })
               ->Unit(benchmark::kMicrosecond)
               ->UseRealTime();
         }
+      // 8 tokens: a server step with 8 streams; 512: prefill.
+      for (int64_t tokens : {8, 512})
+        for (int threads : {1, 2}) {
+          std::string name = std::string("Matmul/") + dname + "/" + pname + "/4096x2048/tokens:" +
+                             std::to_string(tokens) + "/threads:" + std::to_string(threads);
+          benchmark::RegisterBenchmark(name.c_str(),
+                                       [dtype = dtype, path = path, tokens, threads, packed = packed](benchmark::State& s) {
+                                         run_matmul(s, dtype, path, {4096, 2048}, tokens, threads, packed);
+                                       })
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+        }
+      // 8 tokens on the output projection: weights stream from DRAM while the tile computes.
       for (int threads : {1, 2}) {
-        std::string name = std::string("Matmul/") + dname + "/" + pname +
-                           "/4096x2048/tokens:512/threads:" + std::to_string(threads);
+        std::string name = std::string("Matmul/") + dname + "/" + pname + "/102400x2048/tokens:8/threads:" +
+                           std::to_string(threads);
         benchmark::RegisterBenchmark(name.c_str(),
-                                     [dtype = dtype, path = path, threads](benchmark::State& s) {
-                                       run_matmul(s, dtype, path, {4096, 2048}, 512, threads);
+                                     [dtype = dtype, path = path, threads, packed = packed](benchmark::State& s) {
+                                       run_matmul(s, dtype, path, {102400, 2048}, 8, threads, packed);
                                      })
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();

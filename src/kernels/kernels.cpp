@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/float_kernels.h"
+#include "kernels/packed.h"
 #include "kernels/quant_matmul.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -435,6 +436,22 @@ void to_f32(const TensorView& t, int64_t offset, int64_t n, float* out) {
   const size_t begin = dtype_bytes(t.dtype, offset);
   if (t.data == nullptr || begin + dtype_bytes(t.dtype, n) > t.nbytes)
     fail("to_f32: tensor ", t.name, " data is shorter than its shape ", t.shape_string());
+  if (t.row_group != 1) {
+    // Packed rows (an embedding tied to a packed output matrix): back to the file's layout row
+    // by row.
+    const int64_t cols = t.cols();
+    std::vector<uint8_t> row(dtype_bytes(t.dtype, cols));
+    std::vector<float> values(static_cast<size_t>(cols));
+    for (int64_t done = 0; done < n;) {
+      const int64_t r = (offset + done) / cols, c0 = (offset + done) % cols;
+      const int64_t take = std::min(n - done, cols - c0);
+      unpack_row(t, r, row.data());
+      dequantize(t.dtype, row.data(), cols, values.data());
+      std::memcpy(out + done, values.data() + c0, static_cast<size_t>(take) * sizeof(float));
+      done += take;
+    }
+    return;
+  }
   const uint8_t* src = t.data + begin;
   switch (t.dtype) {
     case DType::F32:

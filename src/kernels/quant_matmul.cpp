@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/packed.h"
 #include "kernels/quant_blocks.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -44,6 +45,23 @@ const DotKernels& dots_for(CpuPath path) {
 // many weight rows, small enough that two threads split a 2048-row matrix evenly.
 constexpr int64_t kPanelRows = 16;
 
+// Tokens per pass over a packed matrix in prefill: their activation blocks (~75 KiB for 2048
+// columns of K-quant blocks) stay in L2 while every row group of the thread's share goes by.
+constexpr int64_t kPackedChunkTokens = 64;
+
+bool use_packed_kernels(const TensorView& W, CpuPath path) {
+  return W.row_group == kPackRows && path == CpuPath::Avx512 && packed_kernels_supported();
+}
+
+// A weight row in the file's layout: in place, or unpacked into `buf` for a packed tensor on a
+// path without the packed kernels.
+const uint8_t* file_row(const TensorView& W, int64_t r, size_t row_bytes, std::vector<uint8_t>& buf) {
+  if (W.row_group == 1) return W.data + row_bytes * static_cast<size_t>(r);
+  buf.resize(row_bytes);
+  unpack_row(W, r, buf.data());
+  return buf.data();
+}
+
 }  // namespace
 
 void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, float* y,
@@ -63,6 +81,9 @@ void check_quantized(const TensorView& W) {
     fail("quantized matmul: ", W.name, " ", W.shape_string(), " ", info->name,
          ": row length is not a multiple of the block size ", info->block_size);
   const size_t row_bytes = dtype_bytes(W.dtype, cols);
+  if (W.row_group != 1 && (W.row_group != kPackRows || !packable(W)))
+    fail("quantized matmul: ", W.name, " ", W.shape_string(), " ", info->name, ": no packed layout for row groups of ",
+         W.row_group);
   if (W.data == nullptr || W.nbytes < row_bytes * static_cast<size_t>(rows))
     fail("quantized matmul: ", W.name, " needs ", row_bytes * static_cast<size_t>(rows),
          " bytes, view has ", W.nbytes);
@@ -93,11 +114,18 @@ const uint8_t* QuantizedInput::blocks(DType type) {
 
 void quantized_rows(const TensorView& W, const uint8_t* act_blocks, float* y, int64_t r0, int64_t r1,
                     CpuPath path) {
+  if (use_packed_kernels(W, path)) {
+    if (r0 % kPackRows != 0 || (r1 % kPackRows != 0 && r1 != W.rows()))
+      fail("quantized matmul: ", W.name, ": rows [", r0, ", ", r1, ") split a packed group of ", kPackRows);
+    packed_matmul_groups(W, act_blocks, 0, 1, r0 / kPackRows, r1 / kPackRows, y, 0);
+    return;
+  }
   const RowDotFn dot = pick(dots_for(path), W.dtype);
   const int64_t cols = W.cols();
   const int64_t nb = cols / dtype_info(W.dtype)->block_size;
   const size_t row_bytes = dtype_bytes(W.dtype, cols);
-  for (int64_t r = r0; r < r1; ++r) dot(W.data + row_bytes * static_cast<size_t>(r), act_blocks, 0, 1, nb, y + r);
+  thread_local std::vector<uint8_t> unpacked;
+  for (int64_t r = r0; r < r1; ++r) dot(file_row(W, r, row_bytes, unpacked), act_blocks, 0, 1, nb, y + r);
 }
 
 void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, float* y,
@@ -133,8 +161,21 @@ void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, flo
   else
     quantize_tokens(0, n_tokens);
 
+  if (use_packed_kernels(W, path)) {
+    const int64_t groups = rows / kPackRows;
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackedChunkTokens) {
+      const int64_t nt = std::min(kPackedChunkTokens, n_tokens - t0);
+      const uint8_t* a = act.data() + act_stride * static_cast<size_t>(t0);
+      pool.parallel_for(groups, [&](int64_t g0, int64_t g1) {
+        packed_matmul_groups(W, a, act_stride, nt, g0, g1, y + t0 * rows, rows);
+      });
+    }
+    return;
+  }
+
   const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
   pool.parallel_for(n_panels, [&](int64_t p0, int64_t p1) {
+    std::vector<uint8_t> unpacked;
     float out[kMaxTokens];
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t r0 = p * kPanelRows, r1 = std::min(rows, r0 + kPanelRows);
@@ -142,7 +183,7 @@ void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, flo
         const int nt = static_cast<int>(std::min<int64_t>(kMaxTokens, n_tokens - t0));
         const uint8_t* a = act.data() + act_stride * static_cast<size_t>(t0);
         for (int64_t r = r0; r < r1; ++r) {
-          dot(W.data + row_bytes * static_cast<size_t>(r), a, act_stride, nt, nb, out);
+          dot(file_row(W, r, row_bytes, unpacked), a, act_stride, nt, nb, out);
           for (int t = 0; t < nt; ++t) y[(t0 + t) * rows + r] = out[t];
         }
       }

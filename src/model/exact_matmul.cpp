@@ -10,7 +10,9 @@ namespace kexa::model_detail {
 
 void matmul_rows_exact(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
                        std::vector<std::unique_ptr<ThreadPool>>& inline_pools) {
-  if (n <= 1) {
+  if (n <= 1 || W.row_group != 1) {
+    // Packed weights: the batched kernels give every row the single-row result already
+    // (kernels/packed.h), and row slices would cut through packed groups.
     kernels::matmul(W, x, n, y, pool);
     return;
   }

@@ -5,10 +5,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "formats/gguf.h"
 #include "formats/hf_checkpoint.h"
 #include "kernels/kernels.h"
+#include "kernels/packed.h"
 #include "model/exact_matmul.h"
 #include "model/kv_cache.h"
 #include "model/moe.h"
@@ -263,6 +265,30 @@ void read_rope_freqs(const TensorSource& src, ModelConfig& c, model_detail::Bind
   c.rope_freq_divisors = std::move(div);
 }
 
+// Rearranges the dense matrices in place for the packed kernels when this CPU runs them
+// (kernels/packed.h). Routed MoE experts stay as stored: they are mapped lazily and a step reads
+// only a few of them, so rewriting them all would read and dirty the whole file.
+void pack_weights(TensorSource& source, model_detail::ModelWeights& w, ThreadPool& pool) {
+  std::set<const TensorView*> seen;
+  auto pack = [&](const TensorView* t) {
+    if (t == nullptr || !seen.insert(t).second || !kernels::should_pack(*t)) return;
+    source.rewrite_in_place(t->name, kernels::kPackRows, [&](const TensorView& v, uint8_t* bytes) {
+      kernels::pack_rows(v.dtype, v.rows(), v.cols(), bytes, &pool);
+    });
+  };
+  auto pack_layer = [&](const LayerWeights& l) {
+    for (const TensorView* t : {l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down}) pack(t);
+    if (l.moe != nullptr)
+      for (const TensorView* t : {l.moe->shared_gate, l.moe->shared_up, l.moe->shared_down}) pack(t);
+  };
+  pack(w.output);  // also the embedding when tied: lookups unpack their row (kernels::to_f32)
+  for (const LayerWeights& l : w.layers) pack_layer(l);
+  if (w.mtp != nullptr) {
+    pack(w.mtp->fc);
+    pack_layer(w.mtp->layer);
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
@@ -310,8 +336,9 @@ std::unique_ptr<Model> Model::from_source(ModelConfig config, std::unique_ptr<Te
   config.tie_word_embeddings = d.w.tied;
   d.config = std::move(config);
   d.source = std::move(source);
-  d.inv_freq = d.config.rope_inv_freq();
   d.pool = std::make_unique<ThreadPool>(options.n_threads);
+  pack_weights(*d.source, d.w, *d.pool);
+  d.inv_freq = d.config.rope_inv_freq();
   return m;
 }
 

@@ -71,6 +71,16 @@ bool MappedFile::make_resident() {
   return true;
 }
 
+void MappedFile::set_writable(const uint8_t* p, size_t n, bool writable) {
+  if (p < data_ || n > size_ || static_cast<size_t>(p - data_) > size_ - n)
+    fail(path_, ": write range is outside the file");
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGE_SIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page;
+  if (::mprotect(reinterpret_cast<void*>(begin), end - begin, writable ? PROT_READ | PROT_WRITE : PROT_READ) != 0)
+    fail(path_, ": cannot change memory protection: ", std::strerror(errno));
+}
+
 bool MappedFile::fits_in_memory(size_t bytes) {
   long pages = ::sysconf(_SC_PHYS_PAGES);
   long page_size = ::sysconf(_SC_PAGE_SIZE);

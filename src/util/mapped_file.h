@@ -25,6 +25,21 @@ class MappedFile {
   MappedFile(MappedFile&& other) noexcept;
   MappedFile& operator=(MappedFile&& other) noexcept;
 
+  // Makes [p, p + n) (inside data()) writable, runs fn on it and makes it read-only again. A file
+  // mapping is private, so writes make private copies of the pages and never reach the file.
+  // Throws kexa::Error when the range is outside the file or the protection cannot change.
+  template <typename Fn>
+  void write_range(const uint8_t* p, size_t n, Fn&& fn) {
+    set_writable(p, n, true);
+    try {
+      fn(const_cast<uint8_t*>(p));
+    } catch (...) {
+      set_writable(p, n, false);
+      throw;
+    }
+    set_writable(p, n, false);
+  }
+
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
@@ -32,6 +47,7 @@ class MappedFile {
  private:
   static constexpr size_t kResidentThreshold = size_t{256} << 20;
   static bool fits_in_memory(size_t bytes);
+  void set_writable(const uint8_t* p, size_t n, bool writable);
   void load_resident(int fd);
 
   std::string path_;
