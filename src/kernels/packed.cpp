@@ -27,7 +27,17 @@ struct PackedQ8_0 {
 struct PackedQ4_K {
   uint16_t d[R], dmin[R];
   uint8_t scales[12][R];
-  uint8_t qs[32][64];
+  struct Sub {  // sub-block j: qs[q] holds step 8j+q (low nibbles) and 8j+q+4 (high)
+    uint8_t qs[4][64];
+  } sub[8];
+};
+struct PackedQ5_K {
+  uint16_t d[R], dmin[R];
+  uint8_t scales[12][R];
+  struct Sub {  // as Q4_K, and bit s of qh's byte r*4+i = fifth bit of step 8j+s's value i; each
+    uint8_t qs[4][64];  // sub-block's bytes together, so the weights are one forward stream
+    uint8_t qh[64];
+  } sub[8];
 };
 struct PackedQ6_K {
   uint16_t d[R];
@@ -39,13 +49,8 @@ struct PackedQ6_K {
 };
 static_assert(sizeof(PackedQ8_0) == R * sizeof(BlockQ8_0));
 static_assert(sizeof(PackedQ4_K) == R * sizeof(BlockQ4_K));
+static_assert(sizeof(PackedQ5_K) == R * sizeof(BlockQ5_K));
 static_assert(sizeof(PackedQ6_K) == R * sizeof(BlockQ6_K));
-
-// A Q4_K block's qs from its 256 levels (0..15) in value order.
-void q4_k_store(const uint8_t lv[256], BlockQ4_K& b) {
-  for (int n = 0; n < 4; ++n)
-    for (int l = 0; l < 32; ++l) b.qs[32 * n + l] = static_cast<uint8_t>(lv[64 * n + l] | (lv[64 * n + 32 + l] << 4));
-}
 
 // The 256 levels of a Q6_K block (0..63, stored +32) in value order, and back.
 void q6_k_levels(const BlockQ6_K& b, uint8_t lv[256]) {
@@ -83,6 +88,28 @@ inline uint32_t word_at(const uint8_t* p) {
 }
 inline void put_word(uint8_t* p, uint32_t w) { std::memcpy(p, &w, 4); }
 
+// The Q4_K part shared with Q5_K: scales, minimums and the low four bits of every value.
+template <class Packed, class Block>
+void pack_k4(const uint8_t* rows_in, size_t row_bytes, Packed& p) {
+  constexpr uint32_t kLow = 0x0F0F0F0Fu;
+  for (int r = 0; r < R; ++r) {
+    const auto& b = *reinterpret_cast<const Block*>(rows_in + row_bytes * r);
+    p.d[r] = b.d;
+    p.dmin[r] = b.dmin;
+    for (int i = 0; i < 12; ++i) p.scales[i][r] = b.scales[i];
+    // Sub-block j (values 32j ..) is nibble j % 2 of the file's qs[32 (j / 2) ..].
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t* src = b.qs + 32 * (j / 2);
+      const int shift = 4 * (j % 2);
+      for (int q = 0; q < 4; ++q) {
+        const uint32_t lo = (word_at(src + 4 * q) >> shift) & kLow;       // step 8j+q
+        const uint32_t hi = (word_at(src + 4 * q + 16) >> shift) & kLow;  // step 8j+q+4
+        put_word(p.sub[j].qs[q] + 4 * r, lo | (hi << 4));
+      }
+    }
+  }
+}
+
 // One block column of a group: 16 file blocks -> one packed block. Works on 4-byte words (4
 // values of one row per step), which is what a packed step holds per row.
 void pack_block(DType type, const uint8_t* rows_in, size_t row_bytes, uint8_t* out) {
@@ -98,23 +125,18 @@ void pack_block(DType type, const uint8_t* rows_in, size_t row_bytes, uint8_t* o
       }
       return;
     }
-    case DType::Q4_K: {
-      auto& p = *reinterpret_cast<PackedQ4_K*>(out);
+    case DType::Q4_K:
+      return pack_k4<PackedQ4_K, BlockQ4_K>(rows_in, row_bytes, *reinterpret_cast<PackedQ4_K*>(out));
+    case DType::Q5_K: {
+      auto& p = *reinterpret_cast<PackedQ5_K*>(out);
+      pack_k4<PackedQ5_K, BlockQ5_K>(rows_in, row_bytes, p);
+      for (auto& sub : p.sub) std::memset(sub.qh, 0, sizeof sub.qh);
       for (int r = 0; r < R; ++r) {
-        const auto& b = *reinterpret_cast<const BlockQ4_K*>(rows_in + row_bytes * r);
-        p.d[r] = b.d;
-        p.dmin[r] = b.dmin;
-        for (int i = 0; i < 12; ++i) p.scales[i][r] = b.scales[i];
-        // Sub-block j (values 32j ..) is nibble j % 2 of the file's qs[32 (j / 2) ..].
-        for (int j = 0; j < 8; ++j) {
-          const uint8_t* src = b.qs + 32 * (j / 2);
-          const int shift = 4 * (j % 2);
-          for (int q = 0; q < 4; ++q) {
-            const uint32_t lo = (word_at(src + 4 * q) >> shift) & kLow;        // step 8j+q
-            const uint32_t hi = (word_at(src + 4 * q + 16) >> shift) & kLow;   // step 8j+q+4
-            put_word(p.qs[4 * j + q] + 4 * r, lo | (hi << 4));
-          }
-        }
+        const auto& b = *reinterpret_cast<const BlockQ5_K*>(rows_in + row_bytes * r);
+        // The file keeps value 32j + l's fifth bit in bit j of qh[l].
+        for (int j = 0; j < 8; ++j)
+          for (int l = 0; l < 32; ++l)
+            p.sub[j].qh[step_byte(r, l)] |= static_cast<uint8_t>(((b.qh[l] >> j) & 1) << (l / 4));
       }
       return;
     }
@@ -143,6 +165,20 @@ void pack_block(DType type, const uint8_t* rows_in, size_t row_bytes, uint8_t* o
   }
 }
 
+template <class Packed, class Block>
+void unpack_k4(const Packed& p, int r, Block& b) {
+  b.d = p.d[r];
+  b.dmin = p.dmin[r];
+  for (int i = 0; i < 12; ++i) b.scales[i] = p.scales[i][r];
+  uint8_t lv[256];
+  for (int k = 0; k < 256; ++k) {
+    const int s = k / 4, j = s / 8, within = s % 8;
+    lv[k] = (p.sub[j].qs[within % 4][step_byte(r, k)] >> (within >= 4 ? 4 : 0)) & 0xF;
+  }
+  for (int n = 0; n < 4; ++n)
+    for (int l = 0; l < 32; ++l) b.qs[32 * n + l] = static_cast<uint8_t>(lv[64 * n + l] | (lv[64 * n + 32 + l] << 4));
+}
+
 void unpack_block(DType type, const uint8_t* in, int r, uint8_t* out) {
   switch (type) {
     case DType::Q8_0: {
@@ -152,18 +188,17 @@ void unpack_block(DType type, const uint8_t* in, int r, uint8_t* out) {
       for (int k = 0; k < 32; ++k) b.qs[k] = static_cast<int8_t>(p.q[k / 4][step_byte(r, k)] - 128);
       return;
     }
-    case DType::Q4_K: {
-      const auto& p = *reinterpret_cast<const PackedQ4_K*>(in);
-      auto& b = *reinterpret_cast<BlockQ4_K*>(out);
-      b.d = p.d[r];
-      b.dmin = p.dmin[r];
-      for (int i = 0; i < 12; ++i) b.scales[i] = p.scales[i][r];
-      uint8_t lv[256];
-      for (int k = 0; k < 256; ++k) {
-        const int s = k / 4, j = s / 8, within = s % 8;
-        lv[k] = (p.qs[4 * j + within % 4][step_byte(r, k)] >> (within >= 4 ? 4 : 0)) & 0xF;
+    case DType::Q4_K:
+      return unpack_k4(*reinterpret_cast<const PackedQ4_K*>(in), r, *reinterpret_cast<BlockQ4_K*>(out));
+    case DType::Q5_K: {
+      const auto& p = *reinterpret_cast<const PackedQ5_K*>(in);
+      auto& b = *reinterpret_cast<BlockQ5_K*>(out);
+      unpack_k4(p, r, b);
+      for (int l = 0; l < 32; ++l) {
+        uint8_t h = 0;
+        for (int j = 0; j < 8; ++j) h |= static_cast<uint8_t>(((p.sub[j].qh[step_byte(r, l)] >> (l / 4)) & 1) << j);
+        b.qh[l] = h;
       }
-      q4_k_store(lv, b);
       return;
     }
     case DType::Q6_K: {
@@ -190,7 +225,8 @@ void unpack_block(DType type, const uint8_t* in, int r, uint8_t* out) {
 
 bool packable(const TensorView& W) {
   if (W.shape.size() != 2 || W.rows() % R != 0 || W.rows() <= 0) return false;
-  if (W.dtype != DType::Q8_0 && W.dtype != DType::Q4_K && W.dtype != DType::Q6_K) return false;
+  if (W.dtype != DType::Q8_0 && W.dtype != DType::Q4_K && W.dtype != DType::Q5_K && W.dtype != DType::Q6_K)
+    return false;
   return W.cols() % dtype_info(W.dtype)->block_size == 0 && W.data != nullptr &&
          W.nbytes >= dtype_bytes(W.dtype, W.numel());
 }

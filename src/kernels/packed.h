@@ -8,12 +8,16 @@
 // scales line up with the accumulator lanes. The packed form has exactly the size of the file's
 // form (group g occupies the bytes of rows 16g .. 16g+15), so a model packs in place at load.
 //
+// Every layout is read front to back by the kernels (one forward stream for the hardware
+// prefetcher: splitting a block's bits into distant regions halved the DRAM rate).
 // Packed layouts, per group of 16 rows and per block column (r = row in the group, "step" s covers
 // the 4 values 4s .. 4s+3 of the block, byte r*4+i of a 64-byte chunk is row r's value 4s+i):
 //   Q8_0 (544 bytes = 16 x 34): u16 d[16]; u8 q[8][64]            q = value + 128
 //   Q4_K (2304 = 16 x 144):     u16 d[16], dmin[16]; u8 scales[12][16] (the file's 12 scale
-//                                bytes, byte-major); u8 qs[32][64]: chunk 4j+p holds step 8j+p
-//                                in its low nibbles and step 8j+p+4 in its high nibbles
+//                                bytes, byte-major); per sub-block j: u8 qs[4][64], qs[p] holds
+//                                step 8j+p in its low nibbles and step 8j+p+4 in its high ones
+//   Q5_K (2816 = 16 x 176):     as Q4_K with each sub-block's qs followed by u8 qh[64]: bit s of
+//                                byte r*4+i is the fifth bit of step 8j+s's value i
 //   Q6_K (3360 = 16 x 210):     u16 d[16]; i8 scales[16][16]; then per 16-value group g:
 //                                u8 ql[2][64] (ql[h] holds steps 4g+2h in its low nibbles and
 //                                4g+2h+1 in its high ones), u8 qh[64] (the two high bits of step
@@ -32,7 +36,7 @@ namespace kexa::kernels {
 
 constexpr int kPackRows = 16;
 
-// Whether a 2-D weight of this dtype and shape has a packed form at all (Q4_K, Q6_K, Q8_0; rows a
+// Whether a 2-D weight of this dtype and shape has a packed form at all (Q4_K, Q5_K, Q6_K, Q8_0; rows a
 // multiple of 16). Says nothing about the CPU.
 bool packable(const TensorView& W);
 // Whether the model loader should pack W: packable, not packed yet, the active CPU path runs the

@@ -46,7 +46,17 @@ struct PackedQ8_0 {
 struct PackedQ4_K {
   uint16_t d[R], dmin[R];
   uint8_t scales[12][R];
-  uint8_t qs[32][64];
+  struct Sub {  // sub-block j: qs[q] holds step 8j+q (low nibbles) and 8j+q+4 (high)
+    uint8_t qs[4][64];
+  } sub[8];
+};
+struct PackedQ5_K {
+  uint16_t d[R], dmin[R];
+  uint8_t scales[12][R];
+  struct Sub {  // as Q4_K, and bit s of qh's byte r*4+i = fifth bit of step 8j+s's value i; each
+    uint8_t qs[4][64];  // sub-block's bytes together, so the weights are one forward stream
+    uint8_t qh[64];
+  } sub[8];
 };
 struct PackedQ6_K {
   uint16_t d[R];
@@ -112,13 +122,15 @@ void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, fl
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * y_stride, accf[t]);
 }
 
-template <int T>
-void q4_k_tile(const PackedQ4_K* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
+// Q4_K, and Q5_K (kFive) whose fifth bits are merged into the unpacked nibbles.
+template <int T, bool kFive, class Packed>
+void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
   __m512 accf[T];
   for (int t = 0; t < T; ++t) accf[t] = _mm512_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(0x0F), m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15);
+  const __m512i bit4 = _mm512_set1_epi8(0x10);
   for (int64_t i = 0; i < nb; ++i) {
-    const PackedQ4_K& p = blk[i];
+    const Packed& p = blk[i];
     auto sbyte = [&](int k) { return _mm512_cvtepu8_epi32(load128(p.scales[k])); };
     // Minimums: dmin * sum_j m_j * (sum of sub-block j's activations), with the 8 six-bit m_j of
     // the 16 rows as int16 pairs (m_2q, m_2q+1) per lane for vpdpwssd.
@@ -148,10 +160,20 @@ void q4_k_tile(const PackedQ4_K* blk, int64_t nb, const ActBlock256* const* a, f
       constexpr int C = kChains<T>;
       __m512i acc[C][T];
       zero(acc);
+      __m512i h = _mm512_setzero_si512();
+      if constexpr (kFive) {
+        prefetch_ahead(p.sub[j].qh);
+        h = load512(p.sub[j].qh);
+      }
       for (int q = 0; q < 4; ++q) {
-        prefetch_ahead(p.qs[4 * j + q]);
-        const __m512i c = load512(p.qs[4 * j + q]);
-        const __m512i lo = _mm512_and_si512(c, m4), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
+        prefetch_ahead(p.sub[j].qs[q]);
+        const __m512i c = load512(p.sub[j].qs[q]);
+        __m512i lo = _mm512_and_si512(c, m4), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
+        if constexpr (kFive) {
+          // Bit q of each qh byte is step q's fifth bit, bit q + 4 step q + 4's: move both to bit 4.
+          lo = _mm512_ternarylogic_epi32(lo, _mm512_slli_epi16(h, 4 - q), bit4, 0xF8);
+          hi = _mm512_ternarylogic_epi32(hi, _mm512_srli_epi16(h, q), bit4, 0xF8);
+        }
         for (int t = 0; t < T; ++t) {
           const int8_t* x = a[t][i].qs + 32 * j + 4 * q;
           __m512i& c0 = acc[(2 * q) % C][t];
@@ -245,7 +267,12 @@ template <int T> struct Q8_0Tile {
 };
 template <int T> struct Q4_KTile {
   static void run(const uint8_t* w, int64_t nb, const ActBlock256* const* a, float* y, int64_t s) {
-    q4_k_tile<T>(reinterpret_cast<const PackedQ4_K*>(w), nb, a, y, s);
+    q45_k_tile<T, false>(reinterpret_cast<const PackedQ4_K*>(w), nb, a, y, s);
+  }
+};
+template <int T> struct Q5_KTile {
+  static void run(const uint8_t* w, int64_t nb, const ActBlock256* const* a, float* y, int64_t s) {
+    q45_k_tile<T, true>(reinterpret_cast<const PackedQ5_K*>(w), nb, a, y, s);
   }
 };
 template <int T> struct Q6_KTile {
@@ -272,6 +299,8 @@ void packed_matmul_groups(const TensorView& W, const uint8_t* act, size_t act_st
       return run_groups<ActBlock32, Q8_0Tile>(W.data, group_bytes, nb, act, act_stride, n_tok, g0, g1, y, y_stride);
     case DType::Q4_K:
       return run_groups<ActBlock256, Q4_KTile>(W.data, group_bytes, nb, act, act_stride, n_tok, g0, g1, y, y_stride);
+    case DType::Q5_K:
+      return run_groups<ActBlock256, Q5_KTile>(W.data, group_bytes, nb, act, act_stride, n_tok, g0, g1, y, y_stride);
     case DType::Q6_K:
       return run_groups<ActBlock256, Q6_KTile>(W.data, group_bytes, nb, act, act_stride, n_tok, g0, g1, y, y_stride);
     default:

@@ -20,7 +20,7 @@
 namespace kexa {
 namespace {
 
-const DType kPackedTypes[] = {DType::Q8_0, DType::Q4_K, DType::Q6_K};
+const DType kPackedTypes[] = {DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 struct Quantized {
   std::vector<float> dequant;
@@ -188,8 +188,8 @@ TEST(Packed, OnlyWholeGroupsOfKnownTypesPack) {
   std::vector<uint8_t> bytes(dtype_bytes(DType::Q4_K, 40 * 256));
   TensorView odd{"w", DType::Q4_K, {40, 256}, bytes.data(), bytes.size()};
   EXPECT_FALSE(kernels::packable(odd));  // 40 rows: not whole groups of 16
-  TensorView q5{"w", DType::Q5_K, {32, 256}, bytes.data(), bytes.size()};
-  EXPECT_FALSE(kernels::packable(q5));
+  TensorView q3{"w", DType::Q3_K, {32, 256}, bytes.data(), bytes.size()};
+  EXPECT_FALSE(kernels::packable(q3));
   TensorView ok{"w", DType::Q4_K, {32, 256}, bytes.data(), bytes.size()};
   EXPECT_TRUE(kernels::packable(ok));
   ok.row_group = 8;  // a layout nobody wrote
