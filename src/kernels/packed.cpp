@@ -1,6 +1,7 @@
 // Packing and unpacking of row-interleaved weights (layouts in packed.h). Plain C++: it runs once
 // per tensor at load, and unpack_row serves embedding lookups and the non-AVX-512 fallback.
 #include "kernels/packed.h"
+#include "kernels/packed_blocks.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -18,39 +19,7 @@ using namespace quant;
 
 namespace {
 
-constexpr int R = kPackRows;
-
-struct PackedQ8_0 {
-  uint16_t d[R];
-  uint8_t q[8][64];
-};
-struct PackedQ4_K {
-  uint16_t d[R], dmin[R];
-  uint8_t scales[12][R];
-  struct Sub {  // sub-block j: qs[q] holds step 8j+q (low nibbles) and 8j+q+4 (high)
-    uint8_t qs[4][64];
-  } sub[8];
-};
-struct PackedQ5_K {
-  uint16_t d[R], dmin[R];
-  uint8_t scales[12][R];
-  struct Sub {  // as Q4_K, and bit s of qh's byte r*4+i = fifth bit of step 8j+s's value i; each
-    uint8_t qs[4][64];  // sub-block's bytes together, so the weights are one forward stream
-    uint8_t qh[64];
-  } sub[8];
-};
-struct PackedQ6_K {
-  uint16_t d[R];
-  int8_t scales[16][R];
-  struct Group {  // 16 values: read in order, so the hardware prefetcher sees one forward stream
-    uint8_t ql[2][64];
-    uint8_t qh[64];
-  } g[16];
-};
-static_assert(sizeof(PackedQ8_0) == R * sizeof(BlockQ8_0));
-static_assert(sizeof(PackedQ4_K) == R * sizeof(BlockQ4_K));
-static_assert(sizeof(PackedQ5_K) == R * sizeof(BlockQ5_K));
-static_assert(sizeof(PackedQ6_K) == R * sizeof(BlockQ6_K));
+using namespace packed;
 
 // The 256 levels of a Q6_K block (0..63, stored +32) in value order, and back.
 void q6_k_levels(const BlockQ6_K& b, uint8_t lv[256]) {

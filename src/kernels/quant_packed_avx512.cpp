@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/packed.h"
+#include "kernels/packed_blocks.h"
 #include "kernels/quant_blocks.h"
 #include "util/error.h"
 
@@ -29,7 +30,8 @@ using namespace quant;
 
 namespace {
 
-constexpr int R = kPackRows;
+using namespace packed;
+
 constexpr int kTileTokens = 8;
 // Weights are read in one forward stream; asking for the line 4 KiB ahead of each load keeps DRAM
 // busy while a tile of several tokens computes (the output projection with 8 tokens: 8.2 -> 5.6 ms
@@ -38,34 +40,6 @@ constexpr int kPrefetchBytes = 4096;
 inline void prefetch_ahead(const void* p) {
   _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
 }
-
-struct PackedQ8_0 {
-  uint16_t d[R];
-  uint8_t q[8][64];
-};
-struct PackedQ4_K {
-  uint16_t d[R], dmin[R];
-  uint8_t scales[12][R];
-  struct Sub {  // sub-block j: qs[q] holds step 8j+q (low nibbles) and 8j+q+4 (high)
-    uint8_t qs[4][64];
-  } sub[8];
-};
-struct PackedQ5_K {
-  uint16_t d[R], dmin[R];
-  uint8_t scales[12][R];
-  struct Sub {  // as Q4_K, and bit s of qh's byte r*4+i = fifth bit of step 8j+s's value i; each
-    uint8_t qs[4][64];  // sub-block's bytes together, so the weights are one forward stream
-    uint8_t qh[64];
-  } sub[8];
-};
-struct PackedQ6_K {
-  uint16_t d[R];
-  int8_t scales[16][R];
-  struct Group {  // 16 values: read in order, so the hardware prefetcher sees one forward stream
-    uint8_t ql[2][64];
-    uint8_t qh[64];
-  } g[16];
-};
 
 inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
