@@ -9,16 +9,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni"))), apply_to = function)
-#else
-// GCC 12 reports its own _mm512_undefined_* placeholders as uninitialized (GCC bug 105593).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")
-#endif
+#include "kernels/avx512_vnni_begin.inc"
 
 namespace kexa::kernels::quant::avx512_impl {
 #define KEXA_QUANT_VNNI 1
@@ -26,12 +17,7 @@ namespace kexa::kernels::quant::avx512_impl {
 #undef KEXA_QUANT_VNNI
 }  // namespace kexa::kernels::quant::avx512_impl
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#pragma GCC diagnostic pop
-#endif
+#include "kernels/avx512_vnni_end.inc"
 
 namespace kexa::kernels::quant {
 const DotKernels& avx512_dots() { return avx512_impl::simd_table(); }

@@ -115,7 +115,7 @@ const uint8_t* QuantizedInput::blocks(DType type) {
 void quantized_rows(const TensorView& W, const uint8_t* act_blocks, float* y, int64_t r0, int64_t r1,
                     CpuPath path) {
   if (use_packed_kernels(W, path)) {
-    if (r0 % kPackRows != 0 || (r1 % kPackRows != 0 && r1 != W.rows()))
+    if (r0 % kPackRows != 0 || r1 % kPackRows != 0)
       fail("quantized matmul: ", W.name, ": rows [", r0, ", ", r1, ") split a packed group of ", kPackRows);
     packed_matmul_groups(W, act_blocks, 0, 1, r0 / kPackRows, r1 / kPackRows, y, 0);
     return;

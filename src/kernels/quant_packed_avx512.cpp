@@ -14,15 +14,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni"))), apply_to = function)
-#else
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")
-#endif
+#include "kernels/avx512_vnni_begin.inc"
 
 namespace kexa::kernels {
 
@@ -284,12 +276,7 @@ void packed_matmul_groups(const TensorView& W, const uint8_t* act, size_t act_st
 
 }  // namespace kexa::kernels
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#pragma GCC diagnostic pop
-#endif
+#include "kernels/avx512_vnni_end.inc"
 
 #else  // not x86-64: nothing is ever packed.
 
