@@ -291,6 +291,11 @@ void rows_fma(const MatmulArgs& a, int64_t r0, int64_t r1, float* scratch) {
   gemm<FmaTile<L>>(w + r0 * ws, ws, x, K, a.n_tokens, a.y, a.rows, r0, r1, kKcF32);
 }
 
+// Asking for the line 4 KiB ahead of each weight load: hardware prefetchers stop at 4 KiB page
+// boundaries, and on Intel server cores they alone reach about half the DRAM rate (102400 x 2048
+// bf16 matvec, Xeon with AMX, 2 threads: 19.9 -> 25.1 GB/s; 1 thread: 9.3 -> 13.1).
+constexpr int kPrefetchBytes = 4096;
+
 // One token (decode): each weight row is read start to end before the next one, so the thread
 // reads one sequential stream that the hardware prefetchers follow across rows; interleaving four
 // rows (the GEMM tile) makes four short streams and measured ~1.6x slower per CPU second on a
@@ -299,6 +304,11 @@ float dot_row_bf16(const uint8_t* w, const uint16_t* x, int64_t K) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
   int64_t k = 0;
   for (; k + 128 <= K; k += 128) {
+    const char* ahead = reinterpret_cast<const char*>(w + 2 * k) + kPrefetchBytes;
+    _mm_prefetch(ahead, _MM_HINT_T0);
+    _mm_prefetch(ahead + 64, _MM_HINT_T0);
+    _mm_prefetch(ahead + 128, _MM_HINT_T0);
+    _mm_prefetch(ahead + 192, _MM_HINT_T0);
     acc0 = _mm512_dpbf16_ps(acc0, reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + 2 * k)),
                             reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + k)));
     acc1 = _mm512_dpbf16_ps(acc1, reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + 2 * k + 64)),

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/amx.h"
 #include "kernels/float_kernels.h"
 #include "kernels/packed.h"
 #include "kernels/quant_matmul.h"
@@ -133,7 +134,8 @@ std::string path_name(CpuPath path) {
     case CpuPath::Avx2:
       return "avx2";
     case CpuPath::Avx512:
-      return avx512_bf16_supported() ? "avx512+bf16" : "avx512";
+      return std::string(avx512_bf16_supported() ? "avx512+bf16" : "avx512") +
+             (amx::available() ? "+amx" : "");
   }
   return "unknown";
 }
@@ -344,6 +346,36 @@ void matmul_many(std::span<const MatmulOut> outs, const float* x, int64_t n_toke
   decode_many(outs, x, pool, path);
 }
 
+namespace {
+
+// BF16 weights times several tokens on AMX tiles: activations rounded to bf16 as on every path,
+// packed once into tile order, then row chunks shared out.
+void matmul_bf16_amx(const TensorView& W, const float* x, int64_t n_tokens, float* y,
+                     ThreadPool& pool, const detail::FloatKernelSet& ks) {
+  const int64_t rows = W.rows(), cols = W.cols();
+  std::vector<uint16_t> x_bf16(static_cast<size_t>(n_tokens * cols));
+  ks.to_bf16(x, n_tokens * cols, x_bf16.data());
+  std::vector<uint16_t> packed(amx::bf16_packed_elems(n_tokens, cols));
+  amx::bf16_pack_activations(x_bf16.data(), n_tokens, cols, packed.data());
+  // 128-row chunks (256 KiB of weights at 1024 columns): a chunk's weights stay in L2 while all
+  // token tiles pass over them.
+  const int64_t chunk_rows = std::max<int64_t>(32, (256 * 1024) / (cols * 2) / 32 * 32);
+  const int64_t n_chunks = (rows + chunk_rows - 1) / chunk_rows;
+  std::atomic<int64_t> next{0};
+  auto work = [&](int, int) {
+    for (;;) {
+      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= n_chunks) break;
+      amx::bf16_rows(W.data, cols, packed.data(), n_tokens, c * chunk_rows,
+                     std::min(rows, (c + 1) * chunk_rows), y, rows);
+    }
+  };
+  if (pool.size() == 1 || n_chunks == 1) work(0, 1);
+  else pool.run(work);
+}
+
+}  // namespace
+
 void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             CpuPath path) {
   if (n_tokens == 1) {
@@ -359,6 +391,11 @@ void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, Thr
   if (n_tokens == 0) return;
   const detail::FloatKernelSet& ks = kernel_set(path);
   const int64_t rows = W.rows(), cols = W.cols();
+  if (W.dtype == DType::BF16 && path == CpuPath::Avx512 && rows % 16 == 0 &&
+      cols % amx::kBf16Step == 0 && amx::available()) {
+    matmul_bf16_amx(W, x, n_tokens, y, pool, ks);
+    return;
+  }
 
   detail::RowRangeFn fn = nullptr;
   std::vector<uint16_t> x_bf16;

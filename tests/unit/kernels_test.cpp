@@ -140,8 +140,9 @@ TEST(Kernels, MatmulEveryPathDtypeAndShape) {
   ThreadPool pool(2);
   const std::vector<std::pair<int64_t, int64_t>> shapes = {
       {1, 1},     {5, 7},     {37, 33},   {19, 100}, {16, 64},
-      {131, 257}, {45, 1000}, {700, 520}, {9, 2100}};  // the last two span several work chunks and
-                                                       // several K blocks
+      {131, 257}, {45, 1000}, {700, 520}, {9, 2100},  // these two span several work chunks and
+                                                      // several K blocks
+      {48, 96},   {272, 320}, {96, 2048}};  // whole 16-row and 32-column tiles (the AMX kernels)
   for (CpuPath path : available_paths())
     for (DType dtype : {DType::F32, DType::F16, DType::BF16})
       for (auto [rows, cols] : shapes)
