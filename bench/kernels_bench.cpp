@@ -187,12 +187,18 @@ void register_all() {
               ->UseRealTime();
         }
       if (path == CpuPath::Portable) continue;
-      for (int64_t tokens : {64, 512}) {
-        std::string name = std::string("Matmul/") + dname + "/" + pname +
-                           "/4096x2048/tokens:" + std::to_string(tokens) + "/threads:2";
+      // 8 tokens: a server step with 8 streams (on the output projection: weights stream from
+      // DRAM); 64 and 512: prefill. With AMX, BF16 runs on tiles here (KEXA_AMX=0 compares).
+      const std::tuple<const char*, Shape, int64_t> cases[] = {{"4096x2048", {4096, 2048}, 8},
+                                                               {"4096x2048", {4096, 2048}, 64},
+                                                               {"4096x2048", {4096, 2048}, 512},
+                                                               {"102400x2048", {102400, 2048}, 8}};
+      for (auto [sname, shape, tokens] : cases) {
+        std::string name = std::string("Matmul/") + dname + "/" + pname + "/" + sname +
+                           "/tokens:" + std::to_string(tokens) + "/threads:2";
         benchmark::RegisterBenchmark(name.c_str(),
-                                     [dtype = dtype, path = path, tokens](benchmark::State& s) {
-                                       run_matmul(s, dtype, path, {4096, 2048}, tokens, 2);
+                                     [dtype = dtype, path = path, shape = shape, tokens = tokens](benchmark::State& s) {
+                                       run_matmul(s, dtype, path, shape, tokens, 2);
                                      })
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
