@@ -305,10 +305,10 @@ float dot_row_bf16(const uint8_t* w, const uint16_t* x, int64_t K) {
   int64_t k = 0;
   for (; k + 128 <= K; k += 128) {
     const char* ahead = reinterpret_cast<const char*>(w + 2 * k) + kPrefetchBytes;
-    _mm_prefetch(ahead, _MM_HINT_T0);
-    _mm_prefetch(ahead + 64, _MM_HINT_T0);
-    _mm_prefetch(ahead + 128, _MM_HINT_T0);
-    _mm_prefetch(ahead + 192, _MM_HINT_T0);
+    _mm_prefetch(ahead, _MM_HINT_T1);
+    _mm_prefetch(ahead + 64, _MM_HINT_T1);
+    _mm_prefetch(ahead + 128, _MM_HINT_T1);
+    _mm_prefetch(ahead + 192, _MM_HINT_T1);
     acc0 = _mm512_dpbf16_ps(acc0, reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + 2 * k)),
                             reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + k)));
     acc1 = _mm512_dpbf16_ps(acc1, reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + 2 * k + 64)),

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "formats/tensor.h"
+#include "kernels/amx.h"
 #include "kernels/float_kernels.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -151,6 +152,52 @@ TEST(Kernels, MatmulEveryPathDtypeAndShape) {
           if (rows * cols * tokens > 3'000'000 && tokens != 17) continue;
           check_matmul({dtype, rows, cols, tokens}, path, pool, rng);
         }
+}
+
+// The AMX tile kernel on row sub-ranges and ragged token counts: every row of the range and
+// every token right, nothing written outside them (y starts as NaN).
+TEST(Kernels, AmxBf16RowRangesAndTokenTails) {
+  if (!kernels::amx::available()) GTEST_SKIP() << "no AMX on this CPU (or KEXA_AMX=0)";
+  std::mt19937 rng(77);
+  const int64_t rows = 112, cols = 96;
+  Weights w = make_weights(DType::BF16, rows, cols, rng);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (int64_t tokens : {1, 15, 16, 17, 33, 40})
+    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, 112}, {16, 48}, {32, 112}, {96, 112}}) {
+      std::vector<float> x(static_cast<size_t>(tokens * cols));
+      std::vector<uint16_t> xb(x.size());
+      for (size_t i = 0; i < x.size(); ++i) {
+        x[i] = ref_round_bf16(dist(rng));
+        uint32_t u;
+        std::memcpy(&u, &x[i], 4);
+        xb[i] = static_cast<uint16_t>(u >> 16);
+      }
+      std::vector<uint16_t> packed(kernels::amx::bf16_packed_elems(tokens, cols));
+      kernels::amx::bf16_pack_activations(xb.data(), tokens, cols, packed.data());
+      std::vector<float> y(static_cast<size_t>(tokens * rows), std::nanf(""));
+      kernels::amx::bf16_rows(w.bytes.data(), cols, packed.data(), tokens, r0, r1, y.data(), rows);
+      int bad = 0;
+      for (int64_t t = 0; t < tokens; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+          const float got = y[t * rows + r];
+          if (r < r0 || r >= r1) {
+            if (!std::isnan(got) && ++bad <= 5)
+              ADD_FAILURE() << "tokens " << tokens << " rows [" << r0 << ", " << r1 << "): y[" << t
+                            << "][" << r << "] written";
+            continue;
+          }
+          double sum = 0, abs_sum = 0;
+          for (int64_t k = 0; k < cols; ++k) {
+            const double p = w.values[r * cols + k] * x[t * cols + k];
+            sum += p;
+            abs_sum += std::fabs(p);
+          }
+          if (!(std::fabs(got - sum) <= 4e-6 * abs_sum + 1e-30) && ++bad <= 5)
+            ADD_FAILURE() << "tokens " << tokens << ": y[" << t << "][" << r << "] = " << got
+                          << ", expected " << sum;
+        }
+      EXPECT_EQ(bad, 0) << "tokens " << tokens << " rows [" << r0 << ", " << r1 << ")";
+    }
 }
 
 TEST(Kernels, MatmulSameResultForAnyThreadCount) {
