@@ -773,7 +773,7 @@ ActKind act_kind(DType type) {
   }
 }
 
-void quantize_act32(const float* x, int64_t n, ActBlock32* out) {
+void quantize_act32_ref(const float* x, int64_t n, ActBlock32* out) {
   for (int64_t i = 0; i < n / 32; ++i, x += 32) {
     float amax = 0.f;
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
@@ -793,7 +793,7 @@ void quantize_act32(const float* x, int64_t n, ActBlock32* out) {
   }
 }
 
-void quantize_act256(const float* x, int64_t n, ActBlock256* out) {
+void quantize_act256_ref(const float* x, int64_t n, ActBlock256* out) {
   // Same rounding as llama.cpp's Q8_K (scale from the signed extreme, so the extreme maps to
   // -127 exactly): K-quant products then match llama.cpp to float rounding instead of differing
   // wherever a value sits on a rounding boundary.
@@ -817,6 +817,16 @@ void quantize_act256(const float* x, int64_t n, ActBlock256* out) {
       out[i].bsums[g] = static_cast<int16_t>(sum);
     }
   }
+}
+
+void quantize_act32(const float* x, int64_t n, ActBlock32* out) {
+  if (active_path() == CpuPath::Avx512) return quantize_act32_avx512(x, n, out);
+  quantize_act32_ref(x, n, out);
+}
+
+void quantize_act256(const float* x, int64_t n, ActBlock256* out) {
+  if (active_path() == CpuPath::Avx512) return quantize_act256_avx512(x, n, out);
+  quantize_act256_ref(x, n, out);
 }
 
 }  // namespace quant

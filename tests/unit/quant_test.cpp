@@ -12,6 +12,7 @@
 
 #include "formats/gguf.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_blocks.h"
 #include "kernels/quant_matmul.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -213,6 +214,35 @@ TEST(Quant, PathsAgreeWithPortable) {
 // matmul_many shares the rows of several matrices of different types (as a layer's Q/K/V or
 // gate/up) out over the pool in one parallel region: every output must equal a double-precision
 // product of the dequantized weights and, bit for bit, the matrix's own matmul.
+// The AVX-512 activation quantizers must give the scalar references' blocks bit for bit: random
+// rows, rows whose extreme repeats with either sign (the Q8_K scale takes the first), values on
+// rounding ties, zeros, a NaN and an infinity.
+TEST(Quant, ActivationQuantizersMatchReferenceBitForBit) {
+  if (!kernels::path_supported(kernels::CpuPath::Avx512)) GTEST_SKIP() << "no AVX-512";
+  std::mt19937 rng(2024);
+  std::normal_distribution<float> dist(0.0f, 3.0f);
+  const int64_t n = 2048;
+  for (int trial = 0; trial < 40; ++trial) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (float& v : x) v = dist(rng);
+    if (trial % 5 == 1) std::fill(x.begin() + 256, x.begin() + 512, 0.0f);
+    if (trial % 5 == 2)
+      for (int64_t i = 0; i < n; i += 32) x[i + 3] = -8.0f, x[i + 20] = 8.0f, x[i + 30] = -8.0f;
+    if (trial % 5 == 3)  // 127 / 2.54 * k + 0.5 steps: products land on .5 ties
+      for (int64_t i = 0; i < n; ++i) x[i] = (static_cast<float>(i % 64) - 32.0f + 0.5f) / 10.0f;
+    if (trial == 4) x[100] = std::nanf("");
+    if (trial == 9) x[700] = -INFINITY;
+    std::vector<kernels::quant::ActBlock32> a(n / 32), b(n / 32);
+    kernels::quant::quantize_act32_ref(x.data(), n, a.data());
+    kernels::quant::quantize_act32_avx512(x.data(), n, b.data());
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0]))) << "act32, trial " << trial;
+    std::vector<kernels::quant::ActBlock256> c(n / 256), d(n / 256);
+    kernels::quant::quantize_act256_ref(x.data(), n, c.data());
+    kernels::quant::quantize_act256_avx512(x.data(), n, d.data());
+    EXPECT_EQ(0, std::memcmp(c.data(), d.data(), c.size() * sizeof(c[0]))) << "act256, trial " << trial;
+  }
+}
+
 TEST(Quant, MatmulManyMixedTypes) {
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.f, 1.f);
