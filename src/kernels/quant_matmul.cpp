@@ -18,21 +18,13 @@ using namespace quant;
 
 namespace {
 
-bool cpu_has_vnni() {
-#if defined(__x86_64__)
-  static const bool yes = __builtin_cpu_supports("avx512vnni") != 0;
-  return yes;
-#else
-  return false;
-#endif
-}
-
 const DotKernels& dots_for(CpuPath path) {
   if (!path_supported(path))
     fail("quantized matmul: CPU path ", path_name(path), " is not supported by this CPU");
   switch (path) {
     case CpuPath::Avx512:
-      return cpu_has_vnni() ? avx512_dots() : avx2_dots();
+      // The AVX-512 dot kernels need VNNI, the same CPU test as the packed kernels.
+      return packed_kernels_supported() ? avx512_dots() : avx2_dots();
     case CpuPath::Avx2:
       return avx2_dots();
     case CpuPath::Portable:

@@ -4,7 +4,8 @@
 #
 # Models: Q8_0 and Q4_K_M files written by llama.cpp's llama-quantize (tests/data/quant/tiny-*.gguf,
 # made once from this script's seeded F32 model, see tests/data/quant/README.md) and the same
-# recipes written by `kexa quantize` from the F32 GGUF. On each, kexa and llama.cpp must give the
+# recipes written by `kexa quantize` from the F32 GGUF, plus its BF16 (every width a whole number of
+# 16 x 32 tiles, so on AMX CPUs prefill runs on the tile kernel). On each, kexa and llama.cpp must give the
 # same 64 greedy tokens with max |dlogit| <= 1e-2 x max |logit|, and kexa's mean KL divergence from
 # its own F32 output over 512 teacher-forced positions must be within 5% of llama.cpp's.
 # Everything runs on the default CPU path and again with KEXA_ISA=avx2 (the AVX2+FMA kernels, forced on an AVX-512 machine).
@@ -42,7 +43,7 @@ VOCAB=512
 PROMPT="1 300 17 42 99 250 7 480"
 fail=0
 
-for ty in Q8_0 Q4_K_M; do
+for ty in Q8_0 Q4_K_M BF16; do
   "$KEXA" quantize "$T/f32.gguf" "$T/kexa-$ty.gguf" --type "$ty" 2>"$T/quantize.log" ||
     { cat "$T/quantize.log"; exit 1; }
 done
@@ -51,7 +52,8 @@ done
 node "$MJS" score "$T/f32.gguf" "$T/seq512.txt" "$T/llama-f32.bin"
 declare -A MODEL=(
   [llama-quantize-Q8_0]="$DATA/tiny-Q8_0.gguf" [llama-quantize-Q4_K_M]="$DATA/tiny-Q4_K_M.gguf"
-  [kexa-quantize-Q8_0]="$T/kexa-Q8_0.gguf" [kexa-quantize-Q4_K_M]="$T/kexa-Q4_K_M.gguf")
+  [kexa-quantize-Q8_0]="$T/kexa-Q8_0.gguf" [kexa-quantize-Q4_K_M]="$T/kexa-Q4_K_M.gguf"
+  [kexa-quantize-BF16]="$T/kexa-BF16.gguf")
 for name in "${!MODEL[@]}"; do
   node "$MJS" ref "${MODEL[$name]}" "$PROMPT" 64 "$T/ref-$name"
   node "$MJS" score "${MODEL[$name]}" "$T/seq512.txt" "$T/llama-$name.bin"
