@@ -357,8 +357,8 @@ void matmul_bf16_amx(const TensorView& W, const float* x, int64_t n_tokens, floa
   ks.to_bf16(x, n_tokens * cols, x_bf16.data());
   std::vector<uint16_t> packed(amx::bf16_packed_elems(n_tokens, cols));
   amx::bf16_pack_activations(x_bf16.data(), n_tokens, cols, packed.data());
-  // 128-row chunks (256 KiB of weights at 1024 columns): a chunk's weights stay in L2 while all
-  // token tiles pass over them.
+  // Chunks of about 256 KiB of weights (64 rows at 2048 columns), whole 32-row tile pairs: a
+  // chunk's weights stay in L2 while all token tiles pass over them.
   const int64_t chunk_rows = std::max<int64_t>(32, (256 * 1024) / (cols * 2) / 32 * 32);
   const int64_t n_chunks = (rows + chunk_rows - 1) / chunk_rows;
   std::atomic<int64_t> next{0};
