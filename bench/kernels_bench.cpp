@@ -51,45 +51,35 @@ std::vector<uint8_t> random_bytes(size_t n, DType dtype) {
 // also requested 4 KiB ahead: hardware prefetchers stop at page boundaries, and on Intel server
 // cores a plain sequential read reaches only about half of what the weight kernels (which
 // prefetch the same way) read per second, which would put them above the "roofline".
-typedef uint64_t v2u64 __attribute__((vector_size(16)));
-uint64_t read_range_sse(const uint8_t* p, size_t n) {
-  v2u64 acc[8] = {};
-  const v2u64* v = reinterpret_cast<const v2u64*>(p);
-  for (size_t i = 0; i + 8 <= n / 16; i += 8) {
-    __builtin_prefetch(p + 16 * i + 4096);
-    __builtin_prefetch(p + 16 * i + 4096 + 64);
-    for (int j = 0; j < 8; ++j) acc[j] += v[i + j];
-  }
-  v2u64 s = acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
-  return s[0] + s[1];
+// Four 64-byte lines per step, each into its own accumulators of vector type V; always inlined
+// into the per-instruction-set wrappers below, so V's loads use that instruction set.
+template <typename V>
+__attribute__((always_inline)) inline uint64_t read_lines(const uint8_t* p, size_t n) {
+  constexpr size_t kPerLine = 64 / sizeof(V);
+  V acc[4][kPerLine] = {};
+  for (size_t off = 0; off + 256 <= n; off += 256)
+    for (size_t j = 0; j < 4; ++j) {
+      __builtin_prefetch(p + off + 64 * j + 4096);
+      const V* v = reinterpret_cast<const V*>(p + off + 64 * j);
+      for (size_t k = 0; k < kPerLine; ++k) acc[j][k] += v[k];
+    }
+  uint64_t total = 0;
+  for (size_t j = 0; j < 4; ++j)
+    for (size_t k = 0; k < kPerLine; ++k)
+      for (size_t e = 0; e < sizeof(V) / 8; ++e) total += acc[j][k][e];
+  return total;
 }
 
+typedef uint64_t v2u64 __attribute__((vector_size(16)));
+uint64_t read_range_sse(const uint8_t* p, size_t n) { return read_lines<v2u64>(p, n); }
 #if defined(__x86_64__)
 typedef uint64_t v4u64 __attribute__((vector_size(32)));
-__attribute__((target("avx2"))) uint64_t read_range_avx2(const uint8_t* p, size_t n) {
-  v4u64 acc[4] = {};
-  const v4u64* v = reinterpret_cast<const v4u64*>(p);
-  for (size_t i = 0; i + 4 <= n / 32; i += 4) {
-    __builtin_prefetch(p + 32 * i + 4096);
-    __builtin_prefetch(p + 32 * i + 4096 + 64);
-    for (int j = 0; j < 4; ++j) acc[j] += v[i + j];
-  }
-  v4u64 s = acc[0] + acc[1] + acc[2] + acc[3];
-  return s[0] + s[1] + s[2] + s[3];
-}
-
 typedef uint64_t v8u64 __attribute__((vector_size(64)));
+__attribute__((target("avx2"))) uint64_t read_range_avx2(const uint8_t* p, size_t n) {
+  return read_lines<v4u64>(p, n);
+}
 __attribute__((target("avx512f"))) uint64_t read_range_avx512(const uint8_t* p, size_t n) {
-  v8u64 acc[4] = {};
-  const v8u64* v = reinterpret_cast<const v8u64*>(p);
-  for (size_t i = 0; i + 4 <= n / 64; i += 4) {
-    for (int j = 0; j < 4; ++j) __builtin_prefetch(p + 64 * (i + j) + 4096);
-    for (int j = 0; j < 4; ++j) acc[j] += v[i + j];
-  }
-  v8u64 s = acc[0] + acc[1] + acc[2] + acc[3];
-  uint64_t total = 0;
-  for (int j = 0; j < 8; ++j) total += s[j];
-  return total;
+  return read_lines<v8u64>(p, n);
 }
 #endif
 

@@ -2,6 +2,8 @@
 // b at tmm(2a + b)), weight tiles tmm4, tmm5, activation tiles tmm6, tmm7.
 #include "kernels/amx.h"
 
+#include "kernels/kernels.h"
+
 #include <cstdlib>
 #include <cstring>
 
@@ -22,10 +24,8 @@ bool cpu_has_amx() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
   const bool tile = (edx >> 24) & 1u, bf16 = (edx >> 22) & 1u, int8 = (edx >> 25) & 1u;
-  __builtin_cpu_init();
-  return tile && bf16 && int8 && __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512dq");
+  // The result transposes use AVX-512.
+  return tile && bf16 && int8 && path_supported(CpuPath::Avx512);
 }
 
 // Linux hands out the 8 KiB tile state only to processes that ask for it (kernel 5.16+); without
