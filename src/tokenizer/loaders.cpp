@@ -157,6 +157,8 @@ std::unique_ptr<Tokenizer> from_tokenizer_json(const json& j, const std::string&
   m->source = where;
   if (!j.is_object() || !j.contains("model")) fail(where, ": no \"model\" in tokenizer.json");
   const json& model = j["model"];
+  if (!model.is_object()) fail(where, ": \"model\" must be an object");
+  if (model.contains("type") && !model["type"].is_string()) fail(where, ": model.type must be a string");
   const std::string mtype = model.value("type", std::string("BPE"));
   if (mtype != "BPE") fail(where, ": unsupported tokenizer model type '", mtype, "' (only BPE)");
   if (!model.contains("vocab") || !model["vocab"].is_object()) fail(where, ": model.vocab must be an object");
@@ -422,6 +424,17 @@ std::unique_ptr<Tokenizer> from_gguf(const std::string& path) {
   return std::make_unique<Tokenizer>(std::move(m));
 }
 
+// nlohmann reports a value of the wrong JSON type (a list where a string belongs, say) with its
+// own exception; callers of the tokenizer API get kexa::Error naming the file instead.
+template <class Load>
+std::unique_ptr<Tokenizer> naming_json_errors(const std::string& where, Load&& load) {
+  try {
+    return load();
+  } catch (const json::exception& e) {
+    fail(where, ": malformed tokenizer file: ", e.what());
+  }
+}
+
 bool looks_like_gguf(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   char magic[4] = {};
@@ -432,7 +445,7 @@ bool looks_like_gguf(const fs::path& p) {
 }  // namespace
 
 std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view text, const std::string& origin) {
-  return from_tokenizer_json(parse_json(text, origin), origin, {});
+  return naming_json_errors(origin, [&] { return from_tokenizer_json(parse_json(text, origin), origin, {}); });
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path, std::string_view model_type_hint) {
@@ -441,17 +454,19 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path, std::string_
   if (fs::is_directory(p, ec)) {
     if (fs::is_regular_file(p / "tokenizer.json", ec)) {
       const fs::path tj = p / "tokenizer.json";
-      auto t = from_tokenizer_json(parse_json(read_file(tj), tj.string()), tj.string(), p);
+      auto t = naming_json_errors(tj.string(), [&] {
+        return from_tokenizer_json(parse_json(read_file(tj), tj.string()), tj.string(), p);
+      });
       t->impl_->source = path;
       return t;
     }
     if (fs::is_regular_file(p / "vocab.json", ec) && fs::is_regular_file(p / "merges.txt", ec))
-      return from_slow_files(p, model_type_hint);
+      return naming_json_errors(path, [&] { return from_slow_files(p, model_type_hint); });
     fail(path, ": no tokenizer.json, nor vocab.json + merges.txt, in this folder");
   }
   if (!fs::is_regular_file(p, ec)) fail(path, ": no such file or folder");
   if (looks_like_gguf(p)) return from_gguf(path);
-  return from_tokenizer_json(parse_json(read_file(p), path), path, p.parent_path());
+  return naming_json_errors(path, [&] { return from_tokenizer_json(parse_json(read_file(p), path), path, p.parent_path()); });
 }
 
 }  // namespace kexa

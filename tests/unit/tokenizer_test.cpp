@@ -213,6 +213,23 @@ TEST(Tokenizer, ErrorsNameTheProblem) {
   EXPECT_THROW(Tokenizer::from_json(R"({"model": {"type": "Unigram", "vocab": []}})"), Error);
   EXPECT_THROW(Tokenizer::from_json(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a"]}})"), Error);
   EXPECT_THROW(Tokenizer::from_json(R"({"model": {"type": "BPE", "vocab": {}}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}}})"), Error);
+  // Values of the wrong JSON type (found by fuzzing: a list as model.type escaped as a raw
+  // nlohmann exception) are kexa errors that name the file.
+  for (const char* wrong_type : {
+           R"({"model": {"type": []}})",
+           R"({"model": []})",
+           R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "post_processor": {"type": 7}})",
+           R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": 1}]}})",
+           R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "normalizer": {"type": {}}})",
+           R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "pre_tokenizer": {"type": "Split", "pattern": []}})",
+           R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "decoder": {"type": "Replace", "content": 3}})"}) {
+    try {
+      Tokenizer::from_json(wrong_type, "wrong-type.json");
+      ADD_FAILURE() << "accepted " << wrong_type;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("wrong-type.json"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Tokenizer, StoriesStyleTokenizerJson) {
