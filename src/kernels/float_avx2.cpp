@@ -337,8 +337,8 @@ void dot_rows_fixed(const float* q, const float* rows, int64_t stride, int64_t n
   }
 }
 
-void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
-              float scale, float* scores) {
+void dot_rows_one(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
+                  float scale, float* scores) {
   if (dim == 64) return dot_rows_fixed<8>(q, rows, stride, n, scale, scores);
   if (dim == 128) return dot_rows_fixed<16>(q, rows, stride, n, scale, scores);
   for (int64_t j = 0; j < n; ++j) {
@@ -353,8 +353,8 @@ void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n, int6
   }
 }
 
-void accumulate_rows(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
-                     float* out) {
+void accumulate_rows_one(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
+                         float* out) {
   int64_t d = 0;
   // Eight accumulators (64 floats) at a time stay in registers across all rows.
   for (; d + 64 <= dim; d += 64) {
@@ -380,6 +380,25 @@ void accumulate_rows(const float* p, const float* rows, int64_t stride, int64_t 
     float acc = out[d];
     for (int64_t j = 0; j < n; ++j) acc += p[j] * rows[j * stride + d];
     out[d] = acc;
+  }
+}
+
+// Grouped forms: one key block at a time, every head of the group over it while it is in L1.
+void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
+              int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride) {
+  for (int64_t j0 = 0; j0 < n; j0 += kAttentionKeyBlock) {
+    const int64_t nb = std::min(kAttentionKeyBlock, n - j0);
+    for (int64_t h = 0; h < n_q; ++h)
+      dot_rows_one(q + h * q_stride, rows + j0 * stride, stride, nb, dim, scale, scores + h * scores_stride + j0);
+  }
+}
+
+void accumulate_rows(const float* p, int64_t n_q, int64_t p_stride, const float* rows, int64_t stride,
+                     int64_t n, int64_t dim, float* out, int64_t out_stride) {
+  for (int64_t j0 = 0; j0 < n; j0 += kAttentionKeyBlock) {
+    const int64_t nb = std::min(kAttentionKeyBlock, n - j0);
+    for (int64_t h = 0; h < n_q; ++h)
+      accumulate_rows_one(p + h * p_stride + j0, rows + j0 * stride, stride, nb, dim, out + h * out_stride);
   }
 }
 

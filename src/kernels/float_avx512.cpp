@@ -491,10 +491,9 @@ void dot_rows_fixed(const float* q, const float* rows, int64_t stride, int64_t n
   }
 }
 
-void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
-              float scale, float* scores) {
-  if (dim == 64) return dot_rows_fixed<4>(q, rows, stride, n, scale, scores);
-  if (dim == 128) return dot_rows_fixed<8>(q, rows, stride, n, scale, scores);
+// Head sizes other than 64 and 128.
+void dot_rows_one(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
+                  float scale, float* scores) {
   for (int64_t j = 0; j < n; ++j) {
     const float* r = rows + j * stride;
     __m512 acc = _mm512_setzero_ps();
@@ -506,33 +505,126 @@ void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n, int6
   }
 }
 
-template <int NC>
-void accumulate_rows_fixed(const float* p, const float* rows, int64_t stride, int64_t n,
-                           float* out) {
-  __m512 acc[NC];
+// HB heads times four keys at once: each key chunk is loaded once for all heads, and the 4 * HB
+// accumulators are independent FMA chains. Every (head, key) sum is formed and reduced exactly
+// as dot_rows_fixed forms it for one head alone.
+template <int NC, int HB>
+void dot_heads(const float* q, int64_t q_stride, const float* rows, int64_t stride, int64_t n, float scale,
+               float* scores, int64_t scores_stride) {
+  const __m128 vs = _mm_set1_ps(scale);
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    __m512 acc[HB][4];
 #pragma GCC unroll 16
-  for (int c = 0; c < NC; ++c) acc[c] = _mm512_loadu_ps(out + 16 * c);
-  for (int64_t j = 0; j < n; ++j) {
-    const __m512 pj = _mm512_set1_ps(p[j]);
-    const float* r = rows + j * stride;
-#pragma GCC unroll 16
-    for (int c = 0; c < NC; ++c) acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(r + 16 * c), acc[c]);
+    for (int c = 0; c < NC; ++c) {
+      __m512 kv[4];
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) kv[i] = _mm512_loadu_ps(rows + (j + i) * stride + 16 * c);
+#pragma GCC unroll 4
+      for (int h = 0; h < HB; ++h) {
+        const __m512 qv = _mm512_loadu_ps(q + h * q_stride + 16 * c);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) acc[h][i] = c == 0 ? _mm512_mul_ps(qv, kv[i]) : _mm512_fmadd_ps(qv, kv[i], acc[h][i]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < HB; ++h)
+      _mm_storeu_ps(scores + h * scores_stride + j, _mm_mul_ps(reduce4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]), vs));
   }
-#pragma GCC unroll 16
-  for (int c = 0; c < NC; ++c) _mm512_storeu_ps(out + 16 * c, acc[c]);
+  for (int h = 0; h < HB; ++h)
+    if (j < n) dot_rows_fixed<NC>(q + h * q_stride, rows + j * stride, stride, n - j, scale, scores + h * scores_stride + j);
 }
 
-void accumulate_rows(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
-                     float* out) {
-  if (dim == 64) return accumulate_rows_fixed<4>(p, rows, stride, n, out);
-  if (dim == 128) return accumulate_rows_fixed<8>(p, rows, stride, n, out);
-  for (int64_t d = 0; d < dim; d += 16) {
-    const __mmask16 m = tail_mask16(dim - d);
-    __m512 acc = _mm512_maskz_loadu_ps(m, out + d);
-    for (int64_t j = 0; j < n; ++j)
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_maskz_loadu_ps(m, rows + j * stride + d),
-                            acc);
-    _mm512_mask_storeu_ps(out + d, m, acc);
+template <int NC>
+void dot_rows_grouped(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride, int64_t n,
+                      float scale, float* scores, int64_t scores_stride) {
+  for (int64_t j0 = 0; j0 < n; j0 += kAttentionKeyBlock) {
+    const int64_t nb = std::min(kAttentionKeyBlock, n - j0);
+    const float* r = rows + j0 * stride;
+    for (int64_t h = 0; h < n_q; h += 4) {
+      const float* qh = q + h * q_stride;
+      float* sh = scores + h * scores_stride + j0;
+      switch (std::min<int64_t>(4, n_q - h)) {
+        case 4: dot_heads<NC, 4>(qh, q_stride, r, stride, nb, scale, sh, scores_stride); break;
+        case 3: dot_heads<NC, 3>(qh, q_stride, r, stride, nb, scale, sh, scores_stride); break;
+        case 2: dot_heads<NC, 2>(qh, q_stride, r, stride, nb, scale, sh, scores_stride); break;
+        default: dot_heads<NC, 1>(qh, q_stride, r, stride, nb, scale, sh, scores_stride); break;
+      }
+    }
+  }
+}
+
+void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
+              int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride) {
+  if (dim == 64) return dot_rows_grouped<4>(q, n_q, q_stride, rows, stride, n, scale, scores, scores_stride);
+  if (dim == 128) return dot_rows_grouped<8>(q, n_q, q_stride, rows, stride, n, scale, scores, scores_stride);
+  for (int64_t h = 0; h < n_q; ++h)
+    dot_rows_one(q + h * q_stride, rows, stride, n, dim, scale, scores + h * scores_stride);
+}
+
+// HB heads at once: each value row is loaded once for all of them, and the HB * NC accumulators
+// are independent FMA chains (one head of 64 values alone has only four, which wait on the FMA
+// latency). Each accumulator still sums its rows in order, as a head alone does.
+template <int NC, int HB>
+void accumulate_heads(const float* p, int64_t p_stride, const float* rows, int64_t stride, int64_t n,
+                      float* out, int64_t out_stride) {
+  __m512 acc[HB][NC];
+#pragma GCC unroll 4
+  for (int h = 0; h < HB; ++h)
+#pragma GCC unroll 16
+    for (int c = 0; c < NC; ++c) acc[h][c] = _mm512_loadu_ps(out + h * out_stride + 16 * c);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* r = rows + j * stride;
+    __m512 v[NC];
+#pragma GCC unroll 16
+    for (int c = 0; c < NC; ++c) v[c] = _mm512_loadu_ps(r + 16 * c);
+#pragma GCC unroll 4
+    for (int h = 0; h < HB; ++h) {
+      const __m512 pj = _mm512_set1_ps(p[h * p_stride + j]);
+#pragma GCC unroll 16
+      for (int c = 0; c < NC; ++c) acc[h][c] = _mm512_fmadd_ps(pj, v[c], acc[h][c]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int h = 0; h < HB; ++h)
+#pragma GCC unroll 16
+    for (int c = 0; c < NC; ++c) _mm512_storeu_ps(out + h * out_stride + 16 * c, acc[h][c]);
+}
+
+template <int NC>
+void accumulate_rows_fixed(const float* p, int64_t n_q, int64_t p_stride, const float* rows, int64_t stride,
+                           int64_t n, float* out, int64_t out_stride) {
+  constexpr int kHeads = 16 / NC;  // 16 accumulators
+  for (int64_t j0 = 0; j0 < n; j0 += kAttentionKeyBlock) {
+    const int64_t nb = std::min(kAttentionKeyBlock, n - j0);
+    const float* r = rows + j0 * stride;
+    int64_t h = 0;
+    for (; h + kHeads <= n_q; h += kHeads)
+      accumulate_heads<NC, kHeads>(p + h * p_stride + j0, p_stride, r, stride, nb, out + h * out_stride, out_stride);
+    const float* ph = p + h * p_stride + j0;
+    float* oh = out + h * out_stride;
+    switch (n_q - h) {
+      case 3: accumulate_heads<NC, 3>(ph, p_stride, r, stride, nb, oh, out_stride); break;
+      case 2: accumulate_heads<NC, 2>(ph, p_stride, r, stride, nb, oh, out_stride); break;
+      case 1: accumulate_heads<NC, 1>(ph, p_stride, r, stride, nb, oh, out_stride); break;
+      default: break;
+    }
+  }
+}
+
+void accumulate_rows(const float* p, int64_t n_q, int64_t p_stride, const float* rows, int64_t stride,
+                     int64_t n, int64_t dim, float* out, int64_t out_stride) {
+  if (dim == 64) return accumulate_rows_fixed<4>(p, n_q, p_stride, rows, stride, n, out, out_stride);
+  if (dim == 128) return accumulate_rows_fixed<8>(p, n_q, p_stride, rows, stride, n, out, out_stride);
+  for (int64_t h = 0; h < n_q; ++h) {
+    float* o = out + h * out_stride;
+    for (int64_t d = 0; d < dim; d += 16) {
+      const __mmask16 m = tail_mask16(dim - d);
+      __m512 acc = _mm512_maskz_loadu_ps(m, o + d);
+      for (int64_t j = 0; j < n; ++j)
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(p[h * p_stride + j]), _mm512_maskz_loadu_ps(m, rows + j * stride + d), acc);
+      _mm512_mask_storeu_ps(o + d, m, acc);
+    }
   }
 }
 

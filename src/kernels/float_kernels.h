@@ -44,11 +44,17 @@ struct FloatKernelSet {
   void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
   void (*softmax)(float* x, int64_t n);
   void (*f16_to_f32)(const uint16_t* in, int64_t n, float* out);
-  void (*dot_rows)(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
-                   float scale, float* scores);
-  void (*accumulate_rows)(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
-                          float* out);
+  // Grouped-query forms, as kernels::dot_rows / kernels::accumulate_rows.
+  void (*dot_rows)(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
+                   int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride);
+  void (*accumulate_rows)(const float* p, int64_t n_q, int64_t p_stride, const float* rows,
+                          int64_t stride, int64_t n, int64_t dim, float* out, int64_t out_stride);
 };
+
+// Keys per block in the grouped attention kernels: a block stays in L1 while every query head of
+// the group passes over it. A multiple of 4, so each head's keys are reduced in the same groups of
+// four as when the head is computed alone.
+constexpr int64_t kAttentionKeyBlock = 32;
 
 const FloatKernelSet& portable_kernels();
 // Only valid to call when the CPU supports the instruction set.

@@ -117,17 +117,22 @@ void f16_to_f32_array(const uint16_t* in, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(load_u16(in, i));
 }
 
-void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
-              float scale, float* scores) {
-  for (int64_t j = 0; j < n; ++j) scores[j] = dot(q, rows + j * stride, dim) * scale;
+void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
+              int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t h = 0; h < n_q; ++h)
+      scores[h * scores_stride + j] = dot(q + h * q_stride, rows + j * stride, dim) * scale;
 }
 
-void accumulate_rows(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
-                     float* out) {
+void accumulate_rows(const float* p, int64_t n_q, int64_t p_stride, const float* rows, int64_t stride,
+                     int64_t n, int64_t dim, float* out, int64_t out_stride) {
   for (int64_t j = 0; j < n; ++j) {
-    const float pj = p[j];
     const float* r = rows + j * stride;
-    for (int64_t d = 0; d < dim; ++d) out[d] += pj * r[d];
+    for (int64_t h = 0; h < n_q; ++h) {
+      const float pj = p[h * p_stride + j];
+      float* o = out + h * out_stride;
+      for (int64_t d = 0; d < dim; ++d) o[d] += pj * r[d];
+    }
   }
 }
 

@@ -551,14 +551,14 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
 
 void softmax(float* x, int64_t n) { kernel_set(active_path()).softmax(x, n); }
 
-void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
-              float scale, float* scores) {
-  kernel_set(active_path()).dot_rows(q, rows, stride, n, dim, scale, scores);
+void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
+              int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride) {
+  kernel_set(active_path()).dot_rows(q, n_q, q_stride, rows, stride, n, dim, scale, scores, scores_stride);
 }
 
-void accumulate_rows(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
-                     float* out) {
-  kernel_set(active_path()).accumulate_rows(p, rows, stride, n, dim, out);
+void accumulate_rows(const float* p, int64_t n_q, int64_t p_stride, const float* rows, int64_t stride,
+                     int64_t n, int64_t dim, float* out, int64_t out_stride) {
+  kernel_set(active_path()).accumulate_rows(p, n_q, p_stride, rows, stride, n, dim, out, out_stride);
 }
 
 }  // namespace kexa::kernels

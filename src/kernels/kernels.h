@@ -68,12 +68,16 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out);
 // In-place numerically stable softmax.
 void softmax(float* x, int64_t n);
 
-// Attention building blocks over rows `stride` floats apart (one head's keys or values in an f32
-// KV cache): scores[j] = scale * dot(q, rows + j * stride) over `dim` elements, for j < n.
-void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
-              float scale, float* scores);
-// out[d] += sum_j p[j] * rows[j * stride + d] for d < dim, j < n (out accumulates: zero it first).
-void accumulate_rows(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
-                     float* out);
+// Attention building blocks over rows `stride` floats apart (one KV head's keys or values in an
+// f32 KV cache), for the n_q query heads that share that KV head (grouped-query attention):
+//   scores[h * scores_stride + j] = scale * dot(q + h * q_stride, rows + j * stride)
+// over `dim` elements, for h < n_q, j < n. Every head's result is bit for bit what it gets alone
+// (n_q = 1); together, each cached row is fetched once per group instead of once per head.
+void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
+              int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride);
+// out[h * out_stride + d] += sum_j p[h * p_stride + j] * rows[j * stride + d] for h < n_q,
+// d < dim, j < n (out accumulates: zero it first). Same grouping and exactness as dot_rows.
+void accumulate_rows(const float* p, int64_t n_q, int64_t p_stride, const float* rows, int64_t stride,
+                     int64_t n, int64_t dim, float* out, int64_t out_stride);
 
 }  // namespace kexa::kernels

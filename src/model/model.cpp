@@ -142,7 +142,7 @@ struct Model::Impl {
   // Activations for up to `rows` tokens, reused across calls.
   int64_t rows = 0;
   std::vector<float> x, xn, q, k, v, att, o, gate, up, down;
-  std::vector<float> scores;  // [threads][keys] attention scratch
+  std::vector<float> scores;  // [threads][query heads per KV head][keys] attention scratch
   std::vector<float> rope_cos, rope_sin;  // [rows][head_dim / 2] for the chunk's positions
   std::vector<float> logits_tmp;          // output rows of a batch before they are scattered
 
@@ -373,46 +373,47 @@ void Model::Impl::reserve(int64_t n, int64_t max_keys) {
     rope_cos.resize(N * static_cast<size_t>(c.head_dim / 2));
     rope_sin.resize(N * static_cast<size_t>(c.head_dim / 2));
   }
-  size_t need = static_cast<size_t>(pool->size()) * static_cast<size_t>(max_keys);
+  // One row of scores per query head of a KV group, per thread.
+  size_t need = static_cast<size_t>(pool->size()) * static_cast<size_t>(c.n_heads / c.n_kv_heads) *
+                static_cast<size_t>(max_keys);
   if (scores.size() < need) scores.resize(need);
 }
 
 // Causal (and, on sliding layers, windowed) attention of the chunk's queries against the cache,
-// which already holds the chunk's own keys. Work is split over (token, head) pairs.
+// which already holds the chunk's own keys. Work is split over (token, KV head) pairs: the query
+// heads sharing a KV head go through its cached rows together, which are then read once per
+// group rather than once per query head.
 void Model::Impl::attention(int64_t layer, int64_t window, int64_t n, const std::vector<Segment>& segs) {
   const ModelConfig& c = config;
-  const int64_t hd = c.head_dim, nH = c.n_heads, group = c.n_heads / c.n_kv_heads;
+  const int64_t hd = c.head_dim, nKV = c.n_kv_heads, group = c.n_heads / c.n_kv_heads;
   const int64_t kvd = c.kv_dim(), qd = c.q_dim();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t max_keys = static_cast<int64_t>(scores.size()) / pool->size();
-  const int64_t items = n * nH;
+  const int64_t max_keys = static_cast<int64_t>(scores.size()) / (pool->size() * group);
+  const int64_t items = n * nKV;
 
   pool->run([&](int thread, int n_threads) {
     const int64_t begin = items * thread / n_threads, end = items * (thread + 1) / n_threads;
-    float* sc = scores.data() + static_cast<size_t>(thread) * static_cast<size_t>(max_keys);
-    // Consecutive items are the heads of one token, so query heads sharing a KV head reuse the
-    // same cached rows while they are hot.
+    float* sc = scores.data() + static_cast<size_t>(thread) * static_cast<size_t>(group * max_keys);
     for (int64_t it = begin; it < end; ++it) {
-      const int64_t t = it / nH, h = it % nH;
+      const int64_t t = it / nKV, g = it % nKV;
       const int64_t pos = row_pos[static_cast<size_t>(t)];
       KVCache& cache = *segs[static_cast<size_t>(row_seg[static_cast<size_t>(t)])].cache;
       const int64_t slots = cache.slots(layer);
-      const float* K = cache.keys(layer);
-      const float* Vc = cache.values(layer);
+      const float* K = cache.keys(layer) + g * hd;
+      const float* Vc = cache.values(layer) + g * hd;
       const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
       const int64_t nk = pos - lo + 1;
-      const float* qh = q.data() + t * qd + h * hd;
-      const int64_t kv_off = (h / group) * hd;
+      const float* qg = q.data() + t * qd + g * group * hd;
       // The visible keys are contiguous in the ring except where they wrap past its end.
       const int64_t s0 = lo % slots;
       const int64_t first = std::min(nk, slots - s0);
-      kernels::dot_rows(qh, K + s0 * kvd + kv_off, kvd, first, hd, scale, sc);
-      if (nk > first) kernels::dot_rows(qh, K + kv_off, kvd, nk - first, hd, scale, sc + first);
-      kernels::softmax(sc, nk);
-      float* out = att.data() + t * qd + h * hd;
-      std::fill(out, out + hd, 0.0f);
-      kernels::accumulate_rows(sc, Vc + s0 * kvd + kv_off, kvd, first, hd, out);
-      if (nk > first) kernels::accumulate_rows(sc + first, Vc + kv_off, kvd, nk - first, hd, out);
+      kernels::dot_rows(qg, group, hd, K + s0 * kvd, kvd, first, hd, scale, sc, max_keys);
+      if (nk > first) kernels::dot_rows(qg, group, hd, K, kvd, nk - first, hd, scale, sc + first, max_keys);
+      for (int64_t h = 0; h < group; ++h) kernels::softmax(sc + h * max_keys, nk);
+      float* out = att.data() + t * qd + g * group * hd;
+      std::fill(out, out + group * hd, 0.0f);
+      kernels::accumulate_rows(sc, group, max_keys, Vc + s0 * kvd, kvd, first, hd, out, hd);
+      if (nk > first) kernels::accumulate_rows(sc + first, group, max_keys, Vc, kvd, nk - first, hd, out, hd);
     }
   });
 }

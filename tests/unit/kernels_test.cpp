@@ -299,8 +299,10 @@ struct Elementwise {
   void (*rmsnorm)(const float*, const float*, int64_t, double, float*);
   void (*swiglu)(const float*, const float*, int64_t, float*);
   void (*softmax)(float*, int64_t);
-  void (*dot_rows)(const float*, const float*, int64_t, int64_t, int64_t, float, float*);
-  void (*accumulate_rows)(const float*, const float*, int64_t, int64_t, int64_t, float*);
+  void (*dot_rows)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float, float*,
+                   int64_t);
+  void (*accumulate_rows)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*,
+                          int64_t);
 };
 
 std::vector<Elementwise> elementwise_paths() {
@@ -375,36 +377,56 @@ TEST(Kernels, RmsnormSwigluSoftmax) {
 }
 
 TEST(Kernels, AttentionRowKernels) {
+  // Grouped-query form: n_q query heads over one KV head's rows. Each head must match a double
+  // reference, and be bit for bit what the same kernel gives that head alone (n_q = 1), so that
+  // grouping never changes a model's output.
   std::mt19937 rng(11);
   std::normal_distribution<float> dist;
   for (const Elementwise& k : elementwise_paths()) {
     SCOPED_TRACE(k.name);
     for (int64_t dim : {64, 128, 5, 40, 80}) {
-      for (int64_t n : {1, 3, 4, 9, 130}) {
-        const int64_t stride = dim * 3 + 1;  // rows interleaved with other heads' data
-        std::vector<float> q(dim), rows(n * stride), p(n), scores(n), out(dim), out0(dim);
-        for (auto& v : q) v = dist(rng);
-        for (auto& v : rows) v = dist(rng);
-        for (auto& v : p) v = dist(rng);
-        for (auto& v : out0) v = dist(rng);
-        k.dot_rows(q.data(), rows.data(), stride, n, dim, 0.125f, scores.data());
-        for (int64_t j = 0; j < n; ++j) {
-          double e = 0, a = 0;
-          for (int64_t d = 0; d < dim; ++d) {
-            e += static_cast<double>(q[d]) * rows[j * stride + d];
-            a += std::fabs(static_cast<double>(q[d]) * rows[j * stride + d]);
+      for (int64_t n : {1, 3, 4, 9, 33, 130}) {
+        for (int64_t n_q : {1, 3, 4, 5, 8}) {
+          const int64_t stride = dim * 3 + 1;  // rows interleaved with other heads' data
+          const int64_t q_stride = dim + 3, s_stride = n + 5;
+          std::vector<float> q(n_q * q_stride), rows(n * stride), p(n_q * s_stride);
+          std::vector<float> scores(n_q * s_stride, -7.0f), out(n_q * dim), out0(n_q * dim);
+          for (auto& v : q) v = dist(rng);
+          for (auto& v : rows) v = dist(rng);
+          for (auto& v : p) v = dist(rng);
+          for (auto& v : out0) v = dist(rng);
+          k.dot_rows(q.data(), n_q, q_stride, rows.data(), stride, n, dim, 0.125f, scores.data(), s_stride);
+          out = out0;
+          k.accumulate_rows(p.data(), n_q, s_stride, rows.data(), stride, n, dim, out.data(), dim);
+          for (int64_t h = 0; h < n_q; ++h) {
+            const float* qh = q.data() + h * q_stride;
+            const float* ph = p.data() + h * s_stride;
+            std::vector<float> alone_scores(n);
+            std::vector<float> alone_out(out0.begin() + h * dim, out0.begin() + (h + 1) * dim);
+            k.dot_rows(qh, 1, 0, rows.data(), stride, n, dim, 0.125f, alone_scores.data(), 0);
+            k.accumulate_rows(ph, 1, 0, rows.data(), stride, n, dim, alone_out.data(), 0);
+            for (int64_t j = 0; j < n; ++j) {
+              double e = 0, a = 0;
+              for (int64_t d = 0; d < dim; ++d) {
+                e += static_cast<double>(qh[d]) * rows[j * stride + d];
+                a += std::fabs(static_cast<double>(qh[d]) * rows[j * stride + d]);
+              }
+              const float got = scores[h * s_stride + j];
+              ASSERT_NEAR(got, e * 0.125, 4e-6 * a * 0.125) << "dim " << dim << " n " << n << " head " << h;
+              ASSERT_EQ(got, alone_scores[j]) << "dim " << dim << " n " << n << " head " << h;
+            }
+            for (int64_t j = n; j < s_stride; ++j) ASSERT_EQ(scores[h * s_stride + j], -7.0f) << "wrote past n";
+            for (int64_t d = 0; d < dim; ++d) {
+              double e = out0[h * dim + d], a = std::fabs(out0[h * dim + d]);
+              for (int64_t j = 0; j < n; ++j) {
+                e += static_cast<double>(ph[j]) * rows[j * stride + d];
+                a += std::fabs(static_cast<double>(ph[j]) * rows[j * stride + d]);
+              }
+              const float got = out[h * dim + d];
+              ASSERT_NEAR(got, e, 4e-6 * a) << "dim " << dim << " n " << n << " head " << h;
+              ASSERT_EQ(got, alone_out[d]) << "dim " << dim << " n " << n << " head " << h;
+            }
           }
-          ASSERT_NEAR(scores[j], e * 0.125, 4e-6 * a * 0.125) << "dim " << dim << " n " << n;
-        }
-        out = out0;
-        k.accumulate_rows(p.data(), rows.data(), stride, n, dim, out.data());
-        for (int64_t d = 0; d < dim; ++d) {
-          double e = out0[d], a = std::fabs(out0[d]);
-          for (int64_t j = 0; j < n; ++j) {
-            e += static_cast<double>(p[j]) * rows[j * stride + d];
-            a += std::fabs(static_cast<double>(p[j]) * rows[j * stride + d]);
-          }
-          ASSERT_NEAR(out[d], e, 4e-6 * a) << "dim " << dim << " n " << n;
         }
       }
     }
