@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "kernels/float_kernels.h"
+#include "kernels/kernels.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -328,12 +329,19 @@ void dot_rows_fixed(const float* q, const float* rows, int64_t stride, int64_t n
     }
     _mm_storeu_ps(scores + j, _mm_mul_ps(reduce4(acc[0], acc[1], acc[2], acc[3]), vs));
   }
-  for (; j < n; ++j) {
-    const float* r = rows + j * stride;
-    __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r));
+  if (j < n) {
+    // The last 1-3 keys go through the same reduction as a group of four (lane i of reduce4 sums
+    // only its own input), so a key's score does not depend on where the caller's range began.
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int i = 0; j + i < n; ++i) {
+      const float* r = rows + (j + i) * stride;
+      acc[i] = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r));
 #pragma GCC unroll 16
-    for (int c = 1; c < NC; ++c) acc = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r + 8 * c), acc);
-    scores[j] = hsum(acc) * scale;
+      for (int c = 1; c < NC; ++c) acc[i] = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r + 8 * c), acc[i]);
+    }
+    alignas(16) float v[4];
+    _mm_store_ps(v, _mm_mul_ps(reduce4(acc[0], acc[1], acc[2], acc[3]), vs));
+    for (int i = 0; j + i < n; ++i) scores[j + i] = v[i];
   }
 }
 

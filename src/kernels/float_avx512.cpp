@@ -482,12 +482,18 @@ void dot_rows_fixed(const float* q, const float* rows, int64_t stride, int64_t n
     }
     _mm_storeu_ps(scores + j, _mm_mul_ps(reduce4(acc[0], acc[1], acc[2], acc[3]), vs));
   }
-  for (; j < n; ++j) {
-    const float* r = rows + j * stride;
-    __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(r));
+  if (j < n) {
+    // The last 1-3 keys go through the same reduction as a group of four (lane i of reduce4 sums
+    // only its own input), so a key's score does not depend on where the caller's range began.
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int i = 0; j + i < n; ++i) {
+      const float* r = rows + (j + i) * stride;
+      acc[i] = _mm512_mul_ps(qv[0], _mm512_loadu_ps(r));
 #pragma GCC unroll 16
-    for (int c = 1; c < NC; ++c) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(r + 16 * c), acc);
-    scores[j] = _mm512_reduce_add_ps(acc) * scale;
+      for (int c = 1; c < NC; ++c) acc[i] = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(r + 16 * c), acc[i]);
+    }
+    const __m128 v = _mm_mul_ps(reduce4(acc[0], acc[1], acc[2], acc[3]), vs);
+    _mm_mask_storeu_ps(scores + j, static_cast<__mmask8>((1u << (n - j)) - 1), v);
   }
 }
 

@@ -51,11 +51,6 @@ struct FloatKernelSet {
                           int64_t stride, int64_t n, int64_t dim, float* out, int64_t out_stride);
 };
 
-// Keys per block in the grouped attention kernels: a block stays in L1 while every query head of
-// the group passes over it. A multiple of 4, so each head's keys are reduced in the same groups of
-// four as when the head is computed alone.
-constexpr int64_t kAttentionKeyBlock = 32;
-
 const FloatKernelSet& portable_kernels();
 // Only valid to call when the CPU supports the instruction set.
 const FloatKernelSet& avx2_kernels();

@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +20,11 @@
 #include "util/thread_pool.h"
 
 namespace kexa {
+
+// Attention's unit of work: up to this many consecutive tokens (times one KV head) share each
+// cached row while it is in L1, with their scores kept in at most kAttentionScoreBytes per thread.
+constexpr int64_t kAttentionQueryBlock = 16;
+constexpr int64_t kAttentionScoreBytes = int64_t{4} << 20;
 
 using model_detail::LayerWeights;
 using model_detail::ModelWeights;
@@ -373,47 +379,95 @@ void Model::Impl::reserve(int64_t n, int64_t max_keys) {
     rope_cos.resize(N * static_cast<size_t>(c.head_dim / 2));
     rope_sin.resize(N * static_cast<size_t>(c.head_dim / 2));
   }
-  // One row of scores per query head of a KV group, per thread.
-  size_t need = static_cast<size_t>(pool->size()) * static_cast<size_t>(c.n_heads / c.n_kv_heads) *
-                static_cast<size_t>(max_keys);
+  // Per thread, one row of scores per query head of a KV group for each token of a query block:
+  // as many tokens as fit kAttentionScoreBytes, at least one.
+  const int64_t row_floats = (c.n_heads / c.n_kv_heads) * max_keys;
+  const int64_t block = std::clamp<int64_t>(kAttentionScoreBytes / (4 * row_floats), 1, kAttentionQueryBlock);
+  const size_t need = static_cast<size_t>(pool->size()) * static_cast<size_t>(block * row_floats);
   if (scores.size() < need) scores.resize(need);
 }
 
 // Causal (and, on sliding layers, windowed) attention of the chunk's queries against the cache,
-// which already holds the chunk's own keys. Work is split over (token, KV head) pairs: the query
-// heads sharing a KV head go through its cached rows together, which are then read once per
-// group rather than once per query head.
+// which already holds the chunk's own keys. A unit of work is a block of consecutive tokens times
+// one KV head: the query heads sharing that KV head go through its cached rows together, and the
+// rows are walked in key blocks that stay in L1 while every token of the block uses them, so a
+// long prompt reads each cached row about once per query block instead of once per query head.
+// Each (token, head) is still computed exactly as alone: its scores are per-key dot products, its
+// softmax is over its own row, its output sums its keys in order.
 void Model::Impl::attention(int64_t layer, int64_t window, int64_t n, const std::vector<Segment>& segs) {
   const ModelConfig& c = config;
   const int64_t hd = c.head_dim, nKV = c.n_kv_heads, group = c.n_heads / c.n_kv_heads;
   const int64_t kvd = c.kv_dim(), qd = c.q_dim();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t max_keys = static_cast<int64_t>(scores.size()) / (pool->size() * group);
-  const int64_t items = n * nKV;
 
-  pool->run([&](int thread, int n_threads) {
-    const int64_t begin = items * thread / n_threads, end = items * (thread + 1) / n_threads;
-    float* sc = scores.data() + static_cast<size_t>(thread) * static_cast<size_t>(group * max_keys);
-    for (int64_t it = begin; it < end; ++it) {
-      const int64_t t = it / nKV, g = it % nKV;
-      const int64_t pos = row_pos[static_cast<size_t>(t)];
-      KVCache& cache = *segs[static_cast<size_t>(row_seg[static_cast<size_t>(t)])].cache;
-      const int64_t slots = cache.slots(layer);
-      const float* K = cache.keys(layer) + g * hd;
-      const float* Vc = cache.values(layer) + g * hd;
-      const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-      const int64_t nk = pos - lo + 1;
-      const float* qg = q.data() + t * qd + g * group * hd;
-      // The visible keys are contiguous in the ring except where they wrap past its end.
-      const int64_t s0 = lo % slots;
-      const int64_t first = std::min(nk, slots - s0);
-      kernels::dot_rows(qg, group, hd, K + s0 * kvd, kvd, first, hd, scale, sc, max_keys);
-      if (nk > first) kernels::dot_rows(qg, group, hd, K, kvd, nk - first, hd, scale, sc + first, max_keys);
-      for (int64_t h = 0; h < group; ++h) kernels::softmax(sc + h * max_keys, nk);
-      float* out = att.data() + t * qd + g * group * hd;
-      std::fill(out, out + group * hd, 0.0f);
-      kernels::accumulate_rows(sc, group, max_keys, Vc + s0 * kvd, kvd, first, hd, out, hd);
-      if (nk > first) kernels::accumulate_rows(sc + first, group, max_keys, Vc, kvd, nk - first, hd, out, hd);
+  // Visible keys of token t: positions [lo, pos], `nk` of them, from ring slot lo % slots.
+  struct Keys {
+    const float* K;
+    const float* V;
+    int64_t slots, first_slot, count;
+  };
+  auto keys_of = [&](int64_t t) {
+    const int64_t pos = row_pos[static_cast<size_t>(t)];
+    KVCache& cache = *segs[static_cast<size_t>(row_seg[static_cast<size_t>(t)])].cache;
+    const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+    return Keys{cache.keys(layer), cache.values(layer), cache.slots(layer), lo % cache.slots(layer), pos - lo + 1};
+  };
+  // Calls fn(rows offset in floats, first key index, count) over the contiguous pieces of a
+  // token's keys [j0, j1): the visible keys wrap past the ring's end at most once.
+  auto pieces = [&](const Keys& k, int64_t j0, int64_t j1, auto&& fn) {
+    const int64_t s = (k.first_slot + j0) % k.slots;
+    const int64_t run = std::min(j1 - j0, k.slots - s);
+    if (run > 0) fn(s * kvd, j0, run);
+    if (j1 - j0 > run) fn(0, j0 + run, j1 - j0 - run);
+  };
+
+  int64_t longest = 1;
+  for (int64_t t = 0; t < n; ++t) longest = std::max(longest, keys_of(t).count);
+  const int64_t row = group * longest;  // floats of one token's scores
+  const int64_t per_thread = static_cast<int64_t>(scores.size()) / pool->size();
+  const int64_t block = std::clamp<int64_t>(per_thread / row, 1, kAttentionQueryBlock);
+  const int64_t n_blocks = (n + block - 1) / block;
+  const int64_t items = n_blocks * nKV;
+  // Later tokens see more keys: hand out the last blocks first so the threads finish together.
+  std::atomic<int64_t> next{0};
+
+  pool->run([&](int thread, int) {
+    float* sc = scores.data() + static_cast<size_t>(thread) * static_cast<size_t>(per_thread);
+    for (int64_t it = next.fetch_add(1); it < items; it = next.fetch_add(1)) {
+      const int64_t b = n_blocks - 1 - it / nKV, g = it % nKV;
+      const int64_t t0 = b * block, t1 = std::min(n, t0 + block);
+      Keys span[kAttentionQueryBlock];
+      int64_t most = 0;
+      for (int64_t t = t0; t < t1; ++t) {
+        span[t - t0] = keys_of(t);
+        most = std::max(most, span[t - t0].count);
+      }
+      for (int64_t j0 = 0; j0 < most; j0 += kernels::kAttentionKeyBlock) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const Keys& k = span[t - t0];
+          const float* qg = q.data() + t * qd + g * group * hd;
+          float* st = sc + (t - t0) * row;
+          pieces(k, j0, std::min(k.count, j0 + kernels::kAttentionKeyBlock), [&](int64_t off, int64_t j, int64_t cnt) {
+            kernels::dot_rows(qg, group, hd, k.K + off + g * hd, kvd, cnt, hd, scale, st + j, longest);
+          });
+        }
+      }
+      for (int64_t t = t0; t < t1; ++t) {
+        float* st = sc + (t - t0) * row;
+        for (int64_t h = 0; h < group; ++h) kernels::softmax(st + h * longest, span[t - t0].count);
+        float* out = att.data() + t * qd + g * group * hd;
+        std::fill(out, out + group * hd, 0.0f);
+      }
+      for (int64_t j0 = 0; j0 < most; j0 += kernels::kAttentionKeyBlock) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const Keys& k = span[t - t0];
+          const float* st = sc + (t - t0) * row;
+          float* out = att.data() + t * qd + g * group * hd;
+          pieces(k, j0, std::min(k.count, j0 + kernels::kAttentionKeyBlock), [&](int64_t off, int64_t j, int64_t cnt) {
+            kernels::accumulate_rows(st + j, group, longest, k.V + off + g * hd, kvd, cnt, hd, out, hd);
+          });
+        }
+      }
     }
   });
 }

@@ -416,6 +416,15 @@ TEST(Kernels, AttentionRowKernels) {
               ASSERT_EQ(got, alone_scores[j]) << "dim " << dim << " n " << n << " head " << h;
             }
             for (int64_t j = n; j < s_stride; ++j) ASSERT_EQ(scores[h * s_stride + j], -7.0f) << "wrote past n";
+            // A key's score must not depend on where the range began (callers split ranges at
+            // key blocks and at the ring's end).
+            for (int64_t from : {int64_t{1}, int64_t{2}, n / 2}) {
+              if (from >= n) continue;
+              std::vector<float> part(n - from);
+              k.dot_rows(qh, 1, 0, rows.data() + from * stride, stride, n - from, dim, 0.125f, part.data(), 0);
+              for (int64_t j = from; j < n; ++j)
+                ASSERT_EQ(part[j - from], alone_scores[j]) << "dim " << dim << " n " << n << " from " << from;
+            }
             for (int64_t d = 0; d < dim; ++d) {
               double e = out0[h * dim + d], a = std::fabs(out0[h * dim + d]);
               for (int64_t j = 0; j < n; ++j) {
