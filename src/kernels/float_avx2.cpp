@@ -10,7 +10,6 @@
 #include <cstring>
 
 #include "kernels/float_kernels.h"
-#include "kernels/kernels.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -391,23 +390,18 @@ void accumulate_rows_one(const float* p, const float* rows, int64_t stride, int6
   }
 }
 
-// Grouped forms: one key block at a time, every head of the group over it while it is in L1.
+// Grouped forms: head after head over the same rows (the attention hands over key blocks small
+// enough to stay in L1 between heads).
 void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
               int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride) {
-  for (int64_t j0 = 0; j0 < n; j0 += kAttentionKeyBlock) {
-    const int64_t nb = std::min(kAttentionKeyBlock, n - j0);
-    for (int64_t h = 0; h < n_q; ++h)
-      dot_rows_one(q + h * q_stride, rows + j0 * stride, stride, nb, dim, scale, scores + h * scores_stride + j0);
-  }
+  for (int64_t h = 0; h < n_q; ++h)
+    dot_rows_one(q + h * q_stride, rows, stride, n, dim, scale, scores + h * scores_stride);
 }
 
 void accumulate_rows(const float* p, int64_t n_q, int64_t p_stride, const float* rows, int64_t stride,
                      int64_t n, int64_t dim, float* out, int64_t out_stride) {
-  for (int64_t j0 = 0; j0 < n; j0 += kAttentionKeyBlock) {
-    const int64_t nb = std::min(kAttentionKeyBlock, n - j0);
-    for (int64_t h = 0; h < n_q; ++h)
-      accumulate_rows_one(p + h * p_stride + j0, rows + j0 * stride, stride, nb, dim, out + h * out_stride);
-  }
+  for (int64_t h = 0; h < n_q; ++h)
+    accumulate_rows_one(p + h * p_stride, rows, stride, n, dim, out + h * out_stride);
 }
 
 }  // namespace

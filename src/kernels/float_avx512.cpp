@@ -537,25 +537,22 @@ void dot_heads(const float* q, int64_t q_stride, const float* rows, int64_t stri
     for (int h = 0; h < HB; ++h)
       _mm_storeu_ps(scores + h * scores_stride + j, _mm_mul_ps(reduce4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]), vs));
   }
-  for (int h = 0; h < HB; ++h)
-    if (j < n) dot_rows_fixed<NC>(q + h * q_stride, rows + j * stride, stride, n - j, scale, scores + h * scores_stride + j);
+  if (j < n)
+    for (int h = 0; h < HB; ++h)
+      dot_rows_fixed<NC>(q + h * q_stride, rows + j * stride, stride, n - j, scale, scores + h * scores_stride + j);
 }
 
 template <int NC>
 void dot_rows_grouped(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride, int64_t n,
                       float scale, float* scores, int64_t scores_stride) {
-  for (int64_t j0 = 0; j0 < n; j0 += kAttentionKeyBlock) {
-    const int64_t nb = std::min(kAttentionKeyBlock, n - j0);
-    const float* r = rows + j0 * stride;
-    for (int64_t h = 0; h < n_q; h += 4) {
-      const float* qh = q + h * q_stride;
-      float* sh = scores + h * scores_stride + j0;
-      switch (std::min<int64_t>(4, n_q - h)) {
-        case 4: dot_heads<NC, 4>(qh, q_stride, r, stride, nb, scale, sh, scores_stride); break;
-        case 3: dot_heads<NC, 3>(qh, q_stride, r, stride, nb, scale, sh, scores_stride); break;
-        case 2: dot_heads<NC, 2>(qh, q_stride, r, stride, nb, scale, sh, scores_stride); break;
-        default: dot_heads<NC, 1>(qh, q_stride, r, stride, nb, scale, sh, scores_stride); break;
-      }
+  for (int64_t h = 0; h < n_q; h += 4) {
+    const float* qh = q + h * q_stride;
+    float* sh = scores + h * scores_stride;
+    switch (std::min<int64_t>(4, n_q - h)) {
+      case 4: dot_heads<NC, 4>(qh, q_stride, rows, stride, n, scale, sh, scores_stride); break;
+      case 3: dot_heads<NC, 3>(qh, q_stride, rows, stride, n, scale, sh, scores_stride); break;
+      case 2: dot_heads<NC, 2>(qh, q_stride, rows, stride, n, scale, sh, scores_stride); break;
+      default: dot_heads<NC, 1>(qh, q_stride, rows, stride, n, scale, sh, scores_stride); break;
     }
   }
 }
@@ -601,20 +598,16 @@ template <int NC>
 void accumulate_rows_fixed(const float* p, int64_t n_q, int64_t p_stride, const float* rows, int64_t stride,
                            int64_t n, float* out, int64_t out_stride) {
   constexpr int kHeads = 16 / NC;  // 16 accumulators
-  for (int64_t j0 = 0; j0 < n; j0 += kAttentionKeyBlock) {
-    const int64_t nb = std::min(kAttentionKeyBlock, n - j0);
-    const float* r = rows + j0 * stride;
-    int64_t h = 0;
-    for (; h + kHeads <= n_q; h += kHeads)
-      accumulate_heads<NC, kHeads>(p + h * p_stride + j0, p_stride, r, stride, nb, out + h * out_stride, out_stride);
-    const float* ph = p + h * p_stride + j0;
-    float* oh = out + h * out_stride;
-    switch (n_q - h) {
-      case 3: accumulate_heads<NC, 3>(ph, p_stride, r, stride, nb, oh, out_stride); break;
-      case 2: accumulate_heads<NC, 2>(ph, p_stride, r, stride, nb, oh, out_stride); break;
-      case 1: accumulate_heads<NC, 1>(ph, p_stride, r, stride, nb, oh, out_stride); break;
-      default: break;
-    }
+  int64_t h = 0;
+  for (; h + kHeads <= n_q; h += kHeads)
+    accumulate_heads<NC, kHeads>(p + h * p_stride, p_stride, rows, stride, n, out + h * out_stride, out_stride);
+  const float* ph = p + h * p_stride;
+  float* oh = out + h * out_stride;
+  switch (n_q - h) {
+    case 3: accumulate_heads<NC, 3>(ph, p_stride, rows, stride, n, oh, out_stride); break;
+    case 2: accumulate_heads<NC, 2>(ph, p_stride, rows, stride, n, oh, out_stride); break;
+    case 1: accumulate_heads<NC, 1>(ph, p_stride, rows, stride, n, oh, out_stride); break;
+    default: break;
   }
 }
 

@@ -68,10 +68,6 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out);
 // In-place numerically stable softmax.
 void softmax(float* x, int64_t n);
 
-// Keys per block in the attention kernels: a block of cached rows (8 KiB for 64-wide heads)
-// stays in L1 while every query head of a group, and every token of a query block, uses it.
-constexpr int64_t kAttentionKeyBlock = 32;
-
 // Attention building blocks over rows `stride` floats apart (one KV head's keys or values in an
 // f32 KV cache), for the n_q query heads that share that KV head (grouped-query attention):
 //   scores[h * scores_stride + j] = scale * dot(q + h * q_stride, rows + j * stride)
@@ -79,7 +75,7 @@ constexpr int64_t kAttentionKeyBlock = 32;
 // (n_q = 1); together, each cached row is fetched once per group instead of once per head.
 //
 // A key's score does not depend on which call or block computed it, so callers may split the
-// keys anywhere (the attention walks them in blocks of kAttentionKeyBlock).
+// keys anywhere (the attention hands them over in blocks small enough to stay in L1).
 void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
               int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride);
 // out[h * out_stride + d] += sum_j p[h * p_stride + j] * rows[j * stride + d] for h < n_q,

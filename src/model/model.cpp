@@ -23,7 +23,9 @@ namespace kexa {
 
 // Attention's unit of work: up to this many consecutive tokens (times one KV head) share each
 // cached row while it is in L1, with their scores kept in at most kAttentionScoreBytes per thread.
+// Rows are walked kAttentionKeyBlock keys at a time (8 KiB for 64-wide heads).
 constexpr int64_t kAttentionQueryBlock = 16;
+constexpr int64_t kAttentionKeyBlock = 32;
 constexpr int64_t kAttentionScoreBytes = int64_t{4} << 20;
 
 using model_detail::LayerWeights;
@@ -442,12 +444,12 @@ void Model::Impl::attention(int64_t layer, int64_t window, int64_t n, const std:
         span[t - t0] = keys_of(t);
         most = std::max(most, span[t - t0].count);
       }
-      for (int64_t j0 = 0; j0 < most; j0 += kernels::kAttentionKeyBlock) {
+      for (int64_t j0 = 0; j0 < most; j0 += kAttentionKeyBlock) {
         for (int64_t t = t0; t < t1; ++t) {
           const Keys& k = span[t - t0];
           const float* qg = q.data() + t * qd + g * group * hd;
           float* st = sc + (t - t0) * row;
-          pieces(k, j0, std::min(k.count, j0 + kernels::kAttentionKeyBlock), [&](int64_t off, int64_t j, int64_t cnt) {
+          pieces(k, j0, std::min(k.count, j0 + kAttentionKeyBlock), [&](int64_t off, int64_t j, int64_t cnt) {
             kernels::dot_rows(qg, group, hd, k.K + off + g * hd, kvd, cnt, hd, scale, st + j, longest);
           });
         }
@@ -458,12 +460,12 @@ void Model::Impl::attention(int64_t layer, int64_t window, int64_t n, const std:
         float* out = att.data() + t * qd + g * group * hd;
         std::fill(out, out + group * hd, 0.0f);
       }
-      for (int64_t j0 = 0; j0 < most; j0 += kernels::kAttentionKeyBlock) {
+      for (int64_t j0 = 0; j0 < most; j0 += kAttentionKeyBlock) {
         for (int64_t t = t0; t < t1; ++t) {
           const Keys& k = span[t - t0];
           const float* st = sc + (t - t0) * row;
           float* out = att.data() + t * qd + g * group * hd;
-          pieces(k, j0, std::min(k.count, j0 + kernels::kAttentionKeyBlock), [&](int64_t off, int64_t j, int64_t cnt) {
+          pieces(k, j0, std::min(k.count, j0 + kAttentionKeyBlock), [&](int64_t off, int64_t j, int64_t cnt) {
             kernels::accumulate_rows(st + j, group, longest, k.V + off + g * hd, kvd, cnt, hd, out, hd);
           });
         }
