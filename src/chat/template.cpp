@@ -106,6 +106,36 @@ ChatTemplate ChatTemplate::from_source(const std::string& source, const ojson& s
   return t;
 }
 
+ChatTemplate ChatTemplate::from_gguf(const gguf::File& file) {
+  ChatTemplate t;
+  const std::string& path = file.path();
+  t.origin_ = path;
+  const gguf::Value* main = file.get("tokenizer.chat_template");
+  for (const auto& [key, value] : file.metadata()) {
+    const std::string prefix = "tokenizer.chat_template.";
+    if (key.rfind(prefix, 0) == 0) t.add(key.substr(prefix.size()), value.as_string(key));
+  }
+  if (main) t.add("default", main->as_string("tokenizer.chat_template"));
+  if (t.templates_.empty()) fail(path, ": the GGUF has no tokenizer.chat_template");
+  ojson special = ojson::object();
+  if (const gguf::Value* toks = file.get("tokenizer.ggml.tokens")) {
+    const auto& list = toks->as_strings("tokenizer.ggml.tokens");
+    auto set_tok = [&](const char* key, const char* name) {
+      const gguf::Value* id = file.get(key);
+      if (!id) return;
+      int64_t i = id->as_int(key);
+      if (i >= 0 && static_cast<size_t>(i) < list.size()) special[name] = list[static_cast<size_t>(i)];
+    };
+    set_tok("tokenizer.ggml.bos_token_id", "bos_token");
+    set_tok("tokenizer.ggml.eos_token_id", "eos_token");
+    set_tok("tokenizer.ggml.unknown_token_id", "unk_token");
+    set_tok("tokenizer.ggml.seperator_token_id", "sep_token");
+    set_tok("tokenizer.ggml.padding_token_id", "pad_token");
+  }
+  t.special_tokens_ = ordered_special(special);
+  return t;
+}
+
 ChatTemplate ChatTemplate::load(const std::string& path) {
   ChatTemplate t;
   t.origin_ = path;
@@ -159,33 +189,7 @@ ChatTemplate ChatTemplate::load(const std::string& path) {
                "chat_template in tokenizer_config.json)");
   }
   if (!fs::exists(p, ec)) fail(path, ": no such file or folder");
-  if (p.extension() == ".gguf") {
-    auto file = gguf::File::open(path);
-    const gguf::Value* main = file->get("tokenizer.chat_template");
-    for (const auto& [key, value] : file->metadata()) {
-      const std::string prefix = "tokenizer.chat_template.";
-      if (key.rfind(prefix, 0) == 0) t.add(key.substr(prefix.size()), value.as_string(key));
-    }
-    if (main) t.add("default", main->as_string("tokenizer.chat_template"));
-    if (t.templates_.empty()) fail(path, ": the GGUF has no tokenizer.chat_template");
-    ojson special = ojson::object();
-    if (const gguf::Value* toks = file->get("tokenizer.ggml.tokens")) {
-      const auto& list = toks->as_strings("tokenizer.ggml.tokens");
-      auto set_tok = [&](const char* key, const char* name) {
-        const gguf::Value* id = file->get(key);
-        if (!id) return;
-        int64_t i = id->as_int(key);
-        if (i >= 0 && static_cast<size_t>(i) < list.size()) special[name] = list[static_cast<size_t>(i)];
-      };
-      set_tok("tokenizer.ggml.bos_token_id", "bos_token");
-      set_tok("tokenizer.ggml.eos_token_id", "eos_token");
-      set_tok("tokenizer.ggml.unknown_token_id", "unk_token");
-      set_tok("tokenizer.ggml.seperator_token_id", "sep_token");
-      set_tok("tokenizer.ggml.padding_token_id", "pad_token");
-    }
-    t.special_tokens_ = ordered_special(special);
-    return t;
-  }
+  if (p.extension() == ".gguf") return from_gguf(*gguf::File::open(path));
   if (p.filename() == "tokenizer_config.json") {
     // A tokenizer_config.json on its own: treat its folder as the model folder.
     return load(p.parent_path().empty() ? std::string(".") : p.parent_path().string());

@@ -14,6 +14,9 @@
 namespace kexa::jinja {
 class Template;
 }
+namespace kexa::gguf {
+class File;
+}
 
 namespace kexa::chat {
 
@@ -30,6 +33,8 @@ class ChatTemplate {
   //  - a .jinja (or any other text) file holding the template source.
   // Throws kexa::Error naming the file when no template can be found or it does not parse.
   static ChatTemplate load(const std::string& path);
+  // From an already opened GGUF file (as load() reads a .gguf).
+  static ChatTemplate from_gguf(const gguf::File& file);
   // A template given as source, with optional special tokens ({"bos_token": "...", ...}).
   static ChatTemplate from_source(const std::string& source,
                                   const nlohmann::ordered_json& special_tokens = nlohmann::ordered_json::object());

@@ -1,5 +1,6 @@
 #include "formats/gguf.h"
 
+#include <fstream>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -657,6 +658,13 @@ void Writer::write(const std::string& path, size_t alignment) const {
     out.pad_to(alignment);
   }
   out.commit();
+}
+
+bool has_magic(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
 }  // namespace kexa::gguf

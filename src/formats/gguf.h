@@ -53,6 +53,9 @@ struct Value {
 
 // A GGUF file mapped read-only. Every offset, count and size is validated against the file;
 // failures throw kexa::Error naming the file and the offending key or tensor.
+// True when `path` is a readable file that starts with the GGUF magic.
+bool has_magic(const std::string& path);
+
 class File : public TensorSource {
  public:
   static std::unique_ptr<File> open(const std::string& path);

@@ -248,13 +248,6 @@ void Model::reset_expert_stats() { impl_->expert_stats = {};
 
 namespace {
 
-bool looks_like_gguf(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
-}
-
 // llama.cpp carries llama3 rope scaling as a tensor of per-frequency divisors.
 void read_rope_freqs(const TensorSource& src, ModelConfig& c, model_detail::Binder& binder) {
   const std::string name = "rope_freqs.weight";
@@ -308,11 +301,15 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     return from_source(std::move(config), std::move(ckpt), false, path, options);
   }
   if (!fs::exists(path, ec)) fail(path, ": no such file or directory (expected a Hugging Face folder or a .gguf file)");
-  if (!looks_like_gguf(path)) {
+  if (!gguf::has_magic(path)) {
     fail(path, ": not a GGUF file (no GGUF magic) and not a directory; expected a Hugging Face folder or a .gguf file");
   }
-  std::unique_ptr<gguf::File> file = gguf::File::open(path);
+  return from_gguf(gguf::File::open(path), options);
+}
+
+std::unique_ptr<Model> Model::from_gguf(std::unique_ptr<gguf::File> file, const LoadOptions& options) {
   ModelConfig config = ModelConfig::from_gguf(*file);
+  const std::string path = file->path();
   return from_source(std::move(config), std::move(file), true, path, options);
 }
 

@@ -13,6 +13,9 @@ namespace kexa {
 
 class ThreadPool;
 class KVCache;
+namespace gguf {
+class File;
+}
 
 struct LoadOptions {
   int n_threads = 0;  // 0 = all online CPUs
@@ -24,6 +27,8 @@ class Model {
   // shapes and dtypes of every tensor against the config; throws kexa::Error naming the file, the
   // tensor and what was expected.
   static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options = {});
+  // From an already opened GGUF file (the model keeps it: weights stay in its mapping).
+  static std::unique_ptr<Model> from_gguf(std::unique_ptr<gguf::File> file, const LoadOptions& options = {});
   // Binds an already parsed config to tensors of any source (tests, converters). `gguf_names`
   // selects llama.cpp tensor naming; `origin` prefixes error messages.
   static std::unique_ptr<Model> from_source(ModelConfig config, std::unique_ptr<TensorSource> source,

@@ -6,8 +6,11 @@
 //   rag::Store store("docs.kexa", /*read_only=*/true);
 //   rag::AnswerOptions opt;                         // k = 5, min_score = 2.0, greedy
 //   opt.on_delta = [](std::string_view d) { std::cout << d; return true; };   // optional stream
-//   rag::AnswerResult r = rag::answer(store, *model, *tok, tpl, opt, "question");
+//   rag::AnswerResult r = rag::answer(rag::retriever(store), chat, opt, "question");
 //   for (auto& c : r.citations) ... c.source.path, c.source.begin, c.source.end
+//
+// `chat` (runtime/turn.h) runs the generation: on a LocalGeneration for `kexa rag query`, on the
+// server's scheduler for /v1/rag/query; rag/ never sees the model.
 //
 // Prompt injection: a source is data. Its text goes only into the user message, between
 // <source id="n"> ... </source> markers whose look-alikes inside the text are neutralised (so a
@@ -27,14 +30,8 @@
 
 #include "rag/store.h"
 #include "runtime/sampler.h"
-
-namespace kexa {
-class Model;
-class Tokenizer;
-namespace chat {
-class ChatTemplate;
-}
-}  // namespace kexa
+#include "runtime/text_constraint.h"
+#include "runtime/turn.h"
 
 namespace kexa::rag {
 
@@ -57,6 +54,10 @@ struct AnswerOptions {
   int64_t context = 8192;  // KV cache positions (prompt + answer)
   SamplingParams sampling;  // default greedy
   bool enable_thinking = false;  // template kwarg; reasoning text is returned separately
+  // Constrained decoding: the answer may end only after citing a source ([n] naming one of the
+  // sources); not with enable_thinking.
+  bool require_citation = false;
+  std::vector<std::string> stop;  // stop strings
   // Streaming: the answer text (reasoning excluded) as it becomes final; false stops generation.
   // Called once with kAbstainAnswer when abstaining.
   std::function<bool(std::string_view delta)> on_delta;
@@ -83,12 +84,33 @@ struct AnswerResult {
   nlohmann::json to_json() const;
 };
 
-// Retrieves, decides whether to abstain, generates and resolves citations. One generate() at a
-// time per Model (the caller serialises). Throws kexa::Error when the prompt does not fit
-// `context`.
-AnswerResult answer(const Store& store, Model& model, const Tokenizer& tokenizer,
-                    const chat::ChatTemplate& chat_template, const AnswerOptions& options,
+// Retrieval for answer(): the k best chunks for a query.
+using Retriever = std::function<std::vector<Hit>(std::string_view query, std::size_t k)>;
+Retriever retriever(const Store& store);
+
+// Retrieves, decides whether to abstain, generates through `chat` and resolves citations. Throws
+// kexa::Error when the prompt does not fit the context of chat's backend (options.context is
+// for the caller's backend; answer() does not read it).
+AnswerResult answer(const Retriever& retrieve, const ChatFunction& chat, const AnswerOptions& options,
                     std::string_view question);
+
+// Constrained decoding for answers that must cite: the reply may end (stop token) only after a
+// marker "[n]" naming one of the n_sources sources, and when the remaining budget is about to run
+// out the marker is forced. Otherwise any non-special text is allowed.
+class CitationRequirement : public TextConstraint {
+ public:
+  explicit CitationRequirement(int n_sources) : n_sources_(n_sources) {}
+  bool accepts(std::string_view text, size_t budget) const override;
+  void advance(std::string_view text) override;
+  bool complete() const override { return cited_; }
+  size_t min_completion() const;
+
+ private:
+  bool feed(char c);
+  int n_sources_;
+  bool cited_ = false;
+  std::string open_;  // "[" and digits of a marker in progress
+};
 
 // The pieces, for tests and for callers that run generation themselves (the server's scheduler).
 // True when `hits` holds nothing scoring at least min_score.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <limits>
 
 #include "model/kv_cache.h"
@@ -24,8 +25,80 @@ const char* stop_reason_name(StopReason reason) {
     case StopReason::MaxTokens: return "max_tokens";
     case StopReason::ContextFull: return "context_full";
     case StopReason::Callback: return "stopped";
+    case StopReason::StopString: return "stop_string";
+    case StopReason::Error: return "error";
   }
   return "?";
+}
+
+TokenLogprob token_logprob(std::span<const float> logits, int32_t token, int k) {
+  const float max = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l - max));
+  const float log_z = max + static_cast<float>(std::log(sum));
+  TokenLogprob out;
+  out.token = token;
+  out.logprob = logits[static_cast<size_t>(token)] - log_z;
+  if (k > 0) {
+    std::vector<int32_t> ids(logits.size());
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+    const size_t kk = std::min<size_t>(static_cast<size_t>(k), ids.size());
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(kk), ids.end(),
+                      [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+    for (size_t i = 0; i < kk; ++i) out.top.emplace_back(ids[i], logits[static_cast<size_t>(ids[i])] - log_z);
+  }
+  return out;
+}
+
+NextToken::NextToken(Sampler& sampler, const GenerateOptions& options, std::span<const int64_t> model_eos,
+                     std::span<const int32_t> prompt)
+    : sampler_(sampler), options_(options), stop_(options.stop_ids) {
+  if (options.use_model_eos)
+    for (int64_t id : model_eos)
+      if (std::find(stop_.begin(), stop_.end(), id) == stop_.end()) stop_.push_back(static_cast<int32_t>(id));
+  sampler_.clear_history();
+  for (int32_t t : prompt) sampler_.accept(t);
+}
+
+NextToken::Choice NextToken::choose(std::span<const float> logits) {
+  // A refused token is removed and the draw repeated; after this many refusals everything the
+  // filter refuses is removed at once (one allows() per vocabulary entry).
+  constexpr int kRedraws = 64;
+  TokenFilter* filter = options_.filter;
+  Choice c;
+  if (filter) filter->set_remaining(options_.max_tokens - generated_ - 1);
+  c.token = sampler_.sample(logits);
+  if (filter && !filter->allows(c.token)) {
+    constexpr float kRemoved = -std::numeric_limits<float>::infinity();
+    masked_.assign(logits.begin(), logits.end());
+    masked_[static_cast<size_t>(c.token)] = kRemoved;
+    c.token = -1;
+    for (int tries = 1; tries < kRedraws && c.token < 0; ++tries) {
+      const int32_t t = sampler_.sample(masked_);
+      if (filter->allows(t)) c.token = t;
+      else masked_[static_cast<size_t>(t)] = kRemoved;
+    }
+    if (c.token < 0) {
+      filter->mask(masked_);
+      if (std::none_of(masked_.begin(), masked_.end(), [&](float v) { return v != kRemoved; }))
+        fail("generate: constrained decoding: no token can continue the output after ", generated_, " tokens");
+      c.token = sampler_.sample(masked_);
+    }
+  }
+  if (filter) filter->accept(c.token);
+  sampler_.accept(c.token);
+  ++generated_;
+  c.is_stop = std::find(stop_.begin(), stop_.end(), c.token) != stop_.end();
+  if (options_.top_logprobs >= 0) c.logprob = token_logprob(logits, c.token, options_.top_logprobs);
+  return c;
+}
+
+std::optional<StopReason> NextToken::finish_after(const Choice& c, int64_t cache_positions,
+                                                  int64_t max_context) const {
+  if (c.is_stop) return StopReason::Eos;
+  if (generated_ >= options_.max_tokens) return StopReason::MaxTokens;
+  if (cache_positions >= max_context) return StopReason::ContextFull;
+  return std::nullopt;
 }
 
 Generator::Generator(Model& model, KVCache& cache, const SamplingParams& params)
@@ -34,22 +107,6 @@ Generator::Generator(Model& model, KVCache& cache, const SamplingParams& params)
       sampler_(params, model.config().vocab_size),
       vocab_(model.config().vocab_size) {
   cache_.clear();
-}
-
-int32_t Generator::sample_allowed(TokenFilter* filter) {
-  int32_t tok = sampler_.sample(last_logits_);
-  if (!filter) return tok;
-  if (!filter->allows(tok)) {
-    masked_logits_ = last_logits_;
-    filter->mask(masked_logits_);
-    if (std::none_of(masked_logits_.begin(), masked_logits_.end(),
-                     [](float v) { return v != -std::numeric_limits<float>::infinity(); }))
-      fail("generate: constrained decoding: the token filter allows no token after ",
-           tokens_.size(), " tokens");
-    tok = sampler_.sample(masked_logits_);
-  }
-  filter->accept(tok);
-  return tok;
 }
 
 void Generator::reset() {
@@ -114,11 +171,6 @@ GenerateResult Generator::generate(std::span<const int32_t> prompt, const Genera
     fail("generate: the prompt has ", prompt.size(), " tokens but the context holds only ",
          cache_.max_context(), " positions");
 
-  std::vector<int32_t> stop = options.stop_ids;
-  if (options.use_model_eos)
-    for (int64_t id : model_.config().eos_token_ids) stop.push_back(static_cast<int32_t>(id));
-  auto is_stop = [&](int32_t t) { return std::find(stop.begin(), stop.end(), t) != stop.end(); };
-
   const size_t start = reusable_prefix(prompt);
   if (start == 0) {
     cache_.clear();
@@ -128,8 +180,7 @@ GenerateResult Generator::generate(std::span<const int32_t> prompt, const Genera
     cache_.advance(static_cast<int64_t>(start) - cache_.n_past());
   }
   tokens_.assign(prompt.begin(), prompt.end());
-  sampler_.clear_history();
-  for (int32_t t : prompt) sampler_.accept(t);
+  NextToken next(sampler_, options, model_.config().eos_token_ids, prompt);
 
   GenerateResult result;
   result.prompt_tokens = static_cast<int64_t>(prompt.size());
@@ -141,28 +192,20 @@ GenerateResult Generator::generate(std::span<const int32_t> prompt, const Genera
   t0 = std::chrono::steady_clock::now();
   if (options.max_tokens <= 0) return result;
   for (;;) {
-    const int32_t tok = sample_allowed(options.filter);
-    sampler_.accept(tok);
-    tokens_.push_back(tok);
-    result.tokens.push_back(tok);
-    const bool keep_going = on_token ? on_token(tok) : true;
-    if (is_stop(tok)) {
-      result.reason = StopReason::Eos;
-      break;
-    }
-    if (!keep_going) {
+    const NextToken::Choice c = next.choose(last_logits_);
+    tokens_.push_back(c.token);
+    result.tokens.push_back(c.token);
+    if (c.logprob && options.on_logprob) options.on_logprob(*c.logprob);
+    const bool keep_going = on_token ? on_token(c.token) : true;
+    if (!c.is_stop && !keep_going) {
       result.reason = StopReason::Callback;
       break;
     }
-    if (static_cast<int64_t>(result.tokens.size()) >= options.max_tokens) {
-      result.reason = StopReason::MaxTokens;
+    if (std::optional<StopReason> end = next.finish_after(c, cache_.n_past(), cache_.max_context())) {
+      result.reason = *end;
       break;
     }
-    if (cache_.n_past() >= cache_.max_context()) {
-      result.reason = StopReason::ContextFull;
-      break;
-    }
-    const int32_t one[1] = {tok};
+    const int32_t one[1] = {c.token};
     evaluate(one, options);
     ++result.decode_steps;
   }

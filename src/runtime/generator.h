@@ -23,7 +23,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "runtime/sampler.h"
@@ -33,12 +35,17 @@ namespace kexa {
 class Model;
 class KVCache;
 
-// Constrained decoding (grammars, schemas): which tokens may come next. The generator samples as
-// usual and asks allows(); only when the sampled token is refused does it call mask() and sample
-// again from what is left, so an unconstrained-looking model pays one check per token.
+// Constrained decoding (grammars, JSON schemas, forced tool calls, required citations): which
+// tokens may come next. The one interface every constraint implements, for Generator and the
+// Scheduler alike (both choose tokens through NextToken below). The sampled token is checked with
+// allows(); a refused token is removed and the sampler draws again, a few times, before mask()
+// removes everything refused at once, so an unconstrained-looking model pays one check per token.
 class TokenFilter {
  public:
   virtual ~TokenFilter() = default;
+  // Called before each choice with the number of tokens that may still follow the one being
+  // chosen (a constraint refuses tokens after which its output could not be completed in time).
+  virtual void set_remaining(int64_t tokens_after) { (void)tokens_after; }
   virtual bool allows(int32_t token) = 0;
   // Sets the logit of every token that may not come next to -infinity.
   virtual void mask(std::span<float> logits) = 0;
@@ -46,13 +53,27 @@ class TokenFilter {
   virtual void accept(int32_t token) = 0;
 };
 
+// How a generation ended: the one finish reason of the runtime (Generator, SpeculativeGenerator,
+// Scheduler jobs and chat turns).
 enum class StopReason {
   Eos,          // sampled one of the stop ids (it is the last entry of GenerateResult::tokens)
   MaxTokens,    // produced max_tokens tokens
   ContextFull,  // the next token would not fit the KV cache's max_context
-  Callback,     // the token callback returned false
+  Callback,     // the caller stopped it (token callback returned false, request cancelled)
+  StopString,   // the text reached one of the caller's stop strings (chat turns)
+  Error,        // generation failed (the message travels beside it)
 };
 const char* stop_reason_name(StopReason reason);
+
+// The log-probability of a chosen token under the model (raw logits, before any filter), and the
+// best alternatives when asked for.
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;
+};
+// log-softmax entry for `token` and the k most likely tokens of `logits`.
+TokenLogprob token_logprob(std::span<const float> logits, int32_t token, int k);
 
 struct GenerateOptions {
   int64_t max_tokens = 128;
@@ -67,6 +88,42 @@ struct GenerateOptions {
   // Constrained decoding: every generated token (stop ids included) must pass the filter; when
   // the filter allows nothing, generate() throws kexa::Error. Not owned; null = unconstrained.
   TokenFilter* filter = nullptr;
+  // >= 0: on_logprob gets each generated token's logprob and this many alternatives (<= 20).
+  int top_logprobs = -1;
+  std::function<void(const TokenLogprob&)> on_logprob;
+};
+
+// The choice of one sequence's next token, shared by Generator (one sequence) and Scheduler
+// (many): sampling under the optional filter, the stop ids, the token budget, the context bound
+// and the log-probabilities. One object per generation; the sampler (whose random stream may go
+// on across generations) and the options belong to the caller and must outlive it.
+class NextToken {
+ public:
+  // Records the prompt in the sampler's history (for the penalties). `model_eos`: the model
+  // config's EOS ids, added to options.stop_ids when options.use_model_eos.
+  NextToken(Sampler& sampler, const GenerateOptions& options, std::span<const int64_t> model_eos,
+            std::span<const int32_t> prompt);
+
+  struct Choice {
+    int32_t token = -1;
+    bool is_stop = false;  // one of the stop ids: generation ends with StopReason::Eos
+    std::optional<TokenLogprob> logprob;
+  };
+  // Chooses the token after `logits` and records it. Throws kexa::Error when the filter allows
+  // no token.
+  Choice choose(std::span<const float> logits);
+  // Why generation ends after the choice just made, given the cache's positions (the chosen
+  // token is not in the cache yet); nullopt: continue. Order: Eos, MaxTokens, ContextFull.
+  std::optional<StopReason> finish_after(const Choice& c, int64_t cache_positions, int64_t max_context) const;
+  int64_t generated() const { return generated_; }
+  const std::vector<int32_t>& stop_ids() const { return stop_; }
+
+ private:
+  Sampler& sampler_;
+  const GenerateOptions& options_;
+  std::vector<int32_t> stop_;
+  int64_t generated_ = 0;
+  std::vector<float> masked_;
 };
 
 struct GenerateResult {
@@ -108,8 +165,6 @@ class Generator {
   size_t reusable_prefix(std::span<const int32_t> prompt) const;
   // Evaluates tokens at the cache's current end; leaves the last row in last_logits_.
   void evaluate(std::span<const int32_t> tokens, const GenerateOptions& options);
-  // Samples from last_logits_, restricted to what `filter` allows (when set), and tells it.
-  int32_t sample_allowed(TokenFilter* filter);
 
   Model& model_;
   KVCache& cache_;
@@ -118,7 +173,6 @@ class Generator {
   std::vector<int32_t> tokens_;  // invariant: tokens_[0 .. cache_.n_past()) are in the cache
   std::vector<float> last_logits_;
   std::vector<float> chunk_logits_;
-  std::vector<float> masked_logits_;  // last_logits_ with what the token filter refused removed
 };
 
 }  // namespace kexa

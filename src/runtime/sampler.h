@@ -27,6 +27,7 @@ struct SamplingParams {
   // Throws kexa::Error naming the offending field (negative temperature, top_p outside (0,1], ...).
   void validate() const;
   bool greedy() const { return temperature <= 0.0; }
+  bool operator==(const SamplingParams&) const = default;
 };
 
 // Order of operations (the Hugging Face / vLLM order): penalties, temperature, top-k, top-p, min-p,

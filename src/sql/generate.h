@@ -6,8 +6,12 @@
 // answer in natural language from the rows.
 //
 //   auto db = sql::open_database("sqlite:flight_2.sqlite");   // or postgresql://...
-//   sql::AskResult r = sql::ask(*db, *model, *tok, tpl, {}, "How many airlines?");
+//   sql::AskResult r = sql::ask(*db, chat, {}, "How many airlines?");
 //   r.sql, r.result.rows, r.answer
+//
+// `chat` (runtime/turn.h) runs each generation: on a LocalGeneration for `kexa sql`, on the
+// server's scheduler for /v1/sql/query (an ordinary job beside the chats); sql/ never sees the
+// model.
 #pragma once
 
 #include <cstddef>
@@ -21,15 +25,12 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/sampler.h"
+#include "runtime/turn.h"
 #include "sql/sql.h"
 
 namespace kexa {
-class Model;
 class Tokenizer;
 class TokenFilter;
-namespace chat {
-class ChatTemplate;
-}
 }  // namespace kexa
 
 namespace kexa::sql {
@@ -73,7 +74,7 @@ struct AskOptions {
   bool answer = true;            // generate the natural-language answer from the rows
   int64_t max_sql_tokens = 256;
   int64_t max_answer_tokens = 256;
-  int64_t context = 8192;
+  int64_t context = 8192;  // for the caller's backend; ask() does not read it
   size_t samples_per_column = 3;
   size_t max_rows_in_prompt = 20;  // rows shown to the model for the answer
   Limits limits;                   // executor caps
@@ -104,9 +105,7 @@ struct AskResult {
 // not fit the context); a statement the database refuses is recorded in attempts.
 // Every statement goes through `db` (its validate() and execute(): read-only enforcement stays
 // in the executor).
-AskResult ask(Executor& db, Model& model, const Tokenizer& tokenizer,
-              const chat::ChatTemplate& chat_template, const AskOptions& options,
-              std::string_view question);
+AskResult ask(Executor& db, const ChatFunction& chat, const AskOptions& options, std::string_view question);
 
 // The pieces, for tests and for the server.
 // CREATE TABLE statements (with key clauses) for `tables`, each column followed by a comment

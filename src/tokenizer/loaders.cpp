@@ -319,8 +319,9 @@ std::unique_ptr<Tokenizer> from_slow_files(const fs::path& dir, std::string_view
   return std::make_unique<Tokenizer>(std::move(m));
 }
 
-std::unique_ptr<Tokenizer> from_gguf(const std::string& path) {
-  auto file = gguf::File::open(path);
+std::unique_ptr<Tokenizer> from_gguf_file(const gguf::File& gguf_file) {
+  const gguf::File* file = &gguf_file;
+  const std::string& path = gguf_file.path();
   auto m = std::make_unique<Tokenizer::Impl>();
   m->source = path;
   auto need = [&](const char* key) -> const gguf::Value& {
@@ -435,13 +436,6 @@ std::unique_ptr<Tokenizer> naming_json_errors(const std::string& where, Load&& l
   }
 }
 
-bool looks_like_gguf(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && std::string_view(magic, 4) == "GGUF";
-}
-
 }  // namespace
 
 std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view text, const std::string& origin) {
@@ -465,8 +459,10 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path, std::string_
     fail(path, ": no tokenizer.json, nor vocab.json + merges.txt, in this folder");
   }
   if (!fs::is_regular_file(p, ec)) fail(path, ": no such file or folder");
-  if (looks_like_gguf(p)) return from_gguf(path);
+  if (gguf::has_magic(p.string())) return from_gguf_file(*gguf::File::open(path));
   return naming_json_errors(path, [&] { return from_tokenizer_json(parse_json(read_file(p), path), path, p.parent_path()); });
 }
+
+std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) { return from_gguf_file(file); }
 
 }  // namespace kexa

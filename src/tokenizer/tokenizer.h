@@ -14,6 +14,9 @@
 namespace kexa {
 
 class ThreadPool;
+namespace gguf {
+class File;
+}
 
 class Tokenizer {
  public:
@@ -24,6 +27,8 @@ class Tokenizer {
   // and the problem.
   static std::unique_ptr<Tokenizer> load(const std::string& path,
                                          std::string_view model_type_hint = {});
+  // From an already opened GGUF file (tokenizer.ggml.*).
+  static std::unique_ptr<Tokenizer> from_gguf(const gguf::File& file);
   // Same, from the bytes of a tokenizer.json (source_path() is `origin`).
   static std::unique_ptr<Tokenizer> from_json(std::string_view json,
                                               const std::string& origin = "<memory>");

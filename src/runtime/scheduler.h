@@ -1,6 +1,8 @@
 // Continuous batching: a fixed number of sequence slots, each with its own KV cache, advanced
 // together by one batched forward per step. New requests join between steps; their prompts are
-// prefilled in chunks so running streams keep producing tokens.
+// prefilled in chunks so running streams keep producing tokens. Each slot chooses its tokens
+// through NextToken, the same code Generator uses, so a job's tokens are what Generator gives for
+// the same prompt, sampling parameters, seed and filter.
 #pragma once
 
 #include <atomic>
@@ -10,53 +12,25 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "runtime/sampler.h"
+#include "runtime/job.h"
 
 namespace kexa {
+
 class Model;
-class KVCache;
-}
 
-namespace kexa::server {
-
-// What one request asks the engine to do.
-struct Job {
-  std::vector<int32_t> prompt;
-  SamplingParams sampling;
-  int64_t max_tokens = 256;
-  std::vector<int32_t> stop_ids;
-  int top_logprobs = -1;  // < 0: no logprobs; 0..20: chosen token's logprob (+ that many alternatives)
-  // Decides whether a token may come next (constrained decoding), knowing how many tokens may
-  // still follow it; empty = any token.
-  std::function<bool(int32_t token, int64_t remaining)> allow;
-  // Told of every accepted token (after the stop check, before it is published).
-  std::function<void(int32_t token)> on_accept;
-};
-
-struct TokenLogprob {
-  int32_t token = 0;
-  float logprob = 0;
-  std::vector<std::pair<int32_t, float>> top;
-};
-
-enum class FinishReason { None, Stop, Length, Cancelled, Error };
-
-// The producer side is the scheduler thread; the consumer is the HTTP handler. Thread-safe.
+// The consumer side of one submitted job. The producer is the scheduler thread. Thread-safe.
 class JobHandle {
  public:
   struct Event {
-    std::vector<int32_t> tokens;
-    std::vector<TokenLogprob> logprobs;
-    FinishReason finish = FinishReason::None;
-    std::string error;
+    JobEvent output;
+    std::optional<JobEnd> end;  // set once the job has ended (it stays set for later waits)
   };
-  // Blocks until new tokens or the end are available (or the timeout passes: returns an empty,
-  // unfinished event).
+  // Blocks until new tokens or the end are available, or the timeout passes (then returns an
+  // empty event without an end).
   Event wait(int timeout_ms = 1000);
   void cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
@@ -65,10 +39,13 @@ class JobHandle {
 
  private:
   friend class Scheduler;
+  void publish(const NextToken::Choice& c);  // under no lock; takes mu_
+  void end(StopReason reason, const std::string& error = {});
+
   std::mutex mu_;
   std::condition_variable cv_;
-  Event pending_;
-  bool finished_ = false;
+  JobEvent pending_;
+  std::optional<JobEnd> end_;
   std::atomic<bool> cancelled_{false};
   int64_t prompt_tokens_ = 0;
   double submitted_at_ = 0;
@@ -86,31 +63,31 @@ struct SchedulerStats {
   int64_t tokens_prompt = 0;
 };
 
-class Scheduler {
+class Scheduler : public GenerationBackend {
  public:
   // n_slots sequences at once, each up to `context` positions; at most `queue_limit` waiting.
   // prefill_chunk: prompt tokens a joining sequence may evaluate per step.
   Scheduler(Model& model, int n_slots, int64_t context, int queue_limit, int64_t prefill_chunk = 128);
-  ~Scheduler();
+  ~Scheduler() override;
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // nullptr when the queue is full (the caller answers 429). Throws kexa::Error when the job
-  // cannot ever run (prompt longer than the context: the caller answers 400).
+  // nullptr when the queue is full. Throws kexa::Error when the job can never run (empty prompt,
+  // an id outside the vocabulary, a prompt that does not fit the context).
   std::shared_ptr<JobHandle> submit(Job job);
+  // GenerationBackend: submit + wait on the calling thread; throws Busy when the queue is full.
+  JobEnd run(Job job, const std::function<bool(const JobEvent&)>& on_event) override;
+  int64_t context() const override { return context_; }
   SchedulerStats stats() const;
-  int64_t context() const { return context_; }
-  // Exclusive use of the model by another caller (text-to-SQL runs its own grammar-constrained
-  // generation): while the lock is held no batched step runs, so streams pause, not fail.
-  std::unique_lock<std::mutex> pause_model() { return std::unique_lock<std::mutex>(model_mu_); }
 
-  // Called after every step with the latencies of the tokens produced (seconds per token of
-  // each sequence that produced one), for the metrics.
+  // Called after every step that produced tokens with the step's wall time (seconds), for the
+  // metrics. Set before the first submit.
   std::function<void(double step_seconds, int tokens)> on_step;
 
  private:
   struct Slot;
   void loop();
+  void admit_waiting_jobs();
   void step(std::vector<Slot*>& active);
 
   Model& model_;
@@ -119,7 +96,6 @@ class Scheduler {
   int64_t prefill_chunk_;
   std::vector<std::unique_ptr<Slot>> slots_;
   mutable std::mutex mu_;
-  std::mutex model_mu_;  // held around every forward
   std::condition_variable cv_;
   std::deque<std::pair<Job, std::shared_ptr<JobHandle>>> queue_;
   bool stopping_ = false;
@@ -129,4 +105,4 @@ class Scheduler {
 
 double now_seconds();
 
-}  // namespace kexa::server
+}  // namespace kexa

@@ -1,0 +1,121 @@
+#include "runtime/engine.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "chat/template.h"
+#include "formats/gguf.h"
+#include "model/model.h"
+#include "runtime/speculative.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace kexa {
+
+namespace {
+
+std::string local_path(const std::string& spec, const EngineOptions& options) {
+  return options.locate ? options.locate(spec) : spec;
+}
+
+bool is_gguf_file(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec) && gguf::has_magic(path);
+}
+
+}  // namespace
+
+TokenTexts::TokenTexts(const Tokenizer& tokenizer) {
+  const int32_t n = tokenizer.vocab_size();
+  text_.resize(static_cast<size_t>(n));
+  special_.resize(static_cast<size_t>(n));
+  for (int32_t id = 0; id < n; ++id) {
+    text_[static_cast<size_t>(id)] = tokenizer.decode(std::span<const int32_t>(&id, 1));
+    special_[static_cast<size_t>(id)] = tokenizer.is_special(id) ? 1 : 0;
+  }
+}
+
+const std::string& TokenTexts::text(int32_t id) const {
+  static const std::string none;
+  return id < 0 || static_cast<size_t>(id) >= text_.size() ? none : text_[static_cast<size_t>(id)];
+}
+
+bool TokenTexts::is_special(int32_t id) const {
+  return id < 0 || static_cast<size_t>(id) >= special_.size() || special_[static_cast<size_t>(id)] != 0;
+}
+
+std::unique_ptr<Engine> Engine::open(const std::string& spec, const EngineOptions& options) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->path_ = local_path(spec, options);
+  LoadOptions load;
+  load.n_threads = options.n_threads;
+  // Each part is read once: a GGUF is parsed once and handed on; a folder's tokenizer and template
+  // live in their own JSON files beside the weights.
+  auto try_part = [](std::string& why, auto&& make) {
+    try {
+      make();
+    } catch (const Error& err) {
+      why = err.what();
+    }
+  };
+  if (is_gguf_file(e->path_)) {
+    std::unique_ptr<gguf::File> file = gguf::File::open(e->path_);
+    try_part(e->tokenizer_error_, [&] { e->tokenizer_ = Tokenizer::from_gguf(*file); });
+    try_part(e->template_error_,
+             [&] { e->chat_template_ = std::make_unique<chat::ChatTemplate>(chat::ChatTemplate::from_gguf(*file)); });
+    e->model_ = Model::from_gguf(std::move(file), load);
+  } else {
+    e->model_ = Model::load(e->path_, load);
+    try_part(e->tokenizer_error_, [&] { e->tokenizer_ = Tokenizer::load(e->path_, e->model_->config().model_type); });
+    try_part(e->template_error_,
+             [&] { e->chat_template_ = std::make_unique<chat::ChatTemplate>(chat::ChatTemplate::load(e->path_)); });
+  }
+  if (!e->tokenizer_ && options.require_tokenizer) fail(e->tokenizer_error_);
+  for (int64_t id : e->model_->config().eos_token_ids) e->stop_ids_.push_back(static_cast<int32_t>(id));
+  if (e->tokenizer_)
+    for (int32_t id : e->tokenizer_->eos_ids())
+      if (std::find(e->stop_ids_.begin(), e->stop_ids_.end(), id) == e->stop_ids_.end()) e->stop_ids_.push_back(id);
+  return e;
+}
+
+std::unique_ptr<Tokenizer> Engine::open_tokenizer(const std::string& spec, std::string_view model_type_hint,
+                                                  const EngineOptions& options) {
+  return Tokenizer::load(local_path(spec, options), model_type_hint);
+}
+
+chat::ChatTemplate Engine::open_chat_template(const std::string& spec, const EngineOptions& options) {
+  return chat::ChatTemplate::load(local_path(spec, options));
+}
+
+Engine::~Engine() = default;
+
+const ModelConfig& Engine::config() const { return model_->config(); }
+
+const Tokenizer& Engine::tokenizer() const {
+  if (!tokenizer_) fail(path_, ": no tokenizer (", tokenizer_error_, ")");
+  return *tokenizer_;
+}
+
+const chat::ChatTemplate& Engine::chat_template() const {
+  if (!chat_template_) fail("this model has no chat template (", template_error_, ")");
+  return *chat_template_;
+}
+
+bool Engine::is_stop(int32_t id) const {
+  return std::find(stop_ids_.begin(), stop_ids_.end(), id) != stop_ids_.end();
+}
+
+const TokenTexts& Engine::token_texts() const {
+  std::call_once(texts_once_, [&] { texts_ = std::make_unique<TokenTexts>(tokenizer()); });
+  return *texts_;
+}
+
+bool Engine::has_mtp() const { return model_->has_mtp(); }
+
+std::unique_ptr<SpeculativeGenerator> Engine::mtp_drafter(KVCache& cache, const SamplingParams& params,
+                                                          int n_draft) const {
+  if (!has_mtp()) fail(path_, ": the model has no MTP block to draft with");
+  return std::make_unique<SpeculativeGenerator>(*model_, cache, params, n_draft);
+}
+
+}  // namespace kexa
