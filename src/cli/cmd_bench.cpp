@@ -14,6 +14,7 @@
 #include "kernels/kernels.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "runtime/engine.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
 
@@ -64,9 +65,11 @@ int bench_main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
 
-  LoadOptions lo;
-  lo.n_threads = static_cast<int>(threads);
-  std::unique_ptr<Model> model = Model::load(model_path, lo);
+  EngineOptions eo;
+  eo.n_threads = static_cast<int>(threads);
+  eo.require_tokenizer = false;  // the benchmark feeds random ids
+  std::unique_ptr<Engine> engine = Engine::open(model_path, eo);
+  Model* model = &engine->model();
   const ModelConfig& cfg = model->config();
   const int64_t vocab = cfg.vocab_size;
   const int64_t ctx = std::max<int64_t>({n_prompt, n_gen, 1});

@@ -15,13 +15,10 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "chat/output_parser.h"
-#include "chat/template.h"
 #include "cli/commands.h"
-#include "model/kv_cache.h"
-#include "model/model.h"
-#include "runtime/generator.h"
-#include "tokenizer/tokenizer.h"
+#include "model/config.h"
+#include "runtime/engine.h"
+#include "runtime/turn.h"
 #include "util/error.h"
 
 namespace kexa::cli {
@@ -64,6 +61,51 @@ std::optional<std::string> read_message(bool interactive) {
   return msg + line;
 }
 
+// Streams one reply to the conversation (reasoning to stderr, dimmed on a terminal), then appends
+// it to `messages`. False when the turn could not start (the message says why).
+bool chat_turn(const Engine& engine, LocalGeneration& local, ojson& messages, bool think, const SamplingParams& sp,
+               int64_t n_predict, bool interactive) {
+  TurnRequest req;
+  req.messages = messages;
+  req.kwargs = ojson{{"enable_thinking", think}};
+  req.sampling = sp;
+  req.max_tokens = n_predict;
+  PreparedTurn turn;
+  try {
+    turn = prepare_turn(engine, req, local.context());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "kexa chat: %s%s\n", e.what(),
+                 std::string(e.what()).find("context") != std::string::npos ? "; use /reset" : "");
+    return false;
+  }
+  bool in_reasoning_out = false;
+  TurnCallbacks callbacks;
+  callbacks.on_delta = [&](const TurnDelta& d) {
+    if (!d.reasoning.empty()) {
+      if (!in_reasoning_out) std::fputs(interactive ? "\x1b[2m" : "", stderr);
+      in_reasoning_out = true;
+      std::fwrite(d.reasoning.data(), 1, d.reasoning.size(), stderr);
+    }
+    if (!d.content.empty() || !d.tool_calls.empty()) {
+      if (in_reasoning_out) std::fputs(interactive ? "\x1b[0m\n" : "\n", stderr);
+      in_reasoning_out = false;
+    }
+    std::fwrite(d.content.data(), 1, d.content.size(), stdout);
+    for (const auto& c : d.tool_calls)
+      std::printf("\n[tool call %s] %s(%s)", c.id.c_str(), c.name.c_str(), c.arguments.c_str());
+    for (const auto& e : d.errors) std::fprintf(stderr, "\n[unparsed tool call: %s]\n", e.message.c_str());
+    std::fflush(stdout);
+    return true;
+  };
+  TurnResult r = run_turn(engine, turn, local, callbacks);
+  if (in_reasoning_out) std::fputs(interactive ? "\x1b[0m\n" : "\n", stderr);
+  std::fputs("\n", stdout);
+  std::fflush(stdout);
+  if (r.finish == StopReason::Error) std::fprintf(stderr, "kexa chat: generation failed: %s\n", r.error.c_str());
+  messages.push_back(r.assistant_message());
+  return true;
+}
+
 }  // namespace
 
 int chat_main(int argc, char** argv) {
@@ -95,19 +137,14 @@ int chat_main(int argc, char** argv) {
   sp.seed = seed ? *seed : std::random_device{}();
   sp.validate();
 
-  LoadOptions lo;
-  lo.n_threads = static_cast<int>(threads);
-  std::unique_ptr<Model> model = Model::load(model_path, lo);
-  const ModelConfig& cfg = model->config();
-  std::unique_ptr<Tokenizer> tok = Tokenizer::load(model_path, cfg.model_type);
-  chat::ChatTemplate tpl = chat::ChatTemplate::load(model_path);
+  EngineOptions eo;
+  eo.n_threads = static_cast<int>(threads);
+  std::unique_ptr<Engine> engine = Engine::open(model_path, eo);
+  const ModelConfig& cfg = engine->config();
+  (void)engine->chat_template();  // fails now, naming why, when the checkpoint has none
   if (cfg.max_position > 0) ctx = std::min<int64_t>(ctx, cfg.max_position);
-  KVCache cache(cfg, ctx);
-  Generator gen(*model, cache, sp);
-
-  std::vector<int32_t> stop_ids;
-  for (int64_t id : cfg.eos_token_ids) stop_ids.push_back(static_cast<int32_t>(id));
-  for (int32_t id : tok->eos_ids()) stop_ids.push_back(id);
+  // One sequence kept across turns: each turn evaluates only what the conversation added.
+  LocalGeneration local(engine->model(), ctx);
 
   const bool interactive = isatty(STDIN_FILENO) != 0;
   if (interactive) std::fprintf(stderr, "kexa chat: %s\n%s", model_path.c_str(), kHelp);
@@ -149,68 +186,7 @@ int chat_main(int argc, char** argv) {
     }
 
     messages.push_back({{"role", "user"}, {"content", msg}});
-    std::string prompt;
-    std::vector<int32_t> ids;
-    try {
-      prompt = tpl.render(messages, ojson(), true, ojson{{"enable_thinking", think}});
-      ids = tok->encode(prompt, /*add_special_tokens=*/false);  // as apply_chat_template(tokenize=True)
-      if (ids.empty()) fail("the rendered prompt encodes to no tokens");
-      if (static_cast<int64_t>(ids.size()) >= ctx)
-        fail("the conversation (", ids.size(), " tokens) no longer fits the context (", ctx, "); use /reset");
-    } catch (const Error& e) {
-      messages.erase(messages.size() - 1);
-      std::fprintf(stderr, "kexa chat: %s\n", e.what());
-      continue;
-    }
-
-    chat::OutputParser parser = chat::OutputParser::for_prompt(prompt);
-    StreamDecoder decoder(*tok, /*skip_special=*/true);
-    std::string content, reasoning;
-    std::vector<chat::ToolCall> calls;
-    bool in_reasoning_out = false;
-    auto show = [&](const chat::ParseDelta& d) {
-      if (!d.reasoning.empty()) {
-        if (!in_reasoning_out) std::fputs(interactive ? "\x1b[2m" : "", stderr);
-        in_reasoning_out = true;
-        std::fwrite(d.reasoning.data(), 1, d.reasoning.size(), stderr);
-        reasoning += d.reasoning;
-      }
-      if (!d.content.empty() || !d.tool_calls.empty()) {
-        if (in_reasoning_out) std::fputs(interactive ? "\x1b[0m\n" : "\n", stderr);
-        in_reasoning_out = false;
-      }
-      std::fwrite(d.content.data(), 1, d.content.size(), stdout);
-      content += d.content;
-      for (const auto& c : d.tool_calls) {
-        std::printf("\n[tool call %s] %s(%s)", c.id.c_str(), c.name.c_str(), c.arguments.c_str());
-        calls.push_back(c);
-      }
-      for (const auto& e : d.errors) std::fprintf(stderr, "\n[unparsed tool call: %s]\n", e.message.c_str());
-      std::fflush(stdout);
-    };
-    GenerateOptions go;
-    go.max_tokens = std::min<int64_t>(n_predict, ctx - static_cast<int64_t>(ids.size()));
-    go.stop_ids = stop_ids;
-    gen.generate(ids, go, [&](int32_t id) {
-      if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) return true;
-      show(parser.push(decoder.push(id)));
-      return true;
-    });
-    show(parser.push(decoder.finish()));
-    show(parser.finish());
-    if (in_reasoning_out) std::fputs(interactive ? "\x1b[0m\n" : "\n", stderr);
-    std::fputs("\n", stdout);
-    std::fflush(stdout);
-
-    ojson reply = {{"role", "assistant"}, {"content", content}};
-    if (!reasoning.empty()) reply["reasoning_content"] = reasoning;
-    if (!calls.empty()) {
-      ojson tc = ojson::array();
-      for (const auto& c : calls)
-        tc.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
-      reply["tool_calls"] = tc;
-    }
-    messages.push_back(reply);
+    if (!chat_turn(*engine, local, messages, think, sp, n_predict, interactive)) messages.erase(messages.size() - 1);
   }
   return 0;
 }

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/rag_embed.h"
+#include "runtime/embedder.h"
 #include "rag/store.h"
 #include "util/error.h"
 
@@ -93,8 +93,8 @@ int rag_main(int argc, char** argv) {
     return app.exit(e);
   }
 
-  std::unique_ptr<RagEmbedder> embedder;
-  if (!embed_model.empty()) embedder = std::make_unique<RagEmbedder>(embed_model, threads);
+  std::unique_ptr<TextEmbedder> embedder;
+  if (!embed_model.empty()) embedder = std::make_unique<TextEmbedder>(embed_model, threads);
   auto attach = [&](rag::Store& st) {
     if (embedder)
       st.set_embedder([e = embedder.get()](std::string_view t) { return e->embed(t); }, embedder->model_id());

@@ -20,6 +20,7 @@
 #include "kernels/kernels.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "runtime/engine.h"
 #include "runtime/generator.h"
 #include "runtime/speculative.h"
 #include "tokenizer/tokenizer.h"
@@ -52,17 +53,6 @@ std::vector<int32_t> parse_token_list(const std::string& text) {
   }
   if (ids.empty()) fail("--tokens: no token ids given");
   return ids;
-}
-
-// Loads the tokenizer from the model path, or returns nullptr when the model has none.
-std::unique_ptr<Tokenizer> try_load_tokenizer(const std::string& path, const std::string& model_type,
-                                              std::string* why) {
-  try {
-    return Tokenizer::load(path, model_type);
-  } catch (const Error& e) {
-    *why = e.what();
-    return nullptr;
-  }
 }
 
 double mib(size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
@@ -124,30 +114,37 @@ void print_stats(const Model& model, const GenerateResult& r, const Model::Exper
 
 }  // namespace
 
-int run_main(int argc, char** argv) {
+namespace {
+
+struct RunArgs {
+  std::string model_path, prompt, tokens_text, dump_path;
+  bool has_prompt = false;
+  int64_t n_predict = 128, threads = 0, ctx = 0, chunk = 512;
+  SamplingParams sp;
+  bool print_ids = false, no_bos = false, ignore_eos = false, verbose = false, stats = false;
+  int64_t mtp_draft = -1;  // -1 = default (2 when the model has an MTP block)
+  bool mtp_compare = false;
+};
+
+// Parses the command line into `a`; returns the exit code when the run must end here.
+std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
   CLI::App app{
       "Generate from a prompt. Stdout gets only the generated text (the prompt is not echoed; a "
       "newline ends the output) or, with --print-ids, the generated ids; a one-line summary goes "
       "to stderr.\nDefault sampling is greedy (temperature 0), so runs are deterministic; set "
       "--temp > 0 to sample (seeded by --seed).",
       "kexa run"};
-  std::string model_path, prompt, tokens_text, dump_path;
-  int64_t n_predict = 128, threads = 0, ctx = 0, chunk = 512;
-  SamplingParams sp;
   std::optional<uint64_t> seed;
-  bool print_ids = false, no_bos = false, ignore_eos = false, verbose = false;
-
-  app.add_option("-m,--model", model_path, "model: Hugging Face folder or .gguf file")->required();
-  auto* opt_prompt = app.add_option("-p,--prompt", prompt, "prompt text (needs the tokenizer)");
-  auto* opt_tokens = app.add_option("--tokens", tokens_text,
+  SamplingParams& sp = a.sp;
+  app.add_option("-m,--model", a.model_path, "model: Hugging Face folder or .gguf file")->required();
+  auto* opt_prompt = app.add_option("-p,--prompt", a.prompt, "prompt text (needs the tokenizer)");
+  auto* opt_tokens = app.add_option("--tokens", a.tokens_text,
                                     "prompt as token ids \"ID ID ...\" (no tokenizer needed, "
                                     "no BOS added)");
   opt_prompt->excludes(opt_tokens);
   opt_tokens->excludes(opt_prompt);
-  app.add_option("-n,--n-predict", n_predict, "tokens to generate (default 128)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--temp", sp.temperature, "temperature; 0 = greedy (default 0)")
-      ->check(CLI::NonNegativeNumber);
+  app.add_option("-n,--n-predict", a.n_predict, "tokens to generate (default 128)")->check(CLI::NonNegativeNumber);
+  app.add_option("--temp", sp.temperature, "temperature; 0 = greedy (default 0)")->check(CLI::NonNegativeNumber);
   app.add_option("--top-k", sp.top_k, "keep the k most likely tokens; 0 = off (default)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--top-p", sp.top_p, "nucleus sampling threshold in (0, 1]; 1 = off (default)");
@@ -161,47 +158,41 @@ int run_main(int argc, char** argv) {
   app.add_option("--repeat-last-n", sp.penalty_last_n,
                  "recent tokens the penalties look at (prompt included); -1 = all (default 64)");
   app.add_option("--seed", seed, "random seed for sampling (default: random, printed with -v)");
-  app.add_option("-t,--threads", threads, "threads; 0 = all CPUs (default)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("-c,--ctx", ctx,
+  app.add_option("-t,--threads", a.threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
+  app.add_option("-c,--ctx", a.ctx,
                  "context size (KV cache positions); 0 = prompt + n, capped at the model's "
                  "maximum (default)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--chunk", chunk, "prefill chunk: most tokens per forward pass (default 512)")
+  app.add_option("--chunk", a.chunk, "prefill chunk: most tokens per forward pass (default 512)")
       ->check(CLI::PositiveNumber);
-  app.add_flag("--print-ids", print_ids,
+  app.add_flag("--print-ids", a.print_ids,
                "print the generated ids (space separated, one line; the stop id included) "
                "instead of text");
-  app.add_option("--dump-logits", dump_path,
+  app.add_option("--dump-logits", a.dump_path,
                  "write the logits of every evaluated position (prompt, then generated; the last "
                  "generated token is not evaluated) as little-endian float32 [positions x vocab]");
-  app.add_flag("--no-bos", no_bos, "-p: do not add the tokenizer's BOS / special tokens");
-  app.add_flag("--ignore-eos", ignore_eos, "do not stop at the model's EOS ids");
-  app.add_flag("-v,--verbose", verbose, "more detail on stderr");
-  bool stats = false;
-  app.add_flag("--stats", stats,
+  app.add_flag("--no-bos", a.no_bos, "-p: do not add the tokenizer's BOS / special tokens");
+  app.add_flag("--ignore-eos", a.ignore_eos, "do not stop at the model's EOS ids");
+  app.add_flag("-v,--verbose", a.verbose, "more detail on stderr");
+  app.add_flag("--stats", a.stats,
                "print memory use (peak RSS) and, for mixture-of-experts models, the expert bytes "
                "read per decoded token against the total expert bytes");
-  // MTP speculative decoding (K-EXAONE): -1 = default (2 when the model has an MTP block).
-  int64_t mtp_draft = -1;
-  app.add_option("--mtp", mtp_draft,
+  app.add_option("--mtp", a.mtp_draft,
                  "draft tokens per step for MTP speculative decoding; 0 = off (default 2 when the "
                  "model has an MTP block)")
       ->check(CLI::NonNegativeNumber);
-  bool mtp_compare = false;
-  app.add_flag("--mtp-compare", mtp_compare,
+  app.add_flag("--mtp-compare", a.mtp_compare,
                "with MTP on: afterwards decode the same prompt again without MTP (output not "
                "printed) and report the measured speed-up; greedy runs also check that both "
                "outputs are identical (exit 1 when not)");
-
   try {
     app.parse(argc, argv);
-    if (!opt_prompt->count() && !opt_tokens->count())
-      throw CLI::RequiredError("one of -p/--prompt or --tokens");
+    if (!opt_prompt->count() && !opt_tokens->count()) throw CLI::RequiredError("one of -p/--prompt or --tokens");
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  a.has_prompt = opt_prompt->count() > 0;
   sp.seed = seed ? *seed : std::random_device{}();
   try {
     sp.validate();
@@ -209,171 +200,206 @@ int run_main(int argc, char** argv) {
     std::fprintf(stderr, "kexa run: %s\n", e.what());
     return 2;
   }
-  std::vector<int32_t> prompt_ids;
-  if (opt_tokens->count()) {
-    try {
-      prompt_ids = parse_token_list(tokens_text);
-    } catch (const Error& e) {
-      std::fprintf(stderr, "kexa run: %s\n", e.what());
+  return std::nullopt;
+}
+
+// The prompt's ids (from -p through the tokenizer, or --tokens); decides print_ids when the
+// checkpoint has no tokenizer. Returns the exit code when the prompt is unusable.
+std::optional<int> prompt_ids_of(const Engine& engine, RunArgs& a, std::vector<int32_t>& ids) {
+  try {
+    if (!a.has_prompt) ids = parse_token_list(a.tokens_text);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "kexa run: %s\n", e.what());
+    return 2;
+  }
+  if (a.has_prompt) {
+    if (!engine.has_tokenizer())
+      fail("-p needs a tokenizer, and none could be loaded from ", engine.path(), ": ", engine.tokenizer_error(),
+           " (use --tokens to give ids)");
+    ids = engine.tokenizer().encode(a.prompt, /*add_special_tokens=*/!a.no_bos);
+    if (ids.empty()) fail("-p: the prompt encodes to no tokens");
+  } else if (!engine.has_tokenizer() && !a.print_ids) {
+    std::fprintf(stderr, "kexa run: warning: no tokenizer (%s); printing ids instead of text\n",
+                 engine.tokenizer_error().c_str());
+    a.print_ids = true;
+  }
+  const int64_t vocab = engine.config().vocab_size;
+  for (int32_t id : ids)
+    if (id >= vocab) {
+      std::fprintf(stderr, "kexa run: --tokens: id %d is outside the model's vocabulary [0, %lld)\n", id,
+                   static_cast<long long>(vocab));
       return 2;
     }
+  return std::nullopt;
+}
+
+// Streams the generated tokens to stdout: text (stop ids left out) or ids.
+class TokenPrinter {
+ public:
+  TokenPrinter(const Engine& engine, const RunArgs& a, std::span<const int32_t> prompt)
+      : print_ids_(a.print_ids) {
+    if (!a.ignore_eos)
+      for (int64_t id : engine.config().eos_token_ids) stop_ids_.push_back(static_cast<int32_t>(id));
+    if (print_ids_) return;
+    decoder_ = std::make_unique<StreamDecoder>(engine.tokenizer(), /*skip_special=*/true);
+    // The prompt goes through the decoder first (output dropped) so the first generated piece
+    // keeps its leading space exactly as in decode(prompt + generated).
+    for (int32_t id : prompt) (void)decoder_->push(id);
   }
+  void print(int32_t id) {
+    if (print_ids_) {
+      std::printf(first_ ? "%d" : " %d", id);
+      first_ = false;
+    } else if (std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end()) {
+      const std::string piece = decoder_->push(id);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+    }
+    std::fflush(stdout);
+  }
+  void finish() {
+    if (decoder_) {
+      const std::string rest = decoder_->finish();
+      std::fwrite(rest.data(), 1, rest.size(), stdout);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+
+ private:
+  bool print_ids_;
+  bool first_ = true;
+  std::vector<int32_t> stop_ids_;
+  std::unique_ptr<StreamDecoder> decoder_;
+};
+
+void print_mtp_stats(const SpeculativeGenerator& spec, const GenerateResult& r, double tg) {
+  const SpeculativeStats& st = spec.stats();
+  const double steps = st.steps > 0 ? static_cast<double>(st.steps) : 1.0;
+  std::fprintf(stderr,
+               "kexa run: mtp %d drafts/step | acceptance %.1f%% (%lld of %lld drafts) | %lld verify "
+               "steps | %.2f tokens/step | verify %.1f ms/step, drafting %.1f ms/step | decode %.1f tok/s | "
+               "MTP KV cache %.2f MiB\n",
+               spec.n_draft(), 100.0 * st.acceptance(), static_cast<long long>(st.accepted),
+               static_cast<long long>(st.drafted), static_cast<long long>(st.steps),
+               st.steps > 0 ? static_cast<double>(r.tokens.size() - 1) / steps : 0.0, 1e3 * st.verify_seconds / steps,
+               1e3 * st.draft_seconds / steps, tg, mib(spec.mtp_cache().bytes()));
+}
+
+// Tokens after the first one per second of the decode loop (a speculative step yields several).
+double decode_rate(const GenerateResult& r) {
+  return r.decode_seconds > 0 && !r.tokens.empty() ? static_cast<double>(r.tokens.size() - 1) / r.decode_seconds : 0;
+}
+
+// --mtp-compare: the same prompt decoded plainly (same cache, same sampling settings), timed the
+// same way. Returns the exit code.
+int compare_with_plain(Generator& gen, const GenerateOptions& go, std::span<const int32_t> prompt,
+                       const GenerateResult& r, const RunArgs& a, int n_draft) {
+  GenerateOptions plain_opt = go;
+  plain_opt.on_logits = nullptr;
+  const GenerateResult p = gen.generate(prompt, plain_opt);
+  const double ptg = decode_rate(p), tg = decode_rate(r);
+  const bool same = p.tokens == r.tokens;
+  std::fprintf(stderr, "kexa run: mtp speed-up %.2fx over plain decoding (%zu tok at %.1f tok/s, mtp %.1f tok/s)%s\n",
+               ptg > 0 ? tg / ptg : 0.0, p.tokens.size(), ptg, tg,
+               a.sp.greedy() ? (same ? " | greedy outputs identical" : " | greedy outputs DIFFER") : "");
+  if (a.sp.greedy() && !same) {
+    std::fprintf(stderr, "kexa run: error: --mtp %d and plain greedy decoding gave different tokens\n", n_draft);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_main(int argc, char** argv) {
+  RunArgs a;
+  if (std::optional<int> rc = parse_run_args(argc, argv, a)) return *rc;
 
   const auto t_load = std::chrono::steady_clock::now();
-  LoadOptions lo;
-  lo.n_threads = static_cast<int>(threads);
-  std::unique_ptr<Model> model = Model::load(model_path, lo);
-  const ModelConfig& cfg = model->config();
-
-  std::string no_tok_reason;
-  std::unique_ptr<Tokenizer> tok;
-  if (opt_prompt->count() || !print_ids) tok = try_load_tokenizer(model_path, cfg.model_type, &no_tok_reason);
-  if (opt_prompt->count()) {
-    if (!tok) fail("-p needs a tokenizer, and none could be loaded from ", model_path, ": ",
-                   no_tok_reason, " (use --tokens to give ids)");
-    prompt_ids = tok->encode(prompt, /*add_special_tokens=*/!no_bos);
-    if (prompt_ids.empty()) fail("-p: the prompt encodes to no tokens");
-  } else if (!tok && !print_ids) {
-    std::fprintf(stderr, "kexa run: warning: no tokenizer (%s); printing ids instead of text\n",
-                 no_tok_reason.c_str());
-    print_ids = true;
-  }
-  const double load_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
-  for (int32_t id : prompt_ids)
-    if (id >= cfg.vocab_size) {
-      std::fprintf(stderr, "kexa run: --tokens: id %d is outside the model's vocabulary [0, %lld)\n",
-                   id, static_cast<long long>(cfg.vocab_size));
-      return 2;
-    }
+  EngineOptions eo;
+  eo.n_threads = static_cast<int>(a.threads);
+  eo.require_tokenizer = false;  // --tokens runs models that carry none
+  std::unique_ptr<Engine> engine = Engine::open(a.model_path, eo);
+  Model& model = engine->model();
+  const ModelConfig& cfg = engine->config();
+  std::vector<int32_t> prompt_ids;
+  if (std::optional<int> rc = prompt_ids_of(*engine, a, prompt_ids)) return *rc;
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
 
   const int64_t n_prompt = static_cast<int64_t>(prompt_ids.size());
+  int64_t ctx = a.ctx;
   if (ctx == 0) {
-    ctx = n_prompt + std::max<int64_t>(n_predict, 1);
+    ctx = n_prompt + std::max<int64_t>(a.n_predict, 1);
     if (cfg.max_position > 0) ctx = std::min(ctx, std::max(cfg.max_position, n_prompt));
   }
-  KVCache cache(cfg, ctx, chunk);
-  Generator gen(*model, cache, sp);
+  KVCache cache(cfg, ctx, a.chunk);
+  Generator gen(model, cache, a.sp);
 
   std::unique_ptr<std::ofstream> dump;
   GenerateOptions go;
-  go.max_tokens = n_predict;
-  go.use_model_eos = !ignore_eos;
+  go.max_tokens = a.n_predict;
+  go.use_model_eos = !a.ignore_eos;
   int64_t dumped_rows = 0;
-  if (!dump_path.empty()) {
+  if (!a.dump_path.empty()) {
     static_assert(std::endian::native == std::endian::little,
                   "--dump-logits writes the host's float layout, which must be little-endian");
-    dump = std::make_unique<std::ofstream>(dump_path, std::ios::binary | std::ios::trunc);
-    if (!*dump) fail("--dump-logits: cannot open ", dump_path, " for writing");
+    dump = std::make_unique<std::ofstream>(a.dump_path, std::ios::binary | std::ios::trunc);
+    if (!*dump) fail("--dump-logits: cannot open ", a.dump_path, " for writing");
     go.on_logits = [&](std::span<const float> row) {
-      dump->write(reinterpret_cast<const char*>(row.data()),
-                  static_cast<std::streamsize>(row.size_bytes()));
+      dump->write(reinterpret_cast<const char*>(row.data()), static_cast<std::streamsize>(row.size_bytes()));
       ++dumped_rows;
     };
   }
-
-  if (verbose) {
+  if (a.verbose) {
     std::fprintf(stderr,
                  "kexa run: %s | %s | loaded in %.2f s | threads %d | kernels %s | weights %.1f "
                  "MiB | KV cache %.2f MiB (ctx %lld, chunk %lld) | seed %llu\n",
-                 model_path.c_str(), cfg.summary().c_str(), load_s, model->pool().size(),
-                 kernels::path_name(kernels::active_path()).c_str(), mib(model->weight_bytes()),
-                 mib(cache.bytes()), static_cast<long long>(ctx),
-                 static_cast<long long>(cache.chunk()), static_cast<unsigned long long>(sp.seed));
+                 a.model_path.c_str(), cfg.summary().c_str(), load_s, model.pool().size(),
+                 kernels::path_name(kernels::active_path()).c_str(), mib(model.weight_bytes()), mib(cache.bytes()),
+                 static_cast<long long>(ctx), static_cast<long long>(cache.chunk()),
+                 static_cast<unsigned long long>(a.sp.seed));
     std::fprintf(stderr, "kexa run: prompt ids:");
     for (int32_t id : prompt_ids) std::fprintf(stderr, " %d", id);
     std::fprintf(stderr, "\n");
   }
 
-  std::unique_ptr<StreamDecoder> decoder;
-  if (!print_ids) {
-    decoder = std::make_unique<StreamDecoder>(*tok, /*skip_special=*/true);
-    // The prompt goes through the decoder first (output dropped) so the first generated piece
-    // keeps its leading space exactly as in decode(prompt + generated).
-    for (int32_t id : prompt_ids) (void)decoder->push(id);
-  }
-  std::vector<int32_t> stop_ids;
-  if (!ignore_eos)
-    for (int64_t id : cfg.eos_token_ids) stop_ids.push_back(static_cast<int32_t>(id));
-  bool first_id = true;
+  TokenPrinter printer(*engine, a, prompt_ids);
   Model::ExpertStats after_prefill{};
   bool prefill_done = false;
   auto on_token = [&](int32_t id) {
     if (!prefill_done) {
-      after_prefill = model->expert_stats();
+      after_prefill = model.expert_stats();
       prefill_done = true;
     }
-    if (print_ids) {
-      std::printf(first_id ? "%d" : " %d", id);
-      first_id = false;
-    } else if (std::find(stop_ids.begin(), stop_ids.end(), id) == stop_ids.end()) {
-      const std::string piece = decoder->push(id);
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
-    }
-    std::fflush(stdout);
+    printer.print(id);
     return true;
   };
-
   // MTP speculative decoding: same output as plain decoding (greedy: token for token).
-  if (mtp_draft > 0 && !model->has_mtp())
-    fail("--mtp ", mtp_draft, ": ", model_path, " has no MTP block (use --mtp 0)");
-  const int64_t n_draft = mtp_draft >= 0 ? mtp_draft : (model->has_mtp() ? 2 : 0);
+  if (a.mtp_draft > 0 && !engine->has_mtp())
+    fail("--mtp ", a.mtp_draft, ": ", a.model_path, " has no MTP block (use --mtp 0)");
+  const int n_draft = static_cast<int>(a.mtp_draft >= 0 ? a.mtp_draft : (engine->has_mtp() ? 2 : 0));
   std::unique_ptr<SpeculativeGenerator> spec;
-  if (n_draft > 0) spec = std::make_unique<SpeculativeGenerator>(*model, cache, sp, static_cast<int>(n_draft));
-  model->reset_expert_stats();
+  if (n_draft > 0) spec = engine->mtp_drafter(cache, a.sp, n_draft);
+  model.reset_expert_stats();
   GenerateResult r = spec ? spec->generate(prompt_ids, go, on_token) : gen.generate(prompt_ids, go, on_token);
-  if (decoder) {
-    const std::string rest = decoder->finish();
-    std::fwrite(rest.data(), 1, rest.size(), stdout);
-  }
-  std::printf("\n");
-  std::fflush(stdout);
+  printer.finish();
   if (dump) {
     dump->flush();
-    if (!*dump) fail("--dump-logits: writing ", dump_path, " failed");
+    if (!*dump) fail("--dump-logits: writing ", a.dump_path, " failed");
   }
 
   const double pp = r.prefill_seconds > 0 ? static_cast<double>(r.prompt_evaluated) / r.prefill_seconds : 0;
-  // Tokens after the first one per second of the decode loop (a speculative step yields several).
-  const double tg = r.decode_seconds > 0 && !r.tokens.empty()
-                        ? static_cast<double>(r.tokens.size() - 1) / r.decode_seconds : 0;
-  if (spec) {
-    const SpeculativeStats& st = spec->stats();
-    const double steps = st.steps > 0 ? static_cast<double>(st.steps) : 1.0;
-    std::fprintf(stderr,
-                 "kexa run: mtp %lld drafts/step | acceptance %.1f%% (%lld of %lld drafts) | %lld verify "
-                 "steps | %.2f tokens/step | verify %.1f ms/step, drafting %.1f ms/step | decode %.1f tok/s | "
-                 "MTP KV cache %.2f MiB\n",
-                 static_cast<long long>(n_draft), 100.0 * st.acceptance(), static_cast<long long>(st.accepted),
-                 static_cast<long long>(st.drafted), static_cast<long long>(st.steps),
-                 st.steps > 0 ? static_cast<double>(r.tokens.size() - 1) / steps : 0.0, 1e3 * st.verify_seconds / steps,
-                 1e3 * st.draft_seconds / steps, tg, mib(spec->mtp_cache().bytes()));
-  }
+  const double tg = decode_rate(r);
+  if (spec) print_mtp_stats(*spec, r, tg);
   std::fprintf(stderr,
                "kexa run: prompt %lld tok (%.1f tok/s) | generated %zu tok (%.1f tok/s) | stop %s | "
                "KV cache %.2f MiB (%zu bytes, ctx %lld)%s\n",
                static_cast<long long>(n_prompt), pp, r.tokens.size(), tg, stop_reason_name(r.reason),
                mib(cache.bytes()), cache.bytes(), static_cast<long long>(ctx),
                dump ? concat(" | dumped ", dumped_rows, " logit rows").c_str() : "");
-  if (stats) print_stats(*model, r, after_prefill);
-  if (mtp_compare && !spec) std::fprintf(stderr, "kexa run: --mtp-compare: MTP is off, nothing to compare\n");
-  if (spec && mtp_compare) {
-    // The same prompt decoded plainly (same cache, same sampling settings), timed the same way.
-    GenerateOptions plain_opt = go;
-    plain_opt.on_logits = nullptr;
-    const GenerateResult p = gen.generate(prompt_ids, plain_opt);
-    const double ptg = p.decode_seconds > 0 && !p.tokens.empty()
-                           ? static_cast<double>(p.tokens.size() - 1) / p.decode_seconds : 0;
-    const bool same = p.tokens == r.tokens;
-    std::fprintf(stderr, "kexa run: mtp speed-up %.2fx over plain decoding (%zu tok at %.1f tok/s, mtp %.1f tok/s)%s\n",
-                 ptg > 0 ? tg / ptg : 0.0, p.tokens.size(), ptg, tg,
-                 sp.greedy() ? (same ? " | greedy outputs identical" : " | greedy outputs DIFFER") : "");
-    if (sp.greedy() && !same) {
-      std::fprintf(stderr, "kexa run: error: --mtp %lld and plain greedy decoding gave different tokens\n",
-                   static_cast<long long>(n_draft));
-      return 1;
-    }
-  }
+  if (a.stats) print_stats(model, r, after_prefill);
+  if (a.mtp_compare && !spec) std::fprintf(stderr, "kexa run: --mtp-compare: MTP is off, nothing to compare\n");
+  if (spec && a.mtp_compare) return compare_with_plain(gen, go, prompt_ids, r, a, n_draft);
   return 0;
 }
 

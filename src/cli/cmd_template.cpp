@@ -12,6 +12,7 @@
 
 #include "chat/template.h"
 #include "cli/commands.h"
+#include "runtime/engine.h"
 #include "util/error.h"
 
 namespace kexa::cli {
@@ -65,7 +66,7 @@ int run_batch(const std::string& path) {
       if (it == cache.end()) {
         auto t = from_source ? chat::ChatTemplate::from_source(req["template_source"].get<std::string>(),
                                                                req.value("special_tokens", ojson::object()))
-                             : chat::ChatTemplate::load(req["model"].get<std::string>());
+                             : Engine::open_chat_template(req["model"].get<std::string>());
         it = cache.emplace(key, std::make_unique<chat::ChatTemplate>(std::move(t))).first;
       }
       ojson tools = req.value("tools", ojson());
@@ -122,7 +123,7 @@ int template_main(int argc, char** argv) {
   if (!batch.empty()) return run_batch(batch);
   if (model.empty() == template_file.empty()) fail("kexa template: give exactly one of -m PATH or --template FILE\n", kUsage);
   if (messages_file.empty()) fail("kexa template: --messages FILE.json is required\n", kUsage);
-  chat::ChatTemplate tpl = chat::ChatTemplate::load(model.empty() ? template_file : model);
+  chat::ChatTemplate tpl = Engine::open_chat_template(model.empty() ? template_file : model);
   ojson messages = parse_json(read_file(messages_file), messages_file);
   ojson tools = tools_file.empty() ? ojson() : parse_json(read_file(tools_file), tools_file);
   ojson kwargs = kwargs_text.empty() ? ojson::object() : parse_json(kwargs_text, "--kwargs");

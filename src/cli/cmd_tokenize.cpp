@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "runtime/engine.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
@@ -136,7 +137,7 @@ int tokenize_main(int argc, char** argv) {
     }
     text = ss.str();
   }
-  auto tokenizer = Tokenizer::load(model, type);
+  auto tokenizer = Engine::open_tokenizer(model, type);
   const bool add_special = !no_special, parse_special = !no_special;
   std::string out;
   if (lines) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "runtime/engine.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/trainer.h"
 #include "tokenizer/trainer_bpe.h"
@@ -174,7 +175,7 @@ int stats_main(int argc, char** argv) {
   if (model.empty() || files.empty()) fail("tokenizer stats: -m and --file are required");
   // Measured with the engine's tokenizer, so any vocabulary kexa runs (GGUF, EXAONE 3.x digit
   // splitting, ...) can be compared, not only the ones this trainer writes.
-  auto tok = Tokenizer::load(model);
+  auto tok = Engine::open_tokenizer(model);
   if (!json) {
     std::printf("%-40s %10s %10s %8s %8s %10s\n", "file", "bytes", "tokens", "B/tok",
                 "words/tok", "multiword");

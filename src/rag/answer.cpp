@@ -3,11 +3,7 @@
 #include <algorithm>
 #include <set>
 
-#include "chat/output_parser.h"
-#include "chat/template.h"
-#include "model/kv_cache.h"
-#include "model/model.h"
-#include "runtime/generator.h"
+#include "runtime/engine.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -315,12 +311,17 @@ void resolve_citations(std::string_view answer_text, const std::vector<Hit>& sou
   cleaned.append(answer_text.substr(copied));
 }
 
-AnswerResult answer(const Store& store, Model& model, const Tokenizer& tokenizer,
-                    const chat::ChatTemplate& chat_template, const AnswerOptions& options,
+Retriever retriever(const Store& store) {
+  return [&store](std::string_view query, std::size_t k) { return store.search(query, k); };
+}
+
+AnswerResult answer(const Retriever& retrieve, const ChatFunction& chat, const AnswerOptions& options,
                     std::string_view question) {
   if (options.k == 0) fail("rag answer: k must be at least 1");
+  if (options.require_citation && options.enable_thinking)
+    fail("rag answer: require_citation works with enable_thinking false");
   AnswerResult r;
-  std::vector<Hit> hits = store.search(question, options.k);
+  std::vector<Hit> hits = retrieve(question, options.k);
   if (should_abstain(hits, options.min_score)) {
     r.abstained = true;
     r.answer = std::string(kAbstainAnswer);
@@ -332,47 +333,76 @@ AnswerResult answer(const Store& store, Model& model, const Tokenizer& tokenizer
   }
   r.sources = std::move(hits);
 
-  const std::vector<std::string> specials = special_texts(tokenizer);
-  ojson msgs = ojson::array();
-  msgs.push_back({{"role", "system"}, {"content", system_prompt()}});
-  msgs.push_back({{"role", "user"},
-                  {"content", user_message_impl(question, r.sources, options.max_source_chars, specials)}});
-  r.prompt = chat_template.render(msgs, ojson(), /*add_generation_prompt=*/true,
-                                  ojson{{"enable_thinking", options.enable_thinking}});
-  // As apply_chat_template(tokenize=True): the template writes BOS itself when it wants one.
-  std::vector<int32_t> ids = tokenizer.encode(r.prompt, /*add_special_tokens=*/false);
-  r.prompt_tokens = static_cast<int64_t>(ids.size());
-  if (r.prompt_tokens + 1 > options.context)
-    fail("rag answer: the prompt has ", r.prompt_tokens, " tokens but the context is ", options.context,
-         " (lower -k or max_source_chars, or raise the context)");
-
-  KVCache cache(model.config(), options.context);
-  Generator gen(model, cache, options.sampling);
-  GenerateOptions go;
-  go.max_tokens = std::min<int64_t>(options.max_tokens, options.context - r.prompt_tokens);
-  go.stop_ids = tokenizer.eos_ids();
-  StreamDecoder decoder(tokenizer, /*skip_special=*/true);
-  chat::OutputParser parser = chat::OutputParser::for_prompt(r.prompt);
-  std::string content;
-  bool stopped = false;
-  auto take = [&](const chat::ParseDelta& d) {
-    r.reasoning += d.reasoning;
-    content += d.content;
-    if (options.on_delta && !d.content.empty() && !stopped && !options.on_delta(d.content)) stopped = true;
-  };
-  const std::vector<int32_t>& stops = go.stop_ids;
-  GenerateResult gr = gen.generate(ids, go, [&](int32_t t) {
-    if (std::find(stops.begin(), stops.end(), t) != stops.end()) return true;
-    take(parser.push(decoder.push(t)));
-    return !stopped;
-  });
-  take(parser.push(decoder.finish()));
-  take(parser.finish());
-  r.completion_tokens = static_cast<int64_t>(gr.tokens.size());
-  r.stop_reason = stop_reason_name(gr.reason);
-  r.reasoning = trim(r.reasoning);
-  resolve_citations(trim(content), r.sources, r.citations, r.dropped_citations, r.answer);
+  TurnRequest req;
+  req.messages = ojson::array();
+  req.messages.push_back({{"role", "system"}, {"content", system_prompt()}});
+  req.messages.push_back(
+      {{"role", "user"},
+       {"content", user_message_impl(question, r.sources, options.max_source_chars, special_texts(*chat.tokenizer))}});
+  req.kwargs = ojson{{"enable_thinking", options.enable_thinking}};
+  req.sampling = options.sampling;
+  req.max_tokens = options.max_tokens;
+  req.stop = options.stop;
+  if (options.require_citation) {
+    const int n_sources = static_cast<int>(r.sources.size());
+    req.make_filter = [&chat, n_sources, max_tokens = options.max_tokens](const PreparedTurn& turn) {
+      auto cite = std::make_shared<CitationRequirement>(n_sources);
+      if (turn.job.options.max_tokens < static_cast<int64_t>(cite->min_completion()))
+        fail("rag answer: max_tokens is ", max_tokens, " but citing a source needs ", cite->min_completion(), " tokens");
+      return constrain_text(cite, chat.token_texts(), chat.stop_ids);
+    };
+  }
+  TurnCallbacks callbacks;
+  if (options.on_delta)
+    callbacks.on_delta = [&](const TurnDelta& d) { return d.content.empty() || options.on_delta(d.content); };
+  TurnResult t = chat.turn(req, callbacks);
+  if (t.finish == StopReason::Error) fail("rag answer: generation failed: ", t.error);
+  r.prompt = t.prompt_text;
+  r.prompt_tokens = t.prompt_tokens;
+  r.completion_tokens = t.completion_tokens;
+  r.stop_reason = stop_reason_name(t.finish);
+  r.reasoning = trim(t.reasoning);
+  resolve_citations(trim(t.content), r.sources, r.citations, r.dropped_citations, r.answer);
   return r;
+}
+
+// --- CitationRequirement ---------------------------------------------------------------------------
+
+bool CitationRequirement::feed(char c) {
+  if (cited_) return true;
+  if (c == '[') {
+    open_ = "[";
+  } else if (!open_.empty() && c >= '0' && c <= '9' && open_.size() < 4) {
+    open_ += c;
+  } else if (c == ']' && open_.size() > 1) {
+    int n = std::stoi(open_.substr(1));
+    cited_ = n >= 1 && n <= n_sources_;
+    open_.clear();
+  } else {
+    open_.clear();
+  }
+  return true;
+}
+
+size_t CitationRequirement::min_completion() const {
+  if (cited_) return 0;
+  if (open_.size() > 1) {
+    int n = std::stoi(open_.substr(1));
+    if (n >= 1 && n <= n_sources_) return 1;  // "]"
+  }
+  if (open_ == "[") return 2;  // "1]"
+  return 3;                    // "[1]"
+}
+
+bool CitationRequirement::accepts(std::string_view text, size_t budget) const {
+  if (text.empty()) return false;
+  CitationRequirement copy(*this);
+  for (char c : text) copy.feed(c);
+  return copy.min_completion() <= budget;
+}
+
+void CitationRequirement::advance(std::string_view text) {
+  for (char c : text) feed(c);
 }
 
 }  // namespace kexa::rag

@@ -87,6 +87,7 @@ class Engine {
 
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   const Tokenizer& tokenizer() const;  // throws when the checkpoint has none
+  const std::string& tokenizer_error() const { return tokenizer_error_; }
   bool has_chat_template() const { return chat_template_ != nullptr; }
   const chat::ChatTemplate& chat_template() const;  // throws with the reason it is missing
   const std::string& chat_template_error() const { return template_error_; }

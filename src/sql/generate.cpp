@@ -6,10 +6,6 @@
 #include <limits>
 #include <set>
 
-#include "chat/output_parser.h"
-#include "chat/template.h"
-#include "model/kv_cache.h"
-#include "model/model.h"
 #include "runtime/generator.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -1186,64 +1182,30 @@ nlohmann::json AskResult::to_json() const {
 
 namespace {
 
-struct Gen {
-  Model& model;
-  const Tokenizer& tok;
-  const chat::ChatTemplate& tpl;
-  const AskOptions& opt;
-  std::string partial;  // the reply so far, also when generation threw
-
-  // Renders, generates and returns the reply text (reasoning removed).
-  std::string run(const ojson& msgs, int64_t max_tokens,
-                  const std::function<std::unique_ptr<TokenFilter>()>& make_filter,
-                  const std::function<bool(std::string_view)>& on_delta) {
-    std::string prompt = tpl.render(msgs, ojson(), true, ojson{{"enable_thinking", false}});
-    std::vector<int32_t> ids = tok.encode(prompt, /*add_special_tokens=*/false);
-    if (static_cast<int64_t>(ids.size()) + 1 > opt.context)
-      fail("sql: the prompt has ", ids.size(), " tokens but the context is ", opt.context,
-           " (the linked schema is too large; raise the context)");
-    KVCache cache(model.config(), opt.context);
-    Generator gen(model, cache, opt.sampling);
-    GenerateOptions go;
-    go.max_tokens = std::min<int64_t>(max_tokens, opt.context - static_cast<int64_t>(ids.size()));
-    go.stop_ids = tok.eos_ids();
-    for (int64_t e : model.config().eos_token_ids) go.stop_ids.push_back(static_cast<int32_t>(e));
-    std::unique_ptr<TokenFilter> filter = make_filter ? make_filter() : nullptr;
-    go.filter = filter.get();
-    StreamDecoder dec(tok, /*skip_special=*/true);
-    // Under the grammar the reply is the SQL itself; otherwise it may open with reasoning.
-    chat::OutputParser parser = chat::OutputParser::for_prompt(filter ? std::string() : prompt);
-    std::string content;
-    bool stopped = false;
-    auto take = [&](const chat::ParseDelta& d) {
-      content += d.content;
-      if (on_delta && !d.content.empty() && !stopped && !on_delta(d.content)) stopped = true;
-    };
-    const std::vector<int32_t>& stops = go.stop_ids;
-    partial.clear();
-    struct Keep {
-      std::string& to;
-      std::string& from;
-      ~Keep() { to = from; }
-    } keep{partial, content};
-    gen.generate(ids, go, [&](int32_t t) {
-      if (std::find(stops.begin(), stops.end(), t) != stops.end()) return true;
-      if (filter) {
-        content += dec.push(t);  // no tags to parse in SQL
-        return true;
-      }
-      take(parser.push(dec.push(t)));
-      return !stopped;
-    });
-    if (filter) {
-      content += dec.finish();
-    } else {
-      take(parser.push(dec.finish()));
-      take(parser.finish());
-    }
-    return trim(content);
-  }
+// One generation of the text-to-SQL loop through the caller's chat turn: the reply text with
+// reasoning removed, also when generation failed (then `error` says why).
+struct Reply {
+  std::string text;
+  std::string error;
 };
+
+Reply run_turn(const ChatFunction& chat, const AskOptions& opt, const ojson& msgs, int64_t max_tokens,
+               const std::function<std::shared_ptr<TokenFilter>()>& make_filter,
+               const std::function<bool(std::string_view)>& on_delta) {
+  TurnRequest req;
+  req.messages = msgs;
+  req.kwargs = ojson{{"enable_thinking", false}};
+  req.sampling = opt.sampling;
+  req.max_tokens = max_tokens;
+  // Under the grammar the reply is the SQL itself (no tags to parse); otherwise it may open with
+  // reasoning.
+  req.parse_output = !make_filter;
+  if (make_filter) req.make_filter = [&](const PreparedTurn&) { return make_filter(); };
+  TurnCallbacks callbacks;
+  if (on_delta) callbacks.on_delta = [&](const TurnDelta& d) { return d.content.empty() || on_delta(d.content); };
+  TurnResult t = chat.turn(req, callbacks);
+  return Reply{trim(t.content), t.finish == StopReason::Error ? t.error : std::string()};
+}
 
 std::string rows_text(const Result& r, size_t max_rows) {
   std::string s;
@@ -1261,9 +1223,7 @@ std::string rows_text(const Result& r, size_t max_rows) {
 
 }  // namespace
 
-AskResult ask(Executor& db, Model& model, const Tokenizer& tokenizer,
-              const chat::ChatTemplate& chat_template, const AskOptions& options,
-              std::string_view question) {
+AskResult ask(Executor& db, const ChatFunction& chat, const AskOptions& options, std::string_view question) {
   AskResult r;
   Schema schema = db.schema(options.samples_per_column);
   if (schema.tables.empty()) fail("sql: the database has no tables to query");
@@ -1276,26 +1236,19 @@ AskResult ask(Executor& db, Model& model, const Tokenizer& tokenizer,
   for (const std::string& name : r.linked_tables) linked.tables.push_back(schema.tables[static_cast<size_t>(schema.find(name))]);
   SqlGrammar grammar(linked);
 
-  std::set<int32_t> stops;
-  for (int32_t e : tokenizer.eos_ids()) stops.insert(e);
-  for (int64_t e : model.config().eos_token_ids) stops.insert(static_cast<int32_t>(e));
-  std::shared_ptr<const VocabTrie> trie;  // built once, on the first constrained attempt
-  std::function<std::unique_ptr<TokenFilter>()> make;
+  std::function<std::shared_ptr<TokenFilter>()> make;
   if (options.constrain)
-    make = [&]() -> std::unique_ptr<TokenFilter> {
-      if (!trie) trie = std::make_shared<VocabTrie>(tokenizer, stops);
-      return std::make_unique<SqlFilter>(grammar, trie, stops);
-    };
+    make = [&]() -> std::shared_ptr<TokenFilter> { return make_sql_filter(grammar, *chat.tokenizer, chat.stop_ids); };
 
-  Gen gen{model, tokenizer, chat_template, options, {}};
   const std::string dialect = db.dialect();
   for (int attempt = 0; attempt <= options.max_retries; ++attempt) {
     ojson msgs = sql_messages(dialect, r.schema_text, question, r.attempts);
-    std::string text;
+    Reply reply;
     Attempt a;
     try {
-      text = gen.run(msgs, options.max_sql_tokens, make, {});
-      a.sql = options.constrain ? trim(text) : extract_sql(text);
+      reply = run_turn(chat, options, msgs, options.max_sql_tokens, make, {});
+      if (!reply.error.empty()) fail(reply.error);
+      a.sql = options.constrain ? reply.text : extract_sql(reply.text);
       while (!a.sql.empty() && (a.sql.back() == ';' || std::isspace(static_cast<unsigned char>(a.sql.back()))))
         a.sql.pop_back();
       if (a.sql.empty()) fail("the model wrote no SQL");
@@ -1307,7 +1260,7 @@ AskResult ask(Executor& db, Model& model, const Tokenizer& tokenizer,
       r.sql = a.sql;
     } catch (const std::exception& e) {
       a.error = e.what();
-      if (a.sql.empty()) a.sql = trim(text.empty() ? gen.partial : text);
+      if (a.sql.empty()) a.sql = reply.text;
     }
     r.attempts.push_back(a);
     if (r.executed) break;
@@ -1325,7 +1278,9 @@ AskResult ask(Executor& db, Model& model, const Tokenizer& tokenizer,
     msgs.push_back({{"role", "user"},
                     {"content", "Question: " + std::string(question) + "\n\nSQL:\n" + r.sql +
                                     "\n\nResult rows:\n" + rows_text(r.result, options.max_rows_in_prompt)}});
-    r.answer = gen.run(msgs, options.max_answer_tokens, {}, options.on_answer_delta);
+    Reply reply = run_turn(chat, options, msgs, options.max_answer_tokens, {}, options.on_answer_delta);
+    if (!reply.error.empty()) fail("sql: generating the answer failed: ", reply.error);
+    r.answer = reply.text;
   }
   return r;
 }

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -16,6 +18,8 @@
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "runtime/generator.h"
+#include "runtime/job.h"
+#include "runtime/scheduler.h"
 #include "runtime/sampler.h"
 #include "util/error.h"
 
@@ -554,6 +558,149 @@ TEST(Generator, BadPromptsAreNamedErrors) {
   EXPECT_NE(message({1, 64}).find("outside the vocabulary"), std::string::npos);
   EXPECT_NE(message({1, -3}).find("outside the vocabulary"), std::string::npos);
   EXPECT_NE(message(std::vector<int32_t>(9, 1)).find("context"), std::string::npos);
+}
+
+
+// A constraint for the tests: only odd ids, and the stop id 2 only after `min_len` tokens.
+class OddIds : public TokenFilter {
+ public:
+  explicit OddIds(int64_t min_len) : min_len_(min_len) {}
+  void set_remaining(int64_t tokens_after) override { remaining_.push_back(tokens_after); }
+  bool allows(int32_t t) override { return t == 2 ? accepted_ >= min_len_ : t % 2 == 1; }
+  void mask(std::span<float> logits) override {
+    for (size_t t = 0; t < logits.size(); ++t)
+      if (!allows(static_cast<int32_t>(t))) logits[t] = -std::numeric_limits<float>::infinity();
+  }
+  void accept(int32_t) override { ++accepted_; }
+  std::vector<int64_t> remaining_;
+
+ private:
+  int64_t min_len_;
+  int64_t accepted_ = 0;
+};
+
+TEST(NextToken, FilterRestrictsEveryChoiceAndSeesTheBudget) {
+  auto model = tiny_model();
+  for (double temperature : {0.0, 1.2}) {
+    KVCache cache(model->config(), 128);
+    Generator gen(*model, cache, SamplingParams{.temperature = temperature, .seed = 3});
+    OddIds filter(/*min_len=*/4);
+    GenerateOptions opt;
+    opt.max_tokens = 12;
+    opt.stop_ids = {2};
+    opt.filter = &filter;
+    GenerateResult r = gen.generate(kPrompt, opt);
+    ASSERT_FALSE(r.tokens.empty());
+    for (size_t i = 0; i < r.tokens.size(); ++i) {
+      if (r.tokens[i] == 2) {
+        EXPECT_EQ(i + 1, r.tokens.size());
+        EXPECT_GE(i, 4u);
+      } else {
+        EXPECT_EQ(r.tokens[i] % 2, 1) << "token " << i;
+      }
+    }
+    ASSERT_EQ(filter.remaining_.size(), r.tokens.size());
+    for (size_t i = 0; i < filter.remaining_.size(); ++i) EXPECT_EQ(filter.remaining_[i], 12 - 1 - static_cast<int64_t>(i));
+  }
+}
+
+TEST(NextToken, LogprobsAreLogSoftmaxOfTheRawLogits) {
+  std::vector<float> logits = {1.0f, 3.0f, 0.5f, 3.0f};
+  TokenLogprob lp = token_logprob(logits, 3, 2);
+  double z = 0;
+  for (float l : logits) z += std::exp(static_cast<double>(l));
+  EXPECT_NEAR(lp.logprob, 3.0 - std::log(z), 1e-6);
+  ASSERT_EQ(lp.top.size(), 2u);
+  EXPECT_EQ(lp.top[0].first, 1);  // ties go to the lower id
+  EXPECT_EQ(lp.top[1].first, 3);
+}
+
+// The scheduler chooses tokens with the generator's code: several jobs batched together each get
+// exactly what a Generator gives for that job alone (greedy, seeded sampling, a filter).
+TEST(Scheduler, BatchedJobsEqualGeneratorAlone) {
+  auto model = tiny_model(/*window=*/4);
+  struct Case {
+    std::vector<int32_t> prompt;
+    SamplingParams sampling;
+    bool filtered;
+  };
+  std::vector<Case> cases = {
+      {kPrompt, SamplingParams{}, false},
+      {{1, 9, 9, 40, 3}, SamplingParams{.temperature = 0.9, .top_p = 0.95, .seed = 11}, false},
+      {{1, 50, 7}, SamplingParams{.temperature = 1.1, .seed = 5}, true},
+  };
+  auto job_of = [&](const Case& c) {
+    Job job;
+    job.prompt = c.prompt;
+    job.sampling = c.sampling;
+    job.options.max_tokens = 20;
+    job.options.stop_ids = {2};
+    job.options.top_logprobs = 1;
+    if (c.filtered) job.filter = std::make_shared<OddIds>(3);
+    return job;
+  };
+  std::vector<std::vector<int32_t>> alone;
+  for (const Case& c : cases) {
+    Job job = job_of(c);
+    KVCache cache(model->config(), 64);
+    Generator gen(*model, cache, c.sampling);
+    job.options.filter = job.filter.get();
+    GenerateResult r = gen.generate(job.prompt, job.options);
+    if (!r.tokens.empty() && r.reason == StopReason::Eos) r.tokens.pop_back();  // jobs do not publish stop ids
+    alone.push_back(r.tokens);
+  }
+  Scheduler scheduler(*model, /*n_slots=*/4, /*context=*/64, /*queue_limit=*/8, /*prefill_chunk=*/2);
+  std::vector<std::shared_ptr<JobHandle>> handles;
+  for (const Case& c : cases) handles.push_back(scheduler.submit(job_of(c)));
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::vector<int32_t> got;
+    size_t logprobs = 0;
+    for (;;) {
+      JobHandle::Event ev = handles[i]->wait(5000);
+      got.insert(got.end(), ev.output.tokens.begin(), ev.output.tokens.end());
+      logprobs += ev.output.logprobs.size();
+      if (ev.end) {
+        EXPECT_NE(ev.end->reason, StopReason::Error) << ev.end->error;
+        break;
+      }
+    }
+    EXPECT_EQ(got, alone[i]) << "job " << i;
+    EXPECT_EQ(logprobs, got.size());
+  }
+  EXPECT_EQ(scheduler.stats().slots, 4);
+}
+
+TEST(Scheduler, RefusesJobsThatCannotRunAndEndsCancelledOnes) {
+  auto model = tiny_model();
+  Scheduler scheduler(*model, 1, 16, 4);
+  Job empty;
+  EXPECT_THROW(scheduler.submit(empty), Error);
+  Job too_long;
+  too_long.prompt.assign(16, 1);
+  EXPECT_THROW(scheduler.submit(too_long), Error);
+  Job job;
+  job.prompt = kPrompt;
+  job.options.max_tokens = 8;
+  JobEnd end = scheduler.run(job, [](const JobEvent& ev) { return ev.tokens.empty(); });  // cancel at the first token
+  EXPECT_EQ(end.reason, StopReason::Callback);
+}
+
+TEST(LocalGeneration, RunsJobsAndKeepsTheSequenceBetweenThem) {
+  auto model = tiny_model();
+  LocalGeneration local(*model, 64);
+  Job job;
+  job.prompt = kPrompt;
+  job.options.max_tokens = 5;
+  std::vector<int32_t> got;
+  JobEnd end = local.run(job, [&](const JobEvent& ev) {
+    got.insert(got.end(), ev.tokens.begin(), ev.tokens.end());
+    return true;
+  });
+  EXPECT_EQ(end.reason, StopReason::MaxTokens);
+  EXPECT_EQ(got, manual_greedy(*model, kPrompt, 5));
+  Job bad;
+  bad.prompt.assign(64, 1);
+  EXPECT_THROW(local.run(bad, {}), Error);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// Dense embeddings for the document store from a kexa model (rag/ may not call model/, so the
-// command line builds the embedder and hands it to rag::Store as a plain function).
+// Dense embeddings of text from a kexa model, for the document store's dense retrieval (rag/ may
+// not call model/, so the applications build the embedder and hand it to rag::Store as a plain
+// function).
 #pragma once
 
 #include <cstdint>
@@ -9,19 +10,16 @@
 #include <vector>
 
 namespace kexa {
-class Model;
-class Tokenizer;
-}  // namespace kexa
 
-namespace kexa::cli {
+class Engine;
 
-class RagEmbedder {
+class TextEmbedder {
  public:
   // `path`: a Hugging Face folder or .gguf with a tokenizer. Throws kexa::Error naming the path.
-  explicit RagEmbedder(const std::string& path, int n_threads = 0);
-  ~RagEmbedder();
-  RagEmbedder(const RagEmbedder&) = delete;
-  RagEmbedder& operator=(const RagEmbedder&) = delete;
+  explicit TextEmbedder(const std::string& path, int n_threads = 0);
+  ~TextEmbedder();
+  TextEmbedder(const TextEmbedder&) = delete;
+  TextEmbedder& operator=(const TextEmbedder&) = delete;
 
   // Mean over tokens of the final-normed hidden states (the lm_head input) of `text`, truncated
   // to the first max_tokens tokens; a decoder's last-layer states carry the text's content, and
@@ -31,10 +29,9 @@ class RagEmbedder {
   const std::string& model_id() const { return id_; }
 
  private:
-  std::unique_ptr<Model> model_;
-  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<Engine> engine_;
   std::string id_;
   std::int64_t max_tokens_ = 512;
 };
 
-}  // namespace kexa::cli
+}  // namespace kexa
