@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "model/kv_cache.h"
@@ -57,13 +58,10 @@ int bench_main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "timed runs of each test (default 3)")
       ->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "seed of the random token ids (default 1234)");
-  try {
-    app.parse(argc, argv);
-    if (n_prompt == 0 && n_gen == 0) throw CLI::ValidationError("--prompt and --gen are both 0");
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
+  if (std::optional<int> rc = parse_args(app, argc, argv, [&] {
+        if (n_prompt == 0 && n_gen == 0) throw CLI::ValidationError("--prompt and --gen are both 0");
+      }))
+    return *rc;
 
   EngineOptions eo;
   eo.n_threads = static_cast<int>(threads);

@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "model/config.h"
 #include "runtime/engine.h"
@@ -128,12 +129,7 @@ int chat_main(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
   app.add_option("-c,--ctx", ctx, "context size in tokens (default 4096, capped at the model's maximum)")
       ->check(CLI::PositiveNumber);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
+  if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
   sp.seed = seed ? *seed : std::random_device{}();
   sp.validate();
 

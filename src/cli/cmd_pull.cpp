@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "hub/hub.h"
 #include "util/error.h"
@@ -27,11 +28,7 @@ int pull_main(int argc, char** argv) {
   app.add_option("--parallel", opt.parallel, "concurrent downloads")->check(CLI::Range(1, 32));
   app.add_flag("--offline", opt.offline, "use only the cache (as HF_HUB_OFFLINE=1)");
   app.add_flag("!--no-progress", opt.progress, "no progress bar");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
   if (!token.empty()) opt.token = token;
   if (!endpoint.empty()) {
     opt.endpoint = endpoint;

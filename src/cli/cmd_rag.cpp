@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "runtime/embedder.h"
 #include "rag/store.h"
@@ -87,11 +88,7 @@ int rag_main(int argc, char** argv) {
   auto* stats = app.add_subcommand("stats", "count documents, chunks and terms");
   stats->add_option("--store", store, "store file")->required();
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
 
   std::unique_ptr<TextEmbedder> embedder;
   if (!embed_model.empty()) embedder = std::make_unique<TextEmbedder>(embed_model, threads);

@@ -16,6 +16,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "model/kv_cache.h"
@@ -185,13 +186,10 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
                "with MTP on: afterwards decode the same prompt again without MTP (output not "
                "printed) and report the measured speed-up; greedy runs also check that both "
                "outputs are identical (exit 1 when not)");
-  try {
-    app.parse(argc, argv);
-    if (!opt_prompt->count() && !opt_tokens->count()) throw CLI::RequiredError("one of -p/--prompt or --tokens");
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
+  if (std::optional<int> rc = parse_args(app, argc, argv, [&] {
+        if (!opt_prompt->count() && !opt_tokens->count()) throw CLI::RequiredError("one of -p/--prompt or --tokens");
+      }))
+    return rc;
   a.has_prompt = opt_prompt->count() > 0;
   sp.seed = seed ? *seed : std::random_device{}();
   try {

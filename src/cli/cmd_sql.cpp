@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "sql/sql.h"
 #include "util/error.h"
@@ -128,11 +129,7 @@ int sql_main(int argc, char** argv) {
   app.add_option("--bench-linking-db-dir", bench_db_dir)->group("");
   std::string positional;
   app.add_option("question_text", positional, "natural-language question (needs -m MODEL)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
   if (!bench_tables.empty()) return bench_linking(bench_tables, bench_questions, bench_db_dir, samples);
   if (!positional.empty()) {
     fail("sql: answering a question needs a model: kexa sql -m MODEL --db ... \"question\" "

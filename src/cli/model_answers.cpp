@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "rag/answer.h"
 #include "rag/store.h"
 #include "runtime/engine.h"
@@ -88,11 +89,7 @@ int rag_query_main(int argc, char** argv) {
   app.add_flag("--stream", stream, "print the answer as it is generated (text mode)");
   std::string dump_prompt;
   app.add_option("--dump-prompt", dump_prompt, "write the rendered prompt to this file (inspection, tests)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
   opt.sampling.validate();
   rag::Store store(store_path, /*read_only=*/true);
   LocalChat m(model_path, threads, opt.context);
@@ -159,11 +156,7 @@ int sql_ask_main(int argc, char** argv) {
   app.add_option("--seed", opt.sampling.seed, "sampling seed");
   app.add_option("-t,--threads", threads, "threads (0 = all)");
   app.add_flag("--json", json, "print the result as JSON");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
   opt.constrain = !free_sql;
   opt.answer = !no_answer;
   opt.sampling.validate();
