@@ -330,6 +330,15 @@ std::vector<ChunkSpan> chunk_text(std::string_view text, const ChunkOptions& opt
       blank_before = false;
     } else {
       std::size_t start = pos;
+      // text[start, end) as the next sentence(s) of the paragraph; only the first opens a block.
+      auto push_sentence = [&](std::size_t end) {
+        Sentence proto;
+        proto.new_block = blank_before;
+        proto.heading_text = heading;
+        std::size_t before = sents.size();
+        push_trimmed(text, start, end, sents, proto, opt.max_chars);
+        if (sents.size() > before) blank_before = false;
+      };
       for (std::size_t i = pos; i < eol;) {
         std::size_t n = terminator_at(text, i);
         if (n == 0) { ++i; continue; }
@@ -340,22 +349,12 @@ std::vector<ChunkSpan> chunk_text(std::string_view text, const ChunkOptions& opt
           j += m ? m : 1;
         }
         if (j >= eol || is_space(static_cast<unsigned char>(text[j])) || n == 3) {
-          Sentence proto;
-          proto.new_block = blank_before;
-          proto.heading_text = heading;
-          std::size_t before = sents.size();
-          push_trimmed(text, start, j, sents, proto, opt.max_chars);
-          if (sents.size() > before) blank_before = false;
+          push_sentence(j);
           start = j;
         }
         i = j;
       }
-      Sentence proto;
-      proto.new_block = blank_before;
-      proto.heading_text = heading;
-      std::size_t before = sents.size();
-      push_trimmed(text, start, eol, sents, proto, opt.max_chars);
-      if (sents.size() > before) blank_before = false;
+      push_sentence(eol);
     }
     pos = eol + 1;
   }

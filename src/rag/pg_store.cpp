@@ -165,33 +165,14 @@ class PgBackend final : public Backend {
     for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.i64(i, 0), r.text(i, 1));
     return out;
   }
-  std::int64_t insert_chunk(std::int64_t doc, const ChunkRecord& c, std::int64_t len, const TermCounts& tf) override {
-    std::int64_t id = run("INSERT INTO kexa_rag_chunk(doc, unit, \"begin\", \"end\", heading, text, len, page)"
-                          " VALUES($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                          {std::to_string(doc), c.unit, std::to_string(c.begin), std::to_string(c.end), c.heading,
-                           c.text, std::to_string(len), std::to_string(c.page)})
-                          .i64(0, 0);
-    insert_postings(id, tf);
-    return id;
+  std::int64_t insert_chunk(std::int64_t doc, const ChunkRecord& c, std::int64_t len) override {
+    return run("INSERT INTO kexa_rag_chunk(doc, unit, \"begin\", \"end\", heading, text, len, page)"
+               " VALUES($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+               {std::to_string(doc), c.unit, std::to_string(c.begin), std::to_string(c.end), c.heading, c.text,
+                std::to_string(len), std::to_string(c.page)})
+        .i64(0, 0);
   }
-  std::vector<std::tuple<std::int64_t, std::string, std::string>> all_chunks() override {
-    Result r = run("SELECT id, heading, text FROM kexa_rag_chunk ORDER BY id");
-    std::vector<std::tuple<std::int64_t, std::string, std::string>> out;
-    for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.i64(i, 0), r.text(i, 1), r.text(i, 2));
-    return out;
-  }
-  void clear_postings() override {
-    run("DELETE FROM kexa_rag_posting");
-    run("DELETE FROM kexa_rag_term");
-    term_cache_.clear();
-  }
-  void reindex_chunk(std::int64_t chunk, std::int64_t len, const TermCounts& tf) override {
-    run("UPDATE kexa_rag_chunk SET len = $1 WHERE id = $2", {std::to_string(len), std::to_string(chunk)});
-    insert_postings(chunk, tf);
-  }
-
- private:
-  void insert_postings(std::int64_t id, const TermCounts& tf) {
+  void insert_postings(std::int64_t id, const TermCounts& tf) override {
     if (tf.empty()) return;
     // Terms are interned in one round trip per chunk, postings written in another.
     std::vector<std::string> missing;
@@ -213,8 +194,6 @@ class PgBackend final : public Backend {
     run("INSERT INTO kexa_rag_posting(term, chunk, tf) SELECT unnest($1::bigint[]), $2::bigint, unnest($3::bigint[])",
         {int_array(terms), std::to_string(id), int_array(counts)});
   }
-
- public:
 
   std::pair<std::int64_t, std::int64_t> totals() override {
     Result r = run("SELECT count(*), coalesce(sum(len), 0) FROM kexa_rag_chunk");
@@ -259,6 +238,18 @@ class PgBackend final : public Backend {
     return s;
   }
 
+  std::vector<ChunkText> all_chunks() override {
+    return chunk_texts(run("SELECT id, heading, text FROM kexa_rag_chunk ORDER BY id"));
+  }
+  void clear_postings() override {
+    run("DELETE FROM kexa_rag_posting");
+    run("DELETE FROM kexa_rag_term");
+    term_cache_.clear();
+  }
+  void set_chunk_len(std::int64_t chunk, std::int64_t len) override {
+    run("UPDATE kexa_rag_chunk SET len = $1 WHERE id = $2", {std::to_string(len), std::to_string(chunk)});
+  }
+
   std::optional<std::string> meta(const std::string& key) override {
     Result r = run("SELECT value FROM kexa_rag_meta WHERE key = $1", {key});
     if (r.rows() == 0) return std::nullopt;
@@ -280,13 +271,10 @@ class PgBackend final : public Backend {
           "INSERT INTO kexa_rag_vec");
   }
   void clear_vectors() override { run("DELETE FROM kexa_rag_vec"); }
-  std::vector<std::tuple<std::int64_t, std::string, std::string>> chunks_without_vector(std::size_t limit) override {
-    Result r = run("SELECT id, heading, text FROM kexa_rag_chunk c WHERE NOT EXISTS"
-                   " (SELECT 1 FROM kexa_rag_vec v WHERE v.chunk = c.id) ORDER BY id LIMIT $1",
-                   {std::to_string(limit)});
-    std::vector<std::tuple<std::int64_t, std::string, std::string>> out;
-    for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.i64(i, 0), r.text(i, 1), r.text(i, 2));
-    return out;
+  std::vector<ChunkText> chunks_without_vector(std::size_t limit) override {
+    return chunk_texts(run("SELECT id, heading, text FROM kexa_rag_chunk c WHERE NOT EXISTS"
+                           " (SELECT 1 FROM kexa_rag_vec v WHERE v.chunk = c.id) ORDER BY id LIMIT $1",
+                           {std::to_string(limit)}));
   }
   void vectors(const std::function<void(std::int64_t, std::span<const float>)>& f) override {
     // Binary results: the ids arrive as big-endian int8 and the vectors as their raw bytes.
@@ -312,6 +300,12 @@ class PgBackend final : public Backend {
       fail("rag store '", name_, "': ", msg, " (in ", std::string(what).substr(0, 80), ")");
     }
     return r;
+  }
+  // The rows of a query selecting (id, heading, text).
+  static std::vector<ChunkText> chunk_texts(const Result& r) {
+    std::vector<ChunkText> out;
+    for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.i64(i, 0), r.text(i, 1), r.text(i, 2));
+    return out;
   }
   Result run(const char* sql, const std::vector<std::string>& params = {}) {
     std::vector<const char*> values;

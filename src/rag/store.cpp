@@ -90,6 +90,30 @@ void top(std::vector<std::pair<double, std::int64_t>>& v, std::size_t depth) {
   v.resize(n);
 }
 
+// Runs f() inside a read snapshot of `be`.
+template <class F>
+auto reading(detail::Backend& be, F&& f) {
+  be.begin_read();
+  struct EndRead {
+    detail::Backend& be;
+    ~EndRead() { be.end_read(); }
+  } end_read{be};
+  return f();
+}
+
+// Runs f() inside a write transaction of `be`: committed when f returns, rolled back when it throws.
+template <class F>
+void writing(detail::Backend& be, F&& f) {
+  be.begin_write();
+  try {
+    f();
+    be.commit();
+  } catch (...) {
+    be.rollback();
+    throw;
+  }
+}
+
 }  // namespace
 
 std::string store_path(const std::string& p) { return fs::absolute(fs::path(p)).lexically_normal().string(); }
@@ -125,21 +149,17 @@ const char* Store::ingest_file(const std::string& path) {
   for (std::size_t i = 0; i < chunks.size(); ++i) terms[i] = chunk_terms(chunks[i].text, chunks[i].heading, lens[i]);
   if (embed_)
     for (const ChunkRecord& c : chunks) vecs.push_back(unit_vector(embed_(embed_input(c.heading, c.text))));
-  be_->begin_write();
-  try {
+  writing(*be_, [&] {
     // Another process may have written this document meanwhile: look again inside the transaction.
     old = be_->find_doc(path);
     if (old) be_->delete_doc(old->id);
     std::int64_t doc = be_->insert_doc(path, hash, static_cast<std::int64_t>(data.size()));
     for (std::size_t i = 0; i < chunks.size(); ++i) {
-      std::int64_t id = be_->insert_chunk(doc, chunks[i], lens[i], terms[i]);
+      std::int64_t id = be_->insert_chunk(doc, chunks[i], lens[i]);
+      be_->insert_postings(id, terms[i]);
       if (embed_) be_->put_vector(id, vecs[i]);
     }
-    be_->commit();
-  } catch (...) {
-    be_->rollback();
-    throw;
-  }
+  });
   return old ? "updated" : "added";
 }
 
@@ -149,41 +169,31 @@ void Store::embed_missing() {
     if (todo.empty()) return;
     std::vector<std::vector<float>> vecs;
     for (const auto& [id, heading, text] : todo) vecs.push_back(unit_vector(embed_(embed_input(heading, text))));
-    be_->begin_write();
-    try {
+    writing(*be_, [&] {
       for (std::size_t i = 0; i < todo.size(); ++i) be_->put_vector(std::get<0>(todo[i]), vecs[i]);
-      be_->commit();
-    } catch (...) {
-      be_->rollback();
-      throw;
-    }
+    });
   }
 }
 
 void Store::reindex_if_stale() {
   std::optional<std::string> v = be_->meta("analysis");
   if (v && *v == kAnalysisVersion) return;
-  be_->begin_write();
-  try {
+  writing(*be_, [&] {
     // Inside the write transaction: another process may have re-indexed meanwhile.
     v = be_->meta("analysis");
-    if (!v || *v != kAnalysisVersion) {
-      auto chunks = be_->all_chunks();
-      if (!chunks.empty()) {
-        be_->clear_postings();
-        for (const auto& [id, heading, text] : chunks) {
-          std::int64_t len = 0;
-          detail::TermCounts tf = chunk_terms(text, heading, len);
-          be_->reindex_chunk(id, len, tf);
-        }
+    if (v && *v == kAnalysisVersion) return;
+    auto chunks = be_->all_chunks();
+    if (!chunks.empty()) {
+      be_->clear_postings();
+      for (const auto& [id, heading, text] : chunks) {
+        std::int64_t len = 0;
+        detail::TermCounts tf = chunk_terms(text, heading, len);
+        be_->set_chunk_len(id, len);
+        be_->insert_postings(id, tf);
       }
-      be_->set_meta("analysis", kAnalysisVersion);
     }
-    be_->commit();
-  } catch (...) {
-    be_->rollback();
-    throw;
-  }
+    be_->set_meta("analysis", kAnalysisVersion);
+  });
 }
 
 IngestStats Store::ingest(const std::vector<std::string>& paths, bool prune,
@@ -193,15 +203,10 @@ IngestStats Store::ingest(const std::vector<std::string>& paths, bool prune,
   if (embed_) {
     std::optional<std::string> stored = be_->meta("embed_model");
     if (!stored || *stored != embed_model_) {
-      be_->begin_write();
-      try {
+      writing(*be_, [&] {
         if (stored) be_->clear_vectors();  // vectors of another model cannot be compared
         be_->set_meta("embed_model", embed_model_);
-        be_->commit();
-      } catch (...) {
-        be_->rollback();
-        throw;
-      }
+      });
     }
   }
   for (const std::string& given : paths) {
@@ -269,14 +274,9 @@ std::size_t Store::remove(const std::string& given) {
   std::string prefix = p.back() == '/' ? p : p + "/";
   auto docs = be_->docs_under(p, prefix);
   if (docs.empty()) return 0;
-  be_->begin_write();
-  try {
+  writing(*be_, [&] {
     for (const auto& [id, path] : docs) be_->delete_doc(id);
-    be_->commit();
-  } catch (...) {
-    be_->rollback();
-    throw;
-  }
+  });
   return docs.size();
 }
 
@@ -345,40 +345,27 @@ std::vector<Hit> Store::hits(const std::vector<std::pair<double, std::int64_t>>&
 }
 
 std::vector<Hit> Store::search_bm25(std::string_view query, std::size_t k) const {
-  be_->begin_read();
-  struct EndRead {
-    detail::Backend* be;
-    ~EndRead() { be->end_read(); }
-  } end_read{be_.get()};
-  return hits(rank_bm25(query, k), k);
+  return reading(*be_, [&] { return hits(rank_bm25(query, k), k); });
 }
 
 std::vector<Hit> Store::search_dense(std::string_view query, std::size_t k) const {
-  be_->begin_read();
-  struct EndRead {
-    detail::Backend* be;
-    ~EndRead() { be->end_read(); }
-  } end_read{be_.get()};
-  return hits(rank_dense(query, k), k);
+  return reading(*be_, [&] { return hits(rank_dense(query, k), k); });
 }
 
 std::vector<Hit> Store::search(std::string_view query, std::size_t k) const {
   if (k == 0) return {};
   // Read consistently even while another process ingests.
-  be_->begin_read();
-  struct EndRead {
-    detail::Backend* be;
-    ~EndRead() { be->end_read(); }
-  } end_read{be_.get()};
-  if (!embed_ || !be_->meta("embed_model")) return hits(rank_bm25(query, k), k);
-  std::size_t depth = std::max(k, kFuseDepth);
-  std::unordered_map<std::int64_t, double> fused;
-  for (const auto& list : {rank_bm25(query, depth), rank_dense(query, depth)})
-    for (std::size_t r = 0; r < list.size(); ++r) fused[list[r].second] += 1.0 / (kRrfK + static_cast<double>(r + 1));
-  std::vector<std::pair<double, std::int64_t>> ranked;
-  for (const auto& [id, s] : fused) ranked.emplace_back(s, id);
-  top(ranked, k);
-  return hits(ranked, k);
+  return reading(*be_, [&] {
+    if (!embed_ || !be_->meta("embed_model")) return hits(rank_bm25(query, k), k);
+    std::size_t depth = std::max(k, kFuseDepth);
+    std::unordered_map<std::int64_t, double> fused;
+    for (const auto& list : {rank_bm25(query, depth), rank_dense(query, depth)})
+      for (std::size_t r = 0; r < list.size(); ++r) fused[list[r].second] += 1.0 / (kRrfK + static_cast<double>(r + 1));
+    std::vector<std::pair<double, std::int64_t>> ranked;
+    for (const auto& [id, s] : fused) ranked.emplace_back(s, id);
+    top(ranked, k);
+    return hits(ranked, k);
+  });
 }
 
 }  // namespace kexa::rag

@@ -27,6 +27,9 @@ struct DocRow {
 // (term, frequency in the chunk), terms distinct.
 using TermCounts = std::vector<std::pair<std::string, std::int64_t>>;
 
+// A stored chunk's (id, heading, text).
+using ChunkText = std::tuple<std::int64_t, std::string, std::string>;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -46,9 +49,10 @@ class Backend {
   // Documents whose path equals `path` or starts with `prefix` (id, path).
   virtual std::vector<std::pair<std::int64_t, std::string>> docs_under(const std::string& path,
                                                                        const std::string& prefix) = 0;
-  // Stores a chunk and its postings; returns the chunk id.
-  virtual std::int64_t insert_chunk(std::int64_t doc, const ChunkRecord& r, std::int64_t len,
-                                    const TermCounts& tf) = 0;
+  // Stores a chunk whose text has `len` terms; returns the chunk id.
+  virtual std::int64_t insert_chunk(std::int64_t doc, const ChunkRecord& r, std::int64_t len) = 0;
+  // Stores a chunk's postings, interning terms not seen before.
+  virtual void insert_postings(std::int64_t chunk, const TermCounts& tf) = 0;
 
   // Number of chunks and the sum of their lengths (in terms).
   virtual std::pair<std::int64_t, std::int64_t> totals() = 0;
@@ -59,11 +63,11 @@ class Backend {
   virtual std::optional<Hit> chunk(std::int64_t id) = 0;
   virtual StoreStats stats() = 0;
 
-  // Re-indexing after an analysis change: every chunk (id, heading, text); drop all postings and
-  // terms; store a chunk's new length and postings.
-  virtual std::vector<std::tuple<std::int64_t, std::string, std::string>> all_chunks() = 0;
+  // Re-indexing after an analysis change: every chunk; drop all postings and terms; store a
+  // chunk's new length (its new postings go through insert_postings).
+  virtual std::vector<ChunkText> all_chunks() = 0;
   virtual void clear_postings() = 0;
-  virtual void reindex_chunk(std::int64_t chunk, std::int64_t len, const TermCounts& tf) = 0;
+  virtual void set_chunk_len(std::int64_t chunk, std::int64_t len) = 0;
 
   virtual std::optional<std::string> meta(const std::string& key) = 0;
   virtual void set_meta(const std::string& key, const std::string& value) = 0;
@@ -71,8 +75,8 @@ class Backend {
   // Dense vectors (one per chunk).
   virtual void put_vector(std::int64_t chunk, std::span<const float> v) = 0;
   virtual void clear_vectors() = 0;
-  // Up to `limit` chunks that have no vector yet: (id, heading, text).
-  virtual std::vector<std::tuple<std::int64_t, std::string, std::string>> chunks_without_vector(std::size_t limit) = 0;
+  // Up to `limit` chunks that have no vector yet.
+  virtual std::vector<ChunkText> chunks_without_vector(std::size_t limit) = 0;
   virtual void vectors(const std::function<void(std::int64_t, std::span<const float>)>& f) = 0;
 };
 

@@ -152,20 +152,10 @@ class SqliteBackend final : public Backend {
     return id;
   }
   void delete_doc(std::int64_t id) override {
-    if (has_vec_) {
-      Stmt v(db_, "DELETE FROM vec WHERE chunk IN (SELECT id FROM chunk WHERE doc=?)");
-      v.bind(1, id);
-      v.step();
-    }
-    Stmt p(db_, "DELETE FROM posting WHERE chunk IN (SELECT id FROM chunk WHERE doc=?)");
-    p.bind(1, id);
-    p.step();
-    Stmt c(db_, "DELETE FROM chunk WHERE doc=?");
-    c.bind(1, id);
-    c.step();
-    Stmt d(db_, "DELETE FROM doc WHERE id=?");
-    d.bind(1, id);
-    d.step();
+    if (has_vec_) run("DELETE FROM vec WHERE chunk IN (SELECT id FROM chunk WHERE doc=?)", id);
+    run("DELETE FROM posting WHERE chunk IN (SELECT id FROM chunk WHERE doc=?)", id);
+    run("DELETE FROM chunk WHERE doc=?", id);
+    run("DELETE FROM doc WHERE id=?", id);
   }
   std::vector<std::pair<std::int64_t, std::string>> docs_under(const std::string& path,
                                                                const std::string& prefix) override {
@@ -175,11 +165,10 @@ class SqliteBackend final : public Backend {
     while (q.step()) out.emplace_back(q.i64(0), q.text(1));
     return out;
   }
-  std::int64_t insert_chunk(std::int64_t doc, const ChunkRecord& r, std::int64_t len, const TermCounts& tf) override {
+  std::int64_t insert_chunk(std::int64_t doc, const ChunkRecord& r, std::int64_t len) override {
     if (!chunk_ins_)
       chunk_ins_ = std::make_unique<Stmt>(
           db_, "INSERT INTO chunk(doc, unit, begin, end, heading, text, len, page) VALUES(?,?,?,?,?,?,?,?) RETURNING id");
-    if (!post_ins_) post_ins_ = std::make_unique<Stmt>(db_, "INSERT INTO posting(term, chunk, tf) VALUES(?,?,?)");
     Stmt& c = *chunk_ins_;
     c.reset();
     c.bind(1, doc).bind(2, r.unit).bind(3, r.begin).bind(4, r.end).bind(5, r.heading).bind(6, r.text).bind(7, len)
@@ -187,12 +176,15 @@ class SqliteBackend final : public Backend {
     c.step();
     std::int64_t id = c.i64(0);
     while (c.step()) {}
+    return id;
+  }
+  void insert_postings(std::int64_t chunk, const TermCounts& tf) override {
+    if (!post_ins_) post_ins_ = std::make_unique<Stmt>(db_, "INSERT INTO posting(term, chunk, tf) VALUES(?,?,?)");
     for (const auto& [t, n] : tf) {
       post_ins_->reset();
-      post_ins_->bind(1, term_id(t)).bind(2, id).bind(3, n);
+      post_ins_->bind(1, term_id(t)).bind(2, chunk).bind(3, n);
       post_ins_->step();
     }
-    return id;
   }
 
   std::pair<std::int64_t, std::int64_t> totals() override {
@@ -248,27 +240,17 @@ class SqliteBackend final : public Backend {
     return s;
   }
 
-  std::vector<std::tuple<std::int64_t, std::string, std::string>> all_chunks() override {
-    std::vector<std::tuple<std::int64_t, std::string, std::string>> out;
+  std::vector<ChunkText> all_chunks() override {
     Stmt q(db_, "SELECT id, heading, text FROM chunk ORDER BY id");
-    while (q.step()) out.emplace_back(q.i64(0), q.text(1), q.text(2));
-    return out;
+    return chunk_texts(q);
   }
   void clear_postings() override {
     exec("DELETE FROM posting");
     exec("DELETE FROM term");
     term_cache_.clear();
   }
-  void reindex_chunk(std::int64_t chunk, std::int64_t len, const TermCounts& tf) override {
-    Stmt u(db_, "UPDATE chunk SET len=? WHERE id=?");
-    u.bind(1, len).bind(2, chunk);
-    u.step();
-    if (!post_ins_) post_ins_ = std::make_unique<Stmt>(db_, "INSERT INTO posting(term, chunk, tf) VALUES(?,?,?)");
-    for (const auto& [t, n] : tf) {
-      post_ins_->reset();
-      post_ins_->bind(1, term_id(t)).bind(2, chunk).bind(3, n);
-      post_ins_->step();
-    }
+  void set_chunk_len(std::int64_t chunk, std::int64_t len) override {
+    run("UPDATE chunk SET len=? WHERE id=?", len, chunk);
   }
 
   std::optional<std::string> meta(const std::string& key) override {
@@ -278,9 +260,7 @@ class SqliteBackend final : public Backend {
     return q.text(0);
   }
   void set_meta(const std::string& key, const std::string& value) override {
-    Stmt q(db_, "INSERT INTO kexa_meta(key, value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
-    q.bind(1, key).bind(2, value);
-    q.step();
+    run("INSERT INTO kexa_meta(key, value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", key, value);
   }
 
   void put_vector(std::int64_t chunk, std::span<const float> v) override {
@@ -289,12 +269,10 @@ class SqliteBackend final : public Backend {
     q.step();
   }
   void clear_vectors() override { exec("DELETE FROM vec"); }
-  std::vector<std::tuple<std::int64_t, std::string, std::string>> chunks_without_vector(std::size_t limit) override {
-    std::vector<std::tuple<std::int64_t, std::string, std::string>> out;
+  std::vector<ChunkText> chunks_without_vector(std::size_t limit) override {
     Stmt q(db_, "SELECT id, heading, text FROM chunk WHERE id NOT IN (SELECT chunk FROM vec) ORDER BY id LIMIT ?");
     q.bind(1, static_cast<std::int64_t>(limit));
-    while (q.step()) out.emplace_back(q.i64(0), q.text(1), q.text(2));
-    return out;
+    return chunk_texts(q);
   }
   void vectors(const std::function<void(std::int64_t, std::span<const float>)>& f) override {
     if (!has_vec_) return;
@@ -310,6 +288,20 @@ class SqliteBackend final : public Backend {
       sqlite3_free(err);
       fail("rag store '", path_, "': ", msg, " (in ", sql, ")");
     }
+  }
+  // One statement with `args` bound to its parameters in order; rows it returns are not read.
+  template <class... Args>
+  void run(const char* sql, const Args&... args) {
+    Stmt q(db_, sql);
+    int i = 0;
+    (q.bind(++i, args), ...);
+    q.step();
+  }
+  // The rows of a query selecting (id, heading, text).
+  static std::vector<ChunkText> chunk_texts(Stmt& q) {
+    std::vector<ChunkText> out;
+    while (q.step()) out.emplace_back(q.i64(0), q.text(1), q.text(2));
+    return out;
   }
   bool table_exists(const char* name) {
     Stmt q(db_, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?");

@@ -141,29 +141,56 @@ std::vector<std::string> variants(const std::string& question, const std::vector
   return out;
 }
 
-}  // namespace
+std::string lowered(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
 
-LinkResult link_schema(const Schema& schema, const std::string& question, const LinkOptions& opt) {
+// The question as the linking steps read it.
+struct Question {
+  const std::string& text;
+  std::string lower;
+  std::vector<std::string> words;  // stemmed words without stop words, then their variants
+};
+
+Question read_question(const std::string& question) {
+  Question q{question, lowered(question), tokens(question, true)};
+  for (auto& v : variants(question, q.words)) q.words.push_back(v);
+  return q;
+}
+
+// Per table: words of its name (and description), words of its column names (and descriptions).
+struct SchemaWords {
+  std::vector<std::set<std::string>> tname, cnames;
+};
+
+SchemaWords schema_words(const Schema& schema) {
   const size_t n = schema.tables.size();
-  LinkResult r;
-  r.scores.assign(n, 0.0);
-  if (n == 0) return r;
-  std::vector<std::string> q = tokens(question, true);
-  for (auto& v : variants(question, q)) q.push_back(v);
-  std::set<std::string> qset(q.begin(), q.end());
-  std::string qlower = question;
-  std::transform(qlower.begin(), qlower.end(), qlower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-
-  // Per table: words of its name, words of its column names.
-  std::vector<std::set<std::string>> tname(n), cnames(n);
+  SchemaWords sw{std::vector<std::set<std::string>>(n), std::vector<std::set<std::string>>(n)};
   for (size_t t = 0; t < n; ++t) {
-    for (auto& w : tokens(schema.tables[t].name, false)) tname[t].insert(w);
-    for (auto& w : tokens(schema.tables[t].description, true)) tname[t].insert(w);
+    for (auto& w : tokens(schema.tables[t].name, false)) sw.tname[t].insert(w);
+    for (auto& w : tokens(schema.tables[t].description, true)) sw.tname[t].insert(w);
     for (const Column& c : schema.tables[t].columns) {
-      for (auto& w : tokens(c.name, false)) cnames[t].insert(w);
-      for (auto& w : tokens(c.description, true)) cnames[t].insert(w);
+      for (auto& w : tokens(c.name, false)) sw.cnames[t].insert(w);
+      for (auto& w : tokens(c.description, true)) sw.cnames[t].insert(w);
     }
   }
+  return sw;
+}
+
+// Foreign keys as an undirected graph over table indices.
+using Graph = std::vector<std::set<size_t>>;
+
+// ---------------------------------------------------------------------------------------------
+// Scores
+
+// Every question word adds to each table what it matches of the table's and its columns'
+// names, weighted by the word's rarity across tables.
+void add_word_scores(const Question& question, const SchemaWords& sw, std::vector<double>& scores) {
+  const size_t n = scores.size();
+  const auto& tname = sw.tname;
+  const auto& cnames = sw.cnames;
+  std::set<std::string> qset(question.words.begin(), question.words.end());
   // Rarity of a question word across tables: a word every table has ("name") says little.
   auto idf = [&](const std::string& w) {
     size_t df = 0;
@@ -185,20 +212,23 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
         if (w.size() >= 3 && x.size() > w.size() + 2 && x.find(w) != std::string::npos) best_t = std::max(best_t, 0.5);
       }
       for (auto& x : cnames[t]) best_c = std::max(best_c, word_match(w, x));
-      r.scores[t] += weight * (2.0 * best_t + best_c);
+      scores[t] += weight * (2.0 * best_t + best_c);
     }
   }
-  // Sample values quoted or named in the question ("'Alameda'", "France") point at their table
-  // as strongly as its name would: the query must filter on that column.
+}
+
+// Sample values quoted or named in the question ("'Alameda'", "France") point at their table
+// as strongly as its name would: the query must filter on that column.
+void add_value_scores(const Schema& schema, const Question& question, std::vector<double>& scores) {
+  const std::string& qlower = question.lower;
   const double value_weight = 3.0;
-  for (size_t t = 0; t < n; ++t) {
+  for (size_t t = 0; t < scores.size(); ++t) {
     for (const Column& c : schema.tables[t].columns) {
       for (const std::string& v : c.samples) {
         // Stored values often carry stray spaces ("Aberdeen "); the question does not.
         size_t b = v.find_first_not_of(" \t\r\n"), e = v.find_last_not_of(" \t\r\n");
         if (b == std::string::npos || e + 1 - b < 3) continue;
-        std::string vl = v.substr(b, e + 1 - b);
-        std::transform(vl.begin(), vl.end(), vl.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+        std::string vl = lowered(v.substr(b, e + 1 - b));
         bool numeric = std::all_of(vl.begin(), vl.end(), [](unsigned char ch) { return std::isdigit(ch) || ch == '.' || ch == '-'; });
         if (numeric) continue;
         size_t pos = qlower.find(vl);
@@ -206,10 +236,309 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
         bool left = pos == 0 || !std::isalnum(static_cast<unsigned char>(qlower[pos - 1]));
         size_t end = pos + vl.size();
         bool right = end >= qlower.size() || !std::isalnum(static_cast<unsigned char>(qlower[end]));
-        if (left && right) r.scores[t] += value_weight;
+        if (left && right) scores[t] += value_weight;
       }
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables the question names
+
+// A table the question names outright is needed whatever the scores say: "Table.column"
+// (BIRD's evidence writes League.name, T1.power), or every word of the table's name among
+// the question's words ("airlines" for airlines, "car makers" for car_makers).
+void choose_named_tables(const Schema& schema, const Question& question, std::vector<bool>& chosen) {
+  const std::string& qlower = question.lower;
+  std::set<std::string> qwords;
+  for (auto& w : tokens(question.text, false)) qwords.insert(w);
+  for (auto& w : variants(question.text, question.words)) qwords.insert(w);
+  for (size_t t = 0; t < chosen.size(); ++t) {
+    const std::string& name = schema.tables[t].name;
+    std::string nl = lowered(name);
+    // "name." in the text, not inside a longer word.
+    for (size_t pos = qlower.find(nl + "."); pos != std::string::npos; pos = qlower.find(nl + ".", pos + 1)) {
+      bool left = pos == 0 || !(std::isalnum(static_cast<unsigned char>(qlower[pos - 1])) || qlower[pos - 1] == '_');
+      size_t after = pos + nl.size() + 1;
+      bool right = after < qlower.size() && (std::isalpha(static_cast<unsigned char>(qlower[after])) || qlower[after] == '_' || qlower[after] == '`' || qlower[after] == '"');
+      if (left && right) chosen[t] = true;
+    }
+    std::vector<std::string> nw = tokens(name, false);
+    bool all = !nw.empty();
+    for (auto& w : nw) all = all && qwords.count(w) > 0;
+    if (all) chosen[t] = true;
+  }
+}
+
+// Written as one word in the schema, as two in the question: "gas stations" names gasstations.
+void choose_joined_words(const Schema& schema, const Question& question, std::vector<bool>& chosen) {
+  std::vector<std::string> qw = tokens(question.text, false);
+  std::set<std::string> joined;
+  for (size_t i = 0; i + 1 < qw.size(); ++i) joined.insert(stem(qw[i] + qw[i + 1]));
+  for (size_t t = 0; t < chosen.size(); ++t) {
+    std::vector<std::string> nw = tokens(schema.tables[t].name, false);
+    if (nw.size() == 1 && nw[0].size() >= 6 && joined.count(nw[0])) chosen[t] = true;
+  }
+}
+
+// A question word that is the whole name of a column only one table has ("elements" for
+// atom.element, "currency" for customers.Currency) names that table.
+void choose_unique_columns(const Schema& schema, const Question& question, std::vector<bool>& chosen) {
+  std::set<std::string> qw;
+  for (auto& w : tokens(question.text, true)) qw.insert(w);
+  std::map<std::string, std::set<size_t>> owners;
+  for (size_t t = 0; t < chosen.size(); ++t) {
+    for (const Column& col : schema.tables[t].columns) {
+      std::vector<std::string> cw = tokens(col.name, false);
+      if (cw.size() == 1 && cw[0].size() >= 5) owners[cw[0]].insert(t);
+    }
+  }
+  for (const auto& [w, ts] : owners)
+    if (ts.size() == 1 && qw.count(w)) chosen[*ts.begin()] = true;
+}
+
+// A column written as code in the question ("DisplayName = 'Harlan'", "bond_type", "element =
+// 'cl'": an identifier with an underscore or inner capital, or followed by a comparison) names
+// the tables that have it, when at most two do.
+void choose_code_columns(const Schema& schema, const Question& q, std::vector<bool>& chosen) {
+  const std::string& question = q.text;
+  const size_t qn = question.size();
+  for (size_t i = 0; i < qn;) {
+    unsigned char c = static_cast<unsigned char>(question[i]);
+    if (!(std::isalpha(c) || c == '_') || (i > 0 && (std::isalnum(static_cast<unsigned char>(question[i - 1])) || question[i - 1] == '_'))) {
+      ++i;
+      continue;
+    }
+    size_t b = i;
+    while (i < qn && (std::isalnum(static_cast<unsigned char>(question[i])) || question[i] == '_')) ++i;
+    std::string id = question.substr(b, i - b);
+    bool code = id.find('_') != std::string::npos;
+    for (size_t k = 1; k + 1 < id.size() && !code; ++k)
+      code = std::islower(static_cast<unsigned char>(id[k - 1])) && std::isupper(static_cast<unsigned char>(id[k]));
+    size_t j = i;
+    while (j < qn && question[j] == ' ') ++j;
+    if (j < qn && (question[j] == '=' || question[j] == '<' || question[j] == '>' || question[j] == '!')) code = true;
+    if (!code) continue;
+    std::string idl = lowered(id);
+    std::vector<size_t> has;
+    for (size_t t = 0; t < chosen.size(); ++t) {
+      for (const Column& col : schema.tables[t].columns) {
+        if (lowered(col.name) == idl) {
+          has.push_back(t);
+          break;
+        }
+      }
+    }
+    if (!has.empty() && has.size() <= 2)
+      for (size_t t : has) chosen[t] = true;
+  }
+}
+
+// Whether the question holds a person's name ("Tyler Hewitt", "Adela O'Gallagher"): two or more
+// capitalised words in a row, none of them a schema word, not opening the sentence.
+bool names_a_person(const std::string& question, const SchemaWords& sw) {
+  std::set<std::string> schema_words;
+  for (size_t t = 0; t < sw.tname.size(); ++t) {
+    schema_words.insert(sw.tname[t].begin(), sw.tname[t].end());
+    schema_words.insert(sw.cnames[t].begin(), sw.cnames[t].end());
+  }
+  bool person = false;
+  size_t run = 0;
+  bool sentence_start = true;
+  for (size_t i = 0; i < question.size() && !person;) {
+    unsigned char c = static_cast<unsigned char>(question[i]);
+    if (!std::isalpha(c)) {
+      if (c == '.' || c == '?' || c == '!' || c == ';' || c == '"' || c == '\'' || c == ':') {
+        if (c != '\'' || i == 0 || !std::isalpha(static_cast<unsigned char>(question[i - 1]))) {
+          sentence_start = c != '\'' && c != '"';
+          run = 0;
+        }
+      }
+      ++i;
+      continue;
+    }
+    size_t b = i;
+    // A name word: letters, with inner capitals and apostrophes (McLaren, O'Gallagher).
+    while (i < question.size() && (std::isalpha(static_cast<unsigned char>(question[i])) ||
+                                   (question[i] == '\'' && i + 1 < question.size() &&
+                                    std::isupper(static_cast<unsigned char>(question[i + 1])))))
+      ++i;
+    std::string w = question.substr(b, i - b);
+    bool cap = std::isupper(static_cast<unsigned char>(w[0])) && w.size() >= 2 &&
+               std::islower(static_cast<unsigned char>(w[1]));
+    std::string wl = stem(lowered(w));
+    bool plain = cap && !sentence_start && !is_stop(wl) && !schema_words.count(wl);
+    run = plain ? run + 1 : 0;
+    if (run >= 2) person = true;
+    sentence_start = false;
+  }
+  return person;
+}
+
+// A person's name in the question is a filter on a first/last-name column: the table that holds
+// people's names is needed.
+void choose_person_tables(const Schema& schema, const Question& question, const SchemaWords& sw,
+                          std::vector<bool>& chosen) {
+  if (!names_a_person(question.text, sw)) return;
+  for (size_t t = 0; t < chosen.size(); ++t) {
+    bool first = false, last = false;
+    for (const Column& c : schema.tables[t].columns) {
+      std::set<std::string> cw;
+      for (auto& w : tokens(c.name, false)) cw.insert(w);
+      first = first || cw.count("first") || cw.count("forename") || cw.count("firstname");
+      last = last || cw.count("last") || cw.count("surname") || cw.count("lastname");
+    }
+    if (first && last) chosen[t] = true;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables needed to join the chosen ones
+
+Graph foreign_key_graph(const Schema& schema) {
+  const size_t n = schema.tables.size();
+  Graph adj(n);
+  for (size_t t = 0; t < n; ++t) {
+    for (const ForeignKey& f : schema.tables[t].foreign_keys) {
+      int o = schema.find(f.ref_table);
+      if (o >= 0 && static_cast<size_t>(o) != t) {
+        adj[t].insert(static_cast<size_t>(o));
+        adj[static_cast<size_t>(o)].insert(t);
+      }
+    }
+  }
+  return adj;
+}
+
+std::vector<size_t> chosen_tables(const std::vector<bool>& chosen) {
+  std::vector<size_t> picked;
+  for (size_t t = 0; t < chosen.size(); ++t) if (chosen[t]) picked.push_back(t);
+  return picked;
+}
+
+// Attributes the question asks for ("names of poker players", "birth date") that no chosen
+// table has but a join partner does: that partner is needed to answer.
+void add_attribute_partners(const Schema& schema, const Question& question, const SchemaWords& sw,
+                            const Graph& adj, std::vector<bool>& chosen) {
+  const size_t n = chosen.size();
+  std::vector<std::string> asked = question.words;
+  for (auto& w : tokens(question.text, false)) {
+    if (w == "name" || w == "names") asked.push_back("name");
+  }
+  std::vector<std::set<std::string>> colw(n);
+  for (size_t t = 0; t < n; ++t) {
+    for (const Column& c : schema.tables[t].columns) {
+      for (auto& w : tokens(c.name, false)) colw[t].insert(w);
+      for (auto& w : tokens(c.description, true)) colw[t].insert(w);
+    }
+  }
+  auto has = [&](size_t t, const std::string& w) { return colw[t].count(w) > 0 || sw.tname[t].count(w) > 0; };
+  std::vector<bool> add(n, false);
+  for (const std::string& w : asked) {
+    bool covered = false;
+    for (size_t t = 0; t < n && !covered; ++t) covered = chosen[t] && has(t, w);
+    if (covered) continue;
+    for (size_t t = 0; t < n; ++t) {
+      if (!chosen[t]) continue;
+      for (size_t o : adj[t]) {
+        if (!chosen[o] && colw[o].count(w)) add[o] = true;
+      }
+    }
+  }
+  for (size_t t = 0; t < n; ++t) if (add[t]) chosen[t] = true;
+}
+
+// A link table between two chosen tables that no foreign key joins directly (client and
+// account through disp) is added, the best-scoring one when several would do.
+void add_link_tables(const Graph& adj, const std::vector<double>& scores, std::vector<bool>& chosen) {
+  const std::vector<size_t> picked = chosen_tables(chosen);
+  for (size_t i = 0; i < picked.size(); ++i) {
+    for (size_t j = i + 1; j < picked.size(); ++j) {
+      size_t a = picked[i], b = picked[j];
+      if (adj[a].count(b)) continue;
+      // Two candidate link tables are both kept (client and account meet in disp and in
+      // district; which one the question means is not lexical); more than two: the best.
+      std::vector<size_t> common;
+      for (size_t c : adj[a])
+        if (adj[b].count(c)) common.push_back(c);
+      if (common.size() <= 2) {
+        for (size_t c : common) chosen[c] = true;
+      } else {
+        size_t best = common[0];
+        for (size_t c : common)
+          if (scores[c] > scores[best]) best = c;
+        chosen[best] = true;
+      }
+    }
+  }
+}
+
+// Then the chosen tables must join up: each one not yet connected (through chosen tables) to the
+// best one's group is linked to it by the shortest foreign-key path, whose intermediate tables
+// (link tables such as disp between client and account) are added. Among equally short paths
+// the one through higher-scoring tables wins (`order`: tables by score, best first).
+void connect_chosen(const Graph& adj, const std::vector<size_t>& order, std::vector<bool>& chosen) {
+  const size_t n = chosen.size();
+  std::vector<size_t> nbr_order(n);
+  for (size_t i = 0; i < n; ++i) nbr_order[i] = order[i];
+  std::vector<bool> group(n, false);
+  auto grow = [&](size_t from) {  // marks everything reachable from `from` through chosen tables
+    std::vector<size_t> st{from};
+    group[from] = true;
+    while (!st.empty()) {
+      size_t x = st.back();
+      st.pop_back();
+      for (size_t y : adj[x])
+        if (chosen[y] && !group[y]) {
+          group[y] = true;
+          st.push_back(y);
+        }
+    }
+  };
+  grow(order[0]);
+  for (size_t t : order) {
+    if (!chosen[t] || group[t]) continue;
+    // Breadth-first from t over all tables to the group, neighbours by score.
+    std::vector<long> prev(n, -1);
+    std::vector<bool> seen(n, false);
+    std::vector<size_t> frontier{t};
+    seen[t] = true;
+    long hit = -1;
+    while (!frontier.empty() && hit < 0) {
+      std::vector<size_t> next;
+      for (size_t x : frontier) {
+        for (size_t y : nbr_order) {
+          if (!adj[x].count(y) || seen[y]) continue;
+          seen[y] = true;
+          prev[y] = static_cast<long>(x);
+          if (group[y]) {
+            hit = static_cast<long>(y);
+            break;
+          }
+          next.push_back(y);
+        }
+        if (hit >= 0) break;
+      }
+      frontier = std::move(next);
+    }
+    if (hit < 0) continue;  // no foreign-key path: left as it is
+    for (long x = prev[static_cast<size_t>(hit)]; x >= 0 && static_cast<size_t>(x) != t; x = prev[static_cast<size_t>(x)])
+      chosen[static_cast<size_t>(x)] = true;
+    grow(t);
+  }
+}
+
+}  // namespace
+
+LinkResult link_schema(const Schema& schema, const std::string& question, const LinkOptions& opt) {
+  const size_t n = schema.tables.size();
+  LinkResult r;
+  r.scores.assign(n, 0.0);
+  if (n == 0) return r;
+  const Question q = read_question(question);
+  const SchemaWords sw = schema_words(schema);
+  add_word_scores(q, sw, r.scores);
+  add_value_scores(schema, q, r.scores);
 
   std::vector<size_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = i;
@@ -226,411 +555,28 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
     size_t t = order[i];
     if (top > 0 && r.scores[t] >= keep * top) chosen[t] = true;
   }
-  // A table the question names outright is needed whatever the scores say: "Table.column"
-  // (BIRD's evidence writes League.name, T1.power), or every word of the table's name among
-  // the question's words ("airlines" for airlines, "car makers" for car_makers).
-  {
-    std::set<std::string> qwords;
-    for (auto& w : tokens(question, false)) qwords.insert(w);
-    for (auto& w : variants(question, q)) qwords.insert(w);
-    for (size_t t = 0; t < n; ++t) {
-      const std::string& name = schema.tables[t].name;
-      std::string nl = name;
-      std::transform(nl.begin(), nl.end(), nl.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      // "name." in the text, not inside a longer word.
-      for (size_t pos = qlower.find(nl + "."); pos != std::string::npos; pos = qlower.find(nl + ".", pos + 1)) {
-        bool left = pos == 0 || !(std::isalnum(static_cast<unsigned char>(qlower[pos - 1])) || qlower[pos - 1] == '_');
-        size_t after = pos + nl.size() + 1;
-        bool right = after < qlower.size() && (std::isalpha(static_cast<unsigned char>(qlower[after])) || qlower[after] == '_' || qlower[after] == '`' || qlower[after] == '"');
-        if (left && right) chosen[t] = true;
-      }
-      std::vector<std::string> nw = tokens(name, false);
-      bool all = !nw.empty();
-      for (auto& w : nw) all = all && qwords.count(w) > 0;
-      if (all) chosen[t] = true;
-    }
-  }
-  // Written as one word in the schema, as two in the question: "gas stations" names gasstations.
-  {
-    std::vector<std::string> qw = tokens(question, false);
-    std::set<std::string> joined;
-    for (size_t i = 0; i + 1 < qw.size(); ++i) joined.insert(stem(qw[i] + qw[i + 1]));
-    for (size_t t = 0; t < n; ++t) {
-      std::vector<std::string> nw = tokens(schema.tables[t].name, false);
-      if (nw.size() == 1 && nw[0].size() >= 6 && joined.count(nw[0])) chosen[t] = true;
-    }
-  }
-  // A question word that is the whole name of a column only one table has ("elements" for
-  // atom.element, "currency" for customers.Currency) names that table.
-  {
-    std::set<std::string> qw;
-    for (auto& w : tokens(question, true)) qw.insert(w);
-    std::map<std::string, std::set<size_t>> owners;
-    for (size_t t = 0; t < n; ++t) {
-      for (const Column& col : schema.tables[t].columns) {
-        std::vector<std::string> cw = tokens(col.name, false);
-        if (cw.size() == 1 && cw[0].size() >= 5) owners[cw[0]].insert(t);
-      }
-    }
-    for (const auto& [w, ts] : owners)
-      if (ts.size() == 1 && qw.count(w)) chosen[*ts.begin()] = true;
-  }
-  // A column written as code in the question ("DisplayName = 'Harlan'", "bond_type", "element =
-  // 'cl'": an identifier with an underscore or inner capital, or followed by a comparison) names
-  // the tables that have it, when at most two do.
-  {
-    const size_t qn = question.size();
-    for (size_t i = 0; i < qn;) {
-      unsigned char c = static_cast<unsigned char>(question[i]);
-      if (!(std::isalpha(c) || c == '_') || (i > 0 && (std::isalnum(static_cast<unsigned char>(question[i - 1])) || question[i - 1] == '_'))) {
-        ++i;
-        continue;
-      }
-      size_t b = i;
-      while (i < qn && (std::isalnum(static_cast<unsigned char>(question[i])) || question[i] == '_')) ++i;
-      std::string id = question.substr(b, i - b);
-      bool code = id.find('_') != std::string::npos;
-      for (size_t k = 1; k + 1 < id.size() && !code; ++k)
-        code = std::islower(static_cast<unsigned char>(id[k - 1])) && std::isupper(static_cast<unsigned char>(id[k]));
-      size_t j = i;
-      while (j < qn && question[j] == ' ') ++j;
-      if (j < qn && (question[j] == '=' || question[j] == '<' || question[j] == '>' || question[j] == '!')) code = true;
-      if (!code) continue;
-      std::string idl = id;
-      std::transform(idl.begin(), idl.end(), idl.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-      std::vector<size_t> has;
-      for (size_t t = 0; t < n; ++t) {
-        for (const Column& col : schema.tables[t].columns) {
-          std::string cl = col.name;
-          std::transform(cl.begin(), cl.end(), cl.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-          if (cl == idl) {
-            has.push_back(t);
-            break;
-          }
-        }
-      }
-      if (!has.empty() && has.size() <= 2)
-        for (size_t t : has) chosen[t] = true;
-    }
-  }
-
-  // A person's name in the question ("Tyler Hewitt", "Adela O'Gallagher": two or more
-  // capitalised words in a row, none of them a schema word, not opening the sentence) is a filter
-  // on a first/last-name column: the table that holds people's names is needed.
-  {
-    std::set<std::string> schema_words;
-    for (size_t t = 0; t < n; ++t) {
-      schema_words.insert(tname[t].begin(), tname[t].end());
-      schema_words.insert(cnames[t].begin(), cnames[t].end());
-    }
-    bool person = false;
-    size_t run = 0;
-    bool sentence_start = true;
-    for (size_t i = 0; i < question.size() && !person;) {
-      unsigned char c = static_cast<unsigned char>(question[i]);
-      if (!std::isalpha(c)) {
-        if (c == '.' || c == '?' || c == '!' || c == ';' || c == '"' || c == '\'' || c == ':') {
-          if (c != '\'' || i == 0 || !std::isalpha(static_cast<unsigned char>(question[i - 1]))) {
-            sentence_start = c != '\'' && c != '"';
-            run = 0;
-          }
-        }
-        ++i;
-        continue;
-      }
-      size_t b = i;
-      // A name word: letters, with inner capitals and apostrophes (McLaren, O'Gallagher).
-      while (i < question.size() && (std::isalpha(static_cast<unsigned char>(question[i])) ||
-                                     (question[i] == '\'' && i + 1 < question.size() &&
-                                      std::isupper(static_cast<unsigned char>(question[i + 1])))))
-        ++i;
-      std::string w = question.substr(b, i - b);
-      bool cap = std::isupper(static_cast<unsigned char>(w[0])) && w.size() >= 2 &&
-                 std::islower(static_cast<unsigned char>(w[1]));
-      std::string wl = w;
-      std::transform(wl.begin(), wl.end(), wl.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-      wl = stem(wl);
-      bool plain = cap && !sentence_start && !is_stop(wl) && !schema_words.count(wl);
-      run = plain ? run + 1 : 0;
-      if (run >= 2) person = true;
-      sentence_start = false;
-    }
-    if (person) {
-      for (size_t t = 0; t < n; ++t) {
-        bool first = false, last = false;
-        for (const Column& c : schema.tables[t].columns) {
-          std::set<std::string> cw;
-          for (auto& w : tokens(c.name, false)) cw.insert(w);
-          first = first || cw.count("first") || cw.count("forename") || cw.count("firstname");
-          last = last || cw.count("last") || cw.count("surname") || cw.count("lastname");
-        }
-        if (first && last) chosen[t] = true;
-      }
-    }
-  }
+  choose_named_tables(schema, q, chosen);
+  choose_joined_words(schema, q, chosen);
+  choose_unique_columns(schema, q, chosen);
+  choose_code_columns(schema, q, chosen);
+  choose_person_tables(schema, q, sw, chosen);
 
   // Foreign keys as an undirected graph; a link table between two chosen tables is needed for
   // the join even when the question never names it (singer_in_concert between singer, concert).
-  std::vector<std::set<size_t>> adj(n);
-  for (size_t t = 0; t < n; ++t) {
-    for (const ForeignKey& f : schema.tables[t].foreign_keys) {
-      int o = schema.find(f.ref_table);
-      if (o >= 0 && static_cast<size_t>(o) != t) {
-        adj[t].insert(static_cast<size_t>(o));
-        adj[static_cast<size_t>(o)].insert(t);
-      }
-    }
-  }
-  std::vector<size_t> picked;
-  for (size_t t = 0; t < n; ++t) if (chosen[t]) picked.push_back(t);
+  const Graph adj = foreign_key_graph(schema);
   // Join partners the question also touches (singer for singer_in_concert) come along.
-  for (size_t t : picked) {
+  for (size_t t : chosen_tables(chosen)) {
     for (size_t o : adj[t]) {
       if (top > 0 && r.scores[o] > neighbour * top) chosen[o] = true;
     }
   }
-  // Attributes the question asks for ("names of poker players", "birth date") that no chosen
-  // table has but a join partner does: that partner is needed to answer.
-  {
-    std::vector<std::string> asked = q;
-    for (auto& w : tokens(question, false)) {
-      if (w == "name" || w == "names") asked.push_back("name");
-    }
-    std::vector<std::set<std::string>> colw(n);
-    for (size_t t = 0; t < n; ++t) {
-      for (const Column& c : schema.tables[t].columns) {
-        for (auto& w : tokens(c.name, false)) colw[t].insert(w);
-        for (auto& w : tokens(c.description, true)) colw[t].insert(w);
-      }
-    }
-    auto has = [&](size_t t, const std::string& w) { return colw[t].count(w) > 0 || tname[t].count(w) > 0; };
-    std::vector<bool> add(n, false);
-    for (const std::string& w : asked) {
-      bool covered = false;
-      for (size_t t = 0; t < n && !covered; ++t) covered = chosen[t] && has(t, w);
-      if (covered) continue;
-      for (size_t t = 0; t < n; ++t) {
-        if (!chosen[t]) continue;
-        for (size_t o : adj[t]) {
-          if (!chosen[o] && colw[o].count(w)) add[o] = true;
-        }
-      }
-    }
-    for (size_t t = 0; t < n; ++t) if (add[t]) chosen[t] = true;
-  }
-  // A link table between two chosen tables that no foreign key joins directly (client and
-  // account through disp) is added, the best-scoring one when several would do.
-  picked.clear();
-  for (size_t t = 0; t < n; ++t) if (chosen[t]) picked.push_back(t);
-  for (size_t i = 0; i < picked.size(); ++i) {
-    for (size_t j = i + 1; j < picked.size(); ++j) {
-      size_t a = picked[i], b = picked[j];
-      if (adj[a].count(b)) continue;
-      // Two candidate link tables are both kept (client and account meet in disp and in
-      // district; which one the question means is not lexical); more than two: the best.
-      std::vector<size_t> common;
-      for (size_t c : adj[a])
-        if (adj[b].count(c)) common.push_back(c);
-      if (common.size() <= 2) {
-        for (size_t c : common) chosen[c] = true;
-      } else {
-        size_t best = common[0];
-        for (size_t c : common)
-          if (r.scores[c] > r.scores[best]) best = c;
-        chosen[best] = true;
-      }
-    }
-  }
-  // Then the chosen tables must join up: each one not yet connected (through chosen tables) to the
-  // best one's group is linked to it by the shortest foreign-key path, whose intermediate tables
-  // (link tables such as disp between client and account) are added. Among equally short paths
-  // the one through higher-scoring tables wins.
-  {
-    std::vector<size_t> nbr_order(n);
-    for (size_t i = 0; i < n; ++i) nbr_order[i] = order[i];
-    std::vector<bool> group(n, false);
-    auto grow = [&](size_t from) {  // marks everything reachable from `from` through chosen tables
-      std::vector<size_t> st{from};
-      group[from] = true;
-      while (!st.empty()) {
-        size_t x = st.back();
-        st.pop_back();
-        for (size_t y : adj[x])
-          if (chosen[y] && !group[y]) {
-            group[y] = true;
-            st.push_back(y);
-          }
-      }
-    };
-    grow(order[0]);
-    for (size_t t : order) {
-      if (!chosen[t] || group[t]) continue;
-      // Breadth-first from t over all tables to the group, neighbours by score.
-      std::vector<long> prev(n, -1);
-      std::vector<bool> seen(n, false);
-      std::vector<size_t> frontier{t};
-      seen[t] = true;
-      long hit = -1;
-      while (!frontier.empty() && hit < 0) {
-        std::vector<size_t> next;
-        for (size_t x : frontier) {
-          for (size_t y : nbr_order) {
-            if (!adj[x].count(y) || seen[y]) continue;
-            seen[y] = true;
-            prev[y] = static_cast<long>(x);
-            if (group[y]) {
-              hit = static_cast<long>(y);
-              break;
-            }
-            next.push_back(y);
-          }
-          if (hit >= 0) break;
-        }
-        frontier = std::move(next);
-      }
-      if (hit < 0) continue;  // no foreign-key path: left as it is
-      for (long x = prev[static_cast<size_t>(hit)]; x >= 0 && static_cast<size_t>(x) != t; x = prev[static_cast<size_t>(x)])
-        chosen[static_cast<size_t>(x)] = true;
-      grow(t);
-    }
-  }
+  add_attribute_partners(schema, q, sw, adj, chosen);
+  add_link_tables(adj, r.scores, chosen);
+  connect_chosen(adj, order, chosen);
   for (size_t t : order) {
     if (chosen[t]) r.tables.push_back(schema.tables[t].name);
   }
   return r;
-}
-
-std::vector<std::string> tables_in_sql(const Schema& schema, const std::string& sql) {
-  // Scans "FROM a [AS x], b" and "JOIN a [x]" by hand (std::regex trips GCC 12 warnings under
-  // the sanitizer build); identifiers may be quoted with "", `` or [], string literals skipped.
-  std::set<std::string> seen;
-  std::vector<std::string> out;
-  const size_t n = sql.size();
-  auto is_word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-  auto skip_space = [&](size_t i) {
-    while (i < n && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
-    return i;
-  };
-  auto lower = [](std::string w) {
-    std::transform(w.begin(), w.end(), w.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return w;
-  };
-  // Reads one identifier at i; returns its text (empty if none) and moves i past it.
-  auto ident = [&](size_t& i, bool& quoted) {
-    quoted = false;
-    if (i >= n) return std::string();
-    char open = sql[i];
-    char close = open == '[' ? ']' : open;
-    if (open == '"' || open == '`' || open == '[') {
-      size_t e = sql.find(close, i + 1);
-      if (e == std::string::npos) return std::string();
-      std::string w = sql.substr(i + 1, e - i - 1);
-      i = e + 1;
-      quoted = true;
-      return w;
-    }
-    size_t b = i;
-    while (i < n && is_word(sql[i])) ++i;
-    return sql.substr(b, i - b);
-  };
-  static const std::set<std::string> clause = {
-      "where", "join", "on", "group", "order", "limit", "union", "intersect", "except", "having",
-      "left", "right", "inner", "outer", "cross", "natural", "full", "using", "window"};
-  auto add = [&](const std::string& name) {
-    int t = schema.find(name);
-    if (t >= 0 && seen.insert(schema.tables[static_cast<size_t>(t)].name).second) {
-      out.push_back(schema.tables[static_cast<size_t>(t)].name);
-    }
-  };
-  for (size_t i = 0; i < n;) {
-    char c = sql[i];
-    if (c == '\'') {  // string literal: '' escapes a quote
-      ++i;
-      while (i < n && !(sql[i] == '\'' && (i + 1 >= n || sql[i + 1] != '\''))) i += sql[i] == '\'' ? 2 : 1;
-      ++i;
-      continue;
-    }
-    if (!is_word(c) || (i > 0 && is_word(sql[i - 1]))) {
-      ++i;
-      continue;
-    }
-    size_t b = i;
-    while (i < n && is_word(sql[i])) ++i;
-    std::string kw = lower(sql.substr(b, i - b));
-    if (kw != "from" && kw != "join") continue;
-    for (;;) {
-      i = skip_space(i);
-      bool quoted = false;
-      std::string table = ident(i, quoted);
-      if (table.empty()) break;
-      add(table);
-      i = skip_space(i);
-      size_t save = i;
-      bool q2 = false;
-      std::string alias = ident(i, q2);
-      if (!alias.empty() && !q2 && lower(alias) == "as") {
-        i = skip_space(i);
-        ident(i, q2);
-      } else if (alias.empty() || (!q2 && clause.count(lower(alias)))) {
-        i = save;
-      }
-      i = skip_space(i);
-      if (i < n && sql[i] == ',') {
-        ++i;
-        continue;
-      }
-      break;
-    }
-  }
-  return out;
-}
-
-std::vector<std::pair<std::string, Schema>> schemas_from_spider_json(const nlohmann::json& tables) {
-  std::vector<std::pair<std::string, Schema>> out;
-  for (const auto& db : tables) {
-    Schema s;
-    const auto& tnames = db.at("table_names_original");
-    for (const auto& t : tnames) s.tables.push_back({t.get<std::string>(), {}, {}});
-    // The natural-language names ("number of test takers" for NumTstTakr) are the dataset's
-    // column descriptions; kept when they say more than the name itself.
-    auto differs = [](const std::string& nice, const std::string& orig) {
-      std::string a, b;
-      for (char c : nice) if (std::isalnum(static_cast<unsigned char>(c))) a += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      for (char c : orig) if (std::isalnum(static_cast<unsigned char>(c))) b += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      return a != b;
-    };
-    if (db.contains("table_names")) {
-      const auto& nice = db.at("table_names");
-      for (size_t i = 0; i < nice.size() && i < s.tables.size(); ++i) {
-        std::string d = nice[i].get<std::string>();
-        if (differs(d, s.tables[i].name)) s.tables[i].description = d;
-      }
-    }
-    const nlohmann::json* nice_cols = db.contains("column_names") ? &db.at("column_names") : nullptr;
-    const auto& cols = db.at("column_names_original");
-    const auto& types = db.at("column_types");
-    std::vector<std::pair<int, std::string>> colref;  // column index -> (table, name)
-    for (size_t i = 0; i < cols.size(); ++i) {
-      int t = cols[i][0].get<int>();
-      std::string name = cols[i][1].get<std::string>();
-      colref.emplace_back(t, name);
-      if (t >= 0) {
-        std::string d;
-        if (nice_cols && i < nice_cols->size()) d = (*nice_cols)[i][1].get<std::string>();
-        s.tables[static_cast<size_t>(t)].columns.push_back(
-            {name, types.at(i).get<std::string>(), false, {}, differs(d, name) ? d : std::string()});
-      }
-    }
-    for (const auto& fk : db.at("foreign_keys")) {
-      auto from = colref.at(fk[0].get<size_t>());
-      auto to = colref.at(fk[1].get<size_t>());
-      if (from.first < 0 || to.first < 0) continue;
-      s.tables[static_cast<size_t>(from.first)].foreign_keys.push_back(
-          {from.second, s.tables[static_cast<size_t>(to.first)].name, to.second});
-    }
-    out.emplace_back(db.at("db_id").get<std::string>(), std::move(s));
-  }
-  return out;
 }
 
 }  // namespace kexa::sql

@@ -70,9 +70,13 @@ struct Schema {
 };
 
 // What both backends offer; open_database() picks one from a URL. Every method refuses anything
-// but one read-only query with a Refused naming the reason.
+// but one read-only query with a Refused naming the reason. An executor owns its connection and
+// is not copied.
 class Executor {
  public:
+  Executor() = default;
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
   virtual ~Executor() = default;
   virtual Result execute(const std::string& sql, const Limits& limits = {}) = 0;
   // Checks with the database itself (prepare, plan) without running: throws Refused.
@@ -96,8 +100,6 @@ class SqliteExecutor : public Executor {
  public:
   explicit SqliteExecutor(const std::string& path);
   ~SqliteExecutor();
-  SqliteExecutor(const SqliteExecutor&) = delete;
-  SqliteExecutor& operator=(const SqliteExecutor&) = delete;
 
   Result execute(const std::string& sql, const Limits& limits = {}) override;
   // Prepares and checks without running: throws Refused or a prepare error.
@@ -137,8 +139,6 @@ class PostgresExecutor : public Executor {
   // goes in ?host=/path. Connects and sets the session read-only.
   explicit PostgresExecutor(const std::string& url);
   ~PostgresExecutor() override;
-  PostgresExecutor(const PostgresExecutor&) = delete;
-  PostgresExecutor& operator=(const PostgresExecutor&) = delete;
 
   Result execute(const std::string& sql, const Limits& limits = {}) override;
   void validate(const std::string& sql) override;
