@@ -61,9 +61,6 @@ NextToken::NextToken(Sampler& sampler, const GenerateOptions& options, std::span
 }
 
 NextToken::Choice NextToken::choose(std::span<const float> logits) {
-  // A refused token is removed and the draw repeated; after this many refusals everything the
-  // filter refuses is removed at once (one allows() per vocabulary entry).
-  constexpr int kRedraws = 64;
   TokenFilter* filter = options_.filter;
   Choice c;
   if (filter) filter->set_remaining(options_.max_tokens - generated_ - 1);
@@ -73,7 +70,7 @@ NextToken::Choice NextToken::choose(std::span<const float> logits) {
     masked_.assign(logits.begin(), logits.end());
     masked_[static_cast<size_t>(c.token)] = kRemoved;
     c.token = -1;
-    for (int tries = 1; tries < kRedraws && c.token < 0; ++tries) {
+    for (int tries = 0; tries < filter->redraws() && c.token < 0; ++tries) {
       const int32_t t = sampler_.sample(masked_);
       if (filter->allows(t)) c.token = t;
       else masked_[static_cast<size_t>(t)] = kRemoved;

@@ -38,8 +38,9 @@ class KVCache;
 // Constrained decoding (grammars, JSON schemas, forced tool calls, required citations): which
 // tokens may come next. The one interface every constraint implements, for Generator and the
 // Scheduler alike (both choose tokens through NextToken below). The sampled token is checked with
-// allows(); a refused token is removed and the sampler draws again, a few times, before mask()
-// removes everything refused at once, so an unconstrained-looking model pays one check per token.
+// allows(), so an unconstrained-looking model pays one check per token; a refused token is
+// removed and the sampler draws again up to redraws() times, then mask() removes everything
+// refused at once.
 class TokenFilter {
  public:
   virtual ~TokenFilter() = default;
@@ -47,6 +48,9 @@ class TokenFilter {
   // chosen (a constraint refuses tokens after which its output could not be completed in time).
   virtual void set_remaining(int64_t tokens_after) { (void)tokens_after; }
   virtual bool allows(int32_t token) = 0;
+  // Redraws after a refusal before mask(): worth it when mask() is dear (it asks allows() of every
+  // vocabulary entry), not when mask() is cheap (a vocabulary trie prunes whole branches).
+  virtual int redraws() const { return 0; }
   // Sets the logit of every token that may not come next to -infinity.
   virtual void mask(std::span<float> logits) = 0;
   // The token was chosen (it is part of the output now).
