@@ -30,7 +30,6 @@ sql::Executor& database_or_404(ServerState& st) {
   return *st.database;
 }
 
-
 // The grounded answer's stop reason in the words of finish_reason ("abstained" stays).
 std::string answer_stop_reason(const std::string& name) {
   if (name == "eos" || name == "stop_string" || name == "stopped") return "stop";
@@ -77,11 +76,8 @@ json rag_query(ServerState& st, const json& body) {
   rag::AnswerResult r;
   try {
     r = rag::answer(retrieve, chat_function(*st.engine, *st.scheduler), opt, question);
-  } catch (const Error& e) {
+  } catch (const Error& e) {  // the prompt does not fit the context, generation failed
     throw BadRequest{e.what(), "messages"};
-  }
-  if (r.stop_reason == stop_reason_name(StopReason::Error)) {
-    throw BadRequest{"generation failed", "", 500, "server_error"};
   }
   r.stop_reason = answer_stop_reason(r.stop_reason);
   json out = json::parse(r.to_json().dump());

@@ -1,9 +1,10 @@
 // One text-to-SQL request and three streaming chats sent at once to a `kexa serve --parallel 4
-// --sql-db ...`: the SQL request's generations are ordinary scheduler jobs, so the streams keep
+// (or more) --sql-db ...` (Spider's singer database): the SQL request's generations are ordinary scheduler jobs, so the streams keep
 // producing tokens while it runs (nothing pauses the model), and every result equals what the same
 // request gives when sent alone (greedy decoding).
-// Usage: node server_sql_concurrent.mjs BASE_URL
-const [base] = process.argv.slice(2);
+// Usage: node server_sql_concurrent.mjs BASE_URL API_KEY
+const [base, apiKey] = process.argv.slice(2);
+const headers = { "Content-Type": "application/json", Authorization: "Bearer " + apiKey };
 let passed = 0, failed = 0;
 function check(name, cond, detail = "") {
   if (cond) { passed++; console.log("  ok   " + name); }
@@ -19,7 +20,7 @@ const chatBodies = [0, 1, 2].map((i) => ({
 async function sqlQuery() {
   const start = performance.now();
   const res = await fetch(base + "/v1/sql/query", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(sqlBody),
+    method: "POST", headers, body: JSON.stringify(sqlBody),
   });
   const body = await res.json();
   return { status: res.status, body, start, end: performance.now() };
@@ -28,7 +29,7 @@ async function sqlQuery() {
 // The stream's text and the arrival time of every chunk that carried generated text.
 async function streamChat(body) {
   const res = await fetch(base + "/v1/chat/completions", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    method: "POST", headers, body: JSON.stringify(body),
   });
   if (res.status !== 200) return { status: res.status, text: "", times: [] };
   const reader = res.body.getReader();
