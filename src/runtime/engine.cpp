@@ -90,6 +90,8 @@ chat::ChatTemplate Engine::open_chat_template(const std::string& spec, const Eng
 Engine::~Engine() = default;
 
 const ModelConfig& Engine::config() const { return model_->config(); }
+const std::string& Engine::model_type() const { return model_->config().model_type; }
+int64_t Engine::vocab_size() const { return model_->config().vocab_size; }
 
 const Tokenizer& Engine::tokenizer() const {
   if (!tokenizer_) fail(path_, ": no tokenizer (", tokenizer_error_, ")");

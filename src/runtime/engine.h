@@ -83,6 +83,10 @@ class Engine {
 
   Model& model() const { return *model_; }
   const ModelConfig& config() const;
+  // The config's architecture name ("exaone4", ...) and vocabulary size, for callers that report
+  // them without reading model/ (the server's /v1/models).
+  const std::string& model_type() const;
+  int64_t vocab_size() const;
   const std::string& path() const { return path_; }  // the local path that was opened
 
   bool has_tokenizer() const { return tokenizer_ != nullptr; }

@@ -27,6 +27,17 @@ JobHandle::Event JobHandle::wait(int timeout_ms) {
   return out;
 }
 
+JobEnd JobHandle::follow(const std::function<bool(const JobEvent&)>& on_event) {
+  for (;;) {
+    Event ev = wait(250);
+    if (on_event && !on_event(ev.output)) {
+      cancel();
+      return JobEnd{StopReason::Callback, {}};
+    }
+    if (ev.end) return *ev.end;
+  }
+}
+
 double JobHandle::queued_seconds() const {
   return first_token_at_ > 0 ? first_token_at_ - submitted_at_ : 0.0;
 }
@@ -113,14 +124,7 @@ std::shared_ptr<JobHandle> Scheduler::submit(Job job) {
 JobEnd Scheduler::run(Job job, const std::function<bool(const JobEvent&)>& on_event) {
   std::shared_ptr<JobHandle> handle = submit(std::move(job));
   if (!handle) throw Busy{};
-  for (;;) {
-    JobHandle::Event ev = handle->wait(250);
-    if (on_event && !on_event(ev.output)) {
-      handle->cancel();
-      return JobEnd{StopReason::Callback, {}};
-    }
-    if (ev.end) return *ev.end;
-  }
+  return handle->follow(on_event);
 }
 
 SchedulerStats Scheduler::stats() const {

@@ -32,6 +32,11 @@ class JobHandle {
   // Blocks until new tokens or the end are available, or the timeout passes (then returns an
   // empty event without an end).
   Event wait(int timeout_ms = 1000);
+  // Waits for events until the job ends, passing each to on_event (an empty one about every
+  // 250 ms while nothing arrives); on_event returning false cancels the job (reason Callback).
+  // Scheduler::run is submit + follow; a caller that must know the job was queued before it
+  // waits (the server answers 429 before a stream starts) submits and follows itself.
+  JobEnd follow(const std::function<bool(const JobEvent&)>& on_event);
   void cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
   int64_t prompt_tokens() const { return prompt_tokens_; }

@@ -653,7 +653,7 @@ JsonConstraint::JsonConstraint(const json& schema, bool any_object) : state_(std
 }
 
 JsonConstraint::JsonConstraint(const JsonConstraint& other)
-    : schema_(other.schema_), state_(std::make_unique<State>(*other.state_)) {}
+    : TextConstraint(other), schema_(other.schema_), state_(std::make_unique<State>(*other.state_)) {}
 
 bool JsonConstraint::feed(char c) { return state_->feed(c); }
 

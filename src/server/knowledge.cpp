@@ -110,43 +110,4 @@ nlohmann::json Documents::hit_json(const rag::Hit& h, int number) {
   return j;
 }
 
-// --- CitationRequirement ---------------------------------------------------------------------------
-
-bool CitationRequirement::feed(char c) {
-  if (cited_) return true;
-  if (c == '[') {
-    open_ = "[";
-  } else if (!open_.empty() && c >= '0' && c <= '9' && open_.size() < 4) {
-    open_ += c;
-  } else if (c == ']' && open_.size() > 1) {
-    int n = std::stoi(open_.substr(1));
-    cited_ = n >= 1 && n <= n_sources_;
-    open_.clear();
-  } else {
-    open_.clear();
-  }
-  return true;
-}
-
-size_t CitationRequirement::min_completion() const {
-  if (cited_) return 0;
-  if (open_.size() > 1) {
-    int n = std::stoi(open_.substr(1));
-    if (n >= 1 && n <= n_sources_) return 1;  // "]"
-  }
-  if (open_ == "[") return 2;  // "1]"
-  return 3;                    // "[1]"
-}
-
-bool CitationRequirement::accepts(std::string_view text, size_t budget) const {
-  if (text.empty()) return false;
-  CitationRequirement copy(*this);
-  for (char c : text) copy.feed(c);
-  return copy.min_completion() <= budget;
-}
-
-void CitationRequirement::advance(std::string_view text) {
-  for (char c : text) feed(c);
-}
-
 }  // namespace kexa::server

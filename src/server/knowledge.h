@@ -51,22 +51,4 @@ class Documents {
   size_t max_bytes_;
 };
 
-// Constrained decoding for grounded answers that must cite: the reply may end (stop token) only
-// after a marker "[n]" naming one of the n_sources sources, and when the remaining budget is
-// about to run out the marker is forced. Otherwise any non-special text is allowed.
-class CitationRequirement {
- public:
-  explicit CitationRequirement(int n_sources) : n_sources_(n_sources) {}
-  bool accepts(std::string_view text, size_t budget) const;
-  void advance(std::string_view text);
-  bool complete() const { return cited_; }
-  size_t min_completion() const;
-
- private:
-  bool feed(char c);
-  int n_sources_;
-  bool cited_ = false;
-  std::string open_;  // "[" and digits of a marker in progress
-};
-
 }  // namespace kexa::server

@@ -44,7 +44,8 @@ ToolCallConstraint::ToolCallConstraint(const std::vector<Function>& functions, b
 ToolCallConstraint::~ToolCallConstraint() = default;
 
 ToolCallConstraint::ToolCallConstraint(const ToolCallConstraint& other)
-    : alternatives_(other.alternatives_),
+    : TextConstraint(other),
+      alternatives_(other.alternatives_),
       multiple_(other.multiple_),
       phase_(other.phase_),
       tail_(other.tail_),

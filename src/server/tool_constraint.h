@@ -19,7 +19,7 @@
 
 namespace kexa::server {
 
-class ToolCallConstraint {
+class ToolCallConstraint : public TextConstraint {
  public:
   struct Function {
     std::string name;
@@ -28,18 +28,20 @@ class ToolCallConstraint {
   // multiple: more than one call may follow the first ("required"); a named function gets one.
   // Throws kexa::Error naming the function whose parameters schema is not supported.
   ToolCallConstraint(const std::vector<Function>& functions, bool multiple, bool reasoning_open);
-  ~ToolCallConstraint();
+  ~ToolCallConstraint() override;
   ToolCallConstraint(const ToolCallConstraint& other);
   ToolCallConstraint& operator=(const ToolCallConstraint&) = delete;
 
   // Same contract as JsonConstraint: `text` keeps the output a valid prefix and the shortest
   // completion then fits in `budget` characters.
-  bool accepts(std::string_view text, size_t budget = SIZE_MAX) const;
-  void advance(std::string_view text);
+  bool accepts(std::string_view text, size_t budget = SIZE_MAX) const override;
+  void advance(std::string_view text) override;
   // At least one whole call has been written (the reply may end here).
-  bool complete() const;
+  bool complete() const override;
   size_t min_completion() const;
   bool in_reasoning() const;
+  // Special tokens are markup: only the end of the reasoning block may be one.
+  bool accepts_special(std::string_view text) const override { return in_reasoning() && text == "</think>"; }
 
  private:
   bool feed(char c);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kexa serve end to end on loopback: the official openai SDK (also for the document store,
-# grounded answers and SQL endpoints), a load test with disconnecting clients, and the web UI in
+# grounded answers and SQL endpoints), a load test with disconnecting clients, text-to-SQL
+# running beside streaming chats (all progress, each as alone), and the web UI in
 # headless Chromium (Playwright). The model is a tiny random EXAONE 4.0
 # with the real EXAONE 4.0 tokenizer and chat template; tool prompts are checked against Python
 # Jinja2 (tests/jinja_reference.py).
@@ -64,6 +65,8 @@ echo "openai SDK"
 node tests/conformance/server_openai.mjs "$base" test-key "$work/tools_prompt.txt" "$work" || rc=1
 echo "load"
 node tests/conformance/server_load.mjs "$base" test-key || rc=1
+echo "text-to-SQL beside streaming chats"
+node tests/conformance/server_sql_concurrent.mjs "$base" test-key || rc=1
 if [ -x /usr/bin/chromium ]; then
   echo "browser"
   shots="${KEXA_TEST_OUTPUT:-$PWD/${KEXA_BUILD:-build}/test-output}"

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "rag/answer.h"
 #include "server/knowledge.h"
 #include "util/error.h"
 
@@ -27,8 +28,9 @@ TEST(DocumentsName, RejectsPathsHiddenFilesControlCharactersAndUnknownTypes) {
   EXPECT_THROW(Documents::check_name(std::string(201, 'a') + ".md"), Error);
 }
 
+// The requirement /v1/rag/query applies with require_citation (it lives with rag::answer).
 TEST(CitationRequirement, EndsOnlyAfterAMarkerNamingARealSource) {
-  CitationRequirement c(2);
+  rag::CitationRequirement c(2);
   EXPECT_FALSE(c.complete());
   c.advance("Seoul has bridges ");
   EXPECT_FALSE(c.complete());
@@ -46,7 +48,7 @@ TEST(CitationRequirement, EndsOnlyAfterAMarkerNamingARealSource) {
 }
 
 TEST(CitationRequirement, BudgetForcesTheMarker) {
-  CitationRequirement c(1);
+  rag::CitationRequirement c(1);
   EXPECT_EQ(c.min_completion(), 3u);  // "[1]"
   EXPECT_TRUE(c.accepts("word", 3));
   EXPECT_FALSE(c.accepts("word", 2));

@@ -1,0 +1,300 @@
+#include "server/generation.h"
+
+#include <httplib.h>
+
+#include <cstring>
+#include <memory>
+#include <span>
+
+#include "runtime/engine.h"
+#include "runtime/text_constraint.h"
+#include "server/knowledge_routes.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace kexa::server {
+
+namespace {
+
+// A job already in the scheduler's queue, run by run_turn. Submitting before run_turn lets a full
+// queue be a 429, and a prompt the scheduler refuses a 400, before a stream's headers are sent.
+class QueuedJob final : public GenerationBackend {
+ public:
+  QueuedJob(std::shared_ptr<JobHandle> handle, int64_t context) : handle_(std::move(handle)), context_(context) {}
+  // A consumer that leaves early (an exception, a closed connection) frees the slot.
+  ~QueuedJob() override { handle_->cancel(); }
+  int64_t context() const override { return context_; }
+  // `job` is the one already queued.
+  JobEnd run(Job job, const std::function<bool(const JobEvent&)>& on_event) override {
+    (void)job;
+    return handle_->follow(on_event);
+  }
+
+ private:
+  std::shared_ptr<JobHandle> handle_;
+  int64_t context_;
+};
+
+std::shared_ptr<JobHandle> submit_or_throw(ServerState& st, const Job& job) {
+  std::shared_ptr<JobHandle> h;
+  try {
+    h = st.scheduler->submit(job);
+  } catch (const Error& e) {
+    throw BadRequest{e.what(), "messages"};
+  }
+  if (!h) throw BadRequest{"the server is busy: request queue is full, retry later", "", 429, "rate_limit_error"};
+  return h;
+}
+
+// The token filter of response_format or of a forced tool call (the latter depends on whether
+// the prompt opened a reasoning block, known once the turn is prepared); empty when neither.
+std::function<std::shared_ptr<TokenFilter>(const PreparedTurn&)> filter_maker(const Engine& engine,
+                                                                              const GenerationRequest& g) {
+  if (g.response_format) {
+    std::shared_ptr<JsonConstraint> constraint = g.response_format;
+    return [&engine, constraint](const PreparedTurn&) {
+      return constrain_text(constraint, engine.token_texts(), engine.stop_ids());
+    };
+  }
+  if (g.forced_calls.empty()) return {};
+  return [&engine, functions = g.forced_calls, multiple = g.multiple_calls,
+          param = g.max_tokens_param](const PreparedTurn& turn) {
+    auto constraint = std::make_shared<ToolCallConstraint>(functions, multiple, turn.reasoning_open);
+    const int64_t max_tokens = turn.job.options.max_tokens;
+    if (static_cast<size_t>(max_tokens) < constraint->min_completion()) {
+      throw BadRequest{concat("max_tokens is ", max_tokens, " but a forced tool call may need ",
+                              constraint->min_completion(), " tokens"),
+                       param};
+    }
+    return constrain_text(constraint, engine.token_texts(), engine.stop_ids());
+  };
+}
+
+json logprob_json(const Tokenizer& tok, const TokenLogprob& lp) {
+  auto entry = [&](int32_t id, float logprob) {
+    std::string text = tok.decode(std::span<const int32_t>(&id, 1));
+    json bytes = json::array();
+    for (unsigned char c : text) bytes.push_back(static_cast<int>(c));
+    return json{{"token", text}, {"logprob", logprob}, {"bytes", bytes}};
+  };
+  json j = entry(lp.token, lp.logprob);
+  json top = json::array();
+  for (const auto& [id, l] : lp.top) top.push_back(entry(id, l));
+  j["top_logprobs"] = top;
+  return j;
+}
+
+json usage_json(int64_t prompt, int64_t completion) {
+  return json{{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+}
+
+// --- whole answers --------------------------------------------------------------------------------
+
+json chat_choice(const ServerState& st, const TurnResult& r, bool want_logprobs) {
+  json choice = {{"index", 0}, {"message", r.assistant_message()}, {"logprobs", nullptr},
+                 {"finish_reason", finish_name(r.finish, !r.tool_calls.empty())}};
+  if (want_logprobs) {
+    json lps = json::array();
+    for (const auto& lp : r.logprobs) lps.push_back(logprob_json(st.engine->tokenizer(), lp));
+    choice["logprobs"] = {{"content", lps}};
+  }
+  return choice;
+}
+
+json completion_choice(const ServerState& st, const TurnResult& r, bool want_logprobs) {
+  json choice = {{"index", 0}, {"text", r.content}, {"logprobs", nullptr}, {"finish_reason", finish_name(r.finish, false)}};
+  if (want_logprobs) {
+    json tokens = json::array(), values = json::array();
+    for (const auto& lp : r.logprobs) {
+      tokens.push_back(st.engine->tokenizer().decode(std::span<const int32_t>(&lp.token, 1)));
+      values.push_back(lp.logprob);
+    }
+    choice["logprobs"] = {{"tokens", tokens}, {"token_logprobs", values}};
+  }
+  return choice;
+}
+
+void respond_whole(ServerState& st, const GenerationRequest& g, PreparedTurn& turn, httplib::Response& res,
+                   double started) {
+  Metrics& metrics = st.metrics;
+  TurnCallbacks callbacks;
+  callbacks.on_first_token = [&] { metrics.time_to_first_token.observe(now_seconds() - started); };
+  TurnResult r = run_generation(st, turn, callbacks);
+  const bool want_logprobs = g.turn.top_logprobs >= 0;
+  json choice = g.chat ? chat_choice(st, r, want_logprobs) : completion_choice(st, r, want_logprobs);
+  metrics.add_tokens(r.prompt_tokens, r.completion_tokens);
+  metrics.request_duration.observe(now_seconds() - started);
+  send_json(res, 200, json{{"id", random_id(g.chat ? "chatcmpl-" : "cmpl-")},
+                           {"object", g.chat ? "chat.completion" : "text_completion"},
+                           {"created", unix_time()}, {"model", st.model_name}, {"choices", json::array({choice})},
+                           {"usage", usage_json(r.prompt_tokens, r.completion_tokens)}});
+}
+
+// --- streams --------------------------------------------------------------------------------------
+
+// One streamed answer as server-sent events: (chat) the role, then each piece as it becomes final
+// (reasoning, content with its logprobs, tool calls), the finish_reason, the usage when asked,
+// and [DONE]. A failed generation sends an error body instead of the finish.
+class EventStream {
+ public:
+  EventStream(ServerState& st, const GenerationRequest& g, PreparedTurn turn, std::shared_ptr<JobHandle> handle,
+              double started)
+      : st_(st), chat_(g.chat), include_usage_(g.include_usage), want_logprobs_(g.turn.top_logprobs >= 0),
+        id_(random_id(g.chat ? "chatcmpl-" : "cmpl-")), created_(unix_time()), turn_(std::move(turn)),
+        handle_(std::move(handle)), started_(started) {}
+
+  // The whole stream, on the connection's thread; false when the client went away.
+  bool run(httplib::DataSink& sink) {
+    if (ran_) return false;
+    ran_ = true;
+    sink_ = &sink;
+    if (chat_ && !send(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr))) return false;
+    QueuedJob queued(handle_, st_.scheduler->context());
+    TurnCallbacks callbacks;
+    callbacks.on_delta = [this](const TurnDelta& d) { return emit(d); };
+    callbacks.on_wait = [&sink] { return sink.is_writable(); };
+    callbacks.on_first_token = [this] { st_.metrics.time_to_first_token.observe(now_seconds() - started_); };
+    TurnResult r = run_turn(*st_.engine, turn_, queued, callbacks);
+    if (r.finish == StopReason::Callback) return false;
+    finish(r);
+    sink.done();
+    return true;
+  }
+
+ private:
+  bool send(const json& body) {
+    std::string line = "data: " + body.dump() + "\n\n";
+    return sink_->write(line.data(), line.size());
+  }
+
+  json chunk(json delta, const json& finish_reason, const json& lps) const {
+    json choice = chat_ ? json{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", lps}, {"finish_reason", finish_reason}}
+                        : json{{"index", 0}, {"text", delta.value("content", "")}, {"logprobs", lps},
+                               {"finish_reason", finish_reason}};
+    return json{{"id", id_}, {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
+                {"created", created_}, {"model", st_.model_name}, {"choices", json::array({choice})}};
+  }
+
+  bool emit(const TurnDelta& d) {
+    json lps = nullptr;
+    if (want_logprobs_ && !d.logprobs.empty()) {
+      json arr = json::array();
+      for (const auto& lp : d.logprobs) arr.push_back(logprob_json(st_.engine->tokenizer(), lp));
+      lps = json{{"content", arr}};
+    }
+    if (!d.reasoning.empty() && !send(chunk(json{{"reasoning_content", d.reasoning}}, nullptr, nullptr))) return false;
+    if ((!d.content.empty() || !lps.is_null()) && !send(chunk(json{{"content", d.content}}, nullptr, lps))) return false;
+    if (!d.tool_calls.empty()) {
+      json calls = tool_calls_json(d.tool_calls, true);
+      for (size_t i = 0; i < calls.size(); ++i) calls[i]["index"] = tool_calls_sent_ + i;
+      tool_calls_sent_ += calls.size();
+      if (!send(chunk(json{{"tool_calls", calls}}, nullptr, nullptr))) return false;
+    }
+    return true;
+  }
+
+  void finish(const TurnResult& r) {
+    if (r.finish == StopReason::Error) {
+      send(error_body("generation failed: " + r.error, "server_error", ""));
+    } else {
+      send(chunk(json::object(), finish_name(r.finish, tool_calls_sent_ > 0), nullptr));
+      if (include_usage_) {
+        send(json{{"id", id_}, {"object", chat_ ? "chat.completion.chunk" : "text_completion"}, {"created", created_},
+                  {"model", st_.model_name}, {"choices", json::array()},
+                  {"usage", usage_json(r.prompt_tokens, r.completion_tokens)}});
+      }
+    }
+    const char* done = "data: [DONE]\n\n";
+    sink_->write(done, std::strlen(done));
+    st_.metrics.add_tokens(r.prompt_tokens, r.completion_tokens);
+    st_.metrics.request_duration.observe(now_seconds() - started_);
+  }
+
+  ServerState& st_;
+  const bool chat_, include_usage_, want_logprobs_;
+  const std::string id_;
+  const int64_t created_;
+  PreparedTurn turn_;
+  std::shared_ptr<JobHandle> handle_;
+  const double started_;
+  httplib::DataSink* sink_ = nullptr;
+  size_t tool_calls_sent_ = 0;
+  bool ran_ = false;
+};
+
+void respond_streaming(ServerState& st, const GenerationRequest& g, PreparedTurn turn, httplib::Response& res,
+                       double started) {
+  std::shared_ptr<JobHandle> handle = submit_or_throw(st, turn.job);
+  auto stream = std::make_shared<EventStream>(st, g, std::move(turn), handle, started);
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream", [stream](size_t, httplib::DataSink& sink) { return stream->run(sink); },
+      [handle](bool) { handle->cancel(); });
+  res.status = 200;
+}
+
+void handle_generation(ServerState& st, const httplib::Request& req, httplib::Response& res, bool chat) {
+  const double started = now_seconds();
+  json body = parse_body(req.body);
+  if (chat && expand_server_tools(st, body)) {
+    chat_with_server_tools(st, std::move(body), res, started);
+    return;
+  }
+  if (chat) require_chat_template(st, "messages");
+  GenerationRequest g = parse_generation(body, chat);
+  PreparedTurn turn = prepare_generation(st, g);
+  if (g.stream) respond_streaming(st, g, std::move(turn), res, started);
+  else respond_whole(st, g, turn, res, started);
+}
+
+}  // namespace
+
+void require_chat_template(const ServerState& st, const char* param) {
+  if (!st.engine->has_chat_template()) {
+    throw BadRequest{"this model has no chat template (" + st.engine->chat_template_error() + "); use /v1/completions",
+                     param};
+  }
+}
+
+PreparedTurn prepare_generation(ServerState& st, GenerationRequest& g) {
+  g.turn.make_filter = filter_maker(*st.engine, g);
+  try {
+    return prepare_turn(*st.engine, g.turn, st.options.context);
+  } catch (const Error& e) {
+    throw BadRequest{e.what(), g.prompt_param};
+  }
+}
+
+TurnResult run_generation(ServerState& st, PreparedTurn& turn, const TurnCallbacks& callbacks) {
+  QueuedJob queued(submit_or_throw(st, turn.job), st.scheduler->context());
+  TurnResult r = run_turn(*st.engine, turn, queued, callbacks);
+  if (r.finish == StopReason::Error) throw BadRequest{"generation failed: " + r.error, "", 500, "server_error"};
+  return r;
+}
+
+const char* finish_name(StopReason reason, bool tool_calls) {
+  if (reason == StopReason::MaxTokens || reason == StopReason::ContextFull) return "length";
+  return tool_calls ? "tool_calls" : "stop";
+}
+
+json tool_calls_json(const std::vector<chat::ToolCall>& calls, bool with_index) {
+  json arr = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    json c = {{"id", calls[i].id}, {"type", "function"},
+              {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+    if (with_index) c["index"] = i;
+    arr.push_back(c);
+  }
+  return arr;
+}
+
+void install_generation_routes(httplib::Server& svr, ServerState& st) {
+  svr.Post("/v1/chat/completions", guarded(st, "/v1/chat/completions", [&st](const auto& req, auto& res) {
+             handle_generation(st, req, res, true);
+           }));
+  svr.Post("/v1/completions", guarded(st, "/v1/completions", [&st](const auto& req, auto& res) {
+             handle_generation(st, req, res, false);
+           }));
+}
+
+}  // namespace kexa::server
