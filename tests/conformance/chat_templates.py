@@ -12,11 +12,13 @@ Families:
      The GGUF fixtures in ../shared/fixtures/llamacpp-vocab-gguf carry no chat template; if one
      ever does, it is rendered too.
   3. The small feature templates in tests/templates/*.jinja over a fixed set of contexts.
-Errors must agree too: when Python fails, kexa must fail, and vice versa.
+Errors must agree too: when Python fails, kexa must fail for the same reason (same_error), and
+vice versa. Every family has a minimum number of byte-identical renders.
 """
 import json
 import os
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -353,26 +355,87 @@ def run_batch(cmd, reqs, tmp, label):
     return [json.loads(l) for l in lines]
 
 
-def compare(name, kexa_reqs, ref_reqs, tmp):
+UNKNOWN_NAME = ("No filter named", "No test named")
+
+
+def ref_error(text):
+    """(kind, message) of a reference error, "Class: message" (jinja_reference.py). raise_exception
+    raises TemplateError; an unknown filter or test is TemplateAssertionError when Jinja2 sees it
+    at compile time and TemplateRuntimeError in a branch it compiles lazily: one kind here."""
+    cls, _, msg = text.partition(": ")
+    if cls in ("TemplateAssertionError", "TemplateRuntimeError") and msg.startswith(UNKNOWN_NAME):
+        cls = "unknown filter or test"
+    return cls, msg
+
+
+def kexa_error(text):
+    """(kind, message) of a `kexa template` error: "[ORIGIN: ]template [syntax ]error at line L,
+    column C: [CONTEXT: ...]MESSAGE", where the CONTEXT frames name the operator, filter or
+    attribute being evaluated ("filter 'selectattr': ") and MESSAGE is "raise_exception: TEXT" for
+    the template's own raise_exception, "Class: message" with Python's exception class, or
+    "No filter/test named ..."."""
+    m = re.search(r"template (syntax )?error at line \d+, column \d+: (.*)\Z", text, re.S)
+    if not m:
+        return "not a template error", text
+    msg = m.group(2)
+    if m.group(1):
+        return "TemplateSyntaxError", msg
+    r = re.search(r"(?:\A|: )raise_exception: (.*)\Z", msg, re.S)
+    if r:
+        return "TemplateError", r.group(1)
+    u = re.search(r"(?:\A|: )(No (?:filter|test) named .*)\Z", msg, re.S)
+    if u:
+        return "unknown filter or test", u.group(1)
+    c = re.search(r"(?:\A|: )([A-Za-z]+(?:Error|Exception)): (.*)\Z", msg, re.S)
+    return (c.group(1), c.group(2)) if c else ("unclassified", msg)
+
+
+def same_error(ref_text, kexa_text):
+    """Both sides failed for the same reason: the same exception class (kind), and for the
+    template's own raise_exception exactly the same message. Other messages may be worded
+    differently (for int + str kexa says Python's str + int message, "can only concatenate str
+    (not "int") to str"), but must name the same things: every name the reference quotes ('team',
+    'int', 'unknown_filter') appears in kexa's, or, when it quotes none, the messages are equal but
+    for quote marks ("list object has no element 0" / "'list object' has no element 0")."""
+    rk, rm = ref_error(ref_text)
+    kk, km = kexa_error(kexa_text)
+    if rk != kk:
+        return False
+    if rk == "TemplateError":
+        return rm == km
+    names = [a or b for a, b in re.findall(r"'([^']*)'|\"([^\"]*)\"", rm)]
+    if names:
+        return all(n in km for n in names)
+    unquote = lambda m: " ".join(m.replace("'", "").replace('"', "").split())
+    return unquote(rm) == unquote(km)
+
+
+def compare(name, kexa_reqs, ref_reqs, tmp, min_same):
+    """Fails on any difference: a render that differs, one side failing alone, or both failing
+    for different reasons (same_error); and when fewer than min_same renders are identical."""
     ref = run_batch(["/usr/bin/python3", os.path.join(ROOT, "tests", "jinja_reference.py"), "--batch"], ref_reqs, tmp, name + "-ref")
     got = run_batch([KEXA, "template", "--batch"], kexa_reqs, tmp, name + "-kexa")
-    same = errors_both = 0
+    same = errors_same = 0
     failures = []
     for i, (r, g) in enumerate(zip(ref, got)):
         if r["ok"] and g["ok"] and r["text"] == g["text"]:
             same += 1
-        elif not r["ok"] and not g["ok"]:
-            errors_both += 1
+        elif not r["ok"] and not g["ok"] and same_error(r["error"], g["error"]):
+            errors_same += 1
         else:
             failures.append((i, r, g))
     ok_renders = sum(1 for r in ref if r["ok"])
-    print(f"{name}: {len(ref)} cases, {same} byte-identical renders, {errors_both} errors on both sides "
+    print(f"{name}: {len(ref)} cases, {same} byte-identical renders, {errors_same} same errors on both sides "
           f"({ok_renders} reference renders succeeded), {len(failures)} mismatches")
-    for i, r, g in failures[:3]:
+    for i, r, g in failures[:5]:
         print(f"  case {i}: model={kexa_reqs[i].get('model')}")
         print(f"    reference: {json.dumps(r, ensure_ascii=False)[:1500]}")
         print(f"    kexa:      {json.dumps(g, ensure_ascii=False)[:1500]}")
-    return len(failures), same
+    n = len(failures)
+    if same < min_same:
+        print(f"  expected >= {min_same} byte-identical renders, got {same}")
+        n += 1
+    return n
 
 
 def main():
@@ -388,23 +451,19 @@ def main():
         if missing:
             print(f"coverage too thin for: {missing}")
             total_fail += 1
-        n, same4 = compare("EXAONE 4.0 chat_template.jinja", e4, e4, tmp)
-        total_fail += n
+        # Minimums of identical renders, well under what each batch gives (4.0: 154 of 158 render,
+        # 3.5: 107 of 108, GGUF: 60 of 60, feature templates: 66 of 72), so a generator or fixture
+        # change that turns the cases into errors cannot pass on the errors alone.
+        total_fail += compare("EXAONE 4.0 chat_template.jinja", e4, e4, tmp, 120)
         e35 = exaone_requests(E35, 100, simple=True)
-        n, same35 = compare("EXAONE 3.5 tokenizer_config.json", e35, e35, tmp)
-        total_fail += n
+        total_fail += compare("EXAONE 3.5 tokenizer_config.json", e35, e35, tmp, 80)
         kreq, rreq, nfix, found = gguf_requests(tmp)
         print(f"GGUF fixtures: {nfix} files, {found} with tokenizer.chat_template")
-        n, _ = compare("GGUF tokenizer.chat_template", kreq, rreq, tmp)
-        total_fail += n
+        total_fail += compare("GGUF tokenizer.chat_template", kreq, rreq, tmp, 50 + 15 * found)
         freq, ntemplates = feature_requests()
-        n, _ = compare(f"feature templates ({ntemplates} files x {len(CONTEXTS)} contexts)", freq, freq, tmp)
-        total_fail += n
+        total_fail += compare(f"feature templates ({ntemplates} files x {len(CONTEXTS)} contexts)", freq, freq, tmp, 60)
         if ntemplates < 20:
             print(f"expected >= 20 feature templates, found {ntemplates}")
-            total_fail += 1
-        if same4 < 60 or same35 < 60:
-            print("expected >= 60 byte-identical conversations per EXAONE template")
             total_fail += 1
     return 1 if total_fail else 0
 

@@ -88,7 +88,15 @@ async function score(modelPath, idsPath, outPath) {
 function readLogits(path, vocab) {
   const b = fs.readFileSync(path);
   if (b.length % (4 * vocab) !== 0) throw new Error(`${path}: ${b.length} bytes is not rows of ${vocab} floats`);
-  return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+  const rows = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+  // Every comparison below is false for NaN (NaN > tol, Math.max(x, NaN)), so a NaN or infinite
+  // logit on either side would pass them: it fails here instead.
+  const bad = rows.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) {
+    console.log(`FAIL ${path}: non-finite logit ${rows[bad]} at position ${Math.floor(bad / vocab)}, token ${bad % vocab}`);
+    process.exit(1);
+  }
+  return rows;
 }
 
 function top2(row) {

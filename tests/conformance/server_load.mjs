@@ -77,6 +77,8 @@ check("every response complete and well-formed", flat.every((r) => r.ok), JSON.s
 console.log(`  (phase 1 took ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 
 // Phase 2: 8 clients disconnect after their first tokens while 8 others stream long replies.
+// The counters are read before and after, so only phase 2's work is counted.
+const before = { generated: await metric("kexa_generated_tokens_total"), steps: await metric("kexa_batch_steps_total") };
 const quitters = Array.from({ length: 8 }, (_, i) => streamOnce(100 + i, { abortAfterFirst: true, maxTokens: 400 }));
 const stayers = Array.from({ length: 8 }, (_, i) => streamOnce(200 + i, { maxTokens: 48 }));
 const q = await Promise.all(quitters);
@@ -90,8 +92,25 @@ for (let i = 0; i < 50; i++) {
   await new Promise((r) => setTimeout(r, 100));
 }
 check("slots of disconnected clients are freed (kexa_sequences_active = 0)", active === 0, String(active));
-const generated = await metric("kexa_generated_tokens_total");
-check("quitters did not run to 400 tokens", generated < 64 * 24 + 8 * 48 + 8 * 400, String(generated));
+// What the quitters generated. kexa_generated_tokens_total counts a request's tokens when it
+// completes (the stayers' usage.completion_tokens; the count may land just after [DONE], hence the
+// wait), so a quitter that ran to its end adds up to 400. The decoding steps bound how long any
+// quitter ran: the stayers need at most 48 decode steps plus their prefill, a quitter that ran on
+// 400. With 8 slots and 16 requests the stayers wait only for quitters to be cancelled.
+const stayerTokens = s.reduce((a, r) => a + (r.usage?.completion_tokens ?? 0), 0);
+let generated = NaN;
+for (let i = 0; i < 50; i++) {
+  generated = (await metric("kexa_generated_tokens_total")) - before.generated;
+  if (generated >= stayerTokens) break;
+  await new Promise((r) => setTimeout(r, 100));
+}
+const steps = (await metric("kexa_batch_steps_total")) - before.steps;
+const quitterTokens = generated - stayerTokens;
+check("disconnected clients' requests were cancelled, not completed (< 8 x 50 of their 8 x 400 tokens counted)",
+  quitterTokens >= 0 && quitterTokens < 8 * 50, `phase 2: ${generated} tokens counted, stayers ${stayerTokens}`);
+check("disconnected clients stopped generating early (phase 2 took < 200 decoding steps; 400 if one ran to its end)",
+  steps < 200, `${steps} steps`);
+console.log(`  (phase 2: ${generated} tokens counted, ${stayerTokens} by the stayers, ${steps} decoding steps)`);
 const health = await fetch(base + "/health");
 check("server still healthy", health.status === 200);
 

@@ -220,9 +220,15 @@ function kexaIds(model, file = itemsPath) {
   return { ids: lines.map((l) => (l.length ? l.split(' ').map(Number) : [])), roundtrip: r.status === 0, stderr: r.stderr };
 }
 
-let failures = 0, compared = 0;
+let failures = 0, compared = 0, configurations = 0;
 function compare(label, hf, kx) {
+  configurations++;
   if (!kx.ids) { failures++; console.log(`${label}: kexa did not run`); return; }
+  if (kx.ids.length !== items.length || hf.length !== items.length) {
+    failures++;
+    console.log(`${label}: ${items.length} texts, but kexa gave ${kx.ids.length} and HF ${hf.length} results`);
+    return;
+  }
   let mism = 0;
   const perCorpus = [];
   for (const [name, b, e] of ranges) {
@@ -244,6 +250,10 @@ function compare(label, hf, kx) {
   if (mism) console.log('  ' + perCorpus.join(', '));
 }
 
+// Two vocabularies x (slow files, tokenizer.json), the trained SuperBPE and SentencePiece-style ones.
+const ALL_CONFIGURATIONS = 6;
+// The corpora and the adversarial set give 71510 texts (6485 in the sanitized subset: every 15th line).
+const MIN_TEXTS = 70000, MIN_TEXTS_SANITIZED = 6000;
 const t0 = Date.now();
 const only = process.env.KEXA_TOKENIZER_ONLY || '';  // debugging: run one configuration
 const want = (name) => !only || name.includes(only);
@@ -293,6 +303,11 @@ if (want('spm')) {
   console.log(`trained SentencePiece-style test vocab: ${Object.keys(json.model.vocab).length} tokens`);
   const hf = await hfIds(json, true, sub);
   const kx = kexaIds(jsonPath, subPath);
+  configurations++;
+  if (!kx.ids || kx.ids.length !== sub.length) {
+    failures++;
+    console.log(`spm-style: ${sub.length} texts, but kexa gave ${kx.ids ? kx.ids.length : 'no'} results`);
+  }
   let mism = 0;
   for (let i = 0; i < sub.length; ++i) {
     const a = hf[i], k = (kx.ids && kx.ids[i]) || [];
@@ -304,5 +319,18 @@ if (want('spm')) {
   if (mism || !kx.roundtrip) failures++;
   console.log(`spm-style byte-fallback (trained): ${sub.length} texts compared, ${mism} mismatches; decode(encode(x))==x: ${kx.roundtrip ? 'all' : 'NO'}`);
 }
-console.log(`summary: ${compared} texts compared, ${failures} failing configurations, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+// A run that compared nothing, or fewer texts or configurations than the corpora and the list
+// above give, must not pass: KEXA_TOKENIZER_ONLY matching nothing, a corpus read as empty.
+const minTexts = sanitized ? MIN_TEXTS_SANITIZED : MIN_TEXTS;
+if (items.length < minTexts) {
+  failures++;
+  console.log(`FAIL only ${items.length} texts (expected >= ${minTexts}): a corpus is missing or empty`);
+}
+const wantConfigurations = only ? 1 : ALL_CONFIGURATIONS;
+if (configurations < wantConfigurations || compared === 0) {
+  failures++;
+  console.log(`FAIL ${configurations} configurations compared ${compared} texts (expected >= ${wantConfigurations} configurations` +
+    `${only ? `; KEXA_TOKENIZER_ONLY=${only} matched ${configurations}` : ''})`);
+}
+console.log(`summary: ${compared} texts compared in ${configurations} configurations, ${failures} failing, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 process.exit(failures ? 1 : 0);

@@ -24,6 +24,7 @@
 #include "sql/generate.h"
 #include "sql/sql.h"
 #include "tokenizer/tokenizer.h"
+#include "fixtures.h"
 
 namespace {
 
@@ -179,7 +180,7 @@ TEST(RagAnswer, InjectedInstructionsStayQuotedInTheUserTurn) {
 
   // Through the real EXAONE 4.0 template and tokenizer: the document adds no role tokens.
   const std::string tok_dir = shared_dir() + "/fixtures/exaone4-tokenizer";
-  if (!fs::exists(tok_dir)) GTEST_SKIP() << "no " << tok_dir;
+  KEXA_REQUIRE_FIXTURE(tok_dir);
   auto tok = kexa::Tokenizer::load(tok_dir);
   auto tpl = kexa::chat::ChatTemplate::load(tok_dir);
   std::string prompt = tpl.render(msgs, nlohmann::ordered_json(), true, nlohmann::ordered_json{{"enable_thinking", false}});
@@ -289,7 +290,7 @@ TEST(SqlGrammar, RejectsSecondStatementsWritesAndUnknownNames) {
 // SQL on purpose, but it must cover the common forms.
 TEST(SqlGrammar, CoversMostSpiderGoldQueries) {
   const std::string dev = shared_dir() + "/fixtures/spider-dev";
-  if (!fs::exists(dev + "/dev.json")) GTEST_SKIP() << "no Spider fixture";
+  KEXA_REQUIRE_FIXTURE(dev + "/dev.json");
   auto tables = nlohmann::json::parse(read_file(dev + "/tables.json"));
   auto schemas = kexa::sql::schemas_from_spider_json(tables);
   auto questions = nlohmann::json::parse(read_file(dev + "/dev.json"));
@@ -319,7 +320,7 @@ TEST(SqlGrammar, CoversMostSpiderGoldQueries) {
 // would produce them: every run must end in a complete statement of the grammar.
 TEST(SqlGrammar, TokenFilterMakesRandomLogitsWriteValidSql) {
   const std::string tok_dir = shared_dir() + "/fixtures/exaone4-tokenizer";
-  if (!fs::exists(tok_dir)) GTEST_SKIP() << "no " << tok_dir;
+  KEXA_REQUIRE_FIXTURE(tok_dir);
   auto tok = kexa::Tokenizer::load(tok_dir);
   kexa::sql::SqlGrammar g(singer_schema());
   std::vector<int32_t> stops = tok->eos_ids();

@@ -8,6 +8,7 @@
 #include "chat/template.h"
 #include "formats/gguf.h"
 #include "util/error.h"
+#include "fixtures.h"
 
 namespace kexa::chat {
 namespace {
@@ -39,7 +40,7 @@ void write(const fs::path& p, const std::string& s) {
 // Golden strings from exaone-architecture.md §7.3 (EXAONE 4.0).
 TEST(ChatTemplate, Exaone4GoldenFormats) {
   std::string dir = shared_dir() + "/fixtures/exaone4-tokenizer";
-  if (!fs::exists(dir)) GTEST_SKIP() << "no fixture " << dir;
+  KEXA_REQUIRE_FIXTURE(dir);
   ChatTemplate t = ChatTemplate::load(dir);
   ojson msgs = ojson::parse(R"([{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"}])");
   EXPECT_EQ(t.render(msgs, ojson(), true),
@@ -59,7 +60,7 @@ TEST(ChatTemplate, Exaone4GoldenFormats) {
 
 TEST(ChatTemplate, Exaone35GoldenFormat) {
   std::string dir = shared_dir() + "/fixtures/exaone35-tokenizer";
-  if (!fs::exists(dir)) GTEST_SKIP() << "no fixture " << dir;
+  KEXA_REQUIRE_FIXTURE(dir);
   ChatTemplate t = ChatTemplate::load(dir);
   ojson msgs = ojson::parse(
       R"([{"role": "system", "content": "You are EXAONE model from LG AI Research, a helpful assistant."}, {"role": "user", "content": "Hello"}])");

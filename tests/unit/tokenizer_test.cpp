@@ -14,6 +14,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
+#include "fixtures.h"
 
 namespace kexa {
 namespace {
@@ -35,7 +36,7 @@ std::string slurp(const std::string& path) {
 // of expected ids per input; encoded without BOS and without parsing special tokens.
 void check_llamacpp_vectors(const std::string& name) {
   const std::string base = fixture("llamacpp-vocab-gguf/ggml-vocab-" + name + ".gguf");
-  if (!std::filesystem::exists(base)) GTEST_SKIP() << "fixture missing: " << base;
+  KEXA_REQUIRE_FIXTURE(base);
   auto tok = Tokenizer::load(base);
   const std::string raw = slurp(base + ".inp");
   const std::string sep = "\n__ggml_vocab_test__\n";

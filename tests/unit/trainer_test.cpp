@@ -12,6 +12,7 @@
 #include "tokenizer/trainer.h"
 #include "tokenizer/trainer_bpe.h"
 #include "util/error.h"
+#include "fixtures.h"
 
 namespace kexa::bpe {
 namespace {
@@ -145,7 +146,8 @@ TEST(Trainer, SameCorpusSameBytesAnyThreadCount) {
   std::string shared = shared_dir();
   std::string ko = shared + "/fixtures/korean-chatbot-data/ChatbotData.csv";
   std::string en = shared + "/fixtures/tinyshakespeare/input.txt";
-  if (!fs::exists(ko) || !fs::exists(en)) GTEST_SKIP() << "fixtures not found under " << shared;
+  KEXA_REQUIRE_FIXTURE(ko);
+  KEXA_REQUIRE_FIXTURE(en);
   std::string corpus = read_prefix(ko, 120000) + read_prefix(en, 120000);
   TrainOptions opt;
   opt.corpus = {write_temp("det.txt", corpus)};

@@ -9,8 +9,9 @@
 #   pg_stop             # optional; the trap does it
 #
 # The server runs as the `postgres` user (initdb refuses root); when the shell is not root it runs
-# as the current user. pg_start returns 1 with a message when no server binaries are installed,
-# so a suite can skip its PostgreSQL part. A caller's own EXIT trap should call pg_stop.
+# as the current user. pg_start returns 1 with a message when no server binaries are installed or
+# the server does not start; suites treat that as a failure. A caller's own EXIT trap should call
+# pg_stop.
 
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_DIR=""
