@@ -505,6 +505,20 @@ class Parser {
   // ---- statements ----
 
   // Parses until a block tag whose first name is one of `ends`; leaves the stream at that name.
+  // The body of a block statement through its {% end<name> %}. A macro or call block is a new
+  // function: 'break' and 'continue' in it do not belong to an enclosing loop.
+  Body block_body(const std::string& name, bool function_scope = false) {
+    open_blocks_.push_back(name);
+    const int saved = loop_depth_;
+    if (function_scope) loop_depth_ = 0;
+    Body body = subparse({"end" + name});
+    loop_depth_ = saved;
+    open_blocks_.pop_back();
+    advance();
+    expect_block_end();
+    return body;
+  }
+
   Body subparse(const std::set<std::string>& ends) {
     DepthGuard g(*this);
     Body body;
@@ -556,11 +570,7 @@ class Parser {
       advance();
       expect_block_end();
       auto s = std::make_unique<Stmt>(Stmt::Type::Scope, p);
-      open_blocks_.push_back("generation");
-      s->body = subparse({"endgeneration"});
-      open_blocks_.pop_back();
-      advance();
-      expect_block_end();
+      s->body = block_body("generation");
       return s;
     }
     if (kw == "break" || kw == "continue") {
@@ -680,13 +690,7 @@ class Parser {
     s->target = std::move(target);
     if (skip_op("|")) s->filters = parse_filter_chain();
     expect_block_end();
-    open_blocks_.push_back("set");
-    int saved = loop_depth_;
-    s->body = subparse({"endset"});
-    loop_depth_ = saved;
-    open_blocks_.pop_back();
-    advance();
-    expect_block_end();
+    s->body = block_body("set");
     return s;
   }
 
@@ -709,14 +713,7 @@ class Parser {
     s->text = expect_name();
     parse_signature(s->params);
     expect_block_end();
-    open_blocks_.push_back("macro");
-    int saved = loop_depth_;
-    loop_depth_ = 0;
-    s->body = subparse({"endmacro"});
-    loop_depth_ = saved;
-    open_blocks_.pop_back();
-    advance();
-    expect_block_end();
+    s->body = block_body("macro", true);
     return s;
   }
 
@@ -727,14 +724,7 @@ class Parser {
     s->expr = parse_expression();
     if (s->expr->type != Expr::Type::Call) error_here("expected call");
     expect_block_end();
-    open_blocks_.push_back("call");
-    int saved = loop_depth_;
-    loop_depth_ = 0;
-    s->body = subparse({"endcall"});
-    loop_depth_ = saved;
-    open_blocks_.pop_back();
-    advance();
-    expect_block_end();
+    s->body = block_body("call", true);
     return s;
   }
 
@@ -743,11 +733,7 @@ class Parser {
     advance();
     s->filters = parse_filter_chain();
     expect_block_end();
-    open_blocks_.push_back("filter");
-    s->body = subparse({"endfilter"});
-    open_blocks_.pop_back();
-    advance();
-    expect_block_end();
+    s->body = block_body("filter");
     return s;
   }
 
@@ -761,11 +747,7 @@ class Parser {
       s->assigns.emplace_back(std::move(t), parse_expression());
     }
     expect_block_end();
-    open_blocks_.push_back("with");
-    s->body = subparse({"endwith"});
-    open_blocks_.pop_back();
-    advance();
-    expect_block_end();
+    s->body = block_body("with");
     return s;
   }
 
