@@ -3,6 +3,7 @@
 // handling is where hand-written chat-template engines usually drift from Python.
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <set>
 
 #include "chat/jinja/ast.h"
@@ -796,17 +797,31 @@ class Parser {
     return b;
   }
 
-  ExprPtr parse_or() {
+  // One left-associative level: operand (op operand)*, where match() consumes an operator of the
+  // level and returns it, or returns nullptr.
+  template <typename Match>
+  ExprPtr left_assoc(ExprPtr (Parser::*operand)(), Match match) {
     Pos p = pos();
-    ExprPtr l = parse_and();
-    while (skip_name("or")) l = binary("or", std::move(l), parse_and(), p);
+    ExprPtr l = (this->*operand)();
+    while (const char* op = match()) l = binary(op, std::move(l), (this->*operand)(), p);
     return l;
   }
+  // Consumes the current token if it is one of the operators.
+  const char* take_op(std::initializer_list<const char*> ops) {
+    for (const char* op : ops) {
+      if (is_op(op)) {
+        advance();
+        return op;
+      }
+    }
+    return nullptr;
+  }
+
+  ExprPtr parse_or() {
+    return left_assoc(&Parser::parse_and, [&] { return skip_name("or") ? "or" : nullptr; });
+  }
   ExprPtr parse_and() {
-    Pos p = pos();
-    ExprPtr l = parse_not();
-    while (skip_name("and")) l = binary("and", std::move(l), parse_not(), p);
-    return l;
+    return left_assoc(&Parser::parse_not, [&] { return skip_name("and") ? "and" : nullptr; });
   }
   ExprPtr parse_not() {
     DepthGuard g(*this);
@@ -847,31 +862,13 @@ class Parser {
     return c;
   }
   ExprPtr parse_math1() {
-    Pos p = pos();
-    ExprPtr l = parse_concat();
-    while (is_op("+") || is_op("-")) {
-      std::string op = cur().text;
-      advance();
-      l = binary(op == "+" ? "+" : "-", std::move(l), parse_concat(), p);
-    }
-    return l;
+    return left_assoc(&Parser::parse_concat, [&] { return take_op({"+", "-"}); });
   }
   ExprPtr parse_concat() {
-    Pos p = pos();
-    ExprPtr l = parse_math2();
-    while (skip_op("~")) l = binary("~", std::move(l), parse_math2(), p);
-    return l;
+    return left_assoc(&Parser::parse_math2, [&] { return take_op({"~"}); });
   }
   ExprPtr parse_math2() {
-    Pos p = pos();
-    ExprPtr l = parse_pow();
-    while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
-      std::string op = cur().text;
-      advance();
-      const char* o = op == "*" ? "*" : op == "/" ? "/" : op == "//" ? "//" : "%";
-      l = binary(o, std::move(l), parse_pow(), p);
-    }
-    return l;
+    return left_assoc(&Parser::parse_pow, [&] { return take_op({"*", "/", "//", "%"}); });
   }
   ExprPtr parse_pow() {
     Pos p = pos();
