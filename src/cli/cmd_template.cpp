@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "runtime/engine.h"
 #include "util/error.h"
+#include "util/read_file.h"
 
 namespace kexa::cli {
 
@@ -30,14 +31,6 @@ const char* kUsage =
     "  --batch: each input line is {\"model\": PATH | \"template_source\": TEXT, \"messages\": [...],\n"
     "  \"tools\": [...]|null, \"kwargs\": {...}, \"add_generation_prompt\": bool}; each output line is\n"
     "  {\"ok\": true, \"text\": ...} or {\"ok\": false, \"error\": ...}.\n";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read ", path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 ojson parse_json(const std::string& text, const std::string& what) {
   try {

@@ -16,7 +16,9 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
+#include "util/json_string.h"
 #include "util/thread_pool.h"
+#include "util/utf8.h"
 
 namespace kexa::cli {
 
@@ -34,28 +36,6 @@ constexpr const char* kUsage =
     "  --threads N    threads for --lines (default: all CPUs)   --time  report encode MB/s on stderr\n"
     "  --jsonl        with --lines: every input line is a JSON string (texts with newlines)\n"
     "  --check-roundtrip  also check decode(encode(x)) == x (without BOS/EOS); failures on stderr, exit 3\n";
-
-std::string json_escape(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : tok::sanitize_utf8(s)) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += char(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 void warn_invalid(std::string_view text, long line) {
   const size_t bad = tok::first_invalid_utf8(text);
@@ -76,7 +56,7 @@ void print_ids(const Tokenizer& t, const std::vector<int32_t>& ids, bool pieces,
     for (int32_t id : ids) {
       out += std::to_string(id);
       out += '\t';
-      out += json_escape(t.token_piece(id));
+      append_json_string(out, sanitize_utf8(t.token_piece(id)));
       out += '\n';
     }
     return;

@@ -13,8 +13,9 @@
 #include "runtime/engine.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/trainer.h"
-#include "tokenizer/trainer_bpe.h"
 #include "util/error.h"
+#include "util/read_file.h"
+#include "util/utf8.h"
 
 namespace kexa::cli {
 
@@ -33,18 +34,9 @@ constexpr const char* kUsage =
     "  kexa tokenizer stats -m PATH --file F... [--json]\n"
     "      Tokens, bytes/token, words/token and share of multi-word tokens per file.\n"
     "  kexa tokenizer encode -m PATH --file F [--lines]\n"
-    "      Token ids (space-separated; one line per input line with --lines) from the trainer's\n"
-    "      own reference encoder.\n"
+    "      Token ids (space-separated; one line per input line with --lines), without BOS/EOS;\n"
+    "      invalid UTF-8 is read as U+FFFD first.\n"
     "  PATH: a tokenizer.json, or a directory with tokenizer.json or vocab.json + merges.txt.\n";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read ", path, ": ", std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail("read error in ", path);
-  return ss.str();
-}
 
 uint64_t parse_count(const std::string& flag, const std::string& v) {
   size_t used = 0;
@@ -246,14 +238,11 @@ int encode_main(int argc, char** argv) {
     }
   }
   if (model.empty() || file.empty()) fail("tokenizer encode: -m and --file are required");
-  auto tok = bpe::ByteLevelBpe::load(model);
-  std::string text = read_file(file), clean;
-  bpe::sanitize_utf8(text, clean);
-  bpe::ByteLevelBpe::Cache cache;
+  auto tok = Tokenizer::load(model);
+  const std::string clean = sanitize_utf8(read_file(file));
   std::string out;
   auto emit = [&](std::string_view t) {
-    std::vector<uint32_t> ids;
-    tok.encode(t, ids, &cache);
+    const std::vector<int32_t> ids = tok->encode(t, false, true);
     for (size_t i = 0; i < ids.size(); ++i) {
       if (i) out += ' ';
       out += std::to_string(ids[i]);

@@ -98,7 +98,9 @@ size_t write_file(char* data, size_t size, size_t n, void* user) {
   return bytes;
 }
 
-CurlHandle make_handle(const std::string& url, const std::string& token, HeaderList& headers) {
+// A request for url whose response headers and status go into `response`.
+CurlHandle make_handle(const std::string& url, const std::string& token, HeaderList& headers,
+                       HttpResponse& response) {
   ensure_curl_initialized();
   CurlHandle curl(curl_easy_init());
   if (!curl) fail("cannot initialise libcurl");
@@ -114,7 +116,17 @@ CurlHandle make_handle(const std::string& url, const std::string& token, HeaderL
   if (!token.empty()) list = curl_slist_append(list, ("Authorization: Bearer " + token).c_str());
   headers.reset(list);
   curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, collect_header);
+  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &response);
   return curl;
+}
+
+// Follows redirects (the Hub answers file requests with one to its CDN); the body goes to write.
+void follow_redirects(CURL* curl, curl_write_callback write, void* data) {
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 10L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, data);
 }
 
 void check(CURLcode code, const std::string& url) {
@@ -130,11 +142,9 @@ std::string HttpResponse::header(const std::string& name) const {
 
 HttpResponse HttpClient::head(const std::string& url) const {
   HeaderList headers;
-  CurlHandle curl = make_handle(url, token_, headers);
   HttpResponse response;
+  CurlHandle curl = make_handle(url, token_, headers, response);
   curl_easy_setopt(curl.get(), CURLOPT_NOBODY, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, collect_header);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &response);
   check(curl_easy_perform(curl.get()), url);
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &response.status);
   return response;
@@ -142,14 +152,9 @@ HttpResponse HttpClient::head(const std::string& url) const {
 
 HttpResponse HttpClient::get(const std::string& url) const {
   HeaderList headers;
-  CurlHandle curl = make_handle(url, token_, headers);
   HttpResponse response;
-  curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_MAXREDIRS, 10L);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, collect_header);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &response);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, collect_body);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &response.body);
+  CurlHandle curl = make_handle(url, token_, headers, response);
+  follow_redirects(curl.get(), collect_body, &response.body);
   check(curl_easy_perform(curl.get()), url);
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &response.status);
   return response;
@@ -158,18 +163,13 @@ HttpResponse HttpClient::get(const std::string& url) const {
 uint64_t HttpClient::download(const std::string& url, const std::string& path, uint64_t offset,
                               std::atomic<uint64_t>& progress) const {
   HeaderList headers;
-  CurlHandle curl = make_handle(url, token_, headers);
+  HttpResponse response;
+  CurlHandle curl = make_handle(url, token_, headers, response);
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), offset > 0 ? "ab" : "wb"),
                                              &std::fclose);
   if (!file) fail(path, ": cannot open for writing: ", std::strerror(errno));
   FileSink sink{file.get(), &progress, curl.get(), offset};
-  HttpResponse response;
-  curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_MAXREDIRS, 10L);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, collect_header);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &response);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, write_file);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &sink);
+  follow_redirects(curl.get(), write_file, &sink);
   std::string range;
   if (offset > 0) {
     range = std::to_string(offset) + "-";

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "util/half.h"
+
 namespace kexa::kernels::detail {
 
 // One matmul: y[t][r] = sum_k W[r][k] * x[t][k].
@@ -57,46 +59,8 @@ const FloatKernelSet& avx2_kernels();
 const FloatKernelSet& avx512_kernels();
 
 // Scalar conversions shared by all paths (exact, IEEE semantics).
-inline float bf16_to_f32(uint16_t h) {
-  uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  __builtin_memcpy(&f, &bits, 4);
-  return f;
-}
-
-inline uint16_t f32_to_bf16(float f) {
-  uint32_t bits;
-  __builtin_memcpy(&bits, &f, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u)
-    return static_cast<uint16_t>((bits >> 16) | 0x40);  // quiet NaN
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-inline float f16_to_f32(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;
-  } else {
-    // Subnormal half: normalise the mantissa.
-    int shift = 0;
-    while ((mant & 0x400u) == 0) {
-      mant <<= 1;
-      ++shift;
-    }
-    mant &= 0x3ffu;
-    bits = sign | (static_cast<uint32_t>(113 - shift) << 23) | (mant << 13);
-  }
-  float f;
-  __builtin_memcpy(&f, &bits, 4);
-  return f;
-}
+using kexa::bf16_to_f32;
+using kexa::f16_to_f32;
+using kexa::f32_to_bf16;
 
 }  // namespace kexa::kernels::detail

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "formats/tensor.h"
+#include "util/half.h"
 
 namespace kexa::kernels::quant {
 
@@ -47,54 +48,9 @@ struct ActBlock256 {
   int16_t bsums[16];
 };
 
-// Exact half -> float (all halves, subnormals included).
-inline float half_to_float(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;
-  } else {
-    int shift = 0;
-    while ((mant & 0x400u) == 0) {
-      mant <<= 1;
-      ++shift;
-    }
-    bits = sign | (static_cast<uint32_t>(113 - shift) << 23) | ((mant & 0x3ffu) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-// float -> half, round to nearest even, overflow to infinity (what F16C's vcvtps2ph does).
-inline uint16_t float_to_half(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  const uint32_t ax = x & 0x7fffffffu;
-  if (ax > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
-  if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
-  if (ax < 0x38800000u) {
-    // Result is subnormal (or zero): value / 2^-24 rounded to nearest even.
-    if (ax < 0x33000000u) return static_cast<uint16_t>(sign);  // below half the smallest
-    const uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
-    const int shift = 126 - static_cast<int>(ax >> 23);  // 14..24
-    uint32_t q = mant >> shift;
-    const uint32_t rem = mant & ((1u << shift) - 1);
-    const uint32_t half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (q & 1u))) ++q;
-    return static_cast<uint16_t>(sign | q);
-  }
-  uint32_t r = ax - 0x38000000u;  // rebias exponent 127 -> 15
-  r += 0xfffu + ((r >> 13) & 1u);
-  return static_cast<uint16_t>(sign | (r >> 13));
-}
+// The quantizers' names for util/half.h's conversions (float -> half as F16C's vcvtps2ph).
+inline float half_to_float(uint16_t h) { return f16_to_f32(h); }
+inline uint16_t float_to_half(float f) { return f32_to_f16(f); }
 
 // Round to nearest, ties to even, for |v| < 2^22 (the quantizers' rounding).
 inline int nearest_int(float v) {

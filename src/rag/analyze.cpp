@@ -5,6 +5,8 @@
 
 #include <utf8proc.h>
 
+#include "util/utf8.h"
+
 namespace kexa::rag {
 
 namespace {
@@ -26,12 +28,6 @@ Kind classify(utf8proc_int32_t c) {
     default:
       return Kind::kSep;
   }
-}
-
-void append_utf8(std::string& out, utf8proc_int32_t c) {
-  utf8proc_uint8_t buf[4];
-  utf8proc_ssize_t n = utf8proc_encode_char(c, buf);
-  out.append(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(n));
 }
 
 // NFKC + case fold of the text; invalid bytes become spaces so one bad byte cannot hide a document.

@@ -3,25 +3,13 @@
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/pretokenizer.h"
+#include "tokenizer/json_fields.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
 
 namespace kexa::tok {
 
 namespace {
-
-std::string str_or(const nlohmann::json& j, const char* key, std::string def) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : def;
-}
-bool bool_or(const nlohmann::json& j, const char* key, bool def) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_boolean() ? it->get<bool>() : def;
-}
-int64_t int_or(const nlohmann::json& j, const char* key, int64_t def) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : def;
-}
 
 std::string replace_all(std::string_view s, const Matcher& m, std::string_view content) {
   std::vector<Span> spans;
@@ -60,19 +48,11 @@ Normalizer& Normalizer::operator=(Normalizer&&) noexcept = default;
 
 namespace {
 
-void add_normalizer(std::vector<Normalizer::Step>& steps, const nlohmann::json& j,
-                    const std::string& where) {
+void add_normalizer(std::vector<Normalizer::Step>& steps, const std::string& type,
+                    const nlohmann::json& j, const std::string& where) {
   using Step = Normalizer::Step;
-  if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
-    fail(where, ": normalizer must be an object with a \"type\"");
-  const std::string type = j["type"].get<std::string>();
   Step st;
-  if (type == "Sequence") {
-    auto it = j.find("normalizers");
-    if (it == j.end() || !it->is_array()) fail(where, ": Sequence normalizer without \"normalizers\"");
-    for (const auto& sub : *it) add_normalizer(steps, sub, where);
-    return;
-  } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+  if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
     st.form = type == "NFC" ? NormForm::NFC : type == "NFD" ? NormForm::NFD
             : type == "NFKC" ? NormForm::NFKC : NormForm::NFKD;
   } else if (type == "Lowercase") {
@@ -101,7 +81,12 @@ void add_normalizer(std::vector<Normalizer::Step>& steps, const nlohmann::json& 
 
 Normalizer Normalizer::from_json(const nlohmann::json& j, const std::string& where) {
   Normalizer n;
-  if (!j.is_null()) add_normalizer(n.steps_, j, where);
+  if (!j.is_null()) {
+    for_each_component(j, "normalizer", "normalizers", where,
+                       [&](const std::string& type, const nlohmann::json& c) {
+                         add_normalizer(n.steps_, type, c, where);
+                       });
+  }
   return n;
 }
 
@@ -173,18 +158,11 @@ Decoder& Decoder::operator=(Decoder&&) noexcept = default;
 
 namespace {
 
-void add_decoder(std::vector<Decoder::Step>& steps, const nlohmann::json& j, const std::string& where) {
+void add_decoder(std::vector<Decoder::Step>& steps, const std::string& type,
+                 const nlohmann::json& j, const std::string& where) {
   using Step = Decoder::Step;
-  if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
-    fail(where, ": decoder must be an object with a \"type\"");
-  const std::string type = j["type"].get<std::string>();
   Step st;
-  if (type == "Sequence") {
-    auto it = j.find("decoders");
-    if (it == j.end() || !it->is_array()) fail(where, ": Sequence decoder without \"decoders\"");
-    for (const auto& sub : *it) add_decoder(steps, sub, where);
-    return;
-  } else if (type == "ByteLevel") {
+  if (type == "ByteLevel") {
     st.kind = Step::kByteLevel;
   } else if (type == "Metaspace") {
     st.kind = Step::kMetaspace;
@@ -232,7 +210,12 @@ int byte_token(std::string_view t) {
 
 Decoder Decoder::from_json(const nlohmann::json& j, const std::string& where) {
   Decoder d;
-  if (!j.is_null()) add_decoder(d.steps_, j, where);
+  if (!j.is_null()) {
+    for_each_component(j, "decoder", "decoders", where,
+                       [&](const std::string& type, const nlohmann::json& c) {
+                         add_decoder(d.steps_, type, c, where);
+                       });
+  }
   return d;
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "tokenizer/json_fields.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
 
@@ -466,42 +467,30 @@ void PreTokenizer::finish_setup() {
 
 namespace {
 
-void add_from_json(std::vector<PreTokenizer::Step>& steps, const nlohmann::json& j,
-                   const std::string& where);
+void add_from_json(std::vector<PreTokenizer::Step>& steps, const std::string& type,
+                   const nlohmann::json& j, const std::string& where);
 
 }  // namespace
 
 PreTokenizer PreTokenizer::from_json(const nlohmann::json& j, const std::string& where) {
   PreTokenizer p;
-  if (!j.is_null()) add_from_json(p.steps_, j, where);
+  if (!j.is_null()) {
+    for_each_component(j, "pre_tokenizer", "pretokenizers", where,
+                       [&](const std::string& type, const nlohmann::json& c) {
+                         add_from_json(p.steps_, type, c, where);
+                       });
+  }
   p.finish_setup();
   return p;
 }
 
 namespace {
 
-std::string str_or(const nlohmann::json& j, const char* key, std::string def) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : def;
-}
-bool bool_or(const nlohmann::json& j, const char* key, bool def) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_boolean() ? it->get<bool>() : def;
-}
-
-void add_from_json(std::vector<PreTokenizer::Step>& steps, const nlohmann::json& j,
-                   const std::string& where) {
+void add_from_json(std::vector<PreTokenizer::Step>& steps, const std::string& type,
+                   const nlohmann::json& j, const std::string& where) {
   using Step = PreTokenizer::Step;
-  if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
-    fail(where, ": pre_tokenizer must be an object with a \"type\"");
-  const std::string type = j["type"].get<std::string>();
   Step st;
-  if (type == "Sequence") {
-    auto it = j.find("pretokenizers");
-    if (it == j.end() || !it->is_array()) fail(where, ": Sequence pre_tokenizer without \"pretokenizers\"");
-    for (const auto& sub : *it) add_from_json(steps, sub, where);
-    return;
-  } else if (type == "ByteLevel") {
+  if (type == "ByteLevel") {
     st.kind = Step::kByteLevel;
     st.add_prefix_space = bool_or(j, "add_prefix_space", true);
     st.use_regex = bool_or(j, "use_regex", true);

@@ -12,9 +12,6 @@
 
 namespace kexa {
 
-using tok::decode_utf8;
-using tok::Utf8Char;
-
 // ----------------------------------------------------------------------------- added tokens
 
 void AddedTokenTrie::build(const std::vector<AddedToken>& tokens, bool normalized_set,
@@ -351,7 +348,7 @@ std::string StreamDecoder::push(int32_t id) {
   }
   std::string_view fresh = std::string_view(now).substr(before.size());
   if (tok::complete_utf8_prefix(fresh) != fresh.size()) return {};  // a character is cut off
-  std::string out = tok::sanitize_utf8(fresh);
+  std::string out = sanitize_utf8(fresh);
   prefix_ = read_;
   read_ = ids_.size();
   if (prefix_ >= 256) {  // only the window is ever decoded again: drop what lies before it
@@ -368,7 +365,7 @@ std::string StreamDecoder::finish() {
   const std::string now = tok_.decode(all.subspan(prefix_), skip_special_);
   prefix_ = read_ = ids_.size();
   if (now.size() <= before.size() || now.compare(0, before.size(), before) != 0) return {};
-  return tok::sanitize_utf8(std::string_view(now).substr(before.size()));
+  return sanitize_utf8(std::string_view(now).substr(before.size()));
 }
 
 }  // namespace kexa

@@ -16,8 +16,12 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "tokenizer/trainer_bpe.h"
+#include "tokenizer/model.h"
+#include "tokenizer/pretokenizer.h"
+#include "tokenizer/unicode.h"
 #include "util/error.h"
+#include "util/json_string.h"
+#include "util/utf8.h"
 
 namespace kexa::bpe {
 
@@ -25,6 +29,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+
+uint64_t pair_key(uint32_t a, uint32_t b) { return (uint64_t(a) << 32) | b; }
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -192,7 +198,7 @@ uint64_t prune(Counts& counts, size_t budget) {
 
 // Counts distinct pre-tokens over the whole corpus with `threads` workers.
 std::vector<std::pair<std::string, uint64_t>> count_pretokens(
-    const std::vector<std::string>& files, uint64_t total_bytes, const RegexSplitter& splitter,
+    const std::vector<std::string>& files, uint64_t total_bytes, const tok::PreTokenizer& pre,
     const TrainOptions& opt, int threads, const char* label, TrainStats& stats) {
   Counts global;
   BlockReader reader(files, opt.block_bytes);
@@ -211,10 +217,11 @@ std::vector<std::pair<std::string, uint64_t>> count_pretokens(
     std::vector<std::string> errors(static_cast<size_t>(threads));
     auto work = [&](int t) {
       try {
-        std::vector<std::string_view> pieces;
-        std::string clean;
+        tok::Pieces pieces;
         for (size_t i; (i = next.fetch_add(1)) < n;) {
-          invalid += sanitize_utf8(blocks[i], clean);
+          size_t bad = 0;
+          const std::string clean = sanitize_utf8(blocks[i], &bad);
+          invalid += bad;
           // Special tokens never take part in merges: cut them out first.
           std::vector<std::string_view> parts{clean};
           for (const auto& sp : opt.specials) {
@@ -236,13 +243,15 @@ std::vector<std::pair<std::string, uint64_t>> count_pretokens(
           for (auto part : parts) {
             if (part.empty()) continue;
             size_t begin = norm.size();
-            norm += opt.nfc ? nfc(part) : std::string(part);
+            norm += opt.nfc ? tok::normalize(part, tok::NormForm::NFC) : std::string(part);
             ranges.emplace_back(begin, norm.size() - begin);
           }
+          // The trainer's pre-tokenizers (ByteLevel last, no prefix space) never rewrite
+          // text, so every piece is a view into norm.
           for (auto [begin, len] : ranges) {
             pieces.clear();
-            splitter.split(std::string_view(norm).substr(begin, len), pieces);
-            for (auto p : pieces) ++local[i][p];
+            pre.run(std::string_view(norm).substr(begin, len), false, pieces);
+            for (const auto& p : pieces.items) ++local[i][p.text];
           }
         }
       } catch (const std::exception& e) {
@@ -436,6 +445,25 @@ class MergeLearner {
   std::vector<uint64_t> touched_;
 };
 
+// The learned merges as the tokenizer's BPE model, which segments the second stage's pre-tokens
+// exactly as the written tokenizer will. Special tokens stay out: they never reach the model.
+tok::BpeModel stage1_model(const TrainedBpe& bpe) {
+  tok::TokenMap vocab;
+  for (size_t id = bpe.n_specials; id < bpe.vocab.size(); ++id) {
+    vocab.emplace(tok::map_byte_level(bpe.vocab[id]), int32_t(id));
+  }
+  std::vector<std::pair<std::string, std::string>> merges;
+  merges.reserve(bpe.merges.size());
+  for (const auto& m : bpe.merges) {
+    merges.emplace_back(tok::map_byte_level(bpe.vocab[m[0]]), tok::map_byte_level(bpe.vocab[m[1]]));
+  }
+  tok::BpeOptions options;
+  options.byte_level = true;
+  tok::BpeModel model;
+  model.build(vocab, merges, std::move(options), "trainer stage 1");
+  return model;
+}
+
 }  // namespace
 
 TrainedBpe train(const TrainOptions& opt) {
@@ -469,7 +497,7 @@ TrainedBpe train(const TrainOptions& opt) {
   TrainedBpe bpe;
   bpe.nfc = opt.nfc;
   bpe.n_specials = k;
-  bpe.pattern = opt.superword ? kSuperwordPattern : kWordPattern;
+  bpe.pattern = opt.superword ? tok::kSuperBpePattern : tok::kGpt2Pattern;
   std::unordered_map<std::string, uint32_t> ids;
   for (const auto& s : opt.specials) bpe.vocab.push_back(s);
   for (int b = 0; b < 256; ++b) {
@@ -487,8 +515,7 @@ TrainedBpe train(const TrainOptions& opt) {
   }
 
   auto t0 = Clock::now();
-  RegexSplitter word_split(kWordPattern);
-  auto counted = count_pretokens(files, total_bytes, word_split, opt, threads,
+  auto counted = count_pretokens(files, total_bytes, tok::PreTokenizer::gpt2(), opt, threads,
                                  "counting words", st);
   st.seconds_counting += seconds_since(t0);
   st.distinct_stage1 = counted.size();
@@ -520,21 +547,23 @@ TrainedBpe train(const TrainOptions& opt) {
   if (opt.superword && bpe.vocab.size() < opt.vocab_size) {
     // Stage 2: cross-space pre-tokens, pre-segmented by the stage-1 merges.
     auto t2 = Clock::now();
-    RegexSplitter super_split(kSuperwordPattern);
     const uint64_t invalid_once = st.invalid_utf8;  // the second pass sees the same bytes
-    auto phrases = count_pretokens(files, total_bytes, super_split, opt, threads,
+    auto phrases = count_pretokens(files, total_bytes, tok::PreTokenizer::superbpe(), opt, threads,
                                    "counting phrases", st);
     st.invalid_utf8 = invalid_once;
     st.distinct_stage2 = phrases.size();
-    ByteLevelBpe seg(bpe.vocab, bpe.merges, kWordPattern, false, opt.specials);
+    const tok::BpeModel seg = stage1_model(bpe);
     std::vector<Word> pw(phrases.size());
     {
       std::atomic<size_t> next{0};
       const size_t chunk = 4096;
       auto work = [&] {
+        std::vector<int32_t> ids;
         for (size_t s; (s = next.fetch_add(chunk)) < phrases.size();) {
           for (size_t i = s; i < std::min(phrases.size(), s + chunk); ++i) {
-            seg.encode_piece(phrases[i].first, pw[i].sym);
+            ids.clear();
+            seg.encode(phrases[i].first, ids);
+            pw[i].sym.assign(ids.begin(), ids.end());
             pw[i].count = phrases[i].second;
           }
         }
@@ -566,7 +595,7 @@ std::vector<std::string> vocab_strings(const TrainedBpe& bpe) {
   out.reserve(bpe.vocab.size());
   std::unordered_set<std::string> seen;
   for (size_t id = 0; id < bpe.vocab.size(); ++id) {
-    out.push_back(id < bpe.n_specials ? bpe.vocab[id] : to_byte_level(bpe.vocab[id]));
+    out.push_back(id < bpe.n_specials ? bpe.vocab[id] : tok::map_byte_level(bpe.vocab[id]));
     if (!seen.insert(out.back()).second) {
       fail("special token '", out.back(), "' has the same text as a learned token");
     }
@@ -575,30 +604,6 @@ std::vector<std::string> vocab_strings(const TrainedBpe& bpe) {
 }
 
 }  // namespace
-
-static std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += char(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 // Written by hand rather than through a JSON object: the vocabulary is large and its order (by
 // id) is part of the byte-identical output.

@@ -1,4 +1,4 @@
-// UTF-8 stepping, the character classes the pre-tokenizer regexes use, Unicode normalization and
+// UTF-8 checks, the character classes the pre-tokenizer regexes use, Unicode normalization and
 // the GPT-2 byte<->character alphabet. Character data comes from utf8proc.
 #pragma once
 
@@ -6,24 +6,17 @@
 #include <string>
 #include <string_view>
 
+#include "util/utf8.h"
+
 namespace kexa::tok {
 
-// A decoded character. Invalid UTF-8 yields one byte at a time with cp == kInvalid, so every
-// input byte belongs to exactly one "character" and no input is ever dropped.
-inline constexpr uint32_t kInvalid = 0xFFFFFFFFu;
-struct Utf8Char {
-  uint32_t cp;
-  uint32_t len;
-};
-Utf8Char decode_utf8(std::string_view s, size_t i);
-void append_utf8(std::string& out, uint32_t cp);
+// Decoding and encoding live in util/utf8.h; kInvalid is its kInvalidUtf8.
+inline constexpr uint32_t kInvalid = kInvalidUtf8;
 // Offset of the first invalid byte, or npos when `s` is valid UTF-8.
 size_t first_invalid_utf8(std::string_view s);
 // Length of the prefix that does not end inside a multi-byte sequence that could still be
 // completed by more bytes.
 size_t complete_utf8_prefix(std::string_view s);
-// Replaces every invalid byte with U+FFFD.
-std::string sanitize_utf8(std::string_view s);
 
 // General-category classes as regexes see them (\p{L}, \p{N}, \p{M}, \s = White_Space).
 enum CharClass : uint8_t { kOther = 0, kLetter = 1, kNumber = 2, kMark = 3, kSpace = 4 };

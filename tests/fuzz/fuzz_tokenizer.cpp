@@ -22,7 +22,7 @@ std::unique_ptr<kexa::Tokenizer> fixed_tokenizer() {
   std::string vocab = "{";
   for (int b = 0; b < 256; ++b) {
     std::string ch;
-    kexa::tok::append_utf8(ch, kexa::tok::byte_to_unicode(uint8_t(b)));
+    kexa::append_utf8(ch, kexa::tok::byte_to_unicode(uint8_t(b)));
     std::string esc;
     for (char c : ch) {
       if (c == '"' || c == '\\') esc += '\\';

@@ -49,6 +49,13 @@ const std::string& need_str(const Value& v, const char* what) {
   return v.s;
 }
 
+// The single required argument of a str method.
+Value one_arg(const std::string& method, Args& a, const char* param) {
+  auto p = bind(method, a, {param});
+  if (!p[0]) fail("TypeError: ", method, "() takes exactly one argument");
+  return std::move(*p[0]);
+}
+
 // ---- Unicode string helpers ----
 
 bool is_cased(char32_t c) {
@@ -372,11 +379,10 @@ std::optional<Value> string_method(const Value& obj, const std::string& name) {
   }
   if (name == "join")
     return m([](const Value& o, Interpreter& in, Args& a) {
-      auto p = bind("join", a, {"iterable"});
-      if (!p[0]) fail("TypeError: join() takes exactly one argument");
+      const Value items = one_arg("join", a, "iterable");
       std::string out;
       bool first = true;
-      for (const auto& x : iterate(*p[0])) {
+      for (const auto& x : iterate(items)) {
         if (!first) out += o.s;
         first = false;
         out += need_str(x, "sequence item");
@@ -453,9 +459,8 @@ std::optional<Value> string_method(const Value& obj, const std::string& name) {
   if (name == "removeprefix" || name == "removesuffix") {
     bool suffix = name == "removesuffix";
     return m([suffix, name](const Value& o, Interpreter&, Args& a) {
-      auto p = bind(name, a, {"affix"});
-      if (!p[0]) fail("TypeError: ", name, "() takes exactly one argument");
-      const std::string& x = need_str(*p[0], "argument");
+      const Value arg = one_arg(name, a, "affix");
+      const std::string& x = need_str(arg, "argument");
       if (!suffix && o.s.compare(0, x.size(), x) == 0) return Value::string(o.s.substr(x.size()));
       if (suffix && !x.empty() && o.s.size() >= x.size() && o.s.compare(o.s.size() - x.size(), x.size(), x) == 0)
         return Value::string(o.s.substr(0, o.s.size() - x.size()));
@@ -465,9 +470,8 @@ std::optional<Value> string_method(const Value& obj, const std::string& name) {
   if (name == "partition" || name == "rpartition") {
     bool rev = name == "rpartition";
     return m([rev, name](const Value& o, Interpreter&, Args& a) {
-      auto p = bind(name, a, {"sep"});
-      if (!p[0]) fail("TypeError: ", name, "() takes exactly one argument");
-      const std::string& sep = need_str(*p[0], "separator");
+      const Value arg = one_arg(name, a, "sep");
+      const std::string& sep = need_str(arg, "separator");
       if (sep.empty()) fail("ValueError: empty separator");
       size_t f = rev ? o.s.rfind(sep) : o.s.find(sep);
       if (f == std::string::npos)

@@ -3,6 +3,7 @@
 // handling is where hand-written chat-template engines usually drift from Python.
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <set>
 
 #include "chat/jinja/ast.h"
@@ -505,6 +506,20 @@ class Parser {
   // ---- statements ----
 
   // Parses until a block tag whose first name is one of `ends`; leaves the stream at that name.
+  // The body of a block statement through its {% end<name> %}. A macro or call block is a new
+  // function: 'break' and 'continue' in it do not belong to an enclosing loop.
+  Body block_body(const std::string& name, bool function_scope = false) {
+    open_blocks_.push_back(name);
+    const int saved = loop_depth_;
+    if (function_scope) loop_depth_ = 0;
+    Body body = subparse({"end" + name});
+    loop_depth_ = saved;
+    open_blocks_.pop_back();
+    advance();
+    expect_block_end();
+    return body;
+  }
+
   Body subparse(const std::set<std::string>& ends) {
     DepthGuard g(*this);
     Body body;
@@ -556,11 +571,7 @@ class Parser {
       advance();
       expect_block_end();
       auto s = std::make_unique<Stmt>(Stmt::Type::Scope, p);
-      open_blocks_.push_back("generation");
-      s->body = subparse({"endgeneration"});
-      open_blocks_.pop_back();
-      advance();
-      expect_block_end();
+      s->body = block_body("generation");
       return s;
     }
     if (kw == "break" || kw == "continue") {
@@ -680,13 +691,7 @@ class Parser {
     s->target = std::move(target);
     if (skip_op("|")) s->filters = parse_filter_chain();
     expect_block_end();
-    open_blocks_.push_back("set");
-    int saved = loop_depth_;
-    s->body = subparse({"endset"});
-    loop_depth_ = saved;
-    open_blocks_.pop_back();
-    advance();
-    expect_block_end();
+    s->body = block_body("set");
     return s;
   }
 
@@ -709,14 +714,7 @@ class Parser {
     s->text = expect_name();
     parse_signature(s->params);
     expect_block_end();
-    open_blocks_.push_back("macro");
-    int saved = loop_depth_;
-    loop_depth_ = 0;
-    s->body = subparse({"endmacro"});
-    loop_depth_ = saved;
-    open_blocks_.pop_back();
-    advance();
-    expect_block_end();
+    s->body = block_body("macro", true);
     return s;
   }
 
@@ -727,14 +725,7 @@ class Parser {
     s->expr = parse_expression();
     if (s->expr->type != Expr::Type::Call) error_here("expected call");
     expect_block_end();
-    open_blocks_.push_back("call");
-    int saved = loop_depth_;
-    loop_depth_ = 0;
-    s->body = subparse({"endcall"});
-    loop_depth_ = saved;
-    open_blocks_.pop_back();
-    advance();
-    expect_block_end();
+    s->body = block_body("call", true);
     return s;
   }
 
@@ -743,11 +734,7 @@ class Parser {
     advance();
     s->filters = parse_filter_chain();
     expect_block_end();
-    open_blocks_.push_back("filter");
-    s->body = subparse({"endfilter"});
-    open_blocks_.pop_back();
-    advance();
-    expect_block_end();
+    s->body = block_body("filter");
     return s;
   }
 
@@ -761,11 +748,7 @@ class Parser {
       s->assigns.emplace_back(std::move(t), parse_expression());
     }
     expect_block_end();
-    open_blocks_.push_back("with");
-    s->body = subparse({"endwith"});
-    open_blocks_.pop_back();
-    advance();
-    expect_block_end();
+    s->body = block_body("with");
     return s;
   }
 
@@ -814,17 +797,31 @@ class Parser {
     return b;
   }
 
-  ExprPtr parse_or() {
+  // One left-associative level: operand (op operand)*, where match() consumes an operator of the
+  // level and returns it, or returns nullptr.
+  template <typename Match>
+  ExprPtr left_assoc(ExprPtr (Parser::*operand)(), Match match) {
     Pos p = pos();
-    ExprPtr l = parse_and();
-    while (skip_name("or")) l = binary("or", std::move(l), parse_and(), p);
+    ExprPtr l = (this->*operand)();
+    while (const char* op = match()) l = binary(op, std::move(l), (this->*operand)(), p);
     return l;
   }
+  // Consumes the current token if it is one of the operators.
+  const char* take_op(std::initializer_list<const char*> ops) {
+    for (const char* op : ops) {
+      if (is_op(op)) {
+        advance();
+        return op;
+      }
+    }
+    return nullptr;
+  }
+
+  ExprPtr parse_or() {
+    return left_assoc(&Parser::parse_and, [&] { return skip_name("or") ? "or" : nullptr; });
+  }
   ExprPtr parse_and() {
-    Pos p = pos();
-    ExprPtr l = parse_not();
-    while (skip_name("and")) l = binary("and", std::move(l), parse_not(), p);
-    return l;
+    return left_assoc(&Parser::parse_not, [&] { return skip_name("and") ? "and" : nullptr; });
   }
   ExprPtr parse_not() {
     DepthGuard g(*this);
@@ -865,31 +862,13 @@ class Parser {
     return c;
   }
   ExprPtr parse_math1() {
-    Pos p = pos();
-    ExprPtr l = parse_concat();
-    while (is_op("+") || is_op("-")) {
-      std::string op = cur().text;
-      advance();
-      l = binary(op == "+" ? "+" : "-", std::move(l), parse_concat(), p);
-    }
-    return l;
+    return left_assoc(&Parser::parse_concat, [&] { return take_op({"+", "-"}); });
   }
   ExprPtr parse_concat() {
-    Pos p = pos();
-    ExprPtr l = parse_math2();
-    while (skip_op("~")) l = binary("~", std::move(l), parse_math2(), p);
-    return l;
+    return left_assoc(&Parser::parse_math2, [&] { return take_op({"~"}); });
   }
   ExprPtr parse_math2() {
-    Pos p = pos();
-    ExprPtr l = parse_pow();
-    while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
-      std::string op = cur().text;
-      advance();
-      const char* o = op == "*" ? "*" : op == "/" ? "/" : op == "//" ? "//" : "%";
-      l = binary(o, std::move(l), parse_pow(), p);
-    }
-    return l;
+    return left_assoc(&Parser::parse_pow, [&] { return take_op({"*", "/", "//", "%"}); });
   }
   ExprPtr parse_pow() {
     Pos p = pos();

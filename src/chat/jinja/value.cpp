@@ -8,6 +8,7 @@
 #include <utf8proc.h>
 
 #include "util/error.h"
+#include "util/json_string.h"
 
 namespace kexa::jinja {
 
@@ -184,39 +185,14 @@ std::string float_repr(double d) {
 
 // ---- UTF-8 ----
 
-void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 std::vector<char32_t> decode_utf8(std::string_view s) {
   std::vector<char32_t> out;
   out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    utf8proc_int32_t cp;
-    auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
-                              static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
-    if (n <= 0) {  // invalid byte: keep going with U+FFFD rather than failing mid-template
-      out.push_back(0xFFFD);
-      ++i;
-    } else {
-      out.push_back(static_cast<char32_t>(cp));
-      i += static_cast<size_t>(n);
-    }
+  for (size_t i = 0; i < s.size();) {
+    const Utf8Char c = kexa::decode_utf8(s, i);
+    // An invalid byte becomes U+FFFD rather than failing mid-template.
+    out.push_back(c.cp == kInvalidUtf8 ? char32_t(0xFFFD) : char32_t(c.cp));
+    i += c.len;
   }
   return out;
 }
@@ -347,48 +323,6 @@ std::string to_str(const Value& v) {
 
 // ---- JSON ----
 
-static void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
-  out.push_back('"');
-  char buf[16];
-  auto esc = [&](char32_t c) {
-    switch (c) {
-      case '"': out += "\\\""; return;
-      case '\\': out += "\\\\"; return;
-      case '\n': out += "\\n"; return;
-      case '\r': out += "\\r"; return;
-      case '\t': out += "\\t"; return;
-      case '\b': out += "\\b"; return;
-      case '\f': out += "\\f"; return;
-      default: break;
-    }
-    if (c >= 0x10000) {
-      char32_t v = c - 0x10000;
-      std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", static_cast<unsigned>(0xD800 | (v >> 10)),
-                    static_cast<unsigned>(0xDC00 | (v & 0x3FF)));
-    } else {
-      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-    }
-    out += buf;
-  };
-  if (!ensure_ascii) {
-    for (char ch : s) {
-      auto c = static_cast<unsigned char>(ch);
-      if (c < 0x20 || c == '"' || c == '\\')
-        esc(c);
-      else
-        out.push_back(ch);
-    }
-  } else {
-    for (char32_t c : decode_utf8(s)) {
-      if (c >= 0x20 && c <= 0x7E && c != '"' && c != '\\')
-        out.push_back(static_cast<char>(c));
-      else
-        esc(c);
-    }
-  }
-  out.push_back('"');
-}
-
 static std::string json_float(double d) {
   if (std::isnan(d)) return "NaN";
   if (std::isinf(d)) return d < 0 ? "-Infinity" : "Infinity";
@@ -408,7 +342,7 @@ static void json_value(std::string& out, const Value& v, const JsonOptions& o, i
     case K::Bool: out += v.b ? "true" : "false"; return;
     case K::Int: out += std::to_string(v.i); return;
     case K::Float: out += json_float(v.f); return;
-    case K::String: json_string(out, v.s, o.ensure_ascii); return;
+    case K::String: append_json_string(out, v.s, o.ensure_ascii); return;
     case K::List: {
       if (v.view != Value::View::None) fail("TypeError: Object of type dict view is not JSON serializable");
       if (v.list->empty()) {
@@ -465,7 +399,7 @@ static void json_value(std::string& out, const Value& v, const JsonOptions& o, i
       for (size_t i = 0; i < entries.size(); ++i) {
         if (i) out += o.item_sep;
         newline(depth + 1);
-        json_string(out, entries[i].first, o.ensure_ascii);
+        append_json_string(out, entries[i].first, o.ensure_ascii);
         out += o.key_sep;
         json_value(out, *entries[i].second, o, depth + 1);
       }

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/utf8.h"
+
 namespace kexa::jinja {
 
 struct Value;
@@ -145,7 +147,6 @@ Value from_json(const nlohmann::json& j);
 // UTF-8 helpers: Python indexes strings by code point.
 std::vector<char32_t> decode_utf8(std::string_view s);
 std::string encode_utf8(const std::vector<char32_t>& cps, size_t begin, size_t end);
-void append_utf8(std::string& out, char32_t cp);
 bool is_py_space(char32_t cp);
 size_t utf8_length(std::string_view s);
 
