@@ -44,13 +44,13 @@ PY
 
 # The store unit tests (tests/unit/rag_test.cpp, Backends/RagStore.*) on this server: the same
 # tests the SQLite backend passes, each on a fresh database.
-if [[ -x "$build/kexa_tests" ]]; then
-  KEXA_TEST_PG_HOST="$PG_DIR" "$build/kexa_tests" --gtest_filter='Backends/RagStore.*/postgres' >"$tmp/gtest.log" 2>&1 \
+if [[ -x "$build/kexa_apps_tests" ]]; then
+  KEXA_TEST_PG_HOST="$PG_DIR" "$build/kexa_apps_tests" --gtest_filter='Backends/RagStore.*/postgres' >"$tmp/gtest.log" 2>&1 \
     || { cat "$tmp/gtest.log"; echo "rag_pg: store unit tests failed on PostgreSQL"; exit 1; }
   grep -q "PASSED.* 4 tests" "$tmp/gtest.log" || { cat "$tmp/gtest.log"; echo "rag_pg: store unit tests did not all run"; exit 1; }
   echo "rag_pg: store unit tests pass on PostgreSQL ($(grep -c '^\[       OK' "$tmp/gtest.log") tests)"
 else
-  echo "rag_pg: no $build/kexa_tests; store unit tests not run"
+  echo "rag_pg: no $build/kexa_apps_tests (build it first)"; exit 1
 fi
 
 # Same data, both backends, same results.
