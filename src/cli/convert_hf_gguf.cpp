@@ -59,6 +59,12 @@ struct LlamaPlanner {
   const ModelConfig& c;
   std::vector<Planned>& p;
 
+  // The embedding, then layer(s, b, i) for every main layer i.
+  template <class Layer>
+  void main_stack(Layer layer) {
+    p.push_back({"model.embed_tokens.weight", "token_embd.weight", {c.vocab_size, c.hidden_size}});
+    for (int64_t l = 0; l < c.n_layers; ++l) layer(concat("model.layers.", l, "."), concat("blk.", l, "."), static_cast<size_t>(l));
+  }
   void attention(const std::string& s, const std::string& b) {
     const int64_t H = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), hd = c.head_dim;
     p.push_back({s + "self_attn.q_proj.weight", b + "attn_q.weight", {q, H}});
@@ -110,16 +116,14 @@ struct LlamaPlanner {
 void plan_exaone_moe(const ModelConfig& c, std::vector<Planned>& p) {
   const int64_t H = c.hidden_size, V = c.vocab_size;
   LlamaPlanner lp{c, p};
-  p.push_back({"model.embed_tokens.weight", "token_embd.weight", {V, H}});
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const std::string s = concat("model.layers.", l, "."), b = concat("blk.", l, ".");
+  lp.main_stack([&](const std::string& s, const std::string& b, size_t l) {
     lp.pre_norm_attention(s, b);
-    if (c.layers[static_cast<size_t>(l)].moe) {
+    if (c.layers[l].moe) {
       lp.moe(s, b);
     } else {
       lp.mlp(s, b);
     }
-  }
+  });
   p.push_back({"model.norm.weight", "output_norm.weight", {H}});
   p.push_back({"lm_head.weight", "output.weight", {V, H}});
   for (int64_t k = 0; k < c.n_mtp_layers; ++k) {
@@ -153,16 +157,14 @@ void plan_exaone(const ModelConfig& c, std::vector<Planned>& p) {
 }
 
 void plan_exaone4(const ModelConfig& c, std::vector<Planned>& p) {
-  const int64_t H = c.hidden_size, V = c.vocab_size;
+  const int64_t H = c.hidden_size;
   LlamaPlanner lp{c, p};
-  p.push_back({"model.embed_tokens.weight", "token_embd.weight", {V, H}});
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const std::string s = concat("model.layers.", l, "."), b = concat("blk.", l, ".");
+  lp.main_stack([&](const std::string& s, const std::string& b, size_t) {
     lp.attention(s, b);
     p.push_back({s + "post_attention_layernorm.weight", b + "post_attention_norm.weight", {H}});
     lp.mlp(s, b);
     p.push_back({s + "post_feedforward_layernorm.weight", b + "post_ffw_norm.weight", {H}});
-  }
+  });
   p.push_back({"model.norm.weight", "output_norm.weight", {H}});
 }
 
