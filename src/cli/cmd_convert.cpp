@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/convert.h"
@@ -25,19 +26,38 @@ void usage() {
 
 }  // namespace
 
-int convert_main(int argc, char** argv) {
-  std::string src, dst;
-  ConvertOptions opt;
+bool walk_args(int argc, char** argv, const char* cmd, void (*usage)(), size_t max_positional,
+               const std::function<bool(const std::string& flag, const ArgValue& value)>& option,
+               std::vector<std::string>& positional) {
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](const char* flag) -> std::string {
-      if (i + 1 >= argc) fail("kexa convert: ", flag, " needs a value");
+    const std::string a = argv[i];
+    const ArgValue value = [&](const char* name) -> std::string {
+      if (i + 1 >= argc) fail(cmd, ": ", name, " needs a value");
       return argv[++i];
     };
     if (a == "-h" || a == "--help") {
       usage();
-      return 0;
-    } else if (a == "--type" || a == "-t") {
+      return false;
+    } else if (!a.empty() && a[0] == '-') {
+      if (!option(a, value)) {
+        usage();
+        fail(cmd, ": unknown option '", a, "'");
+      }
+    } else if (positional.size() < max_positional) {
+      positional.push_back(a);
+    } else {
+      usage();
+      fail(cmd, ": unexpected argument '", a, "'");
+    }
+  }
+  return true;
+}
+
+int convert_main(int argc, char** argv) {
+  ConvertOptions opt;
+  std::vector<std::string> pos;
+  const bool go = walk_args(argc, argv, "kexa convert", usage, 2, [&](const std::string& a, const ArgValue& value) {
+    if (a == "--type" || a == "-t") {
       std::string t = value("--type");
       if (t == "f32" || t == "F32") {
         opt.out_type = DType::F32;
@@ -52,22 +72,18 @@ int convert_main(int argc, char** argv) {
       opt.tokenizer = value("--tokenizer");
     } else if (a == "--name") {
       opt.name = value("--name");
-    } else if (!a.empty() && a[0] == '-') {
-      usage();
-      fail("kexa convert: unknown option '", a, "'");
-    } else if (src.empty()) {
-      src = a;
-    } else if (dst.empty()) {
-      dst = a;
     } else {
-      usage();
-      fail("kexa convert: unexpected argument '", a, "'");
+      return false;
     }
-  }
-  if (src.empty() || dst.empty()) {
+    return true;
+  }, pos);
+  if (!go) return 0;
+  if (pos.size() < 2) {
     usage();
     return 2;
   }
+  const std::string& src = pos[0];
+  const std::string& dst = pos[1];
   struct stat st {};
   if (::stat(src.c_str(), &st) != 0) fail(src, ": ", std::strerror(errno));
   if (S_ISDIR(st.st_mode)) {

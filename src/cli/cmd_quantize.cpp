@@ -250,39 +250,34 @@ void quantize_gguf(const std::string& src_path, const std::string& dst, const Re
 }  // namespace
 
 int quantize_main(int argc, char** argv) {
-  std::string src, dst, type;
+  std::string type;
   int n_threads = 0;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&](const char* flag) -> std::string {
-      if (i + 1 >= argc) fail("kexa quantize: ", flag, " needs a value");
-      return argv[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      usage();
-      return 0;
-    } else if (a == "--type" || a == "-t") {
+  std::vector<std::string> pos;
+  size_t positional_before_type = 0;
+  const bool go = walk_args(argc, argv, "kexa quantize", usage, 3, [&](const std::string& a, const ArgValue& value) {
+    if (a == "--type" || a == "-t") {
       type = value("--type");
+      positional_before_type = pos.size();
     } else if (a == "--threads") {
       const std::string v = value("--threads");
       char* end = nullptr;
       const long n = std::strtol(v.c_str(), &end, 10);
       if (end == v.c_str() || *end != '\0' || n < 0 || n > 1024) fail("kexa quantize: bad --threads '", v, "'");
       n_threads = static_cast<int>(n);
-    } else if (!a.empty() && a[0] == '-') {
-      usage();
-      fail("kexa quantize: unknown option '", a, "'");
-    } else if (src.empty()) {
-      src = a;
-    } else if (dst.empty()) {
-      dst = a;
-    } else if (type.empty()) {
-      type = a;  // llama-quantize's positional form: SRC DST TYPE
     } else {
-      usage();
-      fail("kexa quantize: unexpected argument '", a, "'");
+      return false;
     }
+    return true;
+  }, pos);
+  if (!go) return 0;
+  // llama-quantize's positional form SRC DST TYPE; a later --type overrides TYPE.
+  if (pos.size() == 3 && type.empty()) {
+    type = pos[2];
+  } else if (pos.size() == 3 && positional_before_type < 3) {
+    usage();
+    fail("kexa quantize: unexpected argument '", pos[2], "'");
   }
+  const std::string src = pos.size() > 0 ? pos[0] : "", dst = pos.size() > 1 ? pos[1] : "";
   if (src.empty() || dst.empty() || type.empty()) {
     usage();
     return 2;

@@ -2,8 +2,11 @@
 // llama2.c checkpoint -> EXAONE 3.x Hugging Face folder.
 #pragma once
 
+#include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "formats/tensor.h"
 
@@ -21,5 +24,15 @@ void convert_hf_to_gguf(const std::string& src_dir, const std::string& dst, cons
 // Writes the folder `dst_dir` (created if missing): config.json, model.safetensors and, with a
 // tokenizer, tokenizer.json + tokenizer_config.json + special_tokens_map.json.
 void convert_llama2c_to_hf(const std::string& src, const std::string& dst_dir, const ConvertOptions& opt);
+
+// The argument loop `kexa convert` and `kexa quantize` share. "-h" / "--help" prints usage and
+// returns false (the command exits 0). A flag goes to `option(flag, value)`: value(name) takes the
+// next argument (failing "<cmd>: <name> needs a value"); `option` returns false for a flag it does
+// not know (usage, then "<cmd>: unknown option '<flag>'"). Other arguments fill `positional`, at most
+// max_positional of them (usage, then "<cmd>: unexpected argument '<a>'").
+using ArgValue = std::function<std::string(const char* name)>;
+bool walk_args(int argc, char** argv, const char* cmd, void (*usage)(), size_t max_positional,
+               const std::function<bool(const std::string& flag, const ArgValue& value)>& option,
+               std::vector<std::string>& positional);
 
 }  // namespace kexa::cli

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 
+#include "formats/tensor_lookup.h"
 #include "util/error.h"
 
 namespace kexa::gguf {
@@ -288,10 +289,7 @@ std::unique_ptr<File> File::open(const std::string& path) {
   // MappedFile). Stacked expert tensors stay mapped so idle experts are never read.
   std::unique_ptr<File> f(new File(MappedFile(path, MappedFile::Load::Mapped)));
   f->parse();
-  for (const TensorView& t : f->tensors_) {
-    if (t.name.find("_exps.") != std::string::npos) return f;
-  }
-  if (!f->file_.make_resident()) return f;
+  if (any_tensor_named(f->tensors_, "_exps.") || !f->file_.make_resident()) return f;
   std::unique_ptr<File> g(new File(std::move(f->file_)));  // re-read the header: views moved
   g->parse();
   return g;
@@ -320,17 +318,9 @@ bool File::rewrite_in_place(std::string_view name, int row_group, const std::fun
   return true;
 }
 
-const TensorView* File::find(std::string_view name) const {
-  auto it = tensor_index_.find(name);
-  return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
-}
+const TensorView* File::find(std::string_view name) const { return find_tensor(tensors_, tensor_index_, name); }
 
-std::vector<std::string> File::names() const {
-  std::vector<std::string> out;
-  out.reserve(tensors_.size());
-  for (const TensorView& t : tensors_) out.push_back(t.name);
-  return out;
-}
+std::vector<std::string> File::names() const { return tensor_names(tensors_); }
 
 void File::parse() {
   const std::string& p = file_.path();

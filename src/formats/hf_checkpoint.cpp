@@ -2,35 +2,13 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
 #include <map>
-#include <sstream>
 
+#include "formats/json_file.h"
 #include "formats/safetensors.h"
 #include "util/error.h"
 
 namespace kexa {
-
-namespace {
-
-bool file_exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, ": bad JSON: ", e.what());
-  }
-}
-
-}  // namespace
 
 struct HFCheckpoint::Impl {
   std::vector<std::unique_ptr<safetensors::File>> shards;
@@ -51,18 +29,18 @@ std::unique_ptr<HFCheckpoint> HFCheckpoint::open(const std::string& dir_in) {
   ck->dir_ = dir;
   ck->impl_ = std::make_unique<Impl>();
   const std::string config_path = dir + "/config.json";
-  if (!file_exists(config_path)) fail(dir, ": missing config.json");
-  ck->config_ = read_json(config_path);
+  if (!regular_file_exists(config_path)) fail(dir, ": missing config.json");
+  ck->config_ = read_json_file(config_path);
   if (!ck->config_.is_object()) fail(config_path, ": expected a JSON object");
 
   Impl& im = *ck->impl_;
   const std::string single = dir + "/model.safetensors";
   const std::string index_path = dir + "/model.safetensors.index.json";
-  if (file_exists(single)) {
+  if (regular_file_exists(single)) {
     im.shards.push_back(safetensors::File::open(single));
     for (const TensorView& t : im.shards[0]->tensors()) im.tensors[t.name] = {0, &t};
-  } else if (file_exists(index_path)) {
-    nlohmann::json index = read_json(index_path);
+  } else if (regular_file_exists(index_path)) {
+    nlohmann::json index = read_json_file(index_path);
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
       fail(index_path, ": missing object 'weight_map'");
     }
@@ -80,7 +58,7 @@ std::unique_ptr<HFCheckpoint> HFCheckpoint::open(const std::string& dir_in) {
       }
       if (!shard_of_file.count(shard)) {
         const std::string shard_path = dir + "/" + shard;
-        if (!file_exists(shard_path)) {
+        if (!regular_file_exists(shard_path)) {
           fail(index_path, ": shard '", shard, "' (holding tensor '", it.key(), "') is missing");
         }
         shard_of_file[shard] = im.shards.size();

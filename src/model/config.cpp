@@ -4,14 +4,72 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "formats/gguf.h"
+#include "model/config_detail.h"
 #include "util/error.h"
 
 namespace kexa {
 
+namespace config_detail {
+
+void require_positive(std::string_view origin, std::string_view what, int64_t v) {
+  if (v <= 0) fail(origin, ": ", what, " must be positive, got ", v);
+}
+
+std::vector<bool> periodic_sliding(int64_t n_layers, int64_t n) {
+  std::vector<bool> sliding(static_cast<size_t>(n_layers));
+  for (int64_t i = 0; i < n_layers; ++i) sliding[static_cast<size_t>(i)] = (i + 1) % n != 0;
+  return sliding;
+}
+
+void plan_layers(ModelConfig& c, const std::vector<int64_t>& windows, const std::vector<bool>& moe,
+                 int64_t mtp_window) {
+  const size_t L = static_cast<size_t>(c.n_layers);
+  c.layers.assign(L, LayerPlan{});
+  for (size_t i = 0; i < L; ++i) {
+    c.layers[i].window = windows.empty() ? 0 : windows[i];
+    c.layers[i].moe = !moe.empty() && moe[i];
+  }
+  // RoPE on every layer when the model has no sliding layers, otherwise only on the sliding ones
+  // (EXAONE 4.0 / K-EXAONE global layers are NoPE). The MTP block follows the same rule.
+  const bool any_sliding = c.has_sliding_layers();
+  for (LayerPlan& l : c.layers) l.rope = !any_sliding || l.window > 0;
+  c.mtp_layer = LayerPlan{mtp_window, mtp_window > 0 || !any_sliding, false};
+}
+
+std::vector<int64_t> windows_of(const std::vector<bool>& sliding, int64_t window) {
+  std::vector<int64_t> out(sliding.size(), 0);
+  for (size_t i = 0; i < sliding.size(); ++i) out[i] = sliding[i] ? window : 0;
+  return out;
+}
+
+void validate(const ModelConfig& c, std::string_view origin) {
+  require_positive(origin, "vocab_size", c.vocab_size);
+  require_positive(origin, "hidden_size", c.hidden_size);
+  require_positive(origin, "number of layers", c.n_layers);
+  require_positive(origin, "num_attention_heads", c.n_heads);
+  require_positive(origin, "num_key_value_heads", c.n_kv_heads);
+  require_positive(origin, "head_dim", c.head_dim);
+  require_positive(origin, "intermediate_size", c.intermediate_size);
+  if (c.n_heads % c.n_kv_heads != 0) {
+    fail(origin, ": num_attention_heads (", c.n_heads, ") must be a multiple of num_key_value_heads (",
+         c.n_kv_heads, ")");
+  }
+  if (c.head_dim % 2 != 0) fail(origin, ": head_dim must be even for rotary embedding, got ", c.head_dim);
+  if (!(c.norm_eps > 0)) fail(origin, ": RMSNorm epsilon must be positive, got ", c.norm_eps);
+  if (static_cast<int64_t>(c.layers.size()) != c.n_layers) {
+    fail(origin, ": internal: per-layer plan has ", c.layers.size(), " entries for ", c.n_layers, " layers");
+  }
+  for (int64_t id : c.eos_token_ids) {
+    if (id < 0 || id >= c.vocab_size) fail(origin, ": eos_token_id ", id, " outside the vocabulary (", c.vocab_size, ")");
+  }
+}
+
+}  // namespace config_detail
+
 namespace {
 
 using nlohmann::json;
+using namespace config_detail;
 
 // ---- config.json access -------------------------------------------------------------------------
 
@@ -90,10 +148,6 @@ class JsonReader {
   const json& j_;
   std::string_view origin_;
 };
-
-void require_positive(std::string_view origin, std::string_view what, int64_t v) {
-  if (v <= 0) fail(origin, ": ", what, " must be positive, got ", v);
-}
 
 RopeScaling parse_rope_scaling_object(const json& r, std::string_view origin, std::string_view key) {
   RopeScaling s;
@@ -207,8 +261,7 @@ std::vector<bool> sliding_flags(const JsonReader& r, std::string_view origin, in
   if (p == nullptr || p->is_number()) {
     int64_t n = p == nullptr ? 4 : r.as_int(*p, "sliding_window_pattern");
     if (n <= 0) fail(origin, ": config.json sliding_window_pattern must be positive, got ", n);
-    for (int64_t i = 0; i < n_layers; ++i) sliding[static_cast<size_t>(i)] = (i + 1) % n != 0;
-    return sliding;
+    return periodic_sliding(n_layers, n);
   }
   if (p->is_string()) {
     std::string s = p->get<std::string>();
@@ -235,33 +288,51 @@ int64_t window_value(const JsonReader& r, std::string_view origin) {
   return v;
 }
 
-// RoPE placement shared by 4.0 and K-EXAONE: every layer when the model has no sliding layers,
-// otherwise only the sliding ones (global layers are NoPE).
-void assign_rope(ModelConfig& c) {
-  bool any_sliding = c.has_sliding_layers();
-  for (LayerPlan& l : c.layers) l.rope = !any_sliding || l.window > 0;
+// The one reading of a config.json's attention windows: sliding_windows (one per layer, 0 =
+// global; K-EXAONE only, `per_layer_list`) > sliding_window on the layers that layer_types /
+// sliding_window_pattern mark sliding. Records the declared sliding_window in c.sliding_window
+// (0 when absent or null), which a model keeps even when no layer slides.
+std::vector<int64_t> layer_windows(const JsonReader& r, std::string_view origin, bool per_layer_list, ModelConfig& c) {
+  const size_t L = static_cast<size_t>(c.n_layers);
+  if (const json* sw = r.find("sliding_windows"); per_layer_list && sw != nullptr && !sw->is_null()) {
+    if (!sw->is_array() || sw->size() != L) {
+      fail(origin, ": config.json sliding_windows must be a list of ", c.n_layers, " windows (0 = global)");
+    }
+    std::vector<int64_t> windows(L);
+    for (size_t i = 0; i < L; ++i) {
+      windows[i] = r.as_int((*sw)[i], "sliding_windows");
+      if (windows[i] < 0) fail(origin, ": config.json sliding_windows[", i, "] is negative (", windows[i], ")");
+    }
+    return windows;
+  }
+  const int64_t window = window_value(r, origin);
+  if (r.has("sliding_window") && !r.is_null("sliding_window")) c.sliding_window = window;
+  // A null window turns every layer global; layer_types is still checked.
+  std::vector<bool> sliding(L, false);
+  if (const json* lt = r.find("layer_types"); window > 0 || (lt != nullptr && lt->is_array())) {
+    sliding = sliding_flags(r, origin, c.n_layers);
+  }
+  return window > 0 ? windows_of(sliding, window) : std::vector<int64_t>{};
 }
 
-void validate(const ModelConfig& c, std::string_view origin) {
-  require_positive(origin, "vocab_size", c.vocab_size);
-  require_positive(origin, "hidden_size", c.hidden_size);
-  require_positive(origin, "number of layers", c.n_layers);
-  require_positive(origin, "num_attention_heads", c.n_heads);
-  require_positive(origin, "num_key_value_heads", c.n_kv_heads);
-  require_positive(origin, "head_dim", c.head_dim);
-  require_positive(origin, "intermediate_size", c.intermediate_size);
-  if (c.n_heads % c.n_kv_heads != 0) {
-    fail(origin, ": num_attention_heads (", c.n_heads, ") must be a multiple of num_key_value_heads (",
-         c.n_kv_heads, ")");
+// The MTP block's window (K-EXAONE: mtp_sliding_windows [0] / mtp_layer_types
+// ["full_attention"], i.e. global).
+int64_t mtp_window(const JsonReader& r, std::string_view origin) {
+  int64_t window = 0;
+  if (const json* sw = r.find("mtp_sliding_windows"); sw != nullptr && !sw->is_null()) {
+    if (!sw->is_array() || sw->empty()) fail(origin, ": config.json mtp_sliding_windows must be a non-empty list");
+    window = r.as_int((*sw)[0], "mtp_sliding_windows");
+    if (window < 0) fail(origin, ": config.json mtp_sliding_windows[0] is negative (", window, ")");
+  } else if (const json* lt = r.find("mtp_layer_types"); lt != nullptr && !lt->is_null()) {
+    if (!lt->is_array() || lt->empty()) fail(origin, ": config.json mtp_layer_types must be a non-empty list");
+    const json& t = (*lt)[0];
+    if (t == "sliding_attention") {
+      window = window_value(r, origin);
+    } else if (t != "full_attention") {
+      fail(origin, ": config.json mtp_layer_types[0] = ", t.dump(), " (expected \"sliding_attention\" or \"full_attention\")");
+    }
   }
-  if (c.head_dim % 2 != 0) fail(origin, ": head_dim must be even for rotary embedding, got ", c.head_dim);
-  if (!(c.norm_eps > 0)) fail(origin, ": RMSNorm epsilon must be positive, got ", c.norm_eps);
-  if (static_cast<int64_t>(c.layers.size()) != c.n_layers) {
-    fail(origin, ": internal: per-layer plan has ", c.layers.size(), " entries for ", c.n_layers, " layers");
-  }
-  for (int64_t id : c.eos_token_ids) {
-    if (id < 0 || id >= c.vocab_size) fail(origin, ": eos_token_id ", id, " outside the vocabulary (", c.vocab_size, ")");
-  }
+  return window;
 }
 
 ModelConfig parse_exaone(const JsonReader& r, std::string_view origin) {
@@ -290,89 +361,36 @@ ModelConfig parse_exaone(const JsonReader& r, std::string_view origin) {
   c.norm = NormPlacement::Pre;
   c.qk_norm = false;
   parse_rope(r, origin, c);
-  c.layers.assign(static_cast<size_t>(c.n_layers), LayerPlan{0, true, false});
+  plan_layers(c, {}, {}, 0);
+  return c;
+}
+
+// The keys exaone4 and exaone_moe share (transformers naming, QK-norm).
+ModelConfig parse_llama_style(const JsonReader& r, std::string_view origin, Arch arch, const char* model_type,
+                              NormPlacement norm) {
+  ModelConfig c;
+  c.arch = arch;
+  c.model_type = model_type;
+  parse_dims(r, origin, c);
+  check_activation(r, {"hidden_act"});
+  c.tie_word_embeddings = r.boolean_or("tie_word_embeddings", false);
+  c.norm = norm;
+  c.qk_norm = true;
+  parse_rope(r, origin, c);
+  require_positive(origin, "num_hidden_layers", c.n_layers);
   return c;
 }
 
 ModelConfig parse_exaone4(const JsonReader& r, std::string_view origin) {
-  ModelConfig c;
-  c.arch = Arch::Exaone4;
-  c.model_type = "exaone4";
-  parse_dims(r, origin, c);
-  check_activation(r, {"hidden_act"});
-  c.tie_word_embeddings = r.boolean_or("tie_word_embeddings", false);
-  c.norm = NormPlacement::Post;
-  c.qk_norm = true;
-  parse_rope(r, origin, c);
-  require_positive(origin, "num_hidden_layers", c.n_layers);
-  int64_t window = window_value(r, origin);
-  c.layers.assign(static_cast<size_t>(c.n_layers), LayerPlan{});
-  if (window > 0) {
-    std::vector<bool> sliding = sliding_flags(r, origin, c.n_layers);
-    for (int64_t i = 0; i < c.n_layers; ++i) c.layers[static_cast<size_t>(i)].window = sliding[static_cast<size_t>(i)] ? window : 0;
-  } else if (const json* lt = r.find("layer_types"); lt != nullptr && lt->is_array()) {
-    // Still validate the list even though a null window turns every layer global.
-    (void)sliding_flags(r, origin, c.n_layers);
-  }
-  assign_rope(c);
+  ModelConfig c = parse_llama_style(r, origin, Arch::Exaone4, "exaone4", NormPlacement::Post);
+  plan_layers(c, layer_windows(r, origin, false, c), {}, 0);
   return c;
 }
 
-// The MTP block's attention (K-EXAONE: mtp_sliding_windows [0] / mtp_layer_types
-// ["full_attention"], i.e. global). RoPE follows the main stack's rule: NoPE on a global layer of a
-// model that has sliding layers.
-void parse_mtp_plan(const JsonReader& r, std::string_view origin, ModelConfig& c) {
-  int64_t window = 0;
-  if (const json* sw = r.find("mtp_sliding_windows"); sw != nullptr && !sw->is_null()) {
-    if (!sw->is_array() || sw->empty()) fail(origin, ": config.json mtp_sliding_windows must be a non-empty list");
-    window = r.as_int((*sw)[0], "mtp_sliding_windows");
-    if (window < 0) fail(origin, ": config.json mtp_sliding_windows[0] is negative (", window, ")");
-  } else if (const json* lt = r.find("mtp_layer_types"); lt != nullptr && !lt->is_null()) {
-    if (!lt->is_array() || lt->empty()) fail(origin, ": config.json mtp_layer_types must be a non-empty list");
-    const json& t = (*lt)[0];
-    if (t == "sliding_attention") {
-      window = window_value(r, origin);
-    } else if (t != "full_attention") {
-      fail(origin, ": config.json mtp_layer_types[0] = ", t.dump(), " (expected \"sliding_attention\" or \"full_attention\")");
-    }
-  }
-  c.mtp_layer.window = window;
-  c.mtp_layer.rope = window > 0 || !c.has_sliding_layers();
-  c.mtp_layer.moe = false;
-}
-
 ModelConfig parse_exaone_moe(const JsonReader& r, std::string_view origin) {
-  ModelConfig c;
-  c.arch = Arch::ExaoneMoe;
-  c.model_type = "exaone_moe";
-  parse_dims(r, origin, c);
-  check_activation(r, {"hidden_act"});
-  c.tie_word_embeddings = r.boolean_or("tie_word_embeddings", false);
-  c.norm = NormPlacement::Pre;
-  c.qk_norm = true;
-  parse_rope(r, origin, c);
-  require_positive(origin, "num_hidden_layers", c.n_layers);
+  ModelConfig c = parse_llama_style(r, origin, Arch::ExaoneMoe, "exaone_moe", NormPlacement::Pre);
   const size_t L = static_cast<size_t>(c.n_layers);
-  c.layers.assign(L, LayerPlan{});
-
-  // Window per layer: sliding_windows (0 = global) > layer_types > sliding_window_pattern.
-  if (const json* sw = r.find("sliding_windows"); sw != nullptr && !sw->is_null()) {
-    if (!sw->is_array() || sw->size() != L) {
-      fail(origin, ": config.json sliding_windows must be a list of ", c.n_layers, " windows (0 = global)");
-    }
-    for (size_t i = 0; i < L; ++i) {
-      int64_t w = r.as_int((*sw)[i], "sliding_windows");
-      if (w < 0) fail(origin, ": config.json sliding_windows[", i, "] is negative (", w, ")");
-      c.layers[i].window = w;
-    }
-  } else {
-    int64_t window = window_value(r, origin);
-    if (window > 0) {
-      std::vector<bool> sliding = sliding_flags(r, origin, c.n_layers);
-      for (size_t i = 0; i < L; ++i) c.layers[i].window = sliding[i] ? window : 0;
-    }
-  }
-  assign_rope(c);
+  const std::vector<int64_t> windows = layer_windows(r, origin, true, c);
 
   c.n_experts = r.integer({"num_experts", "num_local_experts", "n_routed_experts"});
   c.n_experts_used = r.integer({"num_experts_per_tok"});
@@ -398,6 +416,7 @@ ModelConfig parse_exaone_moe(const JsonReader& r, std::string_view origin) {
   c.shared_intermediate_size = c.moe_intermediate_size * c.n_shared_experts;
 
   // MLP type per layer: mlp_layer_types > first_k_dense_replace (> legacy is_moe_layer).
+  std::vector<bool> moe(L, false);
   if (const json* mt = r.find("mlp_layer_types"); mt != nullptr && !mt->is_null()) {
     if (!mt->is_array() || mt->size() != L) {
       fail(origin, ": config.json mlp_layer_types must be a list of ", c.n_layers, " entries");
@@ -405,62 +424,22 @@ ModelConfig parse_exaone_moe(const JsonReader& r, std::string_view origin) {
     for (size_t i = 0; i < L; ++i) {
       const json& t = (*mt)[i];
       if (t == "sparse") {
-        c.layers[i].moe = true;
+        moe[i] = true;
       } else if (t != "dense") {
         fail(origin, ": config.json mlp_layer_types[", i, "] = ", t.dump(), " (expected \"dense\" or \"sparse\")");
       }
     }
   } else if (r.has("first_k_dense_replace") && !r.is_null("first_k_dense_replace")) {
     int64_t k = r.integer({"first_k_dense_replace"});
-    for (size_t i = 0; i < L; ++i) c.layers[i].moe = static_cast<int64_t>(i) >= k;
+    for (size_t i = 0; i < L; ++i) moe[i] = static_cast<int64_t>(i) >= k;
   } else if (const json* im = r.find("is_moe_layer"); im != nullptr && im->is_array() && im->size() == L) {
-    for (size_t i = 0; i < L; ++i) c.layers[i].moe = (*im)[i].is_boolean() && (*im)[i].get<bool>();
+    for (size_t i = 0; i < L; ++i) moe[i] = (*im)[i].is_boolean() && (*im)[i].get<bool>();
   } else {
-    for (size_t i = 0; i < L; ++i) c.layers[i].moe = i >= 1;
+    for (size_t i = 0; i < L; ++i) moe[i] = i >= 1;
   }
-  parse_mtp_plan(r, origin, c);
+  plan_layers(c, windows, moe, mtp_window(r, origin));
   return c;
 }
-
-// ---- GGUF metadata access -----------------------------------------------------------------------
-
-class GgufReader {
- public:
-  GgufReader(const gguf::File& f, std::string arch) : f_(f), arch_(std::move(arch)) {}
-
-  std::string key(std::string_view suffix) const { return arch_ + "." + std::string(suffix); }
-  const gguf::Value* get(std::string_view suffix) const { return f_.get(key(suffix)); }
-
-  int64_t integer(std::string_view suffix) const {
-    const gguf::Value* v = get(suffix);
-    if (v == nullptr) fail(f_.path(), ": GGUF metadata lacks required key ", key(suffix));
-    return scalar_or_uniform(*v, suffix);
-  }
-  int64_t integer_or(std::string_view suffix, int64_t fallback) const {
-    const gguf::Value* v = get(suffix);
-    return v == nullptr ? fallback : scalar_or_uniform(*v, suffix);
-  }
-  double number_or(std::string_view suffix, double fallback) const {
-    const gguf::Value* v = get(suffix);
-    return v == nullptr ? fallback : v->as_float(key(suffix));
-  }
-  // llama.cpp allows per-layer arrays for some counts; kexa needs them uniform.
-  int64_t scalar_or_uniform(const gguf::Value& v, std::string_view suffix) const {
-    if (!v.is_array()) return v.as_int(key(suffix));
-    const std::vector<int64_t>& a = v.as_ints(key(suffix));
-    if (a.empty()) fail(f_.path(), ": GGUF key ", key(suffix), " is an empty array");
-    for (int64_t x : a) {
-      if (x != a[0]) fail(f_.path(), ": GGUF key ", key(suffix), " varies per layer; kexa needs one value");
-    }
-    return a[0];
-  }
-
-  const gguf::File& file() const { return f_; }
-
- private:
-  const gguf::File& f_;
-  std::string arch_;
-};
 
 }  // namespace
 
@@ -482,168 +461,6 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& config, std::string_
   }
   parse_token_ids(r, c);
   validate(c, origin);
-  return c;
-}
-
-ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
-  std::string arch = file.architecture();
-  ModelConfig c;
-  if (arch == "exaone") {
-    c.arch = Arch::Exaone;
-    c.model_type = "exaone";
-    c.norm = NormPlacement::Pre;
-    c.qk_norm = false;
-  } else if (arch == "exaone4") {
-    c.arch = Arch::Exaone4;
-    c.model_type = "exaone4";
-    c.norm = NormPlacement::Post;
-    c.qk_norm = true;
-  } else if (arch == "exaone-moe") {
-    c.arch = Arch::ExaoneMoe;
-    c.model_type = "exaone_moe";
-    c.norm = NormPlacement::Pre;
-    c.qk_norm = true;
-  } else {
-    fail(file.path(), ": unknown GGUF architecture \"", arch, "\" (kexa supports exaone, exaone4, exaone-moe)");
-  }
-  GgufReader g(file, arch);
-  const std::string& path = file.path();
-
-  c.hidden_size = g.integer("embedding_length");
-  int64_t block_count = g.integer("block_count");
-  c.n_mtp_layers = g.integer_or("nextn_predict_layers", 0);
-  if (c.n_mtp_layers < 0 || c.n_mtp_layers >= block_count) {
-    fail(path, ": GGUF ", g.key("nextn_predict_layers"), " (", c.n_mtp_layers, ") must be below block_count (",
-         block_count, ")");
-  }
-  c.n_layers = block_count - c.n_mtp_layers;
-  c.n_heads = g.integer("attention.head_count");
-  c.n_kv_heads = g.integer_or("attention.head_count_kv", c.n_heads);
-  require_positive(path, g.key("attention.head_count"), c.n_heads);
-  require_positive(path, g.key("embedding_length"), c.hidden_size);
-  c.head_dim = g.integer_or("attention.key_length", c.hidden_size / c.n_heads);
-  int64_t v_len = g.integer_or("attention.value_length", c.head_dim);
-  if (v_len != c.head_dim) {
-    fail(path, ": GGUF ", g.key("attention.value_length"), " (", v_len, ") differs from key_length (", c.head_dim, ")");
-  }
-  int64_t rot = g.integer_or("rope.dimension_count", c.head_dim);
-  if (rot != c.head_dim) {
-    fail(path, ": GGUF ", g.key("rope.dimension_count"), " = ", rot, " but head_dim = ", c.head_dim,
-         " (partial rotary embedding is not used by EXAONE)");
-  }
-  c.intermediate_size = g.integer("feed_forward_length");
-  c.max_position = g.integer_or("context_length", 0);
-  if (g.get("attention.layer_norm_rms_epsilon") != nullptr) {
-    c.norm_eps = g.number_or("attention.layer_norm_rms_epsilon", 1e-5);
-  } else {
-    c.norm_eps = g.number_or("attention.layer_norm_epsilon", 1e-5);
-  }
-  c.rope_theta = g.number_or("rope.freq_base", 10000.0);
-  if (const gguf::Value* st = g.get("rope.scaling.type"); st != nullptr) {
-    const std::string& t = st->as_string(g.key("rope.scaling.type"));
-    if (t != "none" && t != "") {
-      fail(path, ": GGUF ", g.key("rope.scaling.type"), " = \"", t,
-           "\" is not supported (EXAONE's llama3 scaling comes as rope_freqs.weight)");
-    }
-  }
-
-  // Vocabulary: explicit key, else the embedding matrix, else the token list.
-  c.vocab_size = g.integer_or("vocab_size", 0);
-  if (c.vocab_size == 0) {
-    if (const TensorView* emb = file.find("token_embd.weight"); emb != nullptr && emb->shape.size() == 2) {
-      c.vocab_size = emb->shape[0];
-    } else if (const gguf::Value* toks = file.get("tokenizer.ggml.tokens"); toks != nullptr) {
-      c.vocab_size = static_cast<int64_t>(toks->as_strings("tokenizer.ggml.tokens").size());
-    }
-  }
-  c.tie_word_embeddings = file.find("output.weight") == nullptr;
-
-  if (const gguf::Value* v = file.get("tokenizer.ggml.bos_token_id")) c.bos_token_id = v->as_int("tokenizer.ggml.bos_token_id");
-  if (const gguf::Value* v = file.get("tokenizer.ggml.padding_token_id")) c.pad_token_id = v->as_int("tokenizer.ggml.padding_token_id");
-  if (const gguf::Value* v = file.get("tokenizer.ggml.eos_token_id")) c.eos_token_ids.push_back(v->as_int("tokenizer.ggml.eos_token_id"));
-  if (const gguf::Value* v = file.get("tokenizer.ggml.eot_token_id")) {
-    int64_t eot = v->as_int("tokenizer.ggml.eot_token_id");
-    if (c.eos_token_ids.empty() || c.eos_token_ids[0] != eot) c.eos_token_ids.push_back(eot);
-  }
-
-  // Sliding layers. llama.cpp stores a bool per layer (true = sliding) or an int period.
-  require_positive(path, g.key("block_count"), c.n_layers);
-  const size_t L = static_cast<size_t>(c.n_layers);
-  c.layers.assign(L, LayerPlan{});
-  int64_t window = 0;
-  bool has_window_key = g.get("attention.sliding_window") != nullptr;
-  if (has_window_key) {
-    window = g.integer("attention.sliding_window");
-  } else if (arch == "exaone-moe") {
-    window = 128;  // llama.cpp's default for this architecture
-  } else if (arch == "exaone4" && c.n_layers == 64) {
-    window = 4096;  // llama.cpp's default for EXAONE-4.0-32B files written without the key
-  }
-  if (window < 0) fail(path, ": GGUF ", g.key("attention.sliding_window"), " is negative");
-  if (window > 0 && arch != "exaone") {
-    std::vector<bool> sliding(L, false);
-    const gguf::Value* pat = g.get("attention.sliding_window_pattern");
-    if (pat != nullptr && pat->is_array()) {
-      const std::vector<int64_t>& flags = pat->as_ints(g.key("attention.sliding_window_pattern"));
-      if (flags.size() < L) {
-        fail(path, ": GGUF ", g.key("attention.sliding_window_pattern"), " has ", flags.size(),
-             " entries for ", c.n_layers, " layers");
-      }
-      for (size_t i = 0; i < L; ++i) sliding[i] = flags[i] != 0;
-    } else {
-      int64_t n = pat != nullptr ? pat->as_int(g.key("attention.sliding_window_pattern")) : 4;
-      for (size_t i = 0; i < L; ++i) sliding[i] = n == 0 || (static_cast<int64_t>(i) % n) < n - 1;
-    }
-    for (size_t i = 0; i < L; ++i) c.layers[i].window = sliding[i] ? window : 0;
-  }
-  if (arch == "exaone") {
-    for (LayerPlan& l : c.layers) l.rope = true;
-  } else {
-    assign_rope(c);
-  }
-
-  if (arch == "exaone-moe") {
-    c.n_experts = g.integer("expert_count");
-    c.n_experts_used = g.integer("expert_used_count");
-    c.moe_intermediate_size = g.integer("expert_feed_forward_length");
-    c.n_shared_experts = g.integer_or("expert_shared_count", 0);
-    c.n_group = std::max<int64_t>(1, g.integer_or("expert_group_count", 1));
-    c.topk_group = std::max<int64_t>(1, g.integer_or("expert_group_used_count", 1));
-    c.routed_scaling_factor = g.number_or("expert_weights_scale", 1.0);
-    if (const gguf::Value* v = g.get("expert_weights_norm")) c.norm_topk_prob = v->as_bool(g.key("expert_weights_norm"));
-    int64_t dense_lead = g.integer_or("leading_dense_block_count", 1);
-    for (size_t i = 0; i < L; ++i) c.layers[i].moe = static_cast<int64_t>(i) >= dense_lead;
-    c.shared_intermediate_size = c.n_shared_experts <= 0 ? 0
-        : g.integer_or("expert_shared_feed_forward_length", c.moe_intermediate_size * c.n_shared_experts);
-    require_positive(path, g.key("expert_count"), c.n_experts);
-    require_positive(path, g.key("expert_used_count"), c.n_experts_used);
-    require_positive(path, g.key("expert_feed_forward_length"), c.moe_intermediate_size);
-    if (c.n_experts_used > c.n_experts) {
-      fail(path, ": GGUF ", g.key("expert_used_count"), " (", c.n_experts_used, ") exceeds ", g.key("expert_count"),
-           " (", c.n_experts, ")");
-    }
-    if (c.n_experts % c.n_group != 0 || c.topk_group > c.n_group) {
-      fail(path, ": GGUF ", g.key("expert_group_count"), " (", c.n_group, ") / ", g.key("expert_group_used_count"),
-           " (", c.topk_group, ") do not divide ", g.key("expert_count"), " (", c.n_experts, ")");
-    }
-    if (c.n_shared_experts < 0 || c.shared_intermediate_size < 0) {
-      fail(path, ": GGUF ", g.key("expert_shared_count"), " / ", g.key("expert_shared_feed_forward_length"),
-           " are negative");
-    }
-    if (const gguf::Value* v = g.get("expert_gating_func")) {
-      // llama.cpp's enum: 1 softmax, 2 sigmoid. K-EXAONE's router is sigmoid only.
-      const int64_t f = v->as_int(g.key("expert_gating_func"));
-      if (f != 2) fail(path, ": GGUF ", g.key("expert_gating_func"), " = ", f, "; exaone-moe needs 2 (sigmoid)");
-    }
-  }
-  // MTP block: global unless a per-block sliding pattern marks block n_layers as sliding.
-  c.mtp_layer = LayerPlan{0, !c.has_sliding_layers(), false};
-  if (const gguf::Value* pat = g.get("attention.sliding_window_pattern");
-      c.n_mtp_layers > 0 && window > 0 && pat != nullptr && pat->is_array()) {
-    const std::vector<int64_t>& flags = pat->as_ints(g.key("attention.sliding_window_pattern"));
-    if (flags.size() > L && flags[L] != 0) c.mtp_layer = LayerPlan{window, true, false};
-  }
-  validate(c, path);
   return c;
 }
 

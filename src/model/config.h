@@ -10,7 +10,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 namespace kexa {
-namespace gguf { class File; }
+namespace gguf { class File; class Writer; }
 
 enum class Arch { Exaone, Exaone4, ExaoneMoe };
 
@@ -50,6 +50,9 @@ struct ModelConfig {
   bool qk_norm = false;
   NormPlacement norm = NormPlacement::Pre;
   std::vector<LayerPlan> layers;
+  // The sliding window W the source declares, kept even when no layer slides (EXAONE 4.0 writes
+  // it to GGUF then); 0 = none declared. The layers' windows are what runs.
+  int64_t sliding_window = 0;
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
   int64_t pad_token_id = -1;
@@ -80,6 +83,10 @@ struct ModelConfig {
   static ModelConfig from_hf_json(const nlohmann::json& config, std::string_view origin);
   static ModelConfig from_gguf(const gguf::File& file);
 
+  // llama3 rope scaling as llama.cpp's converter bakes it into rope_freqs.weight: one divisor per
+  // frequency pair, in float32 like its torch code. Throws when the scaling is degenerate.
+  std::vector<float> llama3_rope_freq_divisors() const;
+
   // inv_freq[i] for i < head_dim/2 after rope scaling.
   std::vector<float> rope_inv_freq() const;
   bool has_sliding_layers() const;
@@ -91,5 +98,21 @@ struct ModelConfig {
   // One-line human summary ("exaone4 L=30 H=2048 heads=32/8x64 ...") for logs and errors.
   std::string summary() const;
 };
+
+// llama.cpp's GGUF architecture name ("exaone", "exaone4", "exaone-moe").
+std::string gguf_architecture(Arch arch);
+
+// What a GGUF file says about itself besides the model (general.*).
+struct GgufGeneral {
+  std::string name;         // general.name
+  uint32_t file_type = 0;   // general.file_type: llama.cpp's LLAMA_FTYPE of the dominant weight type
+};
+
+// Writes `c` as the general.* and <arch>.* metadata from_gguf reads back, with llama.cpp's keys in
+// its converter's order (so llama.cpp loads the file). block_count covers the n_mtp_layers MTP
+// blocks after the main stack. `origin` prefixes errors: llama.cpp's exaone-moe needs every dense
+// layer before the first MoE layer.
+void write_gguf_metadata(const ModelConfig& c, const GgufGeneral& general, std::string_view origin,
+                         gguf::Writer& w);
 
 }  // namespace kexa

@@ -19,30 +19,19 @@ void bind_exaone(const ModelConfig& c, bool gguf_names, Binder& b, ModelWeights&
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t i = 0; i < c.n_layers; ++i) {
     LayerWeights& l = w.layers[static_cast<size_t>(i)];
-    std::string p = gguf_names ? concat("blk.", i, ".") : concat("transformer.h.", i, ".");
-    if (gguf_names) {
-      l.attn_norm = b.vector(p + "attn_norm.weight", H);
-      l.wq = b.matrix(p + "attn_q.weight", QD, H);
-      l.wk = b.matrix(p + "attn_k.weight", KVD, H);
-      l.wv = b.matrix(p + "attn_v.weight", KVD, H);
-      l.wo = b.matrix(p + "attn_output.weight", H, QD);
-      l.ffn_norm = b.vector(p + "ffn_norm.weight", H);
-      l.gate = b.matrix(p + "ffn_gate.weight", I, H);
-      l.up = b.matrix(p + "ffn_up.weight", I, H);
-      l.down = b.matrix(p + "ffn_down.weight", H, I);
-    } else {
-      l.attn_norm = b.vector(p + "ln_1.weight", H);
-      l.wq = b.matrix(p + "attn.attention.q_proj.weight", QD, H);
-      l.wk = b.matrix(p + "attn.attention.k_proj.weight", KVD, H);
-      l.wv = b.matrix(p + "attn.attention.v_proj.weight", KVD, H);
-      l.wo = b.matrix(p + "attn.attention.out_proj.weight", H, QD);
-      l.ffn_norm = b.vector(p + "ln_2.weight", H);
-      l.gate = b.matrix(p + "mlp.c_fc_0.weight", I, H);
-      l.up = b.matrix(p + "mlp.c_fc_1.weight", I, H);
-      l.down = b.matrix(p + "mlp.c_proj.weight", H, I);
-      // Some exports keep the (recomputed) rotary buffer; it carries no information.
-      b.ignore(p + "attn.attention.rotary.inv_freq");
-    }
+    const std::string p = gguf_names ? concat("blk.", i, ".") : concat("transformer.h.", i, ".");
+    auto name = [&](const char* gguf, const char* hf) { return tensor_name(gguf_names, p, gguf, hf); };
+    l.attn_norm = b.vector(name("attn_norm.weight", "ln_1.weight"), H);
+    l.wq = b.matrix(name("attn_q.weight", "attn.attention.q_proj.weight"), QD, H);
+    l.wk = b.matrix(name("attn_k.weight", "attn.attention.k_proj.weight"), KVD, H);
+    l.wv = b.matrix(name("attn_v.weight", "attn.attention.v_proj.weight"), KVD, H);
+    l.wo = b.matrix(name("attn_output.weight", "attn.attention.out_proj.weight"), H, QD);
+    l.ffn_norm = b.vector(name("ffn_norm.weight", "ln_2.weight"), H);
+    l.gate = b.matrix(name("ffn_gate.weight", "mlp.c_fc_0.weight"), I, H);
+    l.up = b.matrix(name("ffn_up.weight", "mlp.c_fc_1.weight"), I, H);
+    l.down = b.matrix(name("ffn_down.weight", "mlp.c_proj.weight"), H, I);
+    // Some exports keep the (recomputed) rotary buffer; it carries no information.
+    if (!gguf_names) b.ignore(p + "attn.attention.rotary.inv_freq");
   }
 }
 

@@ -7,17 +7,12 @@ namespace kexa::model_detail {
 
 void bind_exaone4(const ModelConfig& c, bool gguf_names, Binder& b, ModelWeights& w) {
   const int64_t H = c.hidden_size;
-  bind_llama_head(c, gguf_names, b, w);
-  w.layers.resize(static_cast<size_t>(c.n_layers));
-  for (int64_t i = 0; i < c.n_layers; ++i) {
-    LayerWeights& l = w.layers[static_cast<size_t>(i)];
-    const std::string p = gguf_names ? concat("blk.", i, ".") : concat("model.layers.", i, ".");
+  bind_llama_layers(c, gguf_names, b, w, [&](const std::string& p, size_t, LayerWeights& l) {
     bind_llama_attention(c, gguf_names, p, b, l);
-    l.post_attn_norm =
-        b.vector(p + (gguf_names ? "post_attention_norm.weight" : "post_attention_layernorm.weight"), H);
+    l.post_attn_norm = b.vector(tensor_name(gguf_names, p, "post_attention_norm.weight", "post_attention_layernorm.weight"), H);
     bind_llama_mlp(c, gguf_names, p, c.intermediate_size, b, l);
-    l.post_ffn_norm = b.vector(p + (gguf_names ? "post_ffw_norm.weight" : "post_feedforward_layernorm.weight"), H);
-  }
+    l.post_ffn_norm = b.vector(tensor_name(gguf_names, p, "post_ffw_norm.weight", "post_feedforward_layernorm.weight"), H);
+  });
   // EXAONE 4.5 text towers carry MTP blocks after the main stack; they are not executed here.
   ignore_mtp_blocks(c, gguf_names, c.n_layers, b);
 }

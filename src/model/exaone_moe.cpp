@@ -168,19 +168,15 @@ void bind_moe_layer(const ModelConfig& c, bool gguf_names, const std::string& p,
 }  // namespace
 
 void bind_exaone_moe(const ModelConfig& c, bool gguf_names, Binder& b, ModelWeights& w) {
-  bind_llama_head(c, gguf_names, b, w);
-  w.layers.resize(static_cast<size_t>(c.n_layers));
-  for (int64_t i = 0; i < c.n_layers; ++i) {
-    LayerWeights& l = w.layers[static_cast<size_t>(i)];
-    const std::string p = gguf_names ? concat("blk.", i, ".") : concat("model.layers.", i, ".");
+  bind_llama_layers(c, gguf_names, b, w, [&](const std::string& p, size_t i, LayerWeights& l) {
     bind_pre_norm_attention(c, gguf_names, p, b, l);
-    if (c.layers[static_cast<size_t>(i)].moe) {
+    if (c.layers[i].moe) {
       l.moe = std::make_unique<MoeWeights>();
       bind_moe_layer(c, gguf_names, p, b, *l.moe);
     } else {
       bind_llama_mlp(c, gguf_names, p, c.intermediate_size, b, l);
     }
-  }
+  });
   // MTP blocks (after the main stack) are not part of the main forward; bind_mtp binds the one
   // that runs. Marking them known keeps the binder from reporting them as unexpected.
   ignore_mtp_blocks(c, gguf_names, c.n_layers, b);

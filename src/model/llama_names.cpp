@@ -13,23 +13,25 @@ void bind_llama_head(const ModelConfig& c, bool gguf_names, Binder& b, ModelWeig
   w.output_norm = b.vector(gguf_names ? "output_norm.weight" : "model.norm.weight", H);
 }
 
+void bind_llama_layers(const ModelConfig& c, bool gguf_names, Binder& b, ModelWeights& w,
+                       const std::function<void(const std::string& p, size_t i, LayerWeights& l)>& layer) {
+  bind_llama_head(c, gguf_names, b, w);
+  w.layers.resize(static_cast<size_t>(c.n_layers));
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string p = gguf_names ? concat("blk.", i, ".") : concat("model.layers.", i, ".");
+    layer(p, static_cast<size_t>(i), w.layers[static_cast<size_t>(i)]);
+  }
+}
+
 void bind_llama_attention(const ModelConfig& c, bool gguf_names, const std::string& p, Binder& b, LayerWeights& l) {
   const int64_t H = c.hidden_size, hd = c.head_dim, QD = c.q_dim(), KVD = c.kv_dim();
-  if (gguf_names) {
-    l.wq = b.matrix(p + "attn_q.weight", QD, H);
-    l.wk = b.matrix(p + "attn_k.weight", KVD, H);
-    l.wv = b.matrix(p + "attn_v.weight", KVD, H);
-    l.wo = b.matrix(p + "attn_output.weight", H, QD);
-    l.q_norm = b.vector(p + "attn_q_norm.weight", hd);
-    l.k_norm = b.vector(p + "attn_k_norm.weight", hd);
-  } else {
-    l.wq = b.matrix(p + "self_attn.q_proj.weight", QD, H);
-    l.wk = b.matrix(p + "self_attn.k_proj.weight", KVD, H);
-    l.wv = b.matrix(p + "self_attn.v_proj.weight", KVD, H);
-    l.wo = b.matrix(p + "self_attn.o_proj.weight", H, QD);
-    l.q_norm = b.vector(p + "self_attn.q_norm.weight", hd);
-    l.k_norm = b.vector(p + "self_attn.k_norm.weight", hd);
-  }
+  auto name = [&](const char* gguf, const char* hf) { return tensor_name(gguf_names, p, gguf, hf); };
+  l.wq = b.matrix(name("attn_q.weight", "self_attn.q_proj.weight"), QD, H);
+  l.wk = b.matrix(name("attn_k.weight", "self_attn.k_proj.weight"), KVD, H);
+  l.wv = b.matrix(name("attn_v.weight", "self_attn.v_proj.weight"), KVD, H);
+  l.wo = b.matrix(name("attn_output.weight", "self_attn.o_proj.weight"), H, QD);
+  l.q_norm = b.vector(name("attn_q_norm.weight", "self_attn.q_norm.weight"), hd);
+  l.k_norm = b.vector(name("attn_k_norm.weight", "self_attn.k_norm.weight"), hd);
 }
 
 void bind_pre_norm_attention(const ModelConfig& c, bool gguf_names, const std::string& p, Binder& b,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -98,8 +99,16 @@ class Binder {
 // Tensor names shared by the Llama-named generations (exaone4, exaone_moe and its MTP block),
 // in src/model/llama_names.cpp. `p` is the layer prefix: "blk.<i>." in GGUF files,
 // "model.layers.<i>." or "mtp.layers.0." in Hugging Face folders.
+// A tensor's name under the file's naming: p + gguf in GGUF files, p + hf in Hugging Face folders.
+inline std::string tensor_name(bool gguf_names, const std::string& p, const char* gguf, const char* hf) {
+  return p + (gguf_names ? gguf : hf);
+}
 // Embedding, output matrix (tied to the embedding when absent) and final norm.
 void bind_llama_head(const ModelConfig& c, bool gguf_names, Binder& b, ModelWeights& w);
+// bind_llama_head, then `layer(p, i, l)` for every main layer i, p its prefix ("blk.<i>." /
+// "model.layers.<i>.").
+void bind_llama_layers(const ModelConfig& c, bool gguf_names, Binder& b, ModelWeights& w,
+                       const std::function<void(const std::string& p, size_t i, LayerWeights& l)>& layer);
 // Q/K/V/O projections and the per-head QK-norm.
 void bind_llama_attention(const ModelConfig& c, bool gguf_names, const std::string& p, Binder& b, LayerWeights& l);
 // K-EXAONE's pre-norm layer start: input norm, bind_llama_attention, and the pre-MLP norm (which
