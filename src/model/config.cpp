@@ -221,15 +221,22 @@ void check_activation(const JsonReader& r, std::initializer_list<std::string_vie
   }
 }
 
-// Shared dimension keys of exaone4 / exaone_moe (transformers naming).
-void parse_dims(const JsonReader& r, std::string_view origin, ModelConfig& c) {
+// The attention dimensions every generation has. `layer_keys`: the layer-count key names in the
+// order the generation's config class prefers them.
+void parse_attention_dims(const JsonReader& r, std::string_view origin, std::initializer_list<std::string_view> layer_keys,
+                          ModelConfig& c) {
   c.vocab_size = r.integer({"vocab_size"});
   c.hidden_size = r.integer({"hidden_size"});
-  c.n_layers = r.integer({"num_hidden_layers", "num_layers"});
+  c.n_layers = r.integer(layer_keys);
   c.n_heads = r.integer({"num_attention_heads"});
   c.n_kv_heads = r.integer_or({"num_key_value_heads"}, c.n_heads);
   require_positive(origin, "num_attention_heads", c.n_heads);
   require_positive(origin, "hidden_size", c.hidden_size);
+}
+
+// Shared dimension keys of exaone4 / exaone_moe (transformers naming).
+void parse_dims(const JsonReader& r, std::string_view origin, ModelConfig& c) {
+  parse_attention_dims(r, origin, {"num_hidden_layers", "num_layers"}, c);
   c.head_dim = r.integer_or({"head_dim"}, c.hidden_size / c.n_heads);
   c.intermediate_size = r.integer({"intermediate_size"});
   c.norm_eps = r.number_or({"rms_norm_eps", "layer_norm_epsilon"}, 1e-5);
@@ -339,13 +346,7 @@ ModelConfig parse_exaone(const JsonReader& r, std::string_view origin) {
   ModelConfig c;
   c.arch = Arch::Exaone;
   c.model_type = "exaone";
-  c.vocab_size = r.integer({"vocab_size"});
-  c.hidden_size = r.integer({"hidden_size"});
-  c.n_layers = r.integer({"num_layers", "num_hidden_layers"});
-  c.n_heads = r.integer({"num_attention_heads"});
-  c.n_kv_heads = r.integer_or({"num_key_value_heads"}, c.n_heads);
-  require_positive(origin, "num_attention_heads", c.n_heads);
-  require_positive(origin, "hidden_size", c.hidden_size);
+  parse_attention_dims(r, origin, {"num_layers", "num_hidden_layers"}, c);
   // The remote modeling code ignores head_dim and always uses hidden_size / heads.
   if (c.hidden_size % c.n_heads != 0) {
     fail(origin, ": hidden_size (", c.hidden_size, ") must be divisible by num_attention_heads (", c.n_heads, ")");

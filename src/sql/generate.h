@@ -29,11 +29,6 @@
 #include "sql/grammar.h"
 #include "sql/sql.h"
 
-namespace kexa {
-class Tokenizer;
-class TokenFilter;
-}  // namespace kexa
-
 namespace kexa::sql {
 
 struct AskOptions {

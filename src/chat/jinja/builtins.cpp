@@ -748,26 +748,30 @@ double py_round(double v, int64_t ndigits) {
 
 }  // namespace
 
+namespace {
+
+// ASCII text takes the byte-wise fast path; anything else the code-point mapping.
+template <typename Unicode>
+std::string map_case(std::string_view s, int (*ascii_map)(int), Unicode&& unicode) {
+  const bool ascii = std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (!ascii) return unicode(s);
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(ascii_map(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
 std::string py_lower(std::string_view s) {
-  bool ascii = std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-  if (ascii) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-  }
-  return map_cps(s, lower_cp);
+  return map_case(s, std::tolower, [](std::string_view u) { return map_cps(u, lower_cp); });
 }
 
 std::string py_upper(std::string_view s) {
-  bool ascii = std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-  if (ascii) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return map_case(s, std::toupper, [](std::string_view u) {
+    std::string out;
+    for (char32_t c : decode_utf8(u)) append_upper(out, c);
     return out;
-  }
-  std::string out;
-  for (char32_t c : decode_utf8(s)) append_upper(out, c);
-  return out;
+  });
 }
 
 std::vector<Value> iterate(const Value& v) {

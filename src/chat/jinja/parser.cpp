@@ -946,31 +946,27 @@ class Parser {
       expect_op(")");
       return e;
     }
-    if (is_op("[")) {
-      advance();
-      auto e = make(Expr::Type::List, p);
-      while (!is_op("]")) {
-        if (!e->items.empty()) expect_op(",");
-        if (is_op("]")) break;
-        e->items.push_back(parse_expression());
-      }
-      advance();
-      return e;
-    }
-    if (is_op("{")) {
-      advance();
-      auto e = make(Expr::Type::Dict, p);
-      while (!is_op("}")) {
-        if (!e->items.empty()) expect_op(",");
-        if (is_op("}")) break;
-        e->items.push_back(parse_expression());
+    if (is_op("[")) return parse_display(Expr::Type::List, "]", p);
+    if (is_op("{")) return parse_display(Expr::Type::Dict, "}", p);
+    error_here("unexpected " + describe(t));
+  }
+
+  // A list "[a, b]" or dict "{k: v, ...}" literal from its opening bracket; a trailing comma is
+  // allowed. Dict items are stored key, value, key, value.
+  ExprPtr parse_display(Expr::Type type, const char* close, Pos p) {
+    advance();
+    auto e = make(type, p);
+    while (!is_op(close)) {
+      if (!e->items.empty()) expect_op(",");
+      if (is_op(close)) break;
+      e->items.push_back(parse_expression());
+      if (type == Expr::Type::Dict) {
         expect_op(":");
         e->items.push_back(parse_expression());
       }
-      advance();
-      return e;
     }
-    error_here("unexpected " + describe(t));
+    advance();
+    return e;
   }
 
   ExprPtr parse_postfix(ExprPtr node) {
