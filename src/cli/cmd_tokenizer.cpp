@@ -238,7 +238,7 @@ int encode_main(int argc, char** argv) {
     }
   }
   if (model.empty() || file.empty()) fail("tokenizer encode: -m and --file are required");
-  auto tok = Tokenizer::load(model);
+  auto tok = Engine::open_tokenizer(model);
   const std::string clean = sanitize_utf8(read_file(file));
   std::string out;
   auto emit = [&](std::string_view t) {
