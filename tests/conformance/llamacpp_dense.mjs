@@ -13,6 +13,8 @@
 import fs from "node:fs";
 import os from "node:os";
 
+import { readLogits } from "./lib/logits.mjs";
+
 const [mode, ...args] = process.argv.slice(2);
 
 function parseIds(text) {
@@ -63,20 +65,6 @@ async function reference(llama, modelPath, prompt, n, outPrefix) {
   console.log(`llama.cpp ${modelPath}: ${prompt.length} prompt + ${n} generated, vocab ${nVocab}, ${rows.length} logit rows, ${threads} threads`);
   await context.dispose();
   await model.dispose();
-}
-
-function readLogits(path, vocab) {
-  const b = fs.readFileSync(path);
-  if (b.length % (4 * vocab) !== 0) throw new Error(`${path}: ${b.length} bytes is not a whole number of rows of ${vocab} floats`);
-  const rows = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
-  // Every comparison below is false for NaN (NaN > tol, Math.max(x, NaN)), so a NaN or infinite
-  // logit on either side would pass them: it fails here instead.
-  const bad = rows.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) {
-    console.log(`FAIL ${path}: non-finite logit ${rows[bad]} at position ${Math.floor(bad / vocab)}, token ${bad % vocab}`);
-    process.exit(1);
-  }
-  return rows;
 }
 
 function top2(row) {

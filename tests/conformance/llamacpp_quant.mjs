@@ -14,6 +14,8 @@
 import fs from "node:fs";
 import os from "node:os";
 
+import { readLogits } from "./lib/logits.mjs";
+
 const [mode, ...args] = process.argv.slice(2);
 
 function parseIds(text) {
@@ -83,20 +85,6 @@ async function score(modelPath, idsPath, outPath) {
   const outs = await h.seq.controlledEvaluate(ids.map((t) => [t, want]));
   writeRows(outPath, outs.map((o) => o.next.logits));
   await close(h);
-}
-
-function readLogits(path, vocab) {
-  const b = fs.readFileSync(path);
-  if (b.length % (4 * vocab) !== 0) throw new Error(`${path}: ${b.length} bytes is not rows of ${vocab} floats`);
-  const rows = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
-  // Every comparison below is false for NaN (NaN > tol, Math.max(x, NaN)), so a NaN or infinite
-  // logit on either side would pass them: it fails here instead.
-  const bad = rows.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) {
-    console.log(`FAIL ${path}: non-finite logit ${rows[bad]} at position ${Math.floor(bad / vocab)}, token ${bad % vocab}`);
-    process.exit(1);
-  }
-  return rows;
 }
 
 function top2(row) {
