@@ -1,7 +1,6 @@
 #include "runtime/turn.h"
 
 #include <algorithm>
-#include <random>
 
 #include "chat/template.h"
 #include "runtime/engine.h"
@@ -58,14 +57,6 @@ class StopStrings {
   bool stopped_ = false;
 };
 
-std::string random_call_id() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  std::string id = "call_";
-  for (int i = 0; i < 24; ++i) id += hex[rng() % 16];
-  return id;
-}
-
 // Tokens -> text -> stop strings -> content / reasoning / tool calls, incrementally.
 class TurnOutput {
  public:
@@ -103,10 +94,8 @@ class TurnOutput {
     d.content += p.content;
     d.reasoning += p.reasoning;
     d.errors.insert(d.errors.end(), p.errors.begin(), p.errors.end());
-    for (chat::ToolCall call : p.tool_calls) {
-      if (call.id.empty()) call.id = random_call_id();
-      d.tool_calls.push_back(std::move(call));
-    }
+    // The parser gives every call an id ("call_..."), as the OpenAI API expects.
+    d.tool_calls.insert(d.tool_calls.end(), p.tool_calls.begin(), p.tool_calls.end());
   }
 
   StreamDecoder decoder_;
