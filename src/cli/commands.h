@@ -16,5 +16,6 @@ int pull_main(int argc, char** argv);       // kexa pull
 int serve_main(int argc, char** argv);      // kexa serve
 int rag_main(int argc, char** argv);        // kexa rag ingest/search/delete
 int sql_main(int argc, char** argv);        // kexa sql
+int web_main(int argc, char** argv);        // kexa web search/fetch/ask
 
 }  // namespace kexa::cli

@@ -30,6 +30,7 @@ constexpr Command kCommands[] = {
     {"pull", kexa::cli::pull_main, "download a model from the Hugging Face Hub into its cache"},
     {"rag", kexa::cli::rag_main, "document store: ingest and search (retrieval for grounded answers)"},
     {"sql", kexa::cli::sql_main, "run SQL safely against a database; schema linking"},
+    {"web", kexa::cli::web_main, "web search, and answers from fetched pages with sources"},
 };
 
 // Every command accepts a Hub model name wherever it takes a model path: -m/--model values, and

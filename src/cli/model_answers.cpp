@@ -1,6 +1,7 @@
-// The model-backed modes of `kexa rag` and `kexa sql`: `kexa rag query` (grounded answer with
-// citations) and `kexa sql -m MODEL "question"` (text-to-SQL, executed read-only, answered).
-// cmd_rag.cpp and cmd_sql.cpp dispatch here before parsing their own options.
+// The model-backed modes of `kexa rag`, `kexa sql` and `kexa web`: `kexa rag query` (grounded answer
+// with citations), `kexa sql -m MODEL "question"` (text-to-SQL, executed read-only, answered) and
+// `kexa web ask` (answer from fetched web pages with sources). cmd_rag.cpp, cmd_sql.cpp and
+// cmd_web.cpp dispatch here before parsing their own options.
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
+#include "cli/web_args.h"
 #include "rag/answer.h"
 #include "rag/store.h"
 #include "runtime/engine.h"
@@ -19,6 +21,7 @@
 #include "sql/generate.h"
 #include "sql/sql.h"
 #include "util/error.h"
+#include "web/answer.h"
 
 namespace kexa::cli {
 
@@ -185,6 +188,83 @@ int sql_ask_main(int argc, char** argv) {
   std::printf("(%zu row%s%s)\n", r.result.rows.size(), r.result.rows.size() == 1 ? "" : "s",
               r.result.truncated ? ", truncated" : "");
   if (opt.answer) std::printf("\nAnswer: %s\n", r.answer.c_str());
+  return 0;
+}
+
+int web_ask_main(int argc, char** argv) {
+  CLI::App app{"Answer a question from the live web, citing pages: the model writes search queries (given\n"
+               "today's date), the results are fetched under the address policy, their main content is\n"
+               "chunked and ranked (BM25, Korean-aware), the best chunks are quoted as numbered sources and\n"
+               "every [n] of the answer is mapped to a page URL, title and span of its text. Without -m: the\n"
+               "sources that would be quoted, no model."};
+  app.name("kexa web ask");
+  std::string model_path, question, dump_prompt;
+  WebArgs w;
+  web::WebOptions opt;
+  bool json = false, stream = false, no_rewrite = false;
+  int threads = 0;
+  w.add(app);
+  app.add_option("-m,--model", model_path, "model folder or .gguf (omit: print the sources only)");
+  app.add_option("question", question, "the question")->required();
+  app.add_option("-k", opt.answer.k, "chunks quoted as sources")->check(CLI::Range(1, 50));
+  app.add_option("--pages", opt.max_pages, "pages fetched")->check(CLI::Range(1, 50));
+  app.add_option("--queries", opt.max_queries, "model-written search queries besides the question")
+      ->check(CLI::Range(0, 8));
+  app.add_flag("--no-rewrite", no_rewrite, "search the question only");
+  app.add_option("--date", opt.date, "today's date as told to the model (default: today, UTC)");
+  app.add_option("--min-score", opt.answer.min_score, "abstain unless the best chunk's BM25 score reaches this");
+  app.add_option("--max-tokens", opt.answer.max_tokens, "answer length cap");
+  app.add_option("--ctx", opt.answer.context, "context size (prompt + answer)");
+  app.add_option("--max-source-chars", opt.answer.max_source_chars, "bytes of each chunk quoted");
+  app.add_option("--temperature", opt.answer.sampling.temperature, "0 = greedy");
+  app.add_option("--seed", opt.answer.sampling.seed, "sampling seed");
+  app.add_option("-t,--threads", threads, "threads (0 = all)");
+  app.add_flag("--json", json, "print the result as JSON (with each page's extracted text)");
+  app.add_flag("--stream", stream, "print the answer as it is generated (text mode)");
+  app.add_option("--dump-prompt", dump_prompt, "write the rendered prompt to this file (inspection, tests)");
+  if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
+  opt.rewrite = !no_rewrite;
+  opt.answer.sampling.validate();
+  std::unique_ptr<web::SearchService> search = web::make_search_service(w.search_spec, w.search);
+  web::Fetcher fetcher(w.policy(), w.fetch_options());
+  std::unique_ptr<LocalChat> m;
+  if (!model_path.empty()) m = std::make_unique<LocalChat>(model_path, threads, opt.answer.context);
+  if (stream && !json)
+    opt.answer.on_delta = [](std::string_view d) {
+      std::fwrite(d.data(), 1, d.size(), stdout);
+      std::fflush(stdout);
+      return true;
+    };
+  web::WebAnswer r = web::web_answer(*search, fetcher, m ? &m->chat : nullptr, opt, question);
+  if (!dump_prompt.empty()) {
+    std::ofstream out(dump_prompt, std::ios::binary);
+    out << r.result.prompt;
+    if (!out) fail("web ask: cannot write ", dump_prompt);
+  }
+  if (json) {
+    std::cout << dump(r.to_json()) << '\n';
+    return 0;
+  }
+  if (m) {
+    if (stream) std::printf("\n");
+    else std::printf("%s\n", r.result.answer.c_str());
+  } else if (r.result.abstained) {
+    std::printf("%s\n", r.result.answer.c_str());
+  }
+  for (const std::string& e : r.search_errors) std::printf("(search failed: %s)\n", one_line(e, 200).c_str());
+  for (const web::Page& p : r.pages)
+    if (!p.ok()) std::printf("(not read: %s: %s)\n", p.url.c_str(), one_line(p.error, 200).c_str());
+  const bool cited = m != nullptr;
+  std::printf(cited ? "\nCitations:\n" : "\nSources:\n");
+  if (cited && r.result.citations.empty() && !r.result.abstained) std::printf("  (the answer cites no source)\n");
+  auto line = [](int n, const rag::Hit& h) {
+    std::printf("  [%d] %s \"%s\" %lld-%lld: %s\n", n, h.path.c_str(), one_line(h.heading, 80).c_str(),
+                static_cast<long long>(h.begin), static_cast<long long>(h.end), one_line(h.text, 100).c_str());
+  };
+  if (cited)
+    for (const rag::Citation& c : r.result.citations) line(c.number, c.source);
+  else
+    for (size_t i = 0; i < r.result.sources.size(); ++i) line(static_cast<int>(i + 1), r.result.sources[i]);
   return 0;
 }
 

@@ -88,6 +88,8 @@ void text_chunks(const std::string& text, const char* unit, std::int64_t page, c
 // Collects the visible text of an HTML tree (see html_to_text).
 class HtmlText {
  public:
+  // drop_chrome: web pages' header, footer, aside, form and ARIA landmark navigation are dropped.
+  explicit HtmlText(bool drop_chrome = false) : drop_chrome_(drop_chrome) {}
   std::string take() {
     trim_trailing_spaces();
     while (!out_.empty() && out_.back() == '\n') out_.pop_back();
@@ -103,9 +105,9 @@ class HtmlText {
       if (n->type != XML_ELEMENT_NODE || !n->name) continue;
       std::string name(reinterpret_cast<const char*>(n->name));
       for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (skipped(name)) continue;
+      if (skipped(name) || (drop_chrome_ && chrome(n, name))) continue;
       if (name.size() == 2 && name[0] == 'h' && name[1] >= '1' && name[1] <= '6') {
-        HtmlText inner;
+        HtmlText inner(drop_chrome_);
         inner.walk(n->children, false);
         std::string title = inner.take();
         std::replace(title.begin(), title.end(), '\n', ' ');
@@ -127,6 +129,14 @@ class HtmlText {
   }
 
  private:
+  static bool chrome(xmlNode* e, const std::string& n) {
+    static const char* k[] = {"header", "footer", "aside", "form", "button", "dialog"};
+    if (std::any_of(std::begin(k), std::end(k), [&](const char* s) { return n == s; })) return true;
+    std::unique_ptr<xmlChar, void (*)(void*)> role(xmlGetProp(e, BAD_CAST "role"), xmlFree);
+    if (!role) return false;
+    std::string r(reinterpret_cast<const char*>(role.get()));
+    return r == "navigation" || r == "banner" || r == "contentinfo" || r == "complementary" || r == "search";
+  }
   static bool skipped(const std::string& n) {
     static const char* k[] = {"script", "style", "noscript", "template", "head", "svg", "math",
                               "iframe", "object", "embed", "canvas", "select", "nav"};
@@ -174,7 +184,18 @@ class HtmlText {
 
   std::string out_;
   bool space_ = false;
+  bool drop_chrome_ = false;
 };
+
+// The first element named `name` in document order (depth first), or null.
+xmlNode* find_element(xmlNode* n, const char* name) {
+  for (; n; n = n->next) {
+    if (n->type != XML_ELEMENT_NODE) continue;
+    if (n->name && xmlStrcasecmp(n->name, BAD_CAST name) == 0) return n;
+    if (xmlNode* f = find_element(n->children, name)) return f;
+  }
+  return nullptr;
+}
 
 bool declares_charset(std::string_view html) {
   std::string head(html.substr(0, 2048));
@@ -202,6 +223,36 @@ std::string html_to_text(std::string_view html) {
   if (!doc) return {};
   HtmlText t;
   t.walk(xmlDocGetRootElement(doc.get()), false);
+  return t.take();
+}
+
+std::string html_main_text(std::string_view utf8_html, std::string* title) {
+  if (title) title->clear();
+  if (utf8_html.empty()) return {};
+  std::unique_ptr<xmlDoc, void (*)(xmlDoc*)> doc(
+      htmlReadMemory(utf8_html.data(), static_cast<int>(utf8_html.size()), nullptr, "UTF-8",
+                     HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
+                         HTML_PARSE_IGNORE_ENC),
+      xmlFreeDoc);
+  if (!doc) return {};
+  xmlNode* root = xmlDocGetRootElement(doc.get());
+  if (title) {
+    if (xmlNode* t = find_element(root, "title")) {
+      HtmlText tt;
+      tt.walk(t->children, false);
+      *title = tt.take();
+      std::replace(title->begin(), title->end(), '\n', ' ');
+    }
+  }
+  HtmlText t(/*drop_chrome=*/true);
+  if (xmlNode* main = find_element(root, "main")) {
+    t.walk(main->children, false);
+  } else if (xmlNode* article = find_element(root, "article")) {
+    for (xmlNode* a = article; a; a = a->next)
+      if (a->type == XML_ELEMENT_NODE && xmlStrcasecmp(a->name, BAD_CAST "article") == 0) t.walk(a->children, false);
+  } else {
+    t.walk(root, false);
+  }
   return t.take();
 }
 

@@ -40,6 +40,13 @@ std::vector<ChunkRecord> extract_chunks(const std::string& path, const std::stri
 // there, white space collapsed outside <pre>. The charset comes from the document (UTF-8 default).
 std::string html_to_text(std::string_view html);
 
+// The main content of a web page, as html_to_text writes it: the first <main> element, else the
+// <article> siblings of the first one, else the whole document; inside it, page chrome (header,
+// footer, aside, form, button, dialog, role=navigation/banner/contentinfo/complementary/search)
+// is dropped as well. `utf8_html` must already be UTF-8 (a declared charset is ignored). `title`
+// (optional) receives the text of <title>.
+std::string html_main_text(std::string_view utf8_html, std::string* title = nullptr);
+
 // UTF-8 text of every page of a PDF (Poppler), in page order. Throws kexa::Error naming `origin`
 // when the data is not a readable PDF (damaged, encrypted).
 std::vector<std::string> pdf_pages(const std::string& data, const std::string& origin);
