@@ -211,6 +211,8 @@ int web_ask_main(int argc, char** argv) {
   app.add_option("--queries", opt.max_queries, "model-written search queries besides the question")
       ->check(CLI::Range(0, 8));
   app.add_flag("--no-rewrite", no_rewrite, "search the question only");
+  app.add_flag("--require-citation", opt.answer.require_citation,
+               "constrained decoding: the answer may end only after citing a source [n]");
   app.add_option("--date", opt.date, "today's date as told to the model (default: today, UTC)");
   app.add_option("--min-score", opt.answer.min_score, "abstain unless the best chunk's BM25 score reaches this");
   app.add_option("--max-tokens", opt.answer.max_tokens, "answer length cap");

@@ -164,8 +164,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(502, "text/plain", b"bad gateway")
             if u.path == "/dupes":
                 a = f"http://127.0.0.1:{PORTS['a']}"
-                res = [{"url": a + "/inject.html", "title": "x"}, {"url": a.upper().replace("HTTP", "http") + "/inject.html#top", "title": "y"},
-                       {"url": a + "/inject.html", "title": "z"}, {"url": a + "/bad-utf8.html", "title": "w"}]
+                res = [{"url": a + "/inject.html", "title": "x"}, {"url": a + "/inject.html#top", "title": "y"},
+                       {"url": a.replace("http", "HTTP") + "/inject.html", "title": "z"}, {"url": a + "/bad-utf8.html", "title": "w"}]
                 return self.send(200, "application/json", json.dumps({"results": res}).encode())
             return self.send(404, "text/plain", b"not found")
         if site == "a" and u.path == "/slow.html":
@@ -190,20 +190,25 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    def handle_error(self, request, client_address):
+        pass  # clients that hang up (the caps at work) are expected
     def process_request(self, request, client_address):
         with LOCK: COUNTS[str(self.server_address[1])] = COUNTS.get(str(self.server_address[1]), 0) + 1
         super().process_request(request, client_address)
 
-def main():
-    servers = {}
+def start():
+    """Starts the servers on threads; returns PORTS."""
     for site in ["search", "a", "b", "f"]:
         s = Server(("127.0.0.1", 0), Handler)
         s.site = site
-        servers[site] = s
         PORTS[site] = s.server_address[1]
         COUNTS[str(PORTS[site])] = 0
+        threading.Thread(target=s.serve_forever, daemon=True).start()
     dead = socket.socket(); dead.bind(("127.0.0.1", 0)); PORTS["dead"] = dead.getsockname()[1]; dead.close()
-    for s in servers.values(): threading.Thread(target=s.serve_forever, daemon=True).start()
+    return PORTS
+
+def main():
+    start()
     with open(sys.argv[1] + ".tmp", "w") as f: json.dump(PORTS, f)
     import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
     threading.Event().wait()

@@ -4,6 +4,9 @@
 
 #include "util/error.h"
 #include "web/address.h"
+#include "web/answer.h"
+#include "web/fetch.h"
+#include "web/search.h"
 
 using namespace kexa;
 using namespace kexa::web;
@@ -121,4 +124,95 @@ TEST(WebAddress, RangesNameTheirReason) {
   EXPECT_EQ(refused_range(*parse_ip("8.8.8.8")), "");
   EXPECT_FALSE(parse_ip("example.com"));
   EXPECT_FALSE(parse_ip("cafe"));
+}
+
+TEST(WebRobots, GroupsLongestMatchAndWildcards) {
+  const char* txt =
+      "User-agent: *\nDisallow: /private/\nAllow: /private/open\n\n"
+      "User-agent: kexa\nUser-agent: other\nDisallow: /nokexa\nDisallow: /*.pdf$\nAllow: /nokexa/yes\n";
+  EXPECT_FALSE(robots_allows(txt, "kexa", "/nokexa/page"));
+  EXPECT_TRUE(robots_allows(txt, "kexa", "/nokexa/yes/x"));
+  EXPECT_TRUE(robots_allows(txt, "kexa", "/private/x"));  // kexa's own group replaces "*"
+  EXPECT_FALSE(robots_allows(txt, "kexa", "/a/b.pdf"));
+  EXPECT_TRUE(robots_allows(txt, "kexa", "/a/b.pdf?x=1"));
+  EXPECT_FALSE(robots_allows(txt, "somebot", "/private/x"));
+  EXPECT_TRUE(robots_allows(txt, "somebot", "/private/open/1"));
+  EXPECT_TRUE(robots_allows(txt, "somebot", "/public"));
+  EXPECT_TRUE(robots_allows("", "kexa", "/anything"));
+  EXPECT_TRUE(robots_allows("User-agent: *\nDisallow:\n", "kexa", "/x"));
+  EXPECT_FALSE(robots_allows("User-agent: *\nDisallow: /a*c\n", "kexa", "/abbbc/d"));
+  EXPECT_TRUE(robots_allows("User-agent: *\nDisallow: /a*c\n", "kexa", "/abbb"));
+}
+
+TEST(WebCharset, ConvertsKoreanLegacyEncodings) {
+  // "한국어" in EUC-KR, and a CP949-only syllable ("똠", outside EUC-KR's KS X 1001 set).
+  EXPECT_EQ(to_utf8("\xC7\xD1\xB1\xB9\xBE\xEE", "euc-kr"), "\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4");
+  EXPECT_EQ(to_utf8("\x8C\x63", "EUC-KR"), "\xEB\x98\xA0");
+  EXPECT_THROW(to_utf8("caf\xE9", "utf-8"), Error);
+  EXPECT_THROW(to_utf8("\xC7", "euc-kr"), Error);  // truncated character
+  EXPECT_EQ(to_utf8("caf\xE9", "iso-8859-1"), "caf\xC3\xA9");
+  EXPECT_THROW(to_utf8("x", "no-such-charset"), Error);
+}
+
+TEST(WebPage, ReadsHtmlMainContentAndDetectsCharset) {
+  Page p;
+  std::string html =
+      "<html><head><meta charset=\"euc-kr\"><title>\xC1\xA6\xB8\xF1</title></head><body>"
+      "<nav>Home | News</nav><header>Site header</header><main><h1>T</h1><p>\xC7\xD1\xB1\xB9\xBE\xEE body.</p>"
+      "<aside>related links</aside></main><footer>Copyright</footer></body></html>";
+  read_body(p, html, "text/html");
+  ASSERT_TRUE(p.ok()) << p.error;
+  EXPECT_EQ(p.charset, "EUC-KR");
+  EXPECT_EQ(p.title, "\xEC\xA0\x9C\xEB\xAA\xA9");
+  EXPECT_EQ(p.text, "# T\n\n\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4 body.");
+  Page undeclared;  // no charset anywhere and not UTF-8: read as CP949
+  read_body(undeclared, "\xC7\xD1\xB1\xB9\xBE\xEE", "text/plain");
+  EXPECT_EQ(undeclared.text, "\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4");
+  Page bad;
+  read_body(bad, "caf\xE9", "text/plain; charset=utf-8");
+  EXPECT_EQ(bad.error, "not valid UTF-8");
+  Page img;
+  read_body(img, "GIF89a", "image/gif");
+  EXPECT_EQ(img.error, "unsupported content type image/gif");
+}
+
+TEST(WebSearch, ParsesAndRejectsServiceAnswers) {
+  auto r = parse_searxng_json(R"({"query":"q","results":[{"url":"http://a.example/x","title":"A","content":"c"},)"
+                              R"({"title":"no url"},{"url":"http://A.example/x#f","title":"dup"}]})",
+                              "searxng test");
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(dedupe(r).size(), 1u);
+  EXPECT_EQ(r[0].snippet, "c");
+  EXPECT_THROW(parse_searxng_json("<html>rate limited</html>", "s"), Error);
+  EXPECT_THROW(parse_searxng_json(R"({"error":"x"})", "s"), Error);
+  auto b = parse_brave_json(R"({"type":"search","web":{"results":[{"url":"https://b.example/","title":"B",)"
+                            R"("description":"d"}]}})",
+                            "brave");
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].snippet, "d");
+  EXPECT_TRUE(parse_brave_json(R"({"type":"search","query":{"original":"q"}})", "brave").empty());
+  EXPECT_THROW(parse_brave_json("[]", "brave"), Error);
+  EXPECT_THROW(make_search_service("bing:http://x"), Error);
+  EXPECT_THROW(make_search_service("searxng:not-a-url"), Error);
+}
+
+TEST(WebRetrieval, RanksChunksOfReadPagesWithSpans) {
+  std::vector<Page> pages(3);
+  pages[0].final_url = "http://a.example/1";
+  pages[0].title = "Velmora";
+  pages[0].text = "Velmora is a village. The lighthouse of Velmora was built in 1873.";
+  pages[1].final_url = "http://b.example/2";
+  pages[1].title = "Kestrin";
+  pages[1].text = "Kestrin is a village. The lighthouse of Kestrin was built in 1902.";
+  pages[2].final_url = "http://c.example/3";
+  pages[2].error = "HTTP 404";
+  pages[2].text = "Velmora Velmora Velmora";  // a failed page is never a source
+  rag::Retriever r = page_retriever(pages, {});
+  std::vector<rag::Hit> hits = r("When was the lighthouse of Velmora built?", 5);
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].path, "http://a.example/1");
+  EXPECT_EQ(hits[0].heading, "Velmora");
+  EXPECT_EQ(pages[0].text.substr(static_cast<size_t>(hits[0].begin), static_cast<size_t>(hits[0].end - hits[0].begin)),
+            hits[0].text);
+  EXPECT_GT(hits[0].score, hits[1].score);
 }
