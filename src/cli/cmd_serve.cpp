@@ -30,6 +30,14 @@ int serve_main(int argc, char** argv) {
   app.add_option("--sql-db", opt.sql_db,
                  "database (sqlite:PATH or postgresql://...), queried read-only: enables /v1/sql/query\n"
                  "and the chat tool kexa_sql_query");
+  app.add_option("--web-search", opt.web_search,
+                 "search service (searxng:URL, brave: with BRAVE_API_KEY, json:URL): enables /v1/web/query\n"
+                 "and the chat tool kexa_web_search");
+  app.add_option("--web-allow", opt.web_allow, "let web fetches reach these otherwise refused addresses: CIDR or host:port")
+      ->allow_extra_args(false);
+  app.add_option("--web-cache", opt.web_cache, "SQLite page cache for web fetches");
+  app.add_option("--web-deadline-ms", opt.web_deadline_ms, "time for the page fetches of one web request")
+      ->check(CLI::Range(100, 600000));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -138,9 +138,12 @@ json sql_query(ServerState& st, const json& body) {
 
 constexpr int kMaxToolRounds = 3;
 
-bool is_server_tool(const std::string& name) { return name == "kexa_rag_search" || name == "kexa_sql_query"; }
+bool is_server_tool(const std::string& name) {
+  return name == "kexa_rag_search" || name == "kexa_sql_query" || name == kWebSearchTool;
+}
 
 json server_tool_declaration(const std::string& name) {
+  if (name == kWebSearchTool) return web_tool_declaration();
   if (name == "kexa_rag_search") {
     return json::parse(R"J({"type": "function", "function": {"name": "kexa_rag_search",
       "description": "Search the document store; returns numbered passages with their source file and span.",
@@ -157,6 +160,7 @@ json run_server_tool(ServerState& st, const chat::ToolCall& call) {
   json args = json::parse(call.arguments, nullptr, false);
   if (args.is_discarded() || !args.is_object()) return json{{"error", "arguments are not a JSON object"}};
   try {
+    if (call.name == kWebSearchTool) return run_web_tool(st, args);
     if (call.name == "kexa_rag_search") {
       if (!args.contains("query") || !args["query"].is_string()) return json{{"error", "'query' must be a string"}};
       size_t k = args.contains("k") && args["k"].is_number_integer() ? static_cast<size_t>(std::clamp<int64_t>(args["k"].get<int64_t>(), 1, 10)) : 5;
@@ -180,6 +184,7 @@ json run_server_tool(ServerState& st, const chat::ToolCall& call) {
 // What the model reads back from a server tool: the client gets the whole result (kexa_tool_calls),
 // the conversation only what answers the question, so that it still fits the context.
 json tool_result_for_model(const std::string& name, const json& result) {
+  if (name == kWebSearchTool) return web_tool_result_for_model(result);
   if (result.contains("error") && !result.contains("attempts")) return result;
   json out = json::object();
   if (name == "kexa_rag_search") {
@@ -306,6 +311,9 @@ bool expand_server_tools(ServerState& st, json& body) {
     if (name == "kexa_rag_search" && !st.documents) {
       throw BadRequest{"tool kexa_rag_search needs a document store (kexa serve --rag-store FILE)", concat("tools[", i, "]")};
     }
+    if (name == kWebSearchTool && !st.web) {
+      throw BadRequest{"tool kexa_web_search needs web access (kexa serve --web-search SPEC)", concat("tools[", i, "]")};
+    }
     if (name == "kexa_sql_query" && !st.database) {
       throw BadRequest{"tool kexa_sql_query needs a database (kexa serve --sql-db sqlite:PATH)", concat("tools[", i, "]")};
     }
@@ -369,7 +377,7 @@ void install_knowledge_routes(httplib::Server& svr, ServerState& st) {
              send_json(res, 200, sql_query(st, parse_body(req.body)));
            }));
   svr.Get("/v1/kexa/features", guarded(st, "/v1/kexa/features", [&st](const auto&, auto& res) {
-            send_json(res, 200, json{{"rag", st.documents != nullptr}, {"sql", st.database != nullptr},
+            send_json(res, 200, json{{"rag", st.documents != nullptr}, {"sql", st.database != nullptr}, {"web", st.web != nullptr},
                                      {"max_document_bytes", st.options.max_document},
                                      {"database", st.database ? st.database->dialect() : ""}});
           }));

@@ -42,6 +42,10 @@ std::unique_ptr<ServerState> open_state(const ServerOptions& options) {
     std::fprintf(stderr, "kexa serve: database %s (%s, read-only)\n", options.sql_db.c_str(),
                  st->database->dialect().c_str());
   }
+  if (!options.web_search.empty()) {
+    st->web = std::make_unique<WebAccess>(options);
+    std::fprintf(stderr, "kexa serve: web search %s\n", st->web->service().describe().c_str());
+  }
   st->scheduler = std::make_unique<Scheduler>(st->engine->model(), options.parallel, options.context, options.queue);
   Metrics* metrics = &st->metrics;
   st->scheduler->on_step = [metrics](double seconds, int) { metrics->token_latency.observe(seconds); };
@@ -73,6 +77,7 @@ void configure_http(httplib::Server& svr, ServerState& st) {
   });
   install_generation_routes(svr, st);
   install_knowledge_routes(svr, st);
+  install_web_routes(svr, st);
   install_utility_routes(svr, st);
 }
 

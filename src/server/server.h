@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kexa::server {
 
@@ -25,6 +26,11 @@ struct ServerOptions {
   std::string rag_uploads;      // folder for uploaded documents (default: STORE.uploads)
   size_t max_document = 4u << 20;  // largest uploaded document in bytes
   std::string sql_db;           // sqlite:PATH or postgresql://...; empty = SQL endpoints off
+  // Web answers (opt-in): /v1/web/query and the chat tool kexa_web_search (server/web_routes.h).
+  std::string web_search;              // searxng:URL, brave:, json:URL; empty = no web access
+  std::vector<std::string> web_allow;  // address policy exceptions (CIDR or host:port)
+  std::string web_cache;               // SQLite page cache; empty = none
+  long web_deadline_ms = 20000;        // all page fetches of one request
 };
 
 // Loads the model, binds, and serves until SIGINT/SIGTERM. Prints the bound address on stderr

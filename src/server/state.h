@@ -18,6 +18,7 @@
 #include "server/knowledge.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/web_routes.h"
 #include "sql/sql.h"
 
 namespace httplib {
@@ -37,6 +38,7 @@ struct ServerState {
   std::unique_ptr<Documents> documents;     // --rag-store
   std::unique_ptr<sql::Executor> database;  // --sql-db
   std::mutex database_mu;                   // an Executor is one connection
+  std::unique_ptr<WebAccess> web;           // --web-search
 };
 
 nlohmann::ordered_json error_body(const std::string& message, const std::string& type, const std::string& param);
@@ -53,5 +55,6 @@ std::function<void(const httplib::Request&, httplib::Response&)> guarded(ServerS
 void install_generation_routes(httplib::Server& svr, ServerState& st);
 void install_knowledge_routes(httplib::Server& svr, ServerState& st);
 void install_utility_routes(httplib::Server& svr, ServerState& st);
+// (install_web_routes: server/web_routes.h)
 
 }  // namespace kexa::server

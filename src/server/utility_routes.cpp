@@ -69,7 +69,7 @@ std::string metrics_text(const ServerState& st) {
       {"kexa_kv_cache_usage_ratio", kv_ratio},
       {"kexa_batch_steps_total", static_cast<double>(s.steps)},
   };
-  return st.metrics.render(gauges);
+  return st.metrics.render(gauges) + (st.web ? st.web->render_metrics() : "");
 }
 
 }  // namespace

@@ -233,6 +233,59 @@ if MODEL:
             "Answer the question using only the sources above" in user
     check("injection paragraph stays quoted in the user turn; system turn identical to a clean question's", injection)
 
+if MODEL:
+    print("server: POST /v1/web/query, chat tool kexa_web_search, /metrics")
+    import re, urllib.request, urllib.error
+    srv = subprocess.Popen([KEXA, "serve", "-m", MODEL, "--port", "0", "--ctx", "4096", "--threads", "2", "--parallel", "2",
+                            "--web-search", SEARX, *ALLOW], stderr=subprocess.PIPE, text=True)
+    base = None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60:
+        line = srv.stderr.readline()
+        m = re.search(r"listening on (http://[0-9.:]+)", line)
+        if m: base = m.group(1); break
+        if not line and srv.poll() is not None: break
+    threading_ok = base is not None
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # web.sh sets a dead http_proxy
+    def post(path, body):
+        req = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        try:
+            with opener.open(req, timeout=120) as r: return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"HTTP {e.code}: {e.read()[:400]!r}")
+    def server_query():
+        assert threading_ok, "server did not start"
+        j = post("/v1/web/query", {"question": "When was the lighthouse of Kestrin built?", "max_tokens": 16, "queries": 0,
+                                   "require_citation": True})
+        assert j["object"] == "web.answer" and not j["abstained"] and j["citations"], j
+        assert any(s["url"].endswith("/en/village1.html") for s in j["sources"]), j["sources"]
+        assert all("text" not in p for p in j["pages"])
+        return f"{len(j['sources'])} sources, citation [{j['citations'][0]['number']}] {j['citations'][0]['url'][-20:]}"
+    check("POST /v1/web/query answers with sources from the fetched pages", server_query)
+    def server_tool():
+        assert threading_ok, "server did not start"
+        j = post("/v1/chat/completions", {"messages": [{"role": "user", "content": "When was the lighthouse of Tamsell built?"}],
+                 "tools": [{"type": "function", "function": {"name": "kexa_web_search"}}],
+                 "tool_choice": {"type": "function", "function": {"name": "kexa_web_search"}}, "max_tokens": 120})
+        calls = j["kexa_tool_calls"]
+        assert calls and calls[0]["name"] == "kexa_web_search", j
+        res = calls[0]["result"]
+        assert "error" not in res and isinstance(res["results"], list) and isinstance(res["passages"], list), res
+        for p in res["passages"]: assert p["url"].startswith("http://127.0.0.1:"), p
+        return f"query {res['query'][:30]!r}: {len(res['results'])} results, {len(res['passages'])} passages"
+    check("chat tool kexa_web_search runs the search server-side", server_tool)
+    def server_metrics():
+        assert threading_ok, "server did not start"
+        with opener.open(base + "/metrics", timeout=10) as r: text = r.read().decode()
+        v = {k: float(x) for k, x in re.findall(r"^(kexa_web_[a-z_]+) ([0-9.e+]+)$", text, re.M)}
+        assert v["kexa_web_searches_total"] >= 2 and v["kexa_web_fetches_total"] >= 2, v
+        assert "kexa_web_refusals_total" in v and "kexa_web_cache_hits_total" in v, v
+        return ", ".join(f"{k[9:]}={int(x)}" for k, x in v.items())
+    check("/metrics counts web searches, fetches, refusals, cache hits", server_metrics)
+    srv.terminate()
+    try: srv.wait(10)
+    except subprocess.TimeoutExpired: srv.kill()
+
 print("counted connections:", json.dumps({k: mock.COUNTS[str(P[k])] for k in ["search", "a", "b", "f"]}))
 def no_f():
     assert mock.COUNTS[str(F)] == 0, mock.COUNTS
