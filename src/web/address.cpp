@@ -11,23 +11,17 @@
 #include <curl/curl.h>
 
 #include "util/error.h"
+#include "web/text.h"
 
 namespace kexa::web {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
 std::string strip_host(std::string_view h) {
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
   // A zone id ("fe80::1%eth0") only narrows a link-local address, which is refused anyway.
   while (!h.empty() && h.back() == '.') h.remove_suffix(1);
-  return lower(h);
+  return ascii_lower(h);
 }
 
 IpAddress v4(std::uint32_t host_order) {
@@ -165,7 +159,7 @@ ParsedUrl parse_url(std::string_view url, std::string_view base) {
   CURLUcode rc = curl_url_set(u.h, CURLUPART_URL, std::string(url).c_str(), 0);
   if (rc != CURLUE_OK) fail("not a URL: '", shown, "' (", curl_url_strerror(rc), ")");
   ParsedUrl p;
-  p.scheme = lower(u.get(CURLUPART_SCHEME));
+  p.scheme = ascii_lower(u.get(CURLUPART_SCHEME));
   if (p.scheme != "http" && p.scheme != "https") fail("refused '", shown, "': only http and https URLs are fetched");
   if (!u.get(CURLUPART_USER).empty() || !u.get(CURLUPART_PASSWORD).empty())
     fail("refused '", shown, "': URLs with user info (user@host) are not fetched");
@@ -184,6 +178,9 @@ ParsedUrl parse_url(std::string_view url, std::string_view base) {
     curl_url_set(u.h, CURLUPART_HOST, p.host.c_str(), 0);
   }
   curl_url_set(u.h, CURLUPART_FRAGMENT, nullptr, 0);
+  p.path = u.get(CURLUPART_PATH);
+  if (p.path.empty()) p.path = "/";
+  if (std::string q = u.get(CURLUPART_QUERY); !q.empty()) p.path += "?" + q;
   p.url = u.get(CURLUPART_URL);
   if (p.url.empty()) fail("not a URL: '", shown, "'");
   return p;

@@ -47,6 +47,7 @@ struct ParsedUrl {
   std::string scheme;  // "http" or "https"
   std::string host;    // lower case, no brackets, no trailing dot
   int port = 0;        // explicit or the scheme's default
+  std::string path;    // path and query ("/a/b?x=1"), as robots.txt rules match them
   std::string origin() const;  // scheme://host[:port] as written for robots.txt and cache keys
 };
 

@@ -11,6 +11,7 @@
 
 #include "rag/store.h"
 #include "util/error.h"
+#include "web/text.h"
 
 namespace kexa::web {
 
@@ -23,13 +24,6 @@ std::string today_utc() {
   char buf[16];
   std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
   return buf;
-}
-
-std::string trim(std::string s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
 }
 
 // One chunk of one page, with its index terms.
@@ -61,7 +55,7 @@ std::vector<std::string> rewrite_queries(const ChatFunction& chat, std::string_v
   const std::string& text = r.content;
   while (pos < text.size() && out.size() < max_queries) {
     size_t nl = text.find('\n', pos);
-    std::string line = trim(text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+    std::string line = trim_space(text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
     pos = nl == std::string::npos ? text.size() : nl + 1;
     // "1. q", "- q", "\"q\"" -> q
     size_t i = 0;

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -15,6 +16,8 @@
 
 #include "rag/ingest.h"
 #include "util/error.h"
+#include "util/utf8.h"
+#include "web/text.h"
 
 namespace kexa::web {
 
@@ -22,53 +25,32 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
-std::string trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return std::string(s);
-}
-
 void curl_global() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (size_t k = 1; k < n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    if (n == 2 && c < 0xC2) return false;
-    i += n;
-  }
-  return true;
+  size_t replaced = 0;
+  sanitize_utf8(s, &replaced);
+  return replaced == 0;
 }
 
 // The charset parameter of a Content-Type value, or "".
 std::string header_charset(std::string_view content_type) {
-  std::string ct = lower(content_type);
+  std::string ct = ascii_lower(content_type);
   size_t p = ct.find("charset=");
   if (p == std::string::npos) return "";
   std::string v = ct.substr(p + 8);
   v = v.substr(0, v.find(';'));
-  v = trim(v);
+  v = trim_space(v);
   if (!v.empty() && (v.front() == '"' || v.front() == '\'')) v = v.substr(1, v.size() >= 2 ? v.size() - 2 : 0);
   return v;
 }
 
 // <meta charset="x"> or <meta http-equiv content="...; charset=x"> in the first 4 KiB.
 std::string meta_charset(std::string_view html) {
-  std::string head = lower(html.substr(0, 4096));
+  std::string head = ascii_lower(html.substr(0, 4096));
   size_t p = head.find("charset");
   while (p != std::string::npos) {
     size_t i = p + 7;
@@ -116,7 +98,7 @@ std::string deadline_error(long ms) { return "deadline of " + std::to_string(ms)
 }  // namespace
 
 std::string to_utf8(std::string_view bytes, std::string_view charset) {
-  std::string cs = lower(charset);
+  std::string cs = ascii_lower(charset);
   if (cs == "euc-kr" || cs == "euckr" || cs == "ks_c_5601-1987" || cs == "korean" || cs == "windows-949" ||
       cs == "cp949" || cs == "ks_c_5601")
     cs = "CP949";
@@ -149,10 +131,10 @@ std::string to_utf8(std::string_view bytes, std::string_view charset) {
 }
 
 void read_body(Page& page, const std::string& body, std::string_view content_type) {
-  std::string ct = lower(content_type.substr(0, content_type.find(';')));
-  ct = trim(ct);
+  std::string ct = ascii_lower(content_type.substr(0, content_type.find(';')));
+  ct = trim_space(ct);
   if (ct.empty() || ct == "application/octet-stream") {
-    std::string head = lower(std::string_view(body).substr(0, 512));
+    std::string head = ascii_lower(std::string_view(body).substr(0, 512));
     if (body.rfind("%PDF-", 0) == 0) ct = "application/pdf";
     else if (head.find("<html") != std::string::npos || head.find("<!doctype html") != std::string::npos) ct = "text/html";
     else ct = "text/plain";
@@ -194,7 +176,7 @@ bool robots_allows(std::string_view robots_txt, std::string_view agent, std::str
   std::vector<Rule> mine, star;
   bool have_mine = false, have_star = false;
   bool in_agents = false, group_mine = false, group_star = false;
-  std::string a = lower(agent);
+  std::string a = ascii_lower(agent);
   size_t pos = 0;
   while (pos <= robots_txt.size()) {
     size_t nl = robots_txt.find('\n', pos);
@@ -203,12 +185,12 @@ bool robots_allows(std::string_view robots_txt, std::string_view agent, std::str
     line = line.substr(0, line.find('#'));
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    std::string key = lower(trim(line.substr(0, colon)));
-    std::string value = trim(line.substr(colon + 1));
+    std::string key = ascii_lower(trim_space(line.substr(0, colon)));
+    std::string value = trim_space(line.substr(colon + 1));
     if (key == "user-agent") {
       if (!in_agents) group_mine = group_star = false;
       in_agents = true;
-      std::string v = lower(value);
+      std::string v = ascii_lower(value);
       if (v == "*") group_star = true, have_star = true;
       else if (!v.empty() && a.rfind(v, 0) == 0) group_mine = true, have_mine = true;
       continue;
@@ -361,11 +343,6 @@ void common_options(CURL* e, const std::string& user_agent, long timeout_ms, lon
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_bytes));
 }
 
-std::string path_of(const std::string& url, const std::string& origin) {
-  std::string p = url.size() > origin.size() ? url.substr(origin.size()) : "/";
-  return p.empty() ? "/" : p;
-}
-
 }  // namespace
 
 Fetcher::Fetcher(AddressPolicy policy, FetchOptions options) : policy_(std::move(policy)), opt_(std::move(options)) {
@@ -405,9 +382,9 @@ std::vector<Page> Fetcher::fetch(const std::vector<std::string>& urls) {
   auto robots_verdict = [&](size_t i, CheckedTarget t) {
     const std::string origin = t.url.origin();
     const std::string& rules = robots_[origin];
-    if (!robots_allows(rules, "kexa", path_of(t.url.url, origin))) {
+    if (!robots_allows(rules, "kexa", t.url.path)) {
       ++counters_.robots_denied;
-      finish(i, "robots.txt of " + origin + " disallows " + path_of(t.url.url, origin));
+      finish(i, "robots.txt of " + origin + " disallows " + t.url.path);
       return;
     }
     queue_hop(i, std::move(t));

@@ -90,6 +90,8 @@ TEST(WebAddress, NumericFormsAreCanonicalised) {
   EXPECT_EQ(parse_url("http://[::FFFF:127.0.0.1]/").host, "::ffff:127.0.0.1");
   EXPECT_EQ(parse_url("HTTP://Example.COM./p#f").url, "http://example.com/p");
   EXPECT_EQ(parse_url("http://example.com:8080/p").origin(), "http://example.com:8080");
+  EXPECT_EQ(parse_url("http://example.com:80/a/b?x=1#f").path, "/a/b?x=1");
+  EXPECT_EQ(parse_url("http://example.com").path, "/");
   EXPECT_EQ(parse_url("/b?c", "http://example.com/a/x").url, "http://example.com/b?c");
   EXPECT_EQ(parse_url("y", "http://example.com/a/x").url, "http://example.com/a/y");
 }
