@@ -49,6 +49,17 @@ nlohmann::json parse_object(std::string_view body, const std::string& service) {
   return j;
 }
 
+// The entries of a result array that have a URL; `snippet` names the field holding the excerpt.
+std::vector<SearchResult> results_of(const nlohmann::json& array, const char* snippet) {
+  std::vector<SearchResult> out;
+  for (const auto& r : array) {
+    if (!r.is_object()) continue;
+    SearchResult s{text_field(r, "url"), text_field(r, "title"), text_field(r, snippet)};
+    if (!s.url.empty()) out.push_back(std::move(s));
+  }
+  return out;
+}
+
 class HttpSearch : public SearchService {
  public:
   enum class Kind { SearXNG, Brave, Json };
@@ -125,13 +136,7 @@ std::vector<SearchResult> parse_searxng_json(std::string_view body, const std::s
   auto it = j.find("results");
   if (it == j.end() || !it->is_array())
     fail("search service ", service, " answered JSON without a \"results\" array");
-  std::vector<SearchResult> out;
-  for (const auto& r : *it) {
-    if (!r.is_object()) continue;
-    SearchResult s{text_field(r, "url"), text_field(r, "title"), text_field(r, "content")};
-    if (!s.url.empty()) out.push_back(std::move(s));
-  }
-  return out;
+  return results_of(*it, "content");
 }
 
 std::vector<SearchResult> parse_brave_json(std::string_view body, const std::string& service) {
@@ -144,13 +149,7 @@ std::vector<SearchResult> parse_brave_json(std::string_view body, const std::str
   auto it = web->find("results");
   if (!web->is_object() || it == web->end() || !it->is_array())
     fail("search service ", service, " answered JSON without a web.results array");
-  std::vector<SearchResult> out;
-  for (const auto& r : *it) {
-    if (!r.is_object()) continue;
-    SearchResult s{text_field(r, "url"), text_field(r, "title"), text_field(r, "description")};
-    if (!s.url.empty()) out.push_back(std::move(s));
-  }
-  return out;
+  return results_of(*it, "description");
 }
 
 std::vector<SearchResult> dedupe(std::vector<SearchResult> results) {
