@@ -237,7 +237,8 @@ if MODEL:
     print("server: POST /v1/web/query, chat tool kexa_web_search, /metrics")
     import re, urllib.request, urllib.error
     srv = subprocess.Popen([KEXA, "serve", "-m", MODEL, "--port", "0", "--ctx", "4096", "--threads", "2", "--parallel", "2",
-                            "--web-search", SEARX, *ALLOW], stderr=subprocess.PIPE, text=True)
+                            "--web-search", f"json:http://127.0.0.1:{S}/fixed/villages?q={{q}}", *ALLOW],
+                           stderr=subprocess.PIPE, text=True)
     base = None
     t0 = time.monotonic()
     while time.monotonic() - t0 < 60:
@@ -255,7 +256,7 @@ if MODEL:
             raise AssertionError(f"HTTP {e.code}: {e.read()[:400]!r}")
     def server_query():
         assert threading_ok, "server did not start"
-        j = post("/v1/web/query", {"question": "When was the lighthouse of Kestrin built?", "max_tokens": 16, "queries": 0,
+        j = post("/v1/web/query", {"question": "When was the lighthouse of Kestrin built?", "max_tokens": 16, "queries": 0, "pages": 12,
                                    "require_citation": True})
         assert j["object"] == "web.answer" and not j["abstained"] and j["citations"], j
         assert any(s["url"].endswith("/en/village1.html") for s in j["sources"]), j["sources"]
@@ -270,8 +271,10 @@ if MODEL:
         calls = j["kexa_tool_calls"]
         assert calls and calls[0]["name"] == "kexa_web_search", j
         res = calls[0]["result"]
-        assert "error" not in res and isinstance(res["results"], list) and isinstance(res["passages"], list), res
-        for p in res["passages"]: assert p["url"].startswith("http://127.0.0.1:"), p
+        assert "error" not in res and len(res["results"]) == 8 and isinstance(res["passages"], list), res
+        mock_urls = {f"http://127.0.0.1:{port}{path}" for site, port in (("a", A), ("b", B)) for path in mock.SITES[site]}
+        assert all(r["url"] in mock_urls and "error" not in r for r in res["results"]), res["results"]
+        for p in res["passages"]: assert p["url"] in mock_urls, p
         return f"query {res['query'][:30]!r}: {len(res['results'])} results, {len(res['passages'])} passages"
     check("chat tool kexa_web_search runs the search server-side", server_tool)
     def server_metrics():

@@ -158,6 +158,10 @@ class Handler(BaseHTTPRequestHandler):
             if u.path == "/fixed/failures":
                 res = [{"url": f"http://127.0.0.1:{PORTS['a']}{p}", "title": p, "content": ""} for p in SPECIAL]
                 return self.send(200, "application/json", json.dumps({"results": res}).encode())
+            if u.path == "/fixed/villages":  # every English village page, whatever the query (random-model tool calls)
+                res = [{"url": f"http://127.0.0.1:{PORTS[site]}{path}", "title": t, "content": ""}
+                       for site in ("a", "b") for path, (_, _, t, _) in SITES[site].items() if path.startswith("/en/")]
+                return self.send(200, "application/json", json.dumps({"results": res}).encode())
             if u.path == "/garbage":
                 return self.send(200, "text/html", b"<html>Too many requests, try later</html>")
             if u.path == "/error":
