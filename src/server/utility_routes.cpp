@@ -68,6 +68,8 @@ std::string metrics_text(const ServerState& st) {
       {"kexa_kv_cache_total_bytes", static_cast<double>(s.kv_bytes_total)},
       {"kexa_kv_cache_usage_ratio", kv_ratio},
       {"kexa_batch_steps_total", static_cast<double>(s.steps)},
+      // Prompt tokens the scheduler evaluated: the n choices of a request share one prefill.
+      {"kexa_prompt_tokens_evaluated_total", static_cast<double>(s.tokens_prompt)},
   };
   return st.metrics.render(gauges);
 }
