@@ -39,15 +39,17 @@ class QueuedJob final : public GenerationBackend {
   int64_t context_;
 };
 
-std::shared_ptr<JobHandle> submit_or_throw(ServerState& st, const Job& job) {
-  std::shared_ptr<JobHandle> h;
+// Queues the jobs as one group (one job: a plain request): 429 when the queue is full, 400 when
+// the scheduler refuses them.
+std::vector<std::shared_ptr<JobHandle>> submit_or_throw(ServerState& st, std::vector<Job> jobs) {
+  std::vector<std::shared_ptr<JobHandle>> handles;
   try {
-    h = st.scheduler->submit(job);
+    handles = st.scheduler->submit_group(std::move(jobs));
   } catch (const Error& e) {
     throw BadRequest{e.what(), "messages"};
   }
-  if (!h) throw BadRequest{"the server is busy: request queue is full, retry later", "", 429, "rate_limit_error"};
-  return h;
+  if (handles.empty()) throw BadRequest{"the server is busy: request queue is full, retry later", "", 429, "rate_limit_error"};
+  return handles;
 }
 
 // The token filter of response_format or of a forced tool call (the latter depends on whether
@@ -108,18 +110,10 @@ std::vector<PreparedTurn> choices_of(const GenerationRequest& g, PreparedTurn fi
   return turns;
 }
 
-// Queues the choices as one group: 429 when the queue is full, 400 when the scheduler refuses.
 std::vector<std::shared_ptr<JobHandle>> submit_choices(ServerState& st, const std::vector<PreparedTurn>& turns) {
   std::vector<Job> jobs;
   for (const PreparedTurn& t : turns) jobs.push_back(t.job);
-  std::vector<std::shared_ptr<JobHandle>> handles;
-  try {
-    handles = st.scheduler->submit_group(std::move(jobs));
-  } catch (const Error& e) {
-    throw BadRequest{e.what(), "messages"};
-  }
-  if (handles.empty()) throw BadRequest{"the server is busy: request queue is full, retry later", "", 429, "rate_limit_error"};
-  return handles;
+  return submit_or_throw(st, std::move(jobs));
 }
 
 // Cancels every choice's job when the request ends early (an exception, a client gone).
@@ -365,7 +359,7 @@ PreparedTurn prepare_generation(ServerState& st, GenerationRequest& g) {
 }
 
 TurnResult run_generation(ServerState& st, PreparedTurn& turn, const TurnCallbacks& callbacks) {
-  QueuedJob queued(submit_or_throw(st, turn.job), st.scheduler->context());
+  QueuedJob queued(submit_or_throw(st, {turn.job})[0], st.scheduler->context());
   TurnResult r = run_turn(*st.engine, turn, queued, callbacks);
   if (r.finish == StopReason::Error) throw BadRequest{"generation failed: " + r.error, "", 500, "server_error"};
   return r;
