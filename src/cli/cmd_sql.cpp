@@ -27,9 +27,30 @@ nlohmann::json read_json(const std::string& path) {
   }
 }
 
+// Questions of a Spider/BIRD dev.json (one array) or of a .jsonl file (one object a line, as
+// bench/schema-linking-data/ko_*.jsonl).
+nlohmann::json read_questions(const std::string& path) {
+  if (path.size() < 6 || path.compare(path.size() - 6, 6, ".jsonl") != 0) return read_json(path);
+  std::ifstream in(path);
+  if (!in) fail("sql: cannot open ", path);
+  nlohmann::json all = nlohmann::json::array();
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      all.push_back(nlohmann::json::parse(line));
+    } catch (const nlohmann::json::exception& e) {
+      fail("sql: ", path, " has a line that is not valid JSON: ", e.what());
+    }
+  }
+  return all;
+}
+
 // Hidden benchmark: schema-linking recall and table share on Spider/BIRD-format files.
+// `field` names the question text ("question", or "question_en" of the Korean sets); questions
+// with a "split" are also counted per split.
 int bench_linking(const std::string& tables_path, const std::string& questions_path,
-                  const std::string& db_dir, size_t samples) {
+                  const std::string& db_dir, size_t samples, const std::string& field) {
   auto schemas = sql::schemas_from_spider_json(read_json(tables_path));
   std::map<std::string, sql::Schema> by_id;
   for (auto& [id, s] : schemas) {
@@ -50,14 +71,18 @@ int bench_linking(const std::string& tables_path, const std::string& questions_p
     }
     by_id[id] = std::move(s);
   }
-  auto questions = read_json(questions_path);
+  auto questions = read_questions(questions_path);
   size_t total = 0, covered = 0, skipped = 0;
   double share = 0;
-  std::map<std::string, std::pair<size_t, size_t>> per_len;
+  struct Tally {
+    size_t total = 0, covered = 0;
+    double share = 0;
+  };
+  std::map<std::string, Tally> per_split;
   for (const auto& q : questions) {
     std::string id = q.at("db_id");
     std::string gold = q.contains("query") ? q.at("query").get<std::string>() : q.at("SQL").get<std::string>();
-    std::string text = q.at("question");
+    std::string text = q.at(field);
     if (q.contains("evidence")) text += " " + q.at("evidence").get<std::string>();
     auto it = by_id.find(id);
     if (it == by_id.end()) fail("sql: question for unknown db_id ", id);
@@ -78,9 +103,18 @@ int bench_linking(const std::string& tables_path, const std::string& questions_p
     }
     ++total;
     covered += ok;
-    share += static_cast<double>(got.tables.size()) / static_cast<double>(it->second.tables.size());
-    if (std::getenv("KEXA_SQL_BENCH_MISSES") && !ok) {
-      std::printf("MISS %s | %s | need:", id.c_str(), text.c_str());
+    double q_share = static_cast<double>(got.tables.size()) / static_cast<double>(it->second.tables.size());
+    share += q_share;
+    if (q.contains("split")) {
+      Tally& s = per_split[q.at("split").get<std::string>()];
+      ++s.total;
+      s.covered += ok;
+      s.share += q_share;
+    }
+    // KEXA_SQL_BENCH_MISSES=1 prints the misses, =all every question.
+    const char* trace = std::getenv("KEXA_SQL_BENCH_MISSES");
+    if (trace && (!ok || std::string(trace) == "all")) {
+      std::printf("%s %s | %s | need:", ok ? "HIT" : "MISS", id.c_str(), text.c_str());
       for (auto& t : need) std::printf(" %s", t.c_str());
       std::printf(" | got:");
       for (auto& t : got.tables) std::printf(" %s", t.c_str());
@@ -91,6 +125,10 @@ int bench_linking(const std::string& tables_path, const std::string& questions_p
                         {"skipped_no_table_in_gold", skipped},
                         {"recall", total ? static_cast<double>(covered) / static_cast<double>(total) : 0.0},
                         {"mean_table_share", total ? share / static_cast<double>(total) : 0.0}};
+  for (const auto& [name, s] : per_split) {
+    double n = static_cast<double>(s.total);
+    out[name] = {{"questions", s.total}, {"recall", static_cast<double>(s.covered) / n}, {"mean_table_share", s.share / n}};
+  }
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }
@@ -110,6 +148,7 @@ int sql_main(int argc, char** argv) {
                "refused with a named reason and a non-zero exit."};
   app.name("kexa sql");
   std::string db, execute, question, model, bench_tables, bench_questions, bench_db_dir;
+  std::string bench_field = "question";
   bool json = false, show_schema = false;
   bool explain = false;
   sql::Limits limits;
@@ -127,10 +166,11 @@ int sql_main(int argc, char** argv) {
   app.add_option("--bench-linking-tables", bench_tables)->group("");
   app.add_option("--bench-linking-questions", bench_questions)->group("");
   app.add_option("--bench-linking-db-dir", bench_db_dir)->group("");
+  app.add_option("--bench-linking-field", bench_field)->group("");
   std::string positional;
   app.add_option("question_text", positional, "natural-language question (needs -m MODEL)");
   if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
-  if (!bench_tables.empty()) return bench_linking(bench_tables, bench_questions, bench_db_dir, samples);
+  if (!bench_tables.empty()) return bench_linking(bench_tables, bench_questions, bench_db_dir, samples, bench_field);
   if (!positional.empty()) {
     fail("sql: answering a question needs a model: kexa sql -m MODEL --db ... \"question\" "
          "(or use --execute \"SQL\", or --schema --question \"...\")");
