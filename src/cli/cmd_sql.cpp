@@ -11,6 +11,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "runtime/embedder.h"
+#include "sql/generate.h"
 #include "sql/sql.h"
 #include "util/error.h"
 
@@ -53,11 +55,13 @@ int bench_linking(const std::string& tables_path, const std::string& questions_p
                   const std::string& db_dir, size_t samples, const std::string& field) {
   auto schemas = sql::schemas_from_spider_json(read_json(tables_path));
   std::map<std::string, sql::Schema> by_id;
+  std::map<std::string, std::unique_ptr<sql::SqliteExecutor>> dbs;
   for (auto& [id, s] : schemas) {
-    // Sample values come from the databases themselves when they are at hand.
+    // Sample values come from the databases themselves when they are at hand, and so do the
+    // values a question names (sql::add_question_values).
     std::string file = db_dir + "/" + id + "/" + id + ".sqlite";
     if (!db_dir.empty() && samples > 0 && std::filesystem::exists(file)) {
-      sql::SqliteExecutor ex(file);
+      sql::SqliteExecutor& ex = *(dbs[id] = std::make_unique<sql::SqliteExecutor>(file));
       sql::Schema live = ex.schema(samples);
       for (auto& t : s.tables) {
         int lt = live.find(t.name);
@@ -96,7 +100,14 @@ int bench_linking(const std::string& tables_path, const std::string& questions_p
     if (const char* e = std::getenv("KEXA_SQL_NEIGH")) lo.neighbour_ratio = std::atof(e);
     if (const char* e = std::getenv("KEXA_SQL_SIZE_REF")) lo.size_ref = std::atof(e);
     if (const char* e = std::getenv("KEXA_SQL_SIZE_EXP")) lo.size_exponent = std::atof(e);
-    auto got = sql::link_schema(it->second, text, lo);
+    sql::LinkResult got;
+    if (auto db = dbs.find(id); db != dbs.end()) {
+      sql::Schema with_values = it->second;
+      sql::add_question_values(*db->second, with_values, text);
+      got = sql::link_schema(with_values, text, lo);
+    } else {
+      got = sql::link_schema(it->second, text, lo);
+    }
     bool ok = true;
     for (auto& t : need) {
       if (std::find(got.tables.begin(), got.tables.end(), t) == got.tables.end()) ok = false;
@@ -148,8 +159,8 @@ int sql_main(int argc, char** argv) {
                "refused with a named reason and a non-zero exit."};
   app.name("kexa sql");
   std::string db, execute, question, model, bench_tables, bench_questions, bench_db_dir;
-  std::string bench_field = "question";
-  bool json = false, show_schema = false;
+  std::string bench_field = "question", embedder_path;
+  bool json = false, show_schema = false, all_tables = false;
   bool explain = false;
   sql::Limits limits;
   size_t samples = 3;
@@ -157,7 +168,11 @@ int sql_main(int argc, char** argv) {
   app.add_option("--execute", execute, "run this one statement through the safe executor");
   app.add_flag("--explain", explain, "with --execute: validate and print the query plan only (dry run)");
   app.add_flag("--schema", show_schema, "print the schema (tables, columns, keys, sample values)");
-  app.add_option("--question", question, "with --schema: only the tables linked to this question");
+  app.add_option("--question", question, "with --schema: only the tables linked to this question (what a prompt "
+                 "keeps when the whole schema does not fit)");
+  app.add_option("--embedder", embedder_path, "with --schema --question: an embedding model (folder or .gguf) whose "
+                 "question-table similarity is one more linking signal");
+  app.add_flag("--all", all_tables, "with --schema --question: every table, most relevant first");
   app.add_option("--samples", samples, "sample values per column in --schema");
   app.add_flag("--json", json, "print JSON");
   app.add_option("--max-rows", limits.max_rows, "row cap (default 1000)");
@@ -213,9 +228,17 @@ int sql_main(int argc, char** argv) {
   if (show_schema) {
     sql::Schema s = ex.schema(samples);
     if (!question.empty()) {
-      sql::LinkResult link = sql::link_schema(s, question);
+      sql::add_question_values(ex, s, question);
+      sql::LinkOptions lo;
+      std::unique_ptr<TextEmbedder> embedder;
+      if (!embedder_path.empty()) {
+        embedder = std::make_unique<TextEmbedder>(embedder_path);
+        lo.embed = [&](const std::string& text) { return embedder->embed(text); };
+      }
+      sql::LinkResult link = sql::link_schema(s, question, lo);
       sql::Schema sub;
-      for (auto& name : link.tables) sub.tables.push_back(s.tables[static_cast<size_t>(s.find(name))]);
+      for (auto& name : all_tables ? sql::ranked_tables(s, link) : link.tables)
+        sub.tables.push_back(s.tables[static_cast<size_t>(s.find(name))]);
       s = std::move(sub);
     }
     if (json) {

@@ -243,6 +243,30 @@ void add_value_scores(const Schema& schema, const Question& question, std::vecto
   }
 }
 
+// The question's cosine similarity with each table's text, scaled to the lexical scores so that
+// it orders tables the words do not tell apart, or reaches one no word names.
+void add_embedding_scores(const Schema& schema, const std::string& question, const LinkOptions& opt,
+                          std::vector<double>& scores) {
+  auto cosine = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double dot = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+      dot += static_cast<double>(a[i]) * b[i];
+      na += static_cast<double>(a[i]) * a[i];
+      nb += static_cast<double>(b[i]) * b[i];
+    }
+    return na > 0 && nb > 0 ? dot / std::sqrt(na * nb) : 0.0;
+  };
+  const std::vector<float> qv = opt.embed(question);
+  const double scale = opt.embed_weight * std::max(1.0, *std::max_element(scores.begin(), scores.end()));
+  for (size_t t = 0; t < scores.size(); ++t) {
+    const Table& table = schema.tables[t];
+    std::string text = table.name;
+    if (!table.description.empty()) text += ": " + table.description;
+    for (const Column& c : table.columns) text += (c.description.empty() ? ", " + c.name : ", " + c.name + " (" + c.description + ")");
+    scores[t] += scale * std::max(0.0, cosine(qv, opt.embed(text)));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tables the question names
 
@@ -540,6 +564,7 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
   const SchemaWords sw = schema_words(schema);
   add_word_scores(q, sw, r.scores);
   add_value_scores(schema, q, r.scores);
+  if (opt.embed) add_embedding_scores(schema, question, opt, r.scores);
 
   std::vector<size_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = i;
