@@ -52,7 +52,7 @@ nlohmann::json read_questions(const std::string& path) {
 // `field` names the question text ("question", or "question_en" of the Korean sets); questions
 // with a "split" are also counted per split.
 int bench_linking(const std::string& tables_path, const std::string& questions_path,
-                  const std::string& db_dir, size_t samples, const std::string& field) {
+                  const std::string& db_dir, size_t samples, const std::string& field, bool evidence) {
   auto schemas = sql::schemas_from_spider_json(read_json(tables_path));
   std::map<std::string, sql::Schema> by_id;
   std::map<std::string, std::unique_ptr<sql::SqliteExecutor>> dbs;
@@ -87,7 +87,7 @@ int bench_linking(const std::string& tables_path, const std::string& questions_p
     std::string id = q.at("db_id");
     std::string gold = q.contains("query") ? q.at("query").get<std::string>() : q.at("SQL").get<std::string>();
     std::string text = q.at(field);
-    if (q.contains("evidence")) text += " " + q.at("evidence").get<std::string>();
+    if (evidence && q.contains("evidence")) text += " " + q.at("evidence").get<std::string>();
     auto it = by_id.find(id);
     if (it == by_id.end()) fail("sql: question for unknown db_id ", id);
     auto need = sql::tables_in_sql(it->second, gold);
@@ -160,7 +160,7 @@ int sql_main(int argc, char** argv) {
   app.name("kexa sql");
   std::string db, execute, question, model, bench_tables, bench_questions, bench_db_dir;
   std::string bench_field = "question", embedder_path;
-  bool json = false, show_schema = false, all_tables = false;
+  bool json = false, show_schema = false, all_tables = false, no_evidence = false;
   bool explain = false;
   sql::Limits limits;
   size_t samples = 3;
@@ -182,10 +182,11 @@ int sql_main(int argc, char** argv) {
   app.add_option("--bench-linking-questions", bench_questions)->group("");
   app.add_option("--bench-linking-db-dir", bench_db_dir)->group("");
   app.add_option("--bench-linking-field", bench_field)->group("");
+  app.add_flag("--bench-linking-no-evidence", no_evidence)->group("");
   std::string positional;
   app.add_option("question_text", positional, "natural-language question (needs -m MODEL)");
   if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
-  if (!bench_tables.empty()) return bench_linking(bench_tables, bench_questions, bench_db_dir, samples, bench_field);
+  if (!bench_tables.empty()) return bench_linking(bench_tables, bench_questions, bench_db_dir, samples, bench_field, !no_evidence);
   if (!positional.empty()) {
     fail("sql: answering a question needs a model: kexa sql -m MODEL --db ... \"question\" "
          "(or use --execute \"SQL\", or --schema --question \"...\")");
