@@ -189,8 +189,8 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
 // in a Hangul question, runs of capitalised words after the first word of an English one.
 std::vector<std::string> question_value_spans(const std::string& question);
 // Looks the question's value spans up in every text column (case-insensitively, ignoring
-// surrounding spaces; at most `max_columns` columns, each a read-only query through `db` with a
-// short time cap) and appends the values found to that column's samples, so that linking and the
+// surrounding spaces; at most `max_columns` columns, each a read-only query through `db` capped at
+// 100 ms, all of them at one second) and appends the values found to that column's samples, so that linking and the
 // prompt see them.
 void add_question_values(Executor& db, Schema& schema, const std::string& question, size_t max_columns = 400);
 

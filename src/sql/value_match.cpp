@@ -2,6 +2,7 @@
 // few): "'red jeans' 제품을 공급한 ..." names a row of Products whether or not it was sampled.
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <set>
 
 #include "sql/sql.h"
@@ -113,16 +114,18 @@ void add_question_values(Executor& db, Schema& schema, const std::string& questi
   std::string in;
   for (const std::string& s : spans) in += (in.empty() ? "" : ", ") + literal(lowered(s));
   size_t checked = 0;
+  // A large database must not stall the question: each lookup and all of them together are capped.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1000);
   for (Table& t : schema.tables) {
     for (Column& c : t.columns) {
-      if (!is_text_type(c.type) || checked++ >= max_columns) continue;
+      if (!is_text_type(c.type) || checked++ >= max_columns || std::chrono::steady_clock::now() > deadline) continue;
       std::string col = quote_ident(c.name);
       std::string sql = "SELECT DISTINCT " + col + " FROM " + table_ref(t.name, postgres) + " WHERE lower(trim(" + col +
                         ")) IN (" + in + ") LIMIT 4";
       try {
         Limits lim;
         lim.max_rows = 4;
-        lim.timeout_ms = 200;
+        lim.timeout_ms = 100;
         Result r = db.execute(sql, lim);
         for (auto& row : r.rows) {
           if (row.empty() || !row[0].is_string()) continue;
