@@ -1,8 +1,12 @@
-# Generates a C++ source holding every file of web/ as a byte array (run at build time).
-# Inputs: WEB_DIR, OUTPUT.
+# Generates a C++ source holding every file of WEB_DIR (the bundled web UI, see
+# cmake/bundle_web.mjs) as a byte array (run at build time). Inputs: WEB_DIR, OUTPUT.
 file(GLOB files RELATIVE ${WEB_DIR} ${WEB_DIR}/*)
 list(SORT files)
-set(body "// Generated from web/ by cmake/embed_web.cmake. Do not edit.\n#include \"server/web_assets.h\"\n\nnamespace kexa::server {\nnamespace {\n")
+list(FIND files "index.html" has_index)
+if(has_index EQUAL -1)
+  message(FATAL_ERROR "embed_web: ${WEB_DIR} holds no index.html (WEB_DIR must be the bundled UI, an absolute path)")
+endif()
+set(body "// Generated from the bundled web UI by cmake/embed_web.cmake. Do not edit.\n#include \"server/web_assets.h\"\n\nnamespace kexa::server {\nnamespace {\n")
 set(table "")
 set(index 0)
 foreach(f ${files})
@@ -20,6 +24,8 @@ foreach(f ${files})
     set(type "text/javascript; charset=utf-8")
   elseif(f MATCHES "\\.css$")
     set(type "text/css; charset=utf-8")
+  elseif(f MATCHES "\\.txt$")
+    set(type "text/plain; charset=utf-8")
   elseif(f MATCHES "\\.svg$")
     set(type "image/svg+xml")
   else()

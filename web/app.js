@@ -1,5 +1,6 @@
-// kexa web chat: streams /v1/chat/completions, keeps conversations in localStorage.
-"use strict";
+// kexa web chat: streams /v1/chat/completions, keeps conversations in localStorage. Bundled with
+// its npm libraries into the embedded /app.js at build time (cmake/bundle_web.mjs).
+import { answerElement, codeElement } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 const STORE = "kexa.conversations.v1";
@@ -27,44 +28,6 @@ function saveSettings() {
     thinking: $("thinking").checked, maxTokens: $("max-tokens").value, apiKey: $("api-key").value,
   }));
   $("temperature-value").textContent = $("temperature").value;
-}
-
-// --- a small, safe markdown renderer: escapes everything, then adds code, emphasis, lists -------
-function escapeHtml(s) {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-}
-function inline(s) {
-  return escapeHtml(s)
-    .replace(/`([^`]+)`/g, "<code>$1</code>")
-    .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
-    .replace(/(^|[^*])\*([^*\n]+)\*/g, "$1<em>$2</em>");
-}
-function renderMarkdown(text) {
-  const out = [];
-  const parts = text.split(/```/);
-  parts.forEach((part, i) => {
-    if (i % 2 === 1) {
-      const nl = part.indexOf("\n");
-      const body = nl >= 0 ? part.slice(nl + 1) : part;
-      out.push("<pre><code>" + escapeHtml(body) + "</code></pre>");
-      return;
-    }
-    let list = null;
-    for (const line of part.split("\n")) {
-      const item = line.match(/^\s*(?:[-*]|\d+\.)\s+(.*)$/);
-      const head = line.match(/^(#{1,6})\s+(.*)$/);
-      if (item) {
-        if (!list) { out.push("<ul>"); list = true; }
-        out.push("<li>" + inline(item[1]) + "</li>");
-        continue;
-      }
-      if (list) { out.push("</ul>"); list = null; }
-      if (head) out.push(`<h${head[1].length}>${inline(head[2])}</h${head[1].length}>`);
-      else if (line.trim() !== "") out.push("<p>" + inline(line) + "</p>");
-    }
-    if (list) out.push("</ul>");
-  });
-  return out.join("");
 }
 
 // --- conversations ------------------------------------------------------------------------------
@@ -115,12 +78,8 @@ function messageElement(m) {
     d.appendChild(body);
     div.appendChild(d);
   }
-  const content = document.createElement("div");
-  content.className = "content";
-  content.innerHTML = renderMarkdown(m.content || "");
-  div.appendChild(content);
+  div.appendChild(answerElement(m.content, m.citations));
   if (m.sql !== undefined) div.appendChild(sqlElement(m));
-  if (m.citations && m.citations.length) div.appendChild(citationsElement(m.citations));
   if (m.error) {
     const e = document.createElement("div");
     e.className = "error";
@@ -129,43 +88,11 @@ function messageElement(m) {
   }
   return div;
 }
-// Citations: "[n] file, bytes a-b" (or page p); a click shows the quoted span itself.
-function spanLabel(c) {
-  const name = c.path.split("/").pop();
-  if (c.unit === "page" || c.page) return `${name}, page ${c.page}, ${c.begin}–${c.end}`;
-  if (c.unit === "record") return `${name}, record ${c.begin}`;
-  return `${name}, ${c.unit === "text" ? "text" : "bytes"} ${c.begin}–${c.end}`;
-}
-function citationsElement(citations) {
-  const box = document.createElement("div");
-  box.className = "sources";
-  box.textContent = "Sources";
-  for (const c of citations) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = "citation";
-    b.textContent = `[${c.number}] ${spanLabel(c)}`;
-    b.title = c.path;
-    const q = document.createElement("blockquote");
-    q.className = "quote";
-    q.textContent = c.text;
-    q.hidden = true;
-    b.onclick = () => { q.hidden = !q.hidden; };
-    box.appendChild(b);
-    box.appendChild(q);
-  }
-  return box;
-}
 function sqlElement(m) {
   const box = document.createElement("div");
   box.className = "sql-result";
   if (m.sql) {
-    const pre = document.createElement("pre");
-    const code = document.createElement("code");
-    code.className = "sql";
-    code.textContent = m.sql;
-    pre.appendChild(code);
-    box.appendChild(pre);
+    box.appendChild(codeElement(m.sql, "sql", "sql"));
   }
   if (m.columns) {
     const table = document.createElement("table");

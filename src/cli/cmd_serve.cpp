@@ -15,7 +15,11 @@ int serve_main(int argc, char** argv) {
   app.add_option("-m,--model", opt.model_path, "model folder, GGUF file, or ORG/REPO[:QUANT]")->required();
   app.add_option("--host", opt.host, "address to bind (default 127.0.0.1: this machine only)");
   app.add_option("--port", opt.port, "port (0 picks a free one)")->check(CLI::Range(0, 65535));
-  app.add_option("--api-key", opt.api_key, "require 'Authorization: Bearer KEY' on /v1/*");
+  app.add_option("--api-key", opt.api_key,
+                 "require 'Authorization: Bearer KEY' on every route but /health and the UI's files")
+      ->envname("KEXA_API_KEY");
+  app.add_option("--metrics-key", opt.metrics_key, "the key /metrics requires instead of --api-key (for a scraper)")
+      ->envname("KEXA_METRICS_KEY");
   app.add_option("--parallel", opt.parallel, "sequences decoded together")->check(CLI::Range(1, 256));
   app.add_option("--ctx", opt.context, "context length per sequence")->check(CLI::Range(16, 1 << 20));
   app.add_option("--queue", opt.queue, "requests that may wait for a slot before 429")->check(CLI::Range(0, 1 << 16));

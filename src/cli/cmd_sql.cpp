@@ -11,6 +11,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "runtime/embedder.h"
+#include "sql/generate.h"
 #include "sql/sql.h"
 #include "util/error.h"
 
@@ -27,16 +29,39 @@ nlohmann::json read_json(const std::string& path) {
   }
 }
 
+// Questions of a Spider/BIRD dev.json (one array) or of a .jsonl file (one object a line, as
+// bench/schema-linking-data/ko_*.jsonl).
+nlohmann::json read_questions(const std::string& path) {
+  if (path.size() < 6 || path.compare(path.size() - 6, 6, ".jsonl") != 0) return read_json(path);
+  std::ifstream in(path);
+  if (!in) fail("sql: cannot open ", path);
+  nlohmann::json all = nlohmann::json::array();
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      all.push_back(nlohmann::json::parse(line));
+    } catch (const nlohmann::json::exception& e) {
+      fail("sql: ", path, " has a line that is not valid JSON: ", e.what());
+    }
+  }
+  return all;
+}
+
 // Hidden benchmark: schema-linking recall and table share on Spider/BIRD-format files.
+// `field` names the question text ("question", or "question_en" of the Korean sets); questions
+// with a "split" are also counted per split.
 int bench_linking(const std::string& tables_path, const std::string& questions_path,
-                  const std::string& db_dir, size_t samples) {
+                  const std::string& db_dir, size_t samples, const std::string& field, bool evidence) {
   auto schemas = sql::schemas_from_spider_json(read_json(tables_path));
   std::map<std::string, sql::Schema> by_id;
+  std::map<std::string, std::unique_ptr<sql::SqliteExecutor>> dbs;
   for (auto& [id, s] : schemas) {
-    // Sample values come from the databases themselves when they are at hand.
+    // Sample values come from the databases themselves when they are at hand, and so do the
+    // values a question names (sql::add_question_values).
     std::string file = db_dir + "/" + id + "/" + id + ".sqlite";
     if (!db_dir.empty() && samples > 0 && std::filesystem::exists(file)) {
-      sql::SqliteExecutor ex(file);
+      sql::SqliteExecutor& ex = *(dbs[id] = std::make_unique<sql::SqliteExecutor>(file));
       sql::Schema live = ex.schema(samples);
       for (auto& t : s.tables) {
         int lt = live.find(t.name);
@@ -50,15 +75,19 @@ int bench_linking(const std::string& tables_path, const std::string& questions_p
     }
     by_id[id] = std::move(s);
   }
-  auto questions = read_json(questions_path);
+  auto questions = read_questions(questions_path);
   size_t total = 0, covered = 0, skipped = 0;
   double share = 0;
-  std::map<std::string, std::pair<size_t, size_t>> per_len;
+  struct Tally {
+    size_t total = 0, covered = 0;
+    double share = 0;
+  };
+  std::map<std::string, Tally> per_split;
   for (const auto& q : questions) {
     std::string id = q.at("db_id");
     std::string gold = q.contains("query") ? q.at("query").get<std::string>() : q.at("SQL").get<std::string>();
-    std::string text = q.at("question");
-    if (q.contains("evidence")) text += " " + q.at("evidence").get<std::string>();
+    std::string text = q.at(field);
+    if (evidence && q.contains("evidence")) text += " " + q.at("evidence").get<std::string>();
     auto it = by_id.find(id);
     if (it == by_id.end()) fail("sql: question for unknown db_id ", id);
     auto need = sql::tables_in_sql(it->second, gold);
@@ -71,16 +100,32 @@ int bench_linking(const std::string& tables_path, const std::string& questions_p
     if (const char* e = std::getenv("KEXA_SQL_NEIGH")) lo.neighbour_ratio = std::atof(e);
     if (const char* e = std::getenv("KEXA_SQL_SIZE_REF")) lo.size_ref = std::atof(e);
     if (const char* e = std::getenv("KEXA_SQL_SIZE_EXP")) lo.size_exponent = std::atof(e);
-    auto got = sql::link_schema(it->second, text, lo);
+    sql::LinkResult got;
+    if (auto db = dbs.find(id); db != dbs.end()) {
+      sql::Schema with_values = it->second;
+      sql::add_question_values(*db->second, with_values, text);
+      got = sql::link_schema(with_values, text, lo);
+    } else {
+      got = sql::link_schema(it->second, text, lo);
+    }
     bool ok = true;
     for (auto& t : need) {
       if (std::find(got.tables.begin(), got.tables.end(), t) == got.tables.end()) ok = false;
     }
     ++total;
     covered += ok;
-    share += static_cast<double>(got.tables.size()) / static_cast<double>(it->second.tables.size());
-    if (std::getenv("KEXA_SQL_BENCH_MISSES") && !ok) {
-      std::printf("MISS %s | %s | need:", id.c_str(), text.c_str());
+    double q_share = static_cast<double>(got.tables.size()) / static_cast<double>(it->second.tables.size());
+    share += q_share;
+    if (q.contains("split")) {
+      Tally& s = per_split[q.at("split").get<std::string>()];
+      ++s.total;
+      s.covered += ok;
+      s.share += q_share;
+    }
+    // KEXA_SQL_BENCH_MISSES=1 prints the misses, =all every question.
+    const char* trace = std::getenv("KEXA_SQL_BENCH_MISSES");
+    if (trace && (!ok || std::string(trace) == "all")) {
+      std::printf("%s %s | %s | need:", ok ? "HIT" : "MISS", id.c_str(), text.c_str());
       for (auto& t : need) std::printf(" %s", t.c_str());
       std::printf(" | got:");
       for (auto& t : got.tables) std::printf(" %s", t.c_str());
@@ -91,6 +136,10 @@ int bench_linking(const std::string& tables_path, const std::string& questions_p
                         {"skipped_no_table_in_gold", skipped},
                         {"recall", total ? static_cast<double>(covered) / static_cast<double>(total) : 0.0},
                         {"mean_table_share", total ? share / static_cast<double>(total) : 0.0}};
+  for (const auto& [name, s] : per_split) {
+    double n = static_cast<double>(s.total);
+    out[name] = {{"questions", s.total}, {"recall", static_cast<double>(s.covered) / n}, {"mean_table_share", s.share / n}};
+  }
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }
@@ -110,7 +159,8 @@ int sql_main(int argc, char** argv) {
                "refused with a named reason and a non-zero exit."};
   app.name("kexa sql");
   std::string db, execute, question, model, bench_tables, bench_questions, bench_db_dir;
-  bool json = false, show_schema = false;
+  std::string bench_field = "question", embedder_path;
+  bool json = false, show_schema = false, all_tables = false, no_evidence = false;
   bool explain = false;
   sql::Limits limits;
   size_t samples = 3;
@@ -118,7 +168,11 @@ int sql_main(int argc, char** argv) {
   app.add_option("--execute", execute, "run this one statement through the safe executor");
   app.add_flag("--explain", explain, "with --execute: validate and print the query plan only (dry run)");
   app.add_flag("--schema", show_schema, "print the schema (tables, columns, keys, sample values)");
-  app.add_option("--question", question, "with --schema: only the tables linked to this question");
+  app.add_option("--question", question, "with --schema: only the tables linked to this question (what a prompt "
+                 "keeps when the whole schema does not fit)");
+  app.add_option("--embedder", embedder_path, "with --schema --question: an embedding model (folder or .gguf) whose "
+                 "question-table similarity is one more linking signal");
+  app.add_flag("--all", all_tables, "with --schema --question: every table, most relevant first");
   app.add_option("--samples", samples, "sample values per column in --schema");
   app.add_flag("--json", json, "print JSON");
   app.add_option("--max-rows", limits.max_rows, "row cap (default 1000)");
@@ -127,10 +181,12 @@ int sql_main(int argc, char** argv) {
   app.add_option("--bench-linking-tables", bench_tables)->group("");
   app.add_option("--bench-linking-questions", bench_questions)->group("");
   app.add_option("--bench-linking-db-dir", bench_db_dir)->group("");
+  app.add_option("--bench-linking-field", bench_field)->group("");
+  app.add_flag("--bench-linking-no-evidence", no_evidence)->group("");
   std::string positional;
   app.add_option("question_text", positional, "natural-language question (needs -m MODEL)");
   if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
-  if (!bench_tables.empty()) return bench_linking(bench_tables, bench_questions, bench_db_dir, samples);
+  if (!bench_tables.empty()) return bench_linking(bench_tables, bench_questions, bench_db_dir, samples, bench_field, !no_evidence);
   if (!positional.empty()) {
     fail("sql: answering a question needs a model: kexa sql -m MODEL --db ... \"question\" "
          "(or use --execute \"SQL\", or --schema --question \"...\")");
@@ -173,9 +229,17 @@ int sql_main(int argc, char** argv) {
   if (show_schema) {
     sql::Schema s = ex.schema(samples);
     if (!question.empty()) {
-      sql::LinkResult link = sql::link_schema(s, question);
+      sql::add_question_values(ex, s, question);
+      sql::LinkOptions lo;
+      std::unique_ptr<TextEmbedder> embedder;
+      if (!embedder_path.empty()) {
+        embedder = std::make_unique<TextEmbedder>(embedder_path);
+        lo.embed = [&](const std::string& text) { return embedder->embed(text); };
+      }
+      sql::LinkResult link = sql::link_schema(s, question, lo);
       sql::Schema sub;
-      for (auto& name : link.tables) sub.tables.push_back(s.tables[static_cast<size_t>(s.find(name))]);
+      for (auto& name : all_tables ? sql::ranked_tables(s, link) : link.tables)
+        sub.tables.push_back(s.tables[static_cast<size_t>(s.find(name))]);
       s = std::move(sub);
     }
     if (json) {

@@ -5,6 +5,7 @@
 
 #include <utf8proc.h>
 
+#include "util/korean.h"
 #include "util/utf8.h"
 
 namespace kexa::rag {
@@ -86,24 +87,6 @@ void stem_s(std::string& w) {
   }
 }
 
-// Josa and copula endings that glue onto a Korean noun, longest first. Only the last one is removed.
-const char* const kParticles[] = {
-    "에서부터", "으로부터", "에서는", "에서도", "에서의", "에게서", "에게는", "으로서", "으로써", "으로는",
-    "으로도", "으로의", "이라는", "이라고", "이었다", "이었던", "에서", "에게", "한테", "으로", "부터", "까지",
-    "처럼", "보다", "마다", "조차", "라는", "라고", "이나", "이며", "이고", "와의", "과의", "에는", "에도",
-    "에의", "로서", "로써", "로는", "로도", "였다", "였던", "은", "는", "이", "가", "을", "를", "의", "에",
-    "도", "와", "과", "로", "만", "께"};
-
-// The eojeol without its trailing particle, when at least two syllables remain.
-std::string strip_particle(const std::string& word, std::size_t syllables) {
-  for (const char* p : kParticles) {
-    std::size_t n = std::strlen(p);
-    if (word.size() > n && word.compare(word.size() - n, n, p) == 0 && syllables - n / 3 >= 2)
-      return word.substr(0, word.size() - n);
-  }
-  return word;
-}
-
 // Korean interrogatives, longest first. In a question they name what is asked, not what the
 // answer passage says ("무엇인가", "누구와", "어디에서"), and the passages that happen to contain them
 // are not the relevant ones; queries drop them (analyze_query).
@@ -114,14 +97,8 @@ const char* const kInterrogatives[] = {"어떠한", "어떻게", "어째서", "�
 const char* const kQuestionEndings[] = {"인가요", "입니까", "일까요", "였는가", "이었나", "인가", "인지",
                                         "일까", "이다", "였나", "이며", "이고", "나", "든지", "이나"};
 
-bool is_particle(std::string_view w) {
-  for (const char* p : kParticles)
-    if (w == p) return true;
-  return false;
-}
-
 bool is_question_ending(std::string_view w) {
-  if (w.empty() || is_particle(w)) return true;
+  if (w.empty() || is_korean_particle(w)) return true;
   for (const char* e : kQuestionEndings)
     if (w == e) return true;
   return false;
@@ -172,7 +149,7 @@ void emit_run(Kind kind, const std::vector<utf8proc_int32_t>& run, std::vector<s
     // from the bigrams.
     std::string w;
     for (auto c : run) append_utf8(w, c);
-    std::string stem = strip_particle(w, run.size());
+    std::string stem = strip_korean_particle(w, 2);
     // Bigrams stop at the particle: "령은" would match every word ending in 령 before 은.
     if (run.size() >= 3) limit = utf8_chars(stem);
     out.push_back("=" + stem);

@@ -56,13 +56,22 @@ NextToken::NextToken(Sampler& sampler, const GenerateOptions& options, std::span
   if (options.use_model_eos)
     for (int64_t id : model_eos)
       if (std::find(stop_.begin(), stop_.end(), id) == stop_.end()) stop_.push_back(static_cast<int32_t>(id));
+  for (const auto& [id, bias] : options.logit_bias)
+    if (id < 0 || id >= sampler_.vocab_size())
+      fail("logit_bias: token id ", id, " is outside the vocabulary [0, ", sampler_.vocab_size(), ")");
   sampler_.clear_history();
   for (int32_t t : prompt) sampler_.accept(t);
 }
 
-NextToken::Choice NextToken::choose(std::span<const float> logits) {
+NextToken::Choice NextToken::choose(std::span<const float> raw) {
   TokenFilter* filter = options_.filter;
   Choice c;
+  std::span<const float> logits = raw;
+  if (!options_.logit_bias.empty()) {
+    biased_.assign(raw.begin(), raw.end());
+    for (const auto& [id, bias] : options_.logit_bias) biased_[static_cast<size_t>(id)] += bias;
+    logits = biased_;
+  }
   if (filter) filter->set_remaining(options_.max_tokens - generated_ - 1);
   c.token = sampler_.sample(logits);
   if (filter && !filter->allows(c.token)) {
@@ -86,7 +95,7 @@ NextToken::Choice NextToken::choose(std::span<const float> logits) {
   sampler_.accept(c.token);
   ++generated_;
   c.is_stop = std::find(stop_.begin(), stop_.end(), c.token) != stop_.end();
-  if (options_.top_logprobs >= 0) c.logprob = token_logprob(logits, c.token, options_.top_logprobs);
+  if (options_.top_logprobs >= 0) c.logprob = token_logprob(raw, c.token, options_.top_logprobs);
   return c;
 }
 

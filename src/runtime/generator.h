@@ -95,6 +95,11 @@ struct GenerateOptions {
   // >= 0: on_logprob gets each generated token's logprob and this many alternatives (<= 20).
   int top_logprobs = -1;
   std::function<void(const TokenLogprob&)> on_logprob;
+  // OpenAI's logit_bias: (token id, bias) pairs added to the logits before every choice, greedy
+  // and sampled alike (the filter's redraws and mask see the biased row too); -100 all but bans
+  // a token, +100 all but forces it. Log-probabilities stay those of the raw logits. Ids outside
+  // the vocabulary make NextToken throw kexa::Error; a repeated id adds up.
+  std::vector<std::pair<int32_t, float>> logit_bias;
 };
 
 // The choice of one sequence's next token, shared by Generator (one sequence) and Scheduler
@@ -104,7 +109,8 @@ struct GenerateOptions {
 class NextToken {
  public:
   // Records the prompt in the sampler's history (for the penalties). `model_eos`: the model
-  // config's EOS ids, added to options.stop_ids when options.use_model_eos.
+  // config's EOS ids, added to options.stop_ids when options.use_model_eos. Throws kexa::Error
+  // when options.logit_bias names an id outside the sampler's vocabulary.
   NextToken(Sampler& sampler, const GenerateOptions& options, std::span<const int64_t> model_eos,
             std::span<const int32_t> prompt);
 
@@ -128,6 +134,7 @@ class NextToken {
   std::vector<int32_t> stop_;
   int64_t generated_ = 0;
   std::vector<float> masked_;
+  std::vector<float> biased_;  // the logits plus options.logit_bias (only when there is one)
 };
 
 struct GenerateResult {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -58,6 +59,21 @@ void JobHandle::end(StopReason reason, const std::string& error) {
   cv_.notify_all();
 }
 
+void copy_kv_cache(KVCache& from, KVCache& to) {
+  if (from.n_layers() != to.n_layers() || from.row_size() != to.row_size() || from.max_context() != to.max_context())
+    fail("copy_kv_cache: the caches were made for different models or contexts");
+  const int64_t n = from.n_past();
+  for (int64_t l = 0; l < from.n_layers(); ++l) {
+    if (from.slots(l) != to.slots(l)) fail("copy_kv_cache: layer ", l, " has ", from.slots(l), " and ", to.slots(l), " slots");
+    // Position p sits in slot p % slots: the first min(n, slots) slots are all that is written.
+    const size_t floats = static_cast<size_t>(std::min(n, from.slots(l)) * from.row_size());
+    std::copy_n(from.keys(l), floats, to.keys(l));
+    std::copy_n(from.values(l), floats, to.values(l));
+  }
+  to.clear();
+  to.advance(n);
+}
+
 struct Scheduler::Slot {
   Slot(const ModelConfig& config, int64_t context) : cache(config, context, /*chunk=*/512) {}
   KVCache cache;
@@ -69,11 +85,26 @@ struct Scheduler::Slot {
   int32_t pending = -1;    // chosen token not yet evaluated
   std::vector<float> logits;
   bool busy = false;
+  // A group: the first job's slot evaluates the prompt (leader) while the others wait for its
+  // cache (followers, not evaluated until the fork).
+  Slot* leader = nullptr;
+  std::vector<Slot*> followers;
 
+  // Ends the job, and the followers still waiting for this slot's prompt with it.
   void finish(StopReason reason, const std::string& error = {}) {
+    if (!busy) return;
     handle->end(reason, error);
     next.reset();
     busy = false;
+    if (leader) {
+      std::erase(leader->followers, this);
+      leader = nullptr;
+    }
+    for (Slot* f : followers) {
+      f->leader = nullptr;
+      f->finish(reason, error);
+    }
+    followers.clear();
   }
 };
 
@@ -97,7 +128,7 @@ Scheduler::~Scheduler() {
   thread_.join();
 }
 
-std::shared_ptr<JobHandle> Scheduler::submit(Job job) {
+void Scheduler::check(Job& job) const {
   if (job.prompt.empty()) fail("the prompt is empty");
   if (static_cast<int64_t>(job.prompt.size()) >= context_) {
     fail("the prompt has ", job.prompt.size(), " tokens but the context is ", context_, " tokens (server --ctx)");
@@ -106,19 +137,46 @@ std::shared_ptr<JobHandle> Scheduler::submit(Job job) {
   for (int32_t id : job.prompt) {
     if (id < 0 || id >= vocab) fail("token id ", id, " is outside the vocabulary (", vocab, ")");
   }
+  for (const auto& [id, bias] : job.options.logit_bias) {
+    if (id < 0 || id >= vocab) fail("logit_bias: token id ", id, " is outside the vocabulary (", vocab, ")");
+  }
   if (job.options.on_logits || job.options.on_logprob)
     fail("scheduler: per-token callbacks are not supported; read the job's events");
   job.options.top_logprobs = std::min(job.options.top_logprobs, 20);
-  auto handle = std::make_shared<JobHandle>();
-  handle->prompt_tokens_ = static_cast<int64_t>(job.prompt.size());
-  handle->submitted_at_ = now_seconds();
+}
+
+std::shared_ptr<JobHandle> Scheduler::submit(Job job) {
+  std::vector<Job> one;
+  one.push_back(std::move(job));
+  std::vector<std::shared_ptr<JobHandle>> handles = submit_group(std::move(one));
+  return handles.empty() ? nullptr : handles[0];
+}
+
+std::vector<std::shared_ptr<JobHandle>> Scheduler::submit_group(std::vector<Job> jobs) {
+  if (jobs.empty()) fail("scheduler: a group needs at least one job");
+  if (jobs.size() > slots_.size())
+    fail(jobs.size(), " sequences must run together but the server has ", slots_.size(), " slots (--parallel)");
+  for (Job& job : jobs) {
+    check(job);
+    if (job.prompt != jobs[0].prompt) fail("scheduler: the jobs of a group must share their prompt");
+  }
+  Waiting w;
+  const double now = now_seconds();
+  for (const Job& job : jobs) {
+    auto handle = std::make_shared<JobHandle>();
+    handle->prompt_tokens_ = static_cast<int64_t>(job.prompt.size());
+    handle->submitted_at_ = now;
+    w.handles.push_back(std::move(handle));
+  }
+  w.jobs = std::move(jobs);
+  std::vector<std::shared_ptr<JobHandle>> handles = w.handles;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    if (static_cast<int>(queue_.size()) >= queue_limit_) return nullptr;
-    queue_.emplace_back(std::move(job), handle);
+    if (static_cast<int>(queue_.size()) >= queue_limit_) return {};
+    queue_.push_back(std::move(w));
   }
   cv_.notify_all();
-  return handle;
+  return handles;
 }
 
 JobEnd Scheduler::run(Job job, const std::function<bool(const JobEvent&)>& on_event) {
@@ -132,26 +190,39 @@ SchedulerStats Scheduler::stats() const {
   return stats_;
 }
 
-// Under mu_: moves waiting jobs into free slots (between steps, never during one).
+// Under mu_: moves waiting jobs into free slots (between steps, never during one), in order: a
+// group that needs more slots than are free holds back the ones behind it until they free up.
 void Scheduler::admit_waiting_jobs() {
-  for (auto& s : slots_) {
-    if (s->busy || queue_.empty()) continue;
-    auto [job, handle] = std::move(queue_.front());
-    queue_.pop_front();
-    if (handle->cancelled()) {
-      handle->end(StopReason::Callback);
+  while (!queue_.empty()) {
+    Waiting& w = queue_.front();
+    if (std::all_of(w.handles.begin(), w.handles.end(), [](const auto& h) { return h->cancelled(); })) {
+      for (auto& h : w.handles) h->end(StopReason::Callback);
+      queue_.pop_front();
       continue;
     }
-    s->job = std::move(job);
-    s->job.options.filter = s->job.filter.get();
-    s->handle = std::move(handle);
-    s->sampler.emplace(s->job.sampling, model_.config().vocab_size);
-    s->next.emplace(*s->sampler, s->job.options, model_.config().eos_token_ids, s->job.prompt);
-    s->cache.clear();
-    s->prompt_done = 0;
-    s->pending = -1;
-    s->busy = true;
-    stats_.tokens_prompt += static_cast<int64_t>(s->job.prompt.size());
+    std::vector<Slot*> free;
+    for (auto& s : slots_)
+      if (!s->busy) free.push_back(s.get());
+    if (free.size() < w.jobs.size()) return;
+    Slot* leader = nullptr;
+    for (size_t i = 0; i < w.jobs.size(); ++i) {
+      Slot* s = free[i];
+      s->job = std::move(w.jobs[i]);
+      s->job.options.filter = s->job.filter.get();
+      s->handle = std::move(w.handles[i]);
+      s->sampler.emplace(s->job.sampling, model_.config().vocab_size);
+      s->next.emplace(*s->sampler, s->job.options, model_.config().eos_token_ids, s->job.prompt);
+      s->cache.clear();
+      s->prompt_done = 0;
+      s->pending = -1;
+      s->busy = true;
+      s->leader = leader;
+      s->followers.clear();
+      if (leader) leader->followers.push_back(s);
+      else leader = s;
+    }
+    stats_.tokens_prompt += static_cast<int64_t>(leader->job.prompt.size());
+    queue_.pop_front();
   }
 }
 
@@ -167,7 +238,8 @@ void Scheduler::loop() {
       if (stopping_) {
         for (auto& s : slots_)
           if (s->busy) s->finish(StopReason::Callback);
-        for (auto& [job, handle] : queue_) handle->end(StopReason::Callback);
+        for (Waiting& w : queue_)
+          for (auto& handle : w.handles) handle->end(StopReason::Callback);
         return;
       }
       admit_waiting_jobs();
@@ -188,7 +260,12 @@ void Scheduler::step(std::vector<Slot*>& active) {
   std::vector<Slot*> running;
   std::vector<Model::BatchItem> batch;
   for (Slot* s : active) {
-    if (s->handle->cancelled()) {
+    if (s->leader) {  // waits for its group's prompt
+      if (s->handle->cancelled()) s->finish(StopReason::Callback);
+      continue;
+    }
+    // A cancelled leader still evaluates the prompt its followers wait for; it ends at the fork.
+    if (s->handle->cancelled() && s->followers.empty()) {
       s->finish(StopReason::Callback);
       continue;
     }
@@ -211,14 +288,30 @@ void Scheduler::step(std::vector<Slot*>& active) {
   } catch (const std::exception& e) {
     error = e.what();
   }
-  // 3. Choose, publish, retire.
-  int produced = 0;
+  // 3. Fork the groups whose prompt is done, then choose, publish, retire.
+  std::vector<Slot*> choosing;
   for (Slot* s : running) {
     if (!error.empty()) {
       s->finish(StopReason::Error, error);
       continue;
     }
     if (s->prompt_done < s->job.prompt.size()) continue;  // still prefilling
+    choosing.push_back(s);
+    for (Slot* f : s->followers) {
+      copy_kv_cache(s->cache, f->cache);
+      f->logits = s->logits;
+      f->prompt_done = f->job.prompt.size();
+      f->leader = nullptr;
+      choosing.push_back(f);
+    }
+    s->followers.clear();
+  }
+  int produced = 0;
+  for (Slot* s : choosing) {
+    if (s->handle->cancelled()) {
+      s->finish(StopReason::Callback);
+      continue;
+    }
     NextToken::Choice c;
     try {
       c = s->next->choose(s->logits);

@@ -2,7 +2,8 @@
 // together by one batched forward per step. New requests join between steps; their prompts are
 // prefilled in chunks so running streams keep producing tokens. Each slot chooses its tokens
 // through NextToken, the same code Generator uses, so a job's tokens are what Generator gives for
-// the same prompt, sampling parameters, seed and filter.
+// the same prompt, sampling parameters, seed and filter. A group of jobs with one prompt (the
+// OpenAI `n` choices) evaluates that prompt once and forks its KV cache into the group's slots.
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,12 @@
 namespace kexa {
 
 class Model;
+class KVCache;
+
+// Makes `to` hold the sequence `from` holds: the keys and values of its positions (a sliding
+// layer's whole ring once it has wrapped) and its length. Both caches must have been made for
+// the same model with the same context and chunk (kexa::Error otherwise).
+void copy_kv_cache(KVCache& from, KVCache& to);
 
 // The consumer side of one submitted job. The producer is the scheduler thread. Thread-safe.
 class JobHandle {
@@ -65,7 +72,7 @@ struct SchedulerStats {
   int64_t kv_bytes_total = 0;  // bytes allocated for all slots
   int64_t steps = 0;
   int64_t tokens_generated = 0;
-  int64_t tokens_prompt = 0;
+  int64_t tokens_prompt = 0;  // prompt tokens evaluated (a group's shared prompt counts once)
 };
 
 class Scheduler : public GenerationBackend {
@@ -78,8 +85,17 @@ class Scheduler : public GenerationBackend {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // nullptr when the queue is full. Throws kexa::Error when the job can never run (empty prompt,
-  // an id outside the vocabulary, a prompt that does not fit the context).
+  // an id outside the vocabulary in the prompt or the logit bias, a prompt that does not fit the
+  // context).
   std::shared_ptr<JobHandle> submit(Job job);
+  // Jobs that continue the same prompt (they may differ in anything else: sampling and seed,
+  // options, filter), run as one group: they wait until as many slots are free at once, the
+  // prompt is evaluated once in the first job's slot, and its KV cache is copied into the
+  // others' before each chooses its first token. So every job's tokens are what it would get
+  // alone. One handle per job, in order; empty when the queue is full (a group takes one place
+  // in it). Throws kexa::Error as submit does, when the jobs' prompts differ, or when there are
+  // more jobs than slots (the group could never start).
+  std::vector<std::shared_ptr<JobHandle>> submit_group(std::vector<Job> jobs);
   // GenerationBackend: submit + wait on the calling thread; throws Busy when the queue is full.
   JobEnd run(Job job, const std::function<bool(const JobEvent&)>& on_event) override;
   int64_t context() const override { return context_; }
@@ -91,6 +107,11 @@ class Scheduler : public GenerationBackend {
 
  private:
   struct Slot;
+  struct Waiting {  // a queued group (one job for submit)
+    std::vector<Job> jobs;
+    std::vector<std::shared_ptr<JobHandle>> handles;
+  };
+  void check(Job& job) const;
   void loop();
   void admit_waiting_jobs();
   void step(std::vector<Slot*>& active);
@@ -102,7 +123,7 @@ class Scheduler : public GenerationBackend {
   std::vector<std::unique_ptr<Slot>> slots_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<Job, std::shared_ptr<JobHandle>>> queue_;
+  std::deque<Waiting> queue_;
   bool stopping_ = false;
   SchedulerStats stats_;
   std::thread thread_;

@@ -2,9 +2,13 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <span>
+#include <thread>
+#include <vector>
 
 #include "runtime/engine.h"
 #include "runtime/text_constraint.h"
@@ -35,15 +39,17 @@ class QueuedJob final : public GenerationBackend {
   int64_t context_;
 };
 
-std::shared_ptr<JobHandle> submit_or_throw(ServerState& st, const Job& job) {
-  std::shared_ptr<JobHandle> h;
+// Queues the jobs as one group (one job: a plain request): 429 when the queue is full, 400 when
+// the scheduler refuses them.
+std::vector<std::shared_ptr<JobHandle>> submit_or_throw(ServerState& st, std::vector<Job> jobs) {
+  std::vector<std::shared_ptr<JobHandle>> handles;
   try {
-    h = st.scheduler->submit(job);
+    handles = st.scheduler->submit_group(std::move(jobs));
   } catch (const Error& e) {
     throw BadRequest{e.what(), "messages"};
   }
-  if (!h) throw BadRequest{"the server is busy: request queue is full, retry later", "", 429, "rate_limit_error"};
-  return h;
+  if (handles.empty()) throw BadRequest{"the server is busy: request queue is full, retry later", "", 429, "rate_limit_error"};
+  return handles;
 }
 
 // The token filter of response_format or of a forced tool call (the latter depends on whether
@@ -88,10 +94,40 @@ json usage_json(int64_t prompt, int64_t completion) {
   return json{{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
 }
 
+// The n choices of a request as turns: choice i samples with seed + i and has its own token
+// filter (a filter follows one output). The scheduler runs them as one group: the prompt is
+// evaluated once and its KV cache forked into each choice's slot.
+std::vector<PreparedTurn> choices_of(const GenerationRequest& g, PreparedTurn first) {
+  std::vector<PreparedTurn> turns;
+  turns.reserve(static_cast<size_t>(g.n));
+  for (int i = 1; i < g.n; ++i) {
+    PreparedTurn t = first;
+    t.job.sampling.seed += static_cast<uint64_t>(i);
+    if (g.turn.make_filter) t.job.filter = g.turn.make_filter(t);
+    turns.push_back(std::move(t));
+  }
+  turns.insert(turns.begin(), std::move(first));
+  return turns;
+}
+
+std::vector<std::shared_ptr<JobHandle>> submit_choices(ServerState& st, const std::vector<PreparedTurn>& turns) {
+  std::vector<Job> jobs;
+  for (const PreparedTurn& t : turns) jobs.push_back(t.job);
+  return submit_or_throw(st, std::move(jobs));
+}
+
+// Cancels every choice's job when the request ends early (an exception, a client gone).
+struct CancelAll {
+  std::vector<std::shared_ptr<JobHandle>> handles;
+  ~CancelAll() {
+    for (auto& h : handles) h->cancel();
+  }
+};
+
 // --- whole answers --------------------------------------------------------------------------------
 
-json chat_choice(const ServerState& st, const TurnResult& r, bool want_logprobs) {
-  json choice = {{"index", 0}, {"message", r.assistant_message()}, {"logprobs", nullptr},
+json chat_choice(const ServerState& st, const TurnResult& r, size_t index, bool want_logprobs) {
+  json choice = {{"index", index}, {"message", r.assistant_message()}, {"logprobs", nullptr},
                  {"finish_reason", finish_name(r.finish, !r.tool_calls.empty())}};
   if (want_logprobs) {
     json lps = json::array();
@@ -101,8 +137,8 @@ json chat_choice(const ServerState& st, const TurnResult& r, bool want_logprobs)
   return choice;
 }
 
-json completion_choice(const ServerState& st, const TurnResult& r, bool want_logprobs) {
-  json choice = {{"index", 0}, {"text", r.content}, {"logprobs", nullptr}, {"finish_reason", finish_name(r.finish, false)}};
+json completion_choice(const ServerState& st, const TurnResult& r, size_t index, bool want_logprobs) {
+  json choice = {{"index", index}, {"text", r.content}, {"logprobs", nullptr}, {"finish_reason", finish_name(r.finish, false)}};
   if (want_logprobs) {
     json tokens = json::array(), values = json::array();
     for (const auto& lp : r.logprobs) {
@@ -114,122 +150,164 @@ json completion_choice(const ServerState& st, const TurnResult& r, bool want_log
   return choice;
 }
 
-void respond_whole(ServerState& st, const GenerationRequest& g, PreparedTurn& turn, httplib::Response& res,
+void respond_whole(ServerState& st, const GenerationRequest& g, std::vector<PreparedTurn>& turns, httplib::Response& res,
                    double started) {
   Metrics& metrics = st.metrics;
+  CancelAll jobs{submit_choices(st, turns)};
+  bool first = true;
   TurnCallbacks callbacks;
-  callbacks.on_first_token = [&] { metrics.time_to_first_token.observe(now_seconds() - started); };
-  TurnResult r = run_generation(st, turn, callbacks);
+  callbacks.on_first_token = [&] {
+    if (first) metrics.time_to_first_token.observe(now_seconds() - started);
+    first = false;
+  };
   const bool want_logprobs = g.turn.top_logprobs >= 0;
-  json choice = g.chat ? chat_choice(st, r, want_logprobs) : completion_choice(st, r, want_logprobs);
-  metrics.add_tokens(r.prompt_tokens, r.completion_tokens);
+  json choices = json::array();
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+  // One after the other: the scheduler runs them together and keeps each one's tokens until read.
+  for (size_t i = 0; i < turns.size(); ++i) {
+    QueuedJob queued(jobs.handles[i], st.scheduler->context());
+    TurnResult r = run_turn(*st.engine, turns[i], queued, callbacks);
+    if (r.finish == StopReason::Error) throw BadRequest{"generation failed: " + r.error, "", 500, "server_error"};
+    choices.push_back(g.chat ? chat_choice(st, r, i, want_logprobs) : completion_choice(st, r, i, want_logprobs));
+    prompt_tokens = r.prompt_tokens;  // evaluated once for all choices
+    completion_tokens += r.completion_tokens;
+  }
+  metrics.add_tokens(prompt_tokens, completion_tokens);
   metrics.request_duration.observe(now_seconds() - started);
   send_json(res, 200, json{{"id", random_id(g.chat ? "chatcmpl-" : "cmpl-")},
                            {"object", g.chat ? "chat.completion" : "text_completion"},
-                           {"created", unix_time()}, {"model", st.model_name}, {"choices", json::array({choice})},
-                           {"usage", usage_json(r.prompt_tokens, r.completion_tokens)}});
+                           {"created", unix_time()}, {"model", st.model_name}, {"choices", choices},
+                           {"usage", usage_json(prompt_tokens, completion_tokens)}});
 }
 
 // --- streams --------------------------------------------------------------------------------------
 
-// One streamed answer as server-sent events: (chat) the role, then each piece as it becomes final
-// (reasoning, content with its logprobs, tool calls), the finish_reason, the usage when asked,
-// and [DONE]. A failed generation sends an error body instead of the finish.
+// One streamed answer as server-sent events, each chunk tagged with its choice's index: (chat)
+// the role, then each piece as it becomes final (reasoning, content with its logprobs, tool
+// calls), the finish_reason, then once all choices ended the usage when asked, and [DONE]. A
+// failed generation sends an error body instead of its finish. With n > 1 the choices are
+// followed on threads of their own (one here), whose writes take turns.
 class EventStream {
  public:
-  EventStream(ServerState& st, const GenerationRequest& g, PreparedTurn turn, std::shared_ptr<JobHandle> handle,
-              double started)
+  EventStream(ServerState& st, const GenerationRequest& g, std::vector<PreparedTurn> turns,
+              std::vector<std::shared_ptr<JobHandle>> handles, double started)
       : st_(st), chat_(g.chat), include_usage_(g.include_usage), want_logprobs_(g.turn.top_logprobs >= 0),
-        id_(random_id(g.chat ? "chatcmpl-" : "cmpl-")), created_(unix_time()), turn_(std::move(turn)),
-        handle_(std::move(handle)), started_(started) {}
+        id_(random_id(g.chat ? "chatcmpl-" : "cmpl-")), created_(unix_time()), turns_(std::move(turns)),
+        handles_(std::move(handles)), tool_calls_sent_(turns_.size(), 0), started_(started) {}
 
   // The whole stream, on the connection's thread; false when the client went away.
   bool run(httplib::DataSink& sink) {
     if (ran_) return false;
     ran_ = true;
     sink_ = &sink;
-    if (chat_ && !send(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr))) return false;
-    QueuedJob queued(handle_, st_.scheduler->context());
-    TurnCallbacks callbacks;
-    callbacks.on_delta = [this](const TurnDelta& d) { return emit(d); };
-    callbacks.on_wait = [&sink] { return sink.is_writable(); };
-    callbacks.on_first_token = [this] { st_.metrics.time_to_first_token.observe(now_seconds() - started_); };
-    TurnResult r = run_turn(*st_.engine, turn_, queued, callbacks);
-    if (r.finish == StopReason::Callback) return false;
-    finish(r);
+    if (chat_)
+      for (size_t i = 0; i < turns_.size(); ++i)
+        if (!send(chunk(i, json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr))) return false;
+    std::vector<TurnResult> results(turns_.size());
+    std::vector<std::thread> others;
+    for (size_t i = 1; i < turns_.size(); ++i) others.emplace_back([this, i, &results] { results[i] = follow(i); });
+    results[0] = follow(0);
+    for (std::thread& t : others) t.join();
+    int64_t completion_tokens = 0;
+    for (const TurnResult& r : results) {
+      if (r.finish == StopReason::Callback) return false;
+      completion_tokens += r.completion_tokens;
+    }
+    if (include_usage_) {
+      send(json{{"id", id_}, {"object", chat_ ? "chat.completion.chunk" : "text_completion"}, {"created", created_},
+                {"model", st_.model_name}, {"choices", json::array()},
+                {"usage", usage_json(results[0].prompt_tokens, completion_tokens)}});
+    }
+    const char* done = "data: [DONE]\n\n";
+    sink_->write(done, std::strlen(done));
+    st_.metrics.add_tokens(results[0].prompt_tokens, completion_tokens);
+    st_.metrics.request_duration.observe(now_seconds() - started_);
     sink.done();
     return true;
   }
 
  private:
+  // Runs choice i to its end and sends its finish.
+  TurnResult follow(size_t i) {
+    TurnResult r;
+    try {
+      QueuedJob queued(handles_[i], st_.scheduler->context());
+      TurnCallbacks callbacks;
+      callbacks.on_delta = [this, i](const TurnDelta& d) { return emit(i, d); };
+      callbacks.on_wait = [this] {
+        std::lock_guard<std::mutex> lk(write_mu_);
+        return sink_->is_writable();
+      };
+      callbacks.on_first_token = [this] {
+        if (!first_token_seen_.exchange(true)) st_.metrics.time_to_first_token.observe(now_seconds() - started_);
+      };
+      r = run_turn(*st_.engine, turns_[i], queued, callbacks);
+    } catch (const std::exception& e) {
+      r.finish = StopReason::Error;
+      r.error = e.what();
+    }
+    if (r.finish == StopReason::Callback) return r;
+    if (r.finish == StopReason::Error) send(error_body("generation failed: " + r.error, "server_error", ""));
+    else send(chunk(i, json::object(), finish_name(r.finish, tool_calls_sent_[i] > 0), nullptr));
+    return r;
+  }
+
   bool send(const json& body) {
     std::string line = "data: " + body.dump() + "\n\n";
+    std::lock_guard<std::mutex> lk(write_mu_);
     return sink_->write(line.data(), line.size());
   }
 
-  json chunk(json delta, const json& finish_reason, const json& lps) const {
-    json choice = chat_ ? json{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", lps}, {"finish_reason", finish_reason}}
-                        : json{{"index", 0}, {"text", delta.value("content", "")}, {"logprobs", lps},
+  json chunk(size_t index, json delta, const json& finish_reason, const json& lps) const {
+    json choice = chat_ ? json{{"index", index}, {"delta", std::move(delta)}, {"logprobs", lps}, {"finish_reason", finish_reason}}
+                        : json{{"index", index}, {"text", delta.value("content", "")}, {"logprobs", lps},
                                {"finish_reason", finish_reason}};
     return json{{"id", id_}, {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
                 {"created", created_}, {"model", st_.model_name}, {"choices", json::array({choice})}};
   }
 
-  bool emit(const TurnDelta& d) {
+  bool emit(size_t i, const TurnDelta& d) {
     json lps = nullptr;
     if (want_logprobs_ && !d.logprobs.empty()) {
       json arr = json::array();
       for (const auto& lp : d.logprobs) arr.push_back(logprob_json(st_.engine->tokenizer(), lp));
       lps = json{{"content", arr}};
     }
-    if (!d.reasoning.empty() && !send(chunk(json{{"reasoning_content", d.reasoning}}, nullptr, nullptr))) return false;
-    if ((!d.content.empty() || !lps.is_null()) && !send(chunk(json{{"content", d.content}}, nullptr, lps))) return false;
+    if (!d.reasoning.empty() && !send(chunk(i, json{{"reasoning_content", d.reasoning}}, nullptr, nullptr))) return false;
+    if ((!d.content.empty() || !lps.is_null()) && !send(chunk(i, json{{"content", d.content}}, nullptr, lps))) return false;
     if (!d.tool_calls.empty()) {
       json calls = tool_calls_json(d.tool_calls, true);
-      for (size_t i = 0; i < calls.size(); ++i) calls[i]["index"] = tool_calls_sent_ + i;
-      tool_calls_sent_ += calls.size();
-      if (!send(chunk(json{{"tool_calls", calls}}, nullptr, nullptr))) return false;
+      for (size_t k = 0; k < calls.size(); ++k) calls[k]["index"] = tool_calls_sent_[i] + k;
+      tool_calls_sent_[i] += calls.size();
+      if (!send(chunk(i, json{{"tool_calls", calls}}, nullptr, nullptr))) return false;
     }
     return true;
-  }
-
-  void finish(const TurnResult& r) {
-    if (r.finish == StopReason::Error) {
-      send(error_body("generation failed: " + r.error, "server_error", ""));
-    } else {
-      send(chunk(json::object(), finish_name(r.finish, tool_calls_sent_ > 0), nullptr));
-      if (include_usage_) {
-        send(json{{"id", id_}, {"object", chat_ ? "chat.completion.chunk" : "text_completion"}, {"created", created_},
-                  {"model", st_.model_name}, {"choices", json::array()},
-                  {"usage", usage_json(r.prompt_tokens, r.completion_tokens)}});
-      }
-    }
-    const char* done = "data: [DONE]\n\n";
-    sink_->write(done, std::strlen(done));
-    st_.metrics.add_tokens(r.prompt_tokens, r.completion_tokens);
-    st_.metrics.request_duration.observe(now_seconds() - started_);
   }
 
   ServerState& st_;
   const bool chat_, include_usage_, want_logprobs_;
   const std::string id_;
   const int64_t created_;
-  PreparedTurn turn_;
-  std::shared_ptr<JobHandle> handle_;
+  std::vector<PreparedTurn> turns_;
+  std::vector<std::shared_ptr<JobHandle>> handles_;
+  std::vector<size_t> tool_calls_sent_;  // per choice; each touched by its own thread only
   const double started_;
   httplib::DataSink* sink_ = nullptr;
-  size_t tool_calls_sent_ = 0;
+  std::mutex write_mu_;  // one chunk at a time on the connection
+  std::atomic<bool> first_token_seen_{false};
   bool ran_ = false;
 };
 
-void respond_streaming(ServerState& st, const GenerationRequest& g, PreparedTurn turn, httplib::Response& res,
-                       double started) {
-  std::shared_ptr<JobHandle> handle = submit_or_throw(st, turn.job);
-  auto stream = std::make_shared<EventStream>(st, g, std::move(turn), handle, started);
+void respond_streaming(ServerState& st, const GenerationRequest& g, std::vector<PreparedTurn> turns,
+                       httplib::Response& res, double started) {
+  std::vector<std::shared_ptr<JobHandle>> handles = submit_choices(st, turns);
+  auto stream = std::make_shared<EventStream>(st, g, std::move(turns), handles, started);
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream", [stream](size_t, httplib::DataSink& sink) { return stream->run(sink); },
-      [handle](bool) { handle->cancel(); });
+      [handles](bool) {
+        for (const auto& h : handles) h->cancel();
+      });
   res.status = 200;
 }
 
@@ -242,9 +320,14 @@ void handle_generation(ServerState& st, const httplib::Request& req, httplib::Re
   }
   if (chat) require_chat_template(st, "messages");
   GenerationRequest g = parse_generation(body, chat);
-  PreparedTurn turn = prepare_generation(st, g);
-  if (g.stream) respond_streaming(st, g, std::move(turn), res, started);
-  else respond_whole(st, g, turn, res, started);
+  if (g.n > st.options.parallel) {
+    throw BadRequest{concat("'n' is ", g.n, " but this server generates at most ", st.options.parallel,
+                            " sequences at once (--parallel)"),
+                     "n"};
+  }
+  std::vector<PreparedTurn> turns = choices_of(g, prepare_generation(st, g));
+  if (g.stream) respond_streaming(st, g, std::move(turns), res, started);
+  else respond_whole(st, g, turns, res, started);
 }
 
 }  // namespace
@@ -257,16 +340,26 @@ void require_chat_template(const ServerState& st, const char* param) {
 }
 
 PreparedTurn prepare_generation(ServerState& st, GenerationRequest& g) {
+  const int64_t vocab = st.engine->vocab_size();
+  for (const auto& [id, bias] : g.logit_bias) {
+    if (id >= vocab) {
+      throw BadRequest{concat("logit_bias: token id ", id, " is outside the vocabulary (", vocab, " tokens)"),
+                       "logit_bias"};
+    }
+  }
   g.turn.make_filter = filter_maker(*st.engine, g);
+  PreparedTurn turn;
   try {
-    return prepare_turn(*st.engine, g.turn, st.options.context);
+    turn = prepare_turn(*st.engine, g.turn, st.options.context);
   } catch (const Error& e) {
     throw BadRequest{e.what(), g.prompt_param};
   }
+  turn.job.options.logit_bias = g.logit_bias;
+  return turn;
 }
 
 TurnResult run_generation(ServerState& st, PreparedTurn& turn, const TurnCallbacks& callbacks) {
-  QueuedJob queued(submit_or_throw(st, turn.job), st.scheduler->context());
+  QueuedJob queued(submit_or_throw(st, {turn.job})[0], st.scheduler->context());
   TurnResult r = run_turn(*st.engine, turn, queued, callbacks);
   if (r.finish == StopReason::Error) throw BadRequest{"generation failed: " + r.error, "", 500, "server_error"};
   return r;

@@ -223,6 +223,7 @@ TurnResult run_tool_round(ServerState& st, const json& body, int round) {
     throw BadRequest{concat("after running the server tools: ", e.message), e.param, e.status, e.type};
   }
   if (g.stream) throw BadRequest{"server tools (kexa_*) are not available with stream: true", "stream"};
+  if (g.n > 1) throw BadRequest{"server tools (kexa_*) are not available with n > 1", "n"};
   return run_generation(st, turn);
 }
 

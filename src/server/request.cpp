@@ -1,7 +1,9 @@
 #include "server/request.h"
 
 #include <algorithm>
+#include <climits>
 #include <random>
+#include <string>
 
 #include "util/error.h"
 
@@ -242,6 +244,27 @@ std::string required_string(const json& body, const char* name, size_t max_bytes
   return v->get<std::string>();
 }
 
+std::vector<std::pair<int32_t, float>> logit_bias_of(const json& body) {
+  const json* v = field(body, "logit_bias");
+  if (v == nullptr) return {};
+  if (!v->is_object()) throw BadRequest{"'logit_bias' must be an object mapping token ids to numbers", "logit_bias"};
+  std::vector<std::pair<int32_t, float>> out;
+  for (const auto& [key, value] : v->items()) {
+    const bool digits = !key.empty() && key.size() <= 10 &&
+                        std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || std::stoll(key) > INT32_MAX) {
+      throw BadRequest{concat("logit_bias: key '", key, "' is not a token id (a non-negative integer)"), "logit_bias"};
+    }
+    if (!value.is_number()) throw BadRequest{concat("logit_bias: the bias of token ", key, " must be a number"), "logit_bias"};
+    const double bias = value.get<double>();
+    if (!(bias >= -100 && bias <= 100)) {
+      throw BadRequest{concat("logit_bias: the bias of token ", key, " must be between -100 and 100"), "logit_bias"};
+    }
+    out.emplace_back(static_cast<int32_t>(std::stoll(key)), static_cast<float>(bias));
+  }
+  return out;
+}
+
 namespace {
 
 // The prompt: messages (chat) or 'prompt', a string or token ids (completions); and logprobs,
@@ -285,9 +308,8 @@ void read_common_fields(const json& body, GenerationRequest& g) {
     if (!so->is_object()) throw BadRequest{"'stream_options' must be an object", "stream_options"};
     g.include_usage = bool_field(*so, "include_usage", false);
   }
-  if (const json* n = field(body, "n"); n != nullptr && (!n->is_number_integer() || n->get<int64_t>() != 1)) {
-    throw BadRequest{"only n = 1 is supported", "n"};
-  }
+  g.n = static_cast<int>(int_field(body, "n", 1, kMaxChoices).value_or(1));
+  g.logit_bias = logit_bias_of(body);
 }
 
 void read_response_format(const json& body, GenerationRequest& g) {

@@ -80,7 +80,16 @@ struct GenerationRequest {
   std::vector<ToolCallConstraint::Function> forced_calls;
   bool multiple_calls = false;
   std::string max_tokens_param = "max_tokens";  // the field that set max_tokens
+  // logit_bias: (token id, bias) pairs, ids not yet checked against the vocabulary.
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  // n: choices generated from the one prompt; choice i samples with seed + i.
+  int n = 1;
 };
+// The most choices one request may ask for.
+constexpr int kMaxChoices = 8;
+// OpenAI's logit_bias: an object whose keys are token ids (decimal strings) and whose values are
+// numbers in [-100, 100]. BadRequest naming "logit_bias" otherwise.
+std::vector<std::pair<int32_t, float>> logit_bias_of(const json& body);
 // A /v1/chat/completions (chat) or /v1/completions body, validated. Chat bodies need a model with
 // a chat template (the caller checks).
 GenerationRequest parse_generation(const json& body, bool chat);

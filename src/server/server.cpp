@@ -8,9 +8,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <set>
+#include <string>
 #include <thread>
 
+#include "server/access.h"
 #include "server/state.h"
+#include "server/web_assets.h"
 #include "util/error.h"
 
 namespace kexa::server {
@@ -60,15 +64,22 @@ void configure_http(httplib::Server& svr, ServerState& st) {
   svr.set_payload_max_length(options.max_body);
   svr.set_read_timeout(30, 0);
   svr.set_write_timeout(30, 0);
-  std::string api_key = options.api_key;
-  svr.set_pre_routing_handler([api_key, &st](const httplib::Request& req, httplib::Response& res) {
-    if (!api_key.empty() && req.path.rfind("/v1/", 0) == 0 &&
-        req.get_header_value("Authorization") != "Bearer " + api_key) {
-      send_json(res, 401, error_body("missing or invalid API key (Authorization: Bearer KEY)", "authentication_error", ""));
-      st.metrics.count_request(req.path, 401);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
+  std::set<std::string> public_paths = {"/health"};
+  for (const WebAsset& asset : web_assets()) public_paths.insert(std::string(asset.path));
+  auto access = std::make_shared<AccessControl>(options.api_key, options.metrics_key, std::move(public_paths));
+  svr.set_pre_routing_handler([access, &st](const httplib::Request& req, httplib::Response& res) {
+    const AccessControl::Verdict verdict = access->check(req.path, req.get_header_value("Authorization"));
+    if (verdict == AccessControl::Verdict::Allowed) return httplib::Server::HandlerResponse::Unhandled;
+    const bool metrics = req.path == "/metrics" && !st.options.metrics_key.empty();
+    const char* which = metrics ? "metrics key" : "API key";
+    res.set_header("WWW-Authenticate", "Bearer");
+    send_json(res, 401,
+              error_body(verdict == AccessControl::Verdict::Missing
+                             ? concat("missing ", which, " (send Authorization: Bearer KEY)")
+                             : concat("invalid ", which),
+                         "authentication_error", ""));
+    st.metrics.count_request("unauthorized", 401);  // one label: paths a client invents stay out of the map
+    return httplib::Server::HandlerResponse::Handled;
   });
   svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;

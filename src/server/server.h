@@ -13,7 +13,9 @@ struct ServerOptions {
   std::string model_name;  // id reported by /v1/models (default: the path's last component)
   std::string host = "127.0.0.1";
   int port = 8080;
-  std::string api_key;      // when set, /v1/* requires "Authorization: Bearer KEY"
+  // When set, every route but /health and the UI's files requires "Authorization: Bearer KEY".
+  std::string api_key;
+  std::string metrics_key;  // when set, /metrics requires it (instead of api_key)
   int parallel = 4;         // sequences decoded together
   int64_t context = 4096;   // positions per sequence
   int queue = 64;           // requests waiting for a slot before 429

@@ -68,6 +68,8 @@ std::string metrics_text(const ServerState& st) {
       {"kexa_kv_cache_total_bytes", static_cast<double>(s.kv_bytes_total)},
       {"kexa_kv_cache_usage_ratio", kv_ratio},
       {"kexa_batch_steps_total", static_cast<double>(s.steps)},
+      // Prompt tokens the scheduler evaluated: the n choices of a request share one prefill.
+      {"kexa_prompt_tokens_evaluated_total", static_cast<double>(s.tokens_prompt)},
   };
   return st.metrics.render(gauges) + (st.web ? st.web->render_metrics() : "");
 }
@@ -98,6 +100,14 @@ void install_utility_routes(httplib::Server& svr, ServerState& st) {
   });
   for (const WebAsset& asset : web_assets()) {
     svr.Get(std::string(asset.path), [asset](const httplib::Request&, httplib::Response& res) {
+      // The UI renders model output that documents and web pages can steer: should markup ever
+      // get past its sanitiser, the browser still runs no script, loads nothing from elsewhere,
+      // and sends nothing to another address.
+      res.set_header("Content-Security-Policy",
+                     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                     "frame-ancestors 'none'");
+      res.set_header("X-Content-Type-Options", "nosniff");
       res.set_content(std::string(asset.data, asset.size), asset.content_type);
     });
   }

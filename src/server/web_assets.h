@@ -1,4 +1,5 @@
-// The web chat UI's files, compiled into the binary from web/ so `kexa serve` works offline.
+// The web chat UI's files, compiled into the binary so `kexa serve` works offline: web/ bundled
+// with its npm libraries at build time (cmake/bundle_web.mjs), plus licenses.txt for those.
 #pragma once
 
 #include <cstddef>

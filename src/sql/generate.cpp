@@ -127,10 +127,31 @@ std::string extract_sql(std::string_view generated) {
 // ---------------------------------------------------------------------------------------------
 // The loop
 
+std::vector<std::string> ranked_tables(const Schema& schema, const LinkResult& link) {
+  std::vector<std::string> out = link.tables;
+  std::vector<size_t> rest;
+  for (size_t t = 0; t < schema.tables.size(); ++t)
+    if (std::find(out.begin(), out.end(), schema.tables[t].name) == out.end()) rest.push_back(t);
+  auto score = [&](size_t t) { return t < link.scores.size() ? link.scores[t] : 0.0; };
+  std::stable_sort(rest.begin(), rest.end(), [&](size_t a, size_t b) { return score(a) > score(b); });
+  for (size_t t : rest) out.push_back(schema.tables[t].name);
+  return out;
+}
+
+std::vector<std::string> prompt_tables(const Schema& schema, const LinkResult& link, int64_t budget_tokens,
+                                       const Tokenizer* tokenizer) {
+  std::vector<std::string> all = ranked_tables(schema, link);
+  const std::string text = schema_prompt_text(schema, all);
+  const int64_t tokens = tokenizer ? static_cast<int64_t>(tokenizer->encode(text, false).size())
+                                   : static_cast<int64_t>(text.size() / 3);
+  if (tokens <= budget_tokens || link.tables.empty()) return all;
+  return link.tables;
+}
+
 nlohmann::json AskResult::to_json() const {
   nlohmann::json att = nlohmann::json::array();
   for (const Attempt& a : attempts) att.push_back({{"sql", a.sql}, {"error", a.error}});
-  nlohmann::json j = {{"linked_tables", linked_tables}, {"attempts", att}, {"sql", sql},
+  nlohmann::json j = {{"linked_tables", linked_tables}, {"prompt_tables", prompt_tables}, {"attempts", att}, {"sql", sql},
                       {"executed", executed},           {"answer", answer}};
   if (executed) j["result"] = result.to_json();
   if (!error.empty()) j["error"] = error;
@@ -184,14 +205,27 @@ AskResult ask(Executor& db, const ChatFunction& chat, const AskOptions& options,
   AskResult r;
   Schema schema = db.schema(options.samples_per_column);
   if (schema.tables.empty()) fail("sql: the database has no tables to query");
+  add_question_values(db, schema, std::string(question));
   LinkResult link = link_schema(schema, std::string(question), options.link);
   r.linked_tables = link.tables;
   if (r.linked_tables.empty())
     for (const Table& t : schema.tables) r.linked_tables.push_back(t.name);
-  r.schema_text = schema_prompt_text(schema, r.linked_tables);
-  Schema linked;
-  for (const std::string& name : r.linked_tables) linked.tables.push_back(schema.tables[static_cast<size_t>(schema.find(name))]);
-  SqlGrammar grammar(linked);
+  int64_t budget = options.schema_budget_tokens;
+  if (budget <= 0) {
+    // What the context leaves once the rest of the prompt, the statement and the retries (each
+    // shows a failed statement and its error) have their room.
+    std::string rest;
+    for (const auto& m : sql_messages(db.dialect(), "", question, {})) rest += m.value("content", "") + "\n";
+    const int64_t rest_tokens = chat.tokenizer ? static_cast<int64_t>(chat.tokenizer->encode(rest, false).size())
+                                               : static_cast<int64_t>(rest.size() / 3);
+    const int64_t retries = std::max(0, options.max_retries);
+    budget = options.context - rest_tokens - 32 - options.max_sql_tokens * (1 + retries) - 64 * retries;
+  }
+  r.prompt_tables = prompt_tables(schema, link, budget, chat.tokenizer);
+  r.schema_text = schema_prompt_text(schema, r.prompt_tables);
+  Schema shown;
+  for (const std::string& name : r.prompt_tables) shown.tables.push_back(schema.tables[static_cast<size_t>(schema.find(name))]);
+  SqlGrammar grammar(shown);
 
   const std::set<int32_t> stops(chat.stop_ids.begin(), chat.stop_ids.end());
   std::shared_ptr<const VocabTrie> trie;  // built once, on the first constrained attempt

@@ -39,6 +39,11 @@ struct AskOptions {
   int64_t max_answer_tokens = 256;
   int64_t context = 8192;  // for the caller's backend; ask() does not read it
   size_t samples_per_column = 3;
+  // Tokens the schema text may take in the SQL prompt; 0: what `context` leaves after the rest of
+  // the prompt, max_sql_tokens per attempt and room for each retry's error. A schema that fits
+  // is shown whole, its tables ordered by relevance (the linker's selection first); one that does
+  // not is cut to the linker's selection (prompt_tables below).
+  int64_t schema_budget_tokens = 0;
   size_t max_rows_in_prompt = 20;  // rows shown to the model for the answer
   Limits limits;                   // executor caps
   LinkOptions link;
@@ -53,7 +58,8 @@ struct Attempt {
 };
 
 struct AskResult {
-  std::vector<std::string> linked_tables;
+  std::vector<std::string> linked_tables;  // the linker's selection, most relevant first
+  std::vector<std::string> prompt_tables;  // the tables the prompt and the grammar hold, in order
   std::string schema_text;        // the CREATE TABLE text the model saw
   std::vector<Attempt> attempts;  // every generated statement, in order
   std::string sql;                // the statement that ran (empty when none did)
@@ -77,6 +83,14 @@ std::string schema_prompt_text(const Schema& schema, const std::vector<std::stri
 // Messages for the SQL turn; `previous` holds earlier failed attempts whose errors are shown.
 nlohmann::ordered_json sql_messages(std::string_view dialect, std::string_view schema_text,
                                     std::string_view question, const std::vector<Attempt>& previous);
+// Every table of `schema` by relevance: the linker's selection in its order, then the others by
+// score (schema order among equals).
+std::vector<std::string> ranked_tables(const Schema& schema, const LinkResult& link);
+// The tables of the SQL prompt: ranked_tables() when the schema text of all of them takes at most
+// `budget_tokens` (counted with `tokenizer`; without one, a token per 3 bytes), else the linker's
+// selection (every table when it selected none).
+std::vector<std::string> prompt_tables(const Schema& schema, const LinkResult& link, int64_t budget_tokens,
+                                       const Tokenizer* tokenizer);
 // The first statement of free text: strips a ``` fence and anything after the first ';'.
 std::string extract_sql(std::string_view generated);
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "sql/korean.h"
 #include "sql/sql.h"
 
 namespace kexa::sql {
@@ -104,9 +105,9 @@ double word_match(const std::string& q, const std::string& n) {
   return 0.0;
 }
 
-// Lexical variants added to the question's words: English synonyms that schema names use
-// interchangeably, and common Korean nouns with the English word a schema would use, so that a
-// Korean question can reach an English schema.
+// Lexical variants added to the question's words: the English words its Korean nouns name
+// (sql/korean.h), so that a Korean question reaches an English schema, and English synonyms
+// that schema names use interchangeably.
 std::vector<std::string> variants(const std::string& question, const std::vector<std::string>& words) {
   static const std::vector<std::vector<std::string>> groups = {
       {"nation", "country"}, {"maker", "manufacturer"}, {"film", "movie"}, {"track", "song"},
@@ -114,29 +115,17 @@ std::vector<std::string> variants(const std::string& question, const std::vector
       {"salary", "wage", "pay"}, {"vehicle", "car", "automobile"}, {"firm", "company"},
       {"town", "city"}, {"cost", "price"}, {"tune", "song"}, {"airport", "airfield"},
       {"kid", "child"}, {"client", "customer"}, {"purchase", "order"}, {"lecture", "course"}};
-  static const std::vector<std::pair<std::string, std::string>> korean = {
-      {"학생", "student"}, {"이름", "name"}, {"나라", "country"}, {"국가", "country"},
-      {"도시", "city"}, {"가수", "singer"}, {"노래", "song"}, {"직원", "employee"},
-      {"부서", "department"}, {"회사", "company"}, {"가격", "price"}, {"나이", "age"},
-      {"연도", "year"}, {"항공편", "flight"}, {"비행", "flight"}, {"공항", "airport"},
-      {"항공사", "airline"}, {"고객", "customer"}, {"주문", "order"}, {"제품", "product"},
-      {"상품", "product"}, {"영화", "movie"}, {"선수", "player"}, {"팀", "team"},
-      {"경기", "match"}, {"학교", "school"}, {"교사", "teacher"}, {"과목", "course"},
-      {"수업", "course"}, {"급여", "salary"}, {"월급", "salary"}, {"주소", "address"},
-      {"언어", "language"}, {"인구", "population"}, {"대륙", "continent"}, {"자동차", "car"},
-      {"차량", "car"}, {"콘서트", "concert"}, {"공연", "concert"}, {"경기장", "stadium"},
-      {"날짜", "date"}, {"매출", "sales"}, {"판매", "sales"}, {"거래", "transaction"},
-      {"계좌", "account"}, {"대출", "loan"}, {"카드", "card"}, {"지역", "region"},
-      {"사람", "person"}, {"환자", "patient"}, {"의사", "doctor"}, {"책", "book"}, {"저자", "author"}};
   std::vector<std::string> out;
   std::set<std::string> have(words.begin(), words.end());
+  for (const std::string& phrase : korean_english_words(question)) {
+    for (auto& w : tokens(phrase, true)) {
+      if (have.insert(w).second) out.push_back(w);
+    }
+  }
   for (const auto& g : groups) {
     bool hit = std::any_of(g.begin(), g.end(), [&](const std::string& w) { return have.count(w) > 0; });
     if (!hit) continue;
     for (const auto& w : g) if (!have.count(w)) out.push_back(w);
-  }
-  for (const auto& [ko, en] : korean) {
-    if (question.find(ko) != std::string::npos && !have.count(en)) out.push_back(en);
   }
   return out;
 }
@@ -151,10 +140,22 @@ struct Question {
   const std::string& text;
   std::string lower;
   std::vector<std::string> words;  // stemmed words without stop words, then their variants
+  bool korean = false;             // written in Hangul: Latin words are names, not sentence starts
+  std::vector<std::string> all;    // stemmed words with stop words, of the text and its Korean nouns
 };
 
+bool has_hangul(const std::string& s) {
+  for (size_t i = 0; i + 2 < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0xEA && c <= 0xED) return true;  // lead bytes of U+A000..U+DFFF (Hangul syllables)
+  }
+  return false;
+}
+
 Question read_question(const std::string& question) {
-  Question q{question, lowered(question), tokens(question, true)};
+  Question q{question, lowered(question), tokens(question, true), has_hangul(question), tokens(question, false)};
+  for (const std::string& phrase : korean_english_words(question))
+    for (auto& w : tokens(phrase, false)) q.all.push_back(w);
   for (auto& v : variants(question, q.words)) q.words.push_back(v);
   return q;
 }
@@ -242,6 +243,30 @@ void add_value_scores(const Schema& schema, const Question& question, std::vecto
   }
 }
 
+// The question's cosine similarity with each table's text, scaled to the lexical scores so that
+// it orders tables the words do not tell apart, or reaches one no word names.
+void add_embedding_scores(const Schema& schema, const std::string& question, const LinkOptions& opt,
+                          std::vector<double>& scores) {
+  auto cosine = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double dot = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+      dot += static_cast<double>(a[i]) * b[i];
+      na += static_cast<double>(a[i]) * a[i];
+      nb += static_cast<double>(b[i]) * b[i];
+    }
+    return na > 0 && nb > 0 ? dot / std::sqrt(na * nb) : 0.0;
+  };
+  const std::vector<float> qv = opt.embed(question);
+  const double scale = opt.embed_weight * std::max(1.0, *std::max_element(scores.begin(), scores.end()));
+  for (size_t t = 0; t < scores.size(); ++t) {
+    const Table& table = schema.tables[t];
+    std::string text = table.name;
+    if (!table.description.empty()) text += ": " + table.description;
+    for (const Column& c : table.columns) text += (c.description.empty() ? ", " + c.name : ", " + c.name + " (" + c.description + ")");
+    scores[t] += scale * std::max(0.0, cosine(qv, opt.embed(text)));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tables the question names
 
@@ -252,7 +277,7 @@ void choose_named_tables(const Schema& schema, const Question& question, std::ve
   const std::string& qlower = question.lower;
   std::set<std::string> qwords;
   for (auto& w : tokens(question.text, false)) qwords.insert(w);
-  for (auto& w : variants(question.text, question.words)) qwords.insert(w);
+  qwords.insert(question.all.begin(), question.all.end());
   for (size_t t = 0; t < chosen.size(); ++t) {
     const std::string& name = schema.tables[t].name;
     std::string nl = lowered(name);
@@ -336,7 +361,7 @@ void choose_code_columns(const Schema& schema, const Question& q, std::vector<bo
 
 // Whether the question holds a person's name ("Tyler Hewitt", "Adela O'Gallagher"): two or more
 // capitalised words in a row, none of them a schema word, not opening the sentence.
-bool names_a_person(const std::string& question, const SchemaWords& sw) {
+bool names_a_person(const std::string& question, bool korean, const SchemaWords& sw) {
   std::set<std::string> schema_words;
   for (size_t t = 0; t < sw.tname.size(); ++t) {
     schema_words.insert(sw.tname[t].begin(), sw.tname[t].end());
@@ -367,7 +392,7 @@ bool names_a_person(const std::string& question, const SchemaWords& sw) {
     bool cap = std::isupper(static_cast<unsigned char>(w[0])) && w.size() >= 2 &&
                std::islower(static_cast<unsigned char>(w[1]));
     std::string wl = stem(lowered(w));
-    bool plain = cap && !sentence_start && !is_stop(wl) && !schema_words.count(wl);
+    bool plain = cap && (!sentence_start || korean) && !is_stop(wl) && !schema_words.count(wl);
     run = plain ? run + 1 : 0;
     if (run >= 2) person = true;
     sentence_start = false;
@@ -379,7 +404,7 @@ bool names_a_person(const std::string& question, const SchemaWords& sw) {
 // people's names is needed.
 void choose_person_tables(const Schema& schema, const Question& question, const SchemaWords& sw,
                           std::vector<bool>& chosen) {
-  if (!names_a_person(question.text, sw)) return;
+  if (!names_a_person(question.text, question.korean, sw)) return;
   for (size_t t = 0; t < chosen.size(); ++t) {
     bool first = false, last = false;
     for (const Column& c : schema.tables[t].columns) {
@@ -422,7 +447,7 @@ void add_attribute_partners(const Schema& schema, const Question& question, cons
                             const Graph& adj, std::vector<bool>& chosen) {
   const size_t n = chosen.size();
   std::vector<std::string> asked = question.words;
-  for (auto& w : tokens(question.text, false)) {
+  for (auto& w : question.all) {
     if (w == "name" || w == "names") asked.push_back("name");
   }
   std::vector<std::set<std::string>> colw(n);
@@ -539,6 +564,7 @@ LinkResult link_schema(const Schema& schema, const std::string& question, const 
   const SchemaWords sw = schema_words(schema);
   add_word_scores(q, sw, r.scores);
   add_value_scores(schema, q, r.scores);
+  if (opt.embed) add_embedding_scores(schema, question, opt, r.scores);
 
   std::vector<size_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = i;

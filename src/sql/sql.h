@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -175,8 +176,23 @@ struct LinkOptions {
   // one more table costs less of a large schema, so weaker candidates are kept there.
   double size_ref = 5.0;
   double size_exponent = 0.5;
+  // Optional semantic signal: a text embedding (e.g. runtime/embedder.h TextEmbedder::embed).
+  // When set, every table gains embed_weight x its cosine similarity with the question (when
+  // positive) x the best lexical score (at least 1): text of the table is its name, description
+  // and column names and descriptions. Called once for the question and once per table.
+  std::function<std::vector<float>(const std::string&)> embed = {};
+  double embed_weight = 0.5;
 };
 LinkResult link_schema(const Schema& schema, const std::string& question, const LinkOptions& opt = {});
+
+// Spans of `question` that may be values stored in the database: quoted text, runs of Latin words
+// in a Hangul question, runs of capitalised words after the first word of an English one.
+std::vector<std::string> question_value_spans(const std::string& question);
+// Looks the question's value spans up in every text column (case-insensitively, ignoring
+// surrounding spaces; at most `max_columns` columns, each a read-only query through `db` capped at
+// 100 ms, all of them at one second) and appends the values found to that column's samples, so that linking and the
+// prompt see them.
+void add_question_values(Executor& db, Schema& schema, const std::string& question, size_t max_columns = 400);
 
 // Tables named after FROM/JOIN in a SQL text, matched case-insensitively against the schema.
 std::vector<std::string> tables_in_sql(const Schema& schema, const std::string& sql);

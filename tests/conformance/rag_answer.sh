@@ -143,8 +143,31 @@ check_sql "singer: SQL runs and rows equal sqlite3's" "$db" "How many singers ar
 check_sql "singer (Korean question)" "$db" "프랑스 출신 가수들의 이름과 나이는?"
 check_sql "flight_2: SQL runs and rows equal sqlite3's" \
   "$SHARED/fixtures/spider-dev/database/flight_2/flight_2.sqlite" "Which airlines have flights from APG?"
+# A Korean question over the English flight_2 schema: the linker picks the tables the question
+# needs (airlines for 'United Airlines', flights); with room in the context the prompt keeps the
+# whole schema with those first, without it only those, and the grammar then admits no other.
+check_ko_sql() {  # $1 label, $2 --ctx, $3 "whole" or "pruned"
+  if "$KEXA" sql -m "$model" --db "sqlite:$SHARED/fixtures/spider-dev/database/flight_2/flight_2.sqlite" --json \
+       --no-answer -t 2 --ctx "$2" "'United Airlines' 항공사의 항공편은 몇 편인가요?" > "$work/k.json" 2>"$work/k.err" &&
+     $PY - "$work/k.json" "$3" <<'EOF'
+import json, re, sys
+r = json.load(open(sys.argv[1]))
+assert {"airlines", "flights"} <= set(r["linked_tables"]), r["linked_tables"]
+assert r["prompt_tables"][:len(r["linked_tables"])] == r["linked_tables"], r["prompt_tables"]
+want = ["airlines", "flights", "airports"] if sys.argv[2] == "whole" else r["linked_tables"]
+assert sorted(r["prompt_tables"]) == sorted(want), (r["prompt_tables"], want)
+assert r["executed"] and r["sql"].lstrip().upper().startswith(("SELECT", "WITH")), r
+names = {m.lower().strip('`"') for m in re.findall(r'(?i)\b(?:from|join)\s*(`[^`]+`|"[^"]+"|\w+)', r["sql"])}
+ctes = {m.lower() for m in re.findall(r'(?i)(?:\bwith|,)\s*(\w+)\s+as\s*\(', r["sql"])}
+assert names - ctes <= {t.lower() for t in r["prompt_tables"]}, (names, r["prompt_tables"])
+print("    %s -> prompt %s" % (r["sql"][:80], r["prompt_tables"]))
+EOF
+  then pass "$1"; else failed "$1: $(tail -3 "$work/k.err")"; fi
+}
+check_ko_sql "flight_2 (Korean question): right tables linked, whole schema kept when it fits" 4096 whole
+check_ko_sql "flight_2 (Korean question): pruned to the linked tables when it does not" 1100 pruned
 if "$KEXA" sql -m "$model" --db "sqlite:$db" --max-tokens 8 -t 2 --ctx 4096 "List all singer names." > "$work/s.txt" 2>&1 &&
-   grep -q '^SQL: SELECT' "$work/s.txt" && grep -q '^Answer: ' "$work/s.txt" && grep -q 'row' "$work/s.txt"; then
+   grep -Eq '^SQL: (SELECT|WITH)' "$work/s.txt" && grep -q '^Answer: ' "$work/s.txt" && grep -q 'row' "$work/s.txt"; then
   pass "text output shows SQL, rows and answer"
 else
   failed "text output: $(tail -3 "$work/s.txt")"

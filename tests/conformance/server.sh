@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kexa serve end to end on loopback: the official openai SDK (also for the document store,
-# grounded answers and SQL endpoints), a load test with disconnecting clients, text-to-SQL
+# grounded answers and SQL endpoints), the API key on every route, logit_bias and n > 1, a load test with disconnecting clients, text-to-SQL
 # running beside streaming chats (all progress, each as alone), and the web UI in
 # headless Chromium (Playwright). The model is a tiny random EXAONE 4.0
 # with the real EXAONE 4.0 tokenizer and chat template; tool prompts are checked against Python
@@ -48,7 +48,7 @@ json.dump({"sql": sql, "columns": [d[0] for d in cur.description], "rows": [list
           open(sys.argv[2], "w"))
 EOF
 
-"$KEXA" serve -m "$model" --port 0 --api-key test-key --parallel 8 --ctx 1024 --queue 128 \
+"$KEXA" serve -m "$model" --port 0 --api-key test-key --metrics-key test-metrics-key --parallel 8 --ctx 1024 --queue 128 \
   --threads 2 --rag-store "$work/docs.kexa" --max-document 65536 --sql-db "sqlite:$db" 2>"$work/server.log" &
 server_pid=$!
 base=""
@@ -63,8 +63,10 @@ done
 rc=0
 echo "openai SDK"
 node tests/conformance/server_openai.mjs "$base" test-key "$work/tools_prompt.txt" "$work" || rc=1
+echo "access control, logit_bias, n"
+node tests/conformance/server_contract.mjs "$base" test-key test-metrics-key || rc=1
 echo "load"
-node tests/conformance/server_load.mjs "$base" test-key || rc=1
+node tests/conformance/server_load.mjs "$base" test-key test-metrics-key || rc=1
 echo "text-to-SQL beside streaming chats"
 node tests/conformance/server_sql_concurrent.mjs "$base" test-key || rc=1
 if [ -x /usr/bin/chromium ]; then

@@ -2,11 +2,14 @@
 // headless: open the UI, send a message, streamed text appears, the stop button stops it, the
 // thinking toggle changes the request; the documents panel uploads, lists and deletes a document
 // and an answer from the documents shows a clickable citation; Database mode shows the generated
-// SQL, and a statement's rows appear as a table equal to what sqlite3 returns. Saves a screenshot.
+// SQL, and a statement's rows appear as a table equal to what sqlite3 returns, all with no
+// Content-Security-Policy violation. Saves a screenshot. Then server_browser_render.mjs: hostile
+// answers, sources and rows run nothing, markdown renders.
 // Usage: node server_browser.mjs BASE_URL API_KEY SCREENSHOT.png SQL_REF.json
 // SQL_REF.json: {"sql", "columns", "rows"} as Python's sqlite3 returned them.
 import { chromium } from "playwright-core";
 import fs from "node:fs";
+import { checkRendering } from "./server_browser_render.mjs";
 
 const [base, apiKey, screenshot, sqlRefFile] = process.argv.slice(2);
 const sqlRef = JSON.parse(fs.readFileSync(sqlRefFile, "utf8"));
@@ -23,6 +26,11 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 750 } });
+  // The UI works under its own Content-Security-Policy: nothing it does is refused.
+  await page.addInitScript(() => {
+    window.kexaCspViolations = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.kexaCspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
   await page.goto(base + "/");
   check("UI loads", (await page.title()) === "kexa chat");
   await page.click("#settings summary");
@@ -142,6 +150,12 @@ try {
     JSON.stringify(cells) === JSON.stringify(expected), JSON.stringify([header, cells]).slice(0, 300));
   await page.screenshot({ path: screenshot, fullPage: true });
   check("screenshot saved", true);
+  const violations = await page.evaluate(() => window.kexaCspViolations);
+  check("the UI ran without a Content-Security-Policy violation", violations.length === 0, violations.join("; "));
+  await page.close();
+
+  // (Unsafe rendering can hide the page's controls: a step that then times out is a failure.)
+  await checkRendering(browser, base, apiKey, check, screenshot.replace(/\.png$/, "-render.png")).catch((e) => check("rendering checks ran to the end", false, e.message.split("\n")[0]));
 } finally {
   await browser.close();
 }

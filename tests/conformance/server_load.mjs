@@ -1,8 +1,8 @@
 // Load test for `kexa serve` on loopback: 16 concurrent streaming clients x 4 requests each, all
 // complete and well-formed with no 5xx; then 8 clients that disconnect mid-stream while 8 others
 // run: their slots are freed (seen in /metrics) and the others finish.
-// Usage: node server_load.mjs BASE_URL API_KEY
-const [base, apiKey] = process.argv.slice(2);
+// Usage: node server_load.mjs BASE_URL API_KEY METRICS_KEY
+const [base, apiKey, metricsKey] = process.argv.slice(2);
 let passed = 0, failed = 0;
 function check(name, cond, detail = "") {
   if (cond) { passed++; console.log("  ok   " + name); }
@@ -58,7 +58,7 @@ async function streamOnce(i, { abortAfterFirst = false, maxTokens = 24 } = {}) {
 }
 
 async function metric(name) {
-  const text = await (await fetch(base + "/metrics")).text();
+  const text = await (await fetch(base + "/metrics", { headers: { Authorization: "Bearer " + metricsKey } })).text();
   const line = text.split("\n").find((l) => l.startsWith(name + " "));
   return line ? parseFloat(line.split(" ")[1]) : NaN;
 }

@@ -270,6 +270,11 @@ const lastSql = asked.attempts?.at(-1)?.sql ?? "";
 check("text-to-SQL links the singer table and writes a SELECT", asked.linked_tables?.includes("singer") && asked.attempts.length === 1 &&
   /^\s*(select|with)\b/i.test(lastSql) && (asked.executed ? Array.isArray(asked.result.rows) : typeof asked.error === "string"),
   JSON.stringify(asked).slice(0, 400));
+const askedKo = await client.post("/sql/query", { body: { question: "프랑스 국적의 가수는 몇 명인가요?", answer: false, max_retries: 0, max_sql_tokens: 48 } });
+const koSql = askedKo.attempts?.at(-1)?.sql ?? "";
+check("a Korean question links the English singer table and writes a SELECT", askedKo.linked_tables?.[0] === "singer" &&
+  askedKo.prompt_tables?.[0] === "singer" && askedKo.attempts.length === 1 && /^\s*(select|with)\b/i.test(koSql),
+  JSON.stringify(askedKo).slice(0, 400));
 }
 
 const del = await client.delete("/rag/documents/hangang.md");

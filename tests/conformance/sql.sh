@@ -81,4 +81,12 @@ for f in failures[:30]:
     print("FAIL", f)
 sys.exit(1 if failures else 0)
 PY
+# --schema --question prints the linker's selection (what a prompt that must be cut keeps), --all
+# every table most relevant first; a Korean question reaches the English tables.
+ko="'United Airlines' 항공사의 항공편은 몇 편인가요?"
+linked=$("$KEXA" sql --db "sqlite:$tmp/flight_2.sqlite" --schema --question "$ko" | sed -n 's/^TABLE //p' | tr '\n' ' ')
+ranked=$("$KEXA" sql --db "sqlite:$tmp/flight_2.sqlite" --schema --all --question "$ko" | sed -n 's/^TABLE //p' | tr '\n' ' ')
+[ "$linked" = "airlines flights " ] || { echo "FAIL --schema --question (Korean) printed: $linked"; exit 1; }
+[ "$ranked" = "airlines flights airports " ] || { echo "FAIL --schema --all --question printed: $ranked"; exit 1; }
+echo "sql: --schema --question / --all print the linked / ranked tables"
 echo "sql: ok"

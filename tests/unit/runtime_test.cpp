@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <future>
 #include <limits>
 #include <map>
 #include <memory>
@@ -683,6 +684,159 @@ TEST(Scheduler, RefusesJobsThatCannotRunAndEndsCancelledOnes) {
   job.options.max_tokens = 8;
   JobEnd end = scheduler.run(job, [](const JobEvent& ev) { return ev.tokens.empty(); });  // cancel at the first token
   EXPECT_EQ(end.reason, StopReason::Callback);
+}
+
+// OpenAI's logit_bias: a -100 bias bans a token from the greedy choice, +100 forces one, an id
+// outside the vocabulary is refused, and logprobs stay those of the raw logits.
+TEST(NextToken, LogitBiasBansAndForcesTokens) {
+  auto model = tiny_model();
+  const std::vector<int32_t> plain = manual_greedy(*model, kPrompt, 8);
+  auto run = [&](std::vector<std::pair<int32_t, float>> bias, int top_logprobs = -1) {
+    KVCache cache(model->config(), 64);
+    Generator gen(*model, cache, SamplingParams{});
+    GenerateOptions options;
+    options.max_tokens = 8;
+    options.use_model_eos = false;
+    options.logit_bias = std::move(bias);
+    options.top_logprobs = top_logprobs;
+    std::vector<TokenLogprob> lps;
+    options.on_logprob = [&](const TokenLogprob& lp) { lps.push_back(lp); };
+    GenerateResult r = gen.generate(kPrompt, options);
+    return std::make_pair(r.tokens, lps);
+  };
+  EXPECT_EQ(run({}).first, plain);
+  // Ban every token the plain run chose: none of them comes back.
+  std::vector<std::pair<int32_t, float>> bans;
+  for (int32_t t : plain) bans.emplace_back(t, -100.0f);
+  const std::vector<int32_t> banned = run(bans).first;
+  ASSERT_EQ(banned.size(), plain.size());
+  for (int32_t t : banned) EXPECT_EQ(std::find(plain.begin(), plain.end(), t), plain.end()) << t;
+  // The first choice is the best token that is not banned.
+  KVCache cache(model->config(), 64);
+  std::vector<float> logits(kV);
+  model->forward(kPrompt, cache, logits, false);
+  for (int32_t t : plain) logits[static_cast<size_t>(t)] = -1e30f;
+  EXPECT_EQ(banned[0], argmax(logits));
+  // +100 forces a token the model would not choose; the logprob is the model's, not the bias's.
+  const int32_t forced = plain[0] == 7 ? 8 : 7;
+  auto [tokens, lps] = run({{forced, 100.0f}}, 0);
+  EXPECT_EQ(tokens, std::vector<int32_t>(8, forced));
+  ASSERT_EQ(lps.size(), 8u);
+  EXPECT_LT(lps[0].logprob, -0.01f);
+  EXPECT_THROW(run({{static_cast<int32_t>(kV), 1.0f}}), Error);
+  EXPECT_THROW(run({{-1, 1.0f}}), Error);
+}
+
+// A copied cache continues the sequence exactly as the original does, also once a sliding
+// layer's ring has wrapped (ring of W-1+chunk = 5 slots here, 11 positions).
+TEST(Scheduler, CopiedKvCacheContinuesTheSequence) {
+  auto model = tiny_model(/*window=*/4);
+  KVCache a(model->config(), 32, /*chunk=*/2), b(model->config(), 32, /*chunk=*/2);
+  std::vector<float> la(kV), lb(kV);
+  const std::vector<int32_t> prompt = {1, 17, 5, 33, 60, 9, 40, 3, 12, 50, 7};
+  for (size_t i = 0; i < prompt.size(); i += 2)
+    model->forward(std::span<const int32_t>(prompt).subspan(i, std::min<size_t>(2, prompt.size() - i)), a, la, false);
+  // b first holds another sequence: the copy must replace it entirely.
+  for (int32_t t : {4, 4, 4}) model->forward(std::span<const int32_t>(&t, 1), b, lb, false);
+  copy_kv_cache(a, b);
+  EXPECT_EQ(b.n_past(), a.n_past());
+  for (int32_t t : {20, 21, 22, 23, 24, 25}) {
+    model->forward(std::span<const int32_t>(&t, 1), a, la, false);
+    model->forward(std::span<const int32_t>(&t, 1), b, lb, false);
+    EXPECT_EQ(la, lb) << "after token " << t;
+  }
+  KVCache other(model->config(), 16, 2);
+  EXPECT_THROW(copy_kv_cache(a, other), Error);
+}
+
+// n choices of one prompt: prefilled once, each choice equal to its job run alone (greedy ones
+// identical, seeded ones those of seed + i), and a group larger than the slots is refused.
+TEST(Scheduler, GroupSharesThePromptAndEqualsJobsAlone) {
+  auto model = tiny_model(/*window=*/4);
+  const std::vector<int32_t> prompt = {1, 9, 9, 40, 3, 12, 50, 7, 33};
+  auto job_of = [&](SamplingParams sampling) {
+    Job job;
+    job.prompt = prompt;
+    job.sampling = sampling;
+    job.options.max_tokens = 12;
+    job.options.stop_ids = {2};
+    job.options.logit_bias = {{5, -100.0f}};
+    return job;
+  };
+  auto alone = [&](const Job& job) {
+    KVCache cache(model->config(), 64);
+    Generator gen(*model, cache, job.sampling);
+    GenerateResult r = gen.generate(job.prompt, job.options);
+    if (!r.tokens.empty() && r.reason == StopReason::Eos) r.tokens.pop_back();
+    return r.tokens;
+  };
+  auto collect = [](JobHandle& h) {
+    std::vector<int32_t> got;
+    for (;;) {
+      JobHandle::Event ev = h.wait(5000);
+      got.insert(got.end(), ev.output.tokens.begin(), ev.output.tokens.end());
+      if (ev.end) {
+        EXPECT_NE(ev.end->reason, StopReason::Error) << ev.end->error;
+        return got;
+      }
+    }
+  };
+  Scheduler scheduler(*model, /*n_slots=*/4, /*context=*/64, /*queue_limit=*/8, /*prefill_chunk=*/3);
+  // A job already running beside the group.
+  std::shared_ptr<JobHandle> beside = scheduler.submit(job_of(SamplingParams{.temperature = 0.8, .seed = 1}));
+  std::vector<Job> greedy(3, job_of(SamplingParams{}));
+  std::vector<std::shared_ptr<JobHandle>> g = scheduler.submit_group(greedy);
+  ASSERT_EQ(g.size(), 3u);
+  const std::vector<int32_t> expected = alone(greedy[0]);
+  for (auto& h : g) EXPECT_EQ(collect(*h), expected);
+  collect(*beside);
+  EXPECT_EQ(scheduler.stats().tokens_prompt, 2 * static_cast<int64_t>(prompt.size()));
+
+  std::vector<Job> sampled;
+  for (uint64_t i = 0; i < 2; ++i) sampled.push_back(job_of(SamplingParams{.temperature = 1.2, .seed = 40 + i}));
+  g = scheduler.submit_group(sampled);
+  std::vector<std::vector<int32_t>> got = {collect(*g[0]), collect(*g[1])};
+  EXPECT_EQ(got[0], alone(sampled[0]));
+  EXPECT_EQ(got[1], alone(sampled[1]));
+  EXPECT_NE(got[0], got[1]);
+
+  // A follower cancelled before the fork ends; the others go on. A job whose filter holds the
+  // scheduler's thread keeps the group from starting until the cancel is in.
+  struct Gate : TokenFilter {
+    std::promise<void> entered;
+    std::promise<void> open;
+    bool first = true;
+    void set_remaining(int64_t) override {
+      if (!first) return;
+      first = false;
+      entered.set_value();
+      open.get_future().wait();
+    }
+    bool allows(int32_t) override { return true; }
+    void mask(std::span<float>) override {}
+    void accept(int32_t) override {}
+  };
+  auto gate = std::make_shared<Gate>();
+  std::future<void> entered = gate->entered.get_future();
+  Job blocker = job_of(SamplingParams{});
+  blocker.filter = gate;
+  std::shared_ptr<JobHandle> held = scheduler.submit(blocker);
+  entered.wait();
+  g = scheduler.submit_group(greedy);
+  g[1]->cancel();
+  gate->open.set_value();
+  collect(*held);
+  EXPECT_EQ(collect(*g[0]), expected);
+  EXPECT_EQ(collect(*g[2]), expected);
+  EXPECT_EQ(g[1]->wait(5000).end->reason, StopReason::Callback);
+
+  EXPECT_THROW(scheduler.submit_group(std::vector<Job>(5, job_of(SamplingParams{}))), Error);
+  std::vector<Job> mixed = {job_of(SamplingParams{}), job_of(SamplingParams{})};
+  mixed[1].prompt.push_back(4);
+  EXPECT_THROW(scheduler.submit_group(mixed), Error);
+  Job bad_bias = job_of(SamplingParams{});
+  bad_bias.options.logit_bias = {{static_cast<int32_t>(kV), 1.0f}};
+  EXPECT_THROW(scheduler.submit(bad_bias), Error);
 }
 
 TEST(LocalGeneration, RunsJobsAndKeepsTheSequenceBetweenThem) {

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "sql/generate.h"
+#include "sql/korean.h"
 #include "sql/sql.h"
 
 namespace {
@@ -149,6 +151,147 @@ TEST(SqlParse, TablesInGoldSql) {
   EXPECT_EQ(kexa::sql::sqlite_path_from_url("sqlite:/a/b.db"), "/a/b.db");
   EXPECT_THROW(kexa::sql::sqlite_path_from_url("postgresql://h/db"), kexa::Error);
   EXPECT_THROW(kexa::sql::SqliteExecutor("/nonexistent/kexa.sqlite"), kexa::Error);
+}
+
+// The shape of the example (a Spider database none of the tests or benchmarks use):
+// English names, Korean questions.
+kexa::sql::Schema store_schema() {
+  using kexa::sql::Column;
+  auto cols = [](std::initializer_list<const char*> names) {
+    std::vector<Column> c;
+    for (const char* n : names) {
+      Column col;
+      col.name = n;
+      col.type = "TEXT";
+      c.push_back(col);
+    }
+    return c;
+  };
+  kexa::sql::Schema s;
+  s.tables = {
+      {"Addresses", cols({"address_id", "address_details"}), {}},
+      {"Staff", cols({"staff_id", "staff_gender", "staff_name"}), {}},
+      {"Suppliers", cols({"supplier_id", "supplier_name", "supplier_phone"}), {}},
+      {"Department_Store_Chain", cols({"dept_store_chain_id", "dept_store_chain_name"}), {}},
+      {"Customers", cols({"customer_id", "payment_method_code", "customer_code", "customer_name", "customer_address",
+                          "customer_phone", "customer_email"}), {}},
+      {"Products", cols({"product_id", "product_type_code", "product_name", "product_price"}), {}},
+      {"Supplier_Addresses", cols({"supplier_id", "address_id", "date_from", "date_to"}),
+       {{"supplier_id", "Suppliers", "supplier_id"}, {"address_id", "Addresses", "address_id"}}},
+      {"Customer_Addresses", cols({"customer_id", "address_id", "date_from", "date_to"}),
+       {{"customer_id", "Customers", "customer_id"}, {"address_id", "Addresses", "address_id"}}},
+      {"Customer_Orders", cols({"order_id", "customer_id", "order_status_code", "order_date"}),
+       {{"customer_id", "Customers", "customer_id"}}},
+      {"Department_Stores", cols({"dept_store_id", "dept_store_chain_id", "store_name", "store_address", "store_phone",
+                                  "store_email"}),
+       {{"dept_store_chain_id", "Department_Store_Chain", "dept_store_chain_id"}}},
+      {"Departments", cols({"department_id", "dept_store_id", "department_name"}),
+       {{"dept_store_id", "Department_Stores", "dept_store_id"}}},
+      {"Order_Items", cols({"order_item_id", "order_id", "product_id"}),
+       {{"order_id", "Customer_Orders", "order_id"}, {"product_id", "Products", "product_id"}}},
+      {"Product_Suppliers", cols({"product_id", "supplier_id", "date_supplied_from", "total_amount_purchased"}),
+       {{"product_id", "Products", "product_id"}, {"supplier_id", "Suppliers", "supplier_id"}}},
+      {"Staff_Department_Assignments", cols({"staff_id", "department_id", "date_assigned_from", "job_title_code"}),
+       {{"staff_id", "Staff", "staff_id"}, {"department_id", "Departments", "department_id"}}}};
+  s.tables[5].columns[2].samples = {"red jeans", "yellow topping"};
+  return s;
+}
+
+bool has_table(const kexa::sql::LinkResult& r, const std::string& t) {
+  return std::find(r.tables.begin(), r.tables.end(), t) != r.tables.end();
+}
+
+TEST(SqlKorean, LexiconReadsNounsOutOfEojeol) {
+  auto en = [](const std::string& q) {
+    auto w = kexa::sql::korean_english_words(q);
+    return std::string(" ") + [&] {
+      std::string j;
+      for (auto& x : w) j += x + " ";
+      return j;
+    }();
+  };
+  EXPECT_NE(en("공급업체의 주소").find(" supplier "), std::string::npos);  // particle stripped, compound kept
+  EXPECT_NE(en("공급업체의 주소").find(" address "), std::string::npos);
+  EXPECT_NE(en("백화점 체인은").find(" department store "), std::string::npos);
+  EXPECT_NE(en("고객 아이디와 이메일").find(" id "), std::string::npos);  // transliterations
+  EXPECT_NE(en("고객 아이디와 이메일").find(" email "), std::string::npos);
+  EXPECT_NE(en("등록일").find(" date "), std::string::npos);  // a one-syllable noun closing a compound
+  EXPECT_EQ(en("가수는").find(" number "), std::string::npos);  // 가수 is a singer, not 가 + 수
+  EXPECT_NE(en("백화점 수가").find(" number "), std::string::npos);
+  EXPECT_EQ(en("강좌는 몇 개인가요").find(" dog "), std::string::npos);  // a counter after 몇
+  EXPECT_EQ(en("3개").find(" dog "), std::string::npos);
+  EXPECT_NE(en("개의 나이").find(" dog "), std::string::npos);
+}
+
+TEST(SqlKorean, KoreanQuestionsReachEnglishTables) {
+  kexa::sql::Schema s = store_schema();
+  auto supplied = kexa::sql::link_schema(s, "'red jeans' 제품을 공급한 공급업체는 어디인가요?");
+  EXPECT_TRUE(has_table(supplied, "Suppliers"));
+  EXPECT_TRUE(has_table(supplied, "Products"));
+  EXPECT_TRUE(has_table(supplied, "Product_Suppliers"));
+  auto addresses = kexa::sql::link_schema(s, "모든 공급업체의 주소를 보여 주세요.");
+  EXPECT_TRUE(has_table(addresses, "Suppliers"));
+  EXPECT_TRUE(has_table(addresses, "Addresses"));
+  auto chains = kexa::sql::link_schema(s, "백화점 수가 가장 많은 백화점 체인은 어디인가요?");
+  EXPECT_TRUE(has_table(chains, "Department_Store_Chain"));
+  EXPECT_TRUE(has_table(chains, "Department_Stores"));
+  EXPECT_LT(chains.tables.size(), s.tables.size() / 2);
+  auto emails = kexa::sql::link_schema(s, "고객들의 이메일과 전화번호를 알려 주세요.");
+  ASSERT_FALSE(emails.tables.empty());
+  EXPECT_EQ(emails.tables[0], "Customers");
+}
+
+TEST(SqlKorean, EmbeddingSimilarityIsOneMoreSignal) {
+  kexa::sql::Schema s = store_schema();
+  // A stand-in embedder: the question "직무" (duty) and the assignment table share a direction
+  // no lexicon word gives them.
+  kexa::sql::LinkOptions lo;
+  lo.embed = [](const std::string& text) {
+    bool duty = text.find("직무") != std::string::npos || text.find("job_title_code") != std::string::npos;
+    return std::vector<float>{duty ? 1.0f : 0.0f, 1.0f};
+  };
+  lo.embed_weight = 2.0;
+  const std::string q = "직무 배정 내역";
+  auto plain = kexa::sql::link_schema(s, q);
+  auto embedded = kexa::sql::link_schema(s, q, lo);
+  ASSERT_FALSE(embedded.tables.empty());
+  EXPECT_EQ(embedded.tables[0], "Staff_Department_Assignments");
+  // Without it no word of the question names that table.
+  EXPECT_TRUE(plain.tables.empty() || plain.tables[0] != "Staff_Department_Assignments");
+}
+
+TEST(SqlGenerate, WholeSchemaWhenItFitsElseTheLinkersSelection) {
+  kexa::sql::Schema s = store_schema();
+  auto link = kexa::sql::link_schema(s, "모든 공급업체의 주소를 보여 주세요.");
+  ASSERT_LT(link.tables.size(), s.tables.size());
+  auto ranked = kexa::sql::ranked_tables(s, link);
+  ASSERT_EQ(ranked.size(), s.tables.size());
+  // The linker's selection first, in its order, then the rest by score.
+  for (size_t i = 0; i < link.tables.size(); ++i) EXPECT_EQ(ranked[i], link.tables[i]);
+  for (size_t i = link.tables.size() + 1; i < ranked.size(); ++i)
+    EXPECT_GE(link.scores[static_cast<size_t>(s.find(ranked[i - 1]))], link.scores[static_cast<size_t>(s.find(ranked[i]))]);
+  const int64_t whole = static_cast<int64_t>(kexa::sql::schema_prompt_text(s, ranked).size() / 3);
+  EXPECT_EQ(kexa::sql::prompt_tables(s, link, whole, nullptr), ranked);       // fits: all, by relevance
+  EXPECT_EQ(kexa::sql::prompt_tables(s, link, whole - 1, nullptr), link.tables);  // does not: pruned
+}
+
+TEST_F(SqlTest, QuestionValuesAreLookedUpInTheRows) {
+  kexa::sql::SqliteExecutor ex(path_);
+  auto spans = kexa::sql::question_value_spans("'Week 1' 콘서트에 Korea 출신 가수가 있나요?");
+  ASSERT_EQ(spans.size(), 3u);
+  EXPECT_EQ(spans[0], "Week 1");
+  EXPECT_EQ(spans[2], "Korea");
+  auto en = kexa::sql::question_value_spans("Which singers from New Zealand sang?");
+  ASSERT_EQ(en.size(), 1u);
+  EXPECT_EQ(en[0], "New Zealand");
+  auto s = ex.schema(1);  // one sample a column: 'Auditions', 'France'
+  kexa::sql::add_question_values(ex, s, "'week 1' 콘서트에 Korea 출신 가수가 있나요?");
+  const auto& concert = s.tables[static_cast<size_t>(s.find("concert"))];
+  EXPECT_NE(std::find(concert.columns[1].samples.begin(), concert.columns[1].samples.end(), "Week 1"),
+            concert.columns[1].samples.end());
+  const auto& singer = s.tables[static_cast<size_t>(s.find("singer"))];
+  EXPECT_NE(std::find(singer.columns[2].samples.begin(), singer.columns[2].samples.end(), "Korea"),
+            singer.columns[2].samples.end());
 }
 
 }  // namespace
