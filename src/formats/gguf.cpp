@@ -309,12 +309,11 @@ std::string File::architecture() const {
   return v->as_string();
 }
 
-bool File::rewrite_in_place(std::string_view name, int row_group, const std::function<void(const TensorView&, uint8_t*)>& rewrite) {
+bool File::rewrite_in_place(std::string_view name, const std::function<void(const TensorView&, uint8_t*)>& rewrite) {
   auto it = tensor_index_.find(name);
   if (it == tensor_index_.end()) return false;
   TensorView& t = tensors_[it->second];
   file_.write_range(t.data, t.nbytes, [&](uint8_t* bytes) { rewrite(t, bytes); });
-  t.row_group = row_group;
   return true;
 }
 
