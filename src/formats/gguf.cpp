@@ -285,14 +285,12 @@ Value Value::floats(ValueType elem, std::vector<double> v) {
 // File
 
 std::unique_ptr<File> File::open(const std::string& path) {
-  // Mapped first; a file without mixture-of-experts tensors may then be read into memory (see
-  // MappedFile). Stacked expert tensors stay mapped so idle experts are never read.
-  std::unique_ptr<File> f(new File(MappedFile(path, MappedFile::Load::Mapped)));
-  f->parse();
-  if (any_tensor_named(f->tensors_, "_exps.") || !f->file_.make_resident()) return f;
-  std::unique_ptr<File> g(new File(std::move(f->file_)));  // re-read the header: views moved
-  g->parse();
-  return g;
+  auto parse = [](MappedFile m) {
+    std::unique_ptr<File> f(new File(std::move(m)));
+    f->parse();
+    return f;
+  };
+  return open_tensor_file<File>(path, "_exps.", parse, &File::file_);  // stacked experts: blk.N.ffn_*_exps.
 }
 
 const Value* File::get(std::string_view key) const {

@@ -10,6 +10,7 @@
 #include <utf8proc.h>
 
 #include "chat/jinja/interpreter.h"
+#include "util/escape.h"
 
 namespace kexa::jinja {
 
@@ -241,17 +242,16 @@ int64_t cp_index(const std::string& s, size_t b) { return static_cast<int64_t>(u
 
 }  // namespace
 
+// MarkupSafe's escape.
+constexpr CharEscape kHtmlEscapes[] = {{'&', "&amp;"}, {'<', "&lt;"}, {'>', "&gt;"}, {'"', "&#34;"}, {'\'', "&#39;"}};
+
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
-    }
+    if (const char* e = find_escape(kHtmlEscapes, static_cast<unsigned char>(c)))
+      out += e;
+    else
+      out.push_back(c);
   }
   return out;
 }
