@@ -131,7 +131,7 @@ void run_matmul(benchmark::State& state, DType dtype, CpuPath path, Shape shape,
   } else {
     w = random_bytes(wbytes, dtype);
   }
-  kexa::TensorView view{"bench.weight", dtype, {shape.rows, shape.cols}, w.data(), w.size()};
+  kexa::kernels::Weight view(kexa::TensorView{"bench.weight", dtype, {shape.rows, shape.cols}, w.data(), w.size()});
   if (packed) {
     if (!kexa::kernels::packable(view) || !kexa::kernels::packed_kernels_supported()) {
       state.SkipWithError("no packed kernels for this type or CPU");

@@ -285,14 +285,12 @@ Value Value::floats(ValueType elem, std::vector<double> v) {
 // File
 
 std::unique_ptr<File> File::open(const std::string& path) {
-  // Mapped first; a file without mixture-of-experts tensors may then be read into memory (see
-  // MappedFile). Stacked expert tensors stay mapped so idle experts are never read.
-  std::unique_ptr<File> f(new File(MappedFile(path, MappedFile::Load::Mapped)));
-  f->parse();
-  if (any_tensor_named(f->tensors_, "_exps.") || !f->file_.make_resident()) return f;
-  std::unique_ptr<File> g(new File(std::move(f->file_)));  // re-read the header: views moved
-  g->parse();
-  return g;
+  auto parse = [](MappedFile m) {
+    std::unique_ptr<File> f(new File(std::move(m)));
+    f->parse();
+    return f;
+  };
+  return open_tensor_file<File>(path, "_exps.", parse, &File::file_);  // stacked experts: blk.N.ffn_*_exps.
 }
 
 const Value* File::get(std::string_view key) const {
@@ -309,12 +307,11 @@ std::string File::architecture() const {
   return v->as_string();
 }
 
-bool File::rewrite_in_place(std::string_view name, int row_group, const std::function<void(const TensorView&, uint8_t*)>& rewrite) {
+bool File::rewrite_in_place(std::string_view name, const std::function<void(const TensorView&, uint8_t*)>& rewrite) {
   auto it = tensor_index_.find(name);
   if (it == tensor_index_.end()) return false;
   TensorView& t = tensors_[it->second];
   file_.write_range(t.data, t.nbytes, [&](uint8_t* bytes) { rewrite(t, bytes); });
-  t.row_group = row_group;
   return true;
 }
 

@@ -73,7 +73,7 @@ class File : public TensorSource {
   std::vector<std::string> names() const override;  // file order
   std::string file_of(std::string_view) const override { return file_.path(); }
   // In the process's copy of the file (never written back).
-  bool rewrite_in_place(std::string_view name, int row_group, const std::function<void(const TensorView&, uint8_t*)>& rewrite) override;
+  bool rewrite_in_place(std::string_view name, const std::function<void(const TensorView&, uint8_t*)>& rewrite) override;
   const std::vector<TensorView>& tensors() const { return tensors_; }
 
  private:

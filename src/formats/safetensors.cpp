@@ -47,14 +47,12 @@ const char* dtype_to_string(DType type) {
 }
 
 std::unique_ptr<File> File::open(const std::string& path) {
-  // Mapped first; a shard without mixture-of-experts tensors may then be read into memory (see
-  // MappedFile). Expert tensors stay mapped so idle experts are never read.
-  std::unique_ptr<File> f(new File(MappedFile(path, MappedFile::Load::Mapped)));
-  f->parse();
-  if (any_tensor_named(f->tensors_, ".experts.") || !f->file_.make_resident()) return f;
-  std::unique_ptr<File> g(new File(std::move(f->file_)));  // re-read the header: views moved
-  g->parse();
-  return g;
+  auto parse = [](MappedFile m) {
+    std::unique_ptr<File> f(new File(std::move(m)));
+    f->parse();
+    return f;
+  };
+  return open_tensor_file<File>(path, ".experts.", parse, &File::file_);  // model.layers.N.mlp.experts.*
 }
 
 const TensorView* File::find(std::string_view name) const { return find_tensor(tensors_, index_, name); }

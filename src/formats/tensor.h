@@ -57,9 +57,6 @@ struct TensorView {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;
   size_t nbytes = 0;
-  // 1: rows as the file stores them. 16: rearranged in groups of 16 rows for the AVX-512 kernels
-  // (kernels/packed.h); same bytes in all, only the kernels and to_f32 read them.
-  int row_group = 1;
 
   int64_t numel() const {
     int64_t n = 1;
@@ -80,13 +77,13 @@ class TensorSource {
   virtual std::vector<std::string> names() const = 0;
   // The file a tensor lives in, for error messages.
   virtual std::string file_of(std::string_view name) const = 0;
-  // Lets `rewrite` change a tensor's bytes in place (same size) and then sets its view's
-  // row_group, so every holder of the view sees the new layout. Returns false, changing nothing,
-  // when the source cannot write its memory (the caller then keeps the stored layout).
-  virtual bool rewrite_in_place(std::string_view name, int row_group,
+  // Lets `rewrite` change a tensor's bytes in place (same size). The view keeps its dtype and
+  // shape: what the new bytes mean is known only to the caller, which must be the only reader of
+  // this tensor from then on. Returns false, changing nothing, when the source cannot write its
+  // memory (the caller then keeps the stored bytes).
+  virtual bool rewrite_in_place(std::string_view name,
                                 const std::function<void(const TensorView&, uint8_t*)>& rewrite) {
     (void)name;
-    (void)row_group;
     (void)rewrite;
     return false;
   }

@@ -1,14 +1,16 @@
-// Lookups shared by the tensor file readers (gguf.cpp, safetensors.cpp): each keeps its tensors in
-// a vector, in its own order, with a name -> position index.
+// What the tensor file readers (gguf.cpp, safetensors.cpp) share: each keeps its tensors in a
+// vector, in its own order, with a name -> position index, and loads its file the same way.
 #pragma once
 
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "formats/tensor.h"
+#include "util/mapped_file.h"
 
 namespace kexa {
 
@@ -34,6 +36,18 @@ inline bool any_tensor_named(const std::vector<TensorView>& tensors, std::string
     if (t.name.find(part) != std::string::npos) return true;
   }
   return false;
+}
+
+// Opens the tensor file F at `path`: mapped, then parsed (`parse` builds an F around the mapping;
+// `file` is F's MappedFile member). Unless a tensor name contains `expert_marker`, the file is
+// then read into memory (MappedFile::make_resident) and parsed again, since its views moved;
+// mixture-of-experts files stay mapped so idle experts are never read.
+template <typename F>
+std::unique_ptr<F> open_tensor_file(const std::string& path, std::string_view expert_marker,
+                                    std::unique_ptr<F> (*parse)(MappedFile), MappedFile F::*file) {
+  std::unique_ptr<F> f = parse(MappedFile(path, MappedFile::Load::Mapped));
+  if (any_tensor_named(f->tensors(), expert_marker) || !((*f).*file).make_resident()) return f;
+  return parse(std::move((*f).*file));
 }
 
 }  // namespace kexa

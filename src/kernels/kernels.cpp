@@ -88,7 +88,7 @@ const detail::FloatKernelSet& kernel_set(CpuPath path) {
   return detail::portable_kernels();
 }
 
-void check_matmul_args(const TensorView& W, const float* x, int64_t n_tokens, const float* y) {
+void check_matmul_args(const Weight& W, const float* x, int64_t n_tokens, const float* y) {
   if (W.shape.size() != 2)
     fail("matmul: weight ", W.name, " must be 2-D, got shape ", W.shape_string());
   if (W.rows() <= 0 || W.cols() <= 0)
@@ -197,7 +197,7 @@ void profiled(DType dtype, int64_t n_tokens, size_t bytes, Fn&& fn) {
   }
 }
 
-void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+void matmul(const Weight& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
   profiled(W.dtype, n_tokens, dtype_bytes(W.dtype, W.numel()),
            [&] { matmul(W, x, n_tokens, y, pool, active_path()); });
 }
@@ -206,7 +206,7 @@ namespace {
 
 // Rows per scheduling unit of a one-token product: at most ~256 KiB of weights (amortises the
 // shared counter) and at least 4 chunks per thread (balances small matrices), whole panels.
-int64_t decode_chunk_rows(const TensorView& W, int threads) {
+int64_t decode_chunk_rows(const Weight& W, int threads) {
   const int64_t rows = W.rows();
   const int64_t row_bytes = static_cast<int64_t>(dtype_bytes(W.dtype, W.cols()));
   int64_t chunk = std::max<int64_t>(1, (256 * 1024) / row_bytes);
@@ -216,7 +216,7 @@ int64_t decode_chunk_rows(const TensorView& W, int threads) {
 
 // One matrix of a one-token matmul_many call, ready to compute any row range.
 struct DecodeTask {
-  const TensorView* w = nullptr;
+  const Weight* w = nullptr;
   float* y = nullptr;
   int64_t rows = 0, chunk = 0, first_chunk = 0;
   const uint8_t* act = nullptr;  // quantized weights: the activation blocks
@@ -241,7 +241,7 @@ void decode_many(std::span<const MatmulOut> outs, const float* x, ThreadPool& po
   bool have_bf16 = false;
   int64_t n_chunks = 0, work = 0;
   for (const MatmulOut& o : outs) {
-    const TensorView& W = *o.w;
+    const Weight& W = *o.w;
     DecodeTask t;
     t.w = &W;
     t.y = o.y;
@@ -350,7 +350,7 @@ namespace {
 
 // BF16 weights times several tokens on AMX tiles: activations rounded to bf16 as on every path,
 // packed once into tile order, then row chunks shared out.
-void matmul_bf16_amx(const TensorView& W, const float* x, int64_t n_tokens, float* y,
+void matmul_bf16_amx(const Weight& W, const float* x, int64_t n_tokens, float* y,
                      ThreadPool& pool, const detail::FloatKernelSet& ks) {
   const int64_t rows = W.rows(), cols = W.cols();
   std::vector<uint16_t> x_bf16(static_cast<size_t>(n_tokens * cols));
@@ -376,7 +376,7 @@ void matmul_bf16_amx(const TensorView& W, const float* x, int64_t n_tokens, floa
 
 }  // namespace
 
-void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+void matmul(const Weight& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             CpuPath path) {
   if (n_tokens == 1) {
     const MatmulOut out{&W, y};
@@ -461,7 +461,7 @@ void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, Thr
   });
 }
 
-void to_f32(const TensorView& t, int64_t offset, int64_t n, float* out) {
+void to_f32(const Weight& t, int64_t offset, int64_t n, float* out) {
   const DTypeInfo* info = dtype_info(t.dtype);
   if (info == nullptr) fail("to_f32: tensor ", t.name, " has an unknown dtype");
   if (offset < 0 || n < 0 || offset + n > t.numel())

@@ -6,7 +6,7 @@
 #include <span>
 #include <string>
 
-#include "formats/tensor.h"
+#include "kernels/weight.h"
 
 namespace kexa {
 class ThreadPool;
@@ -28,10 +28,10 @@ bool avx512_bf16_supported();
 
 // y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tokens, r < W.rows(). W is 2-D of any supported
 // dtype; x is [n_tokens][W.cols()] and y is [n_tokens][W.rows()], both f32 row-major.
-void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+void matmul(const Weight& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 // The same on a given path (tests and benchmarks); throws kexa::Error if the CPU lacks it.
 // BF16 weights multiply activations rounded to bf16 (as llama.cpp does) on every path.
-void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+void matmul(const Weight& W, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             CpuPath path);
 
 // Several products of one input x ([n_tokens][cols], the same cols for every weight):
@@ -39,7 +39,7 @@ void matmul(const TensorView& W, const float* x, int64_t n_tokens, float* y, Thr
 // prepared once per format and all the matrices' rows are shared out in one parallel region, so a
 // layer's Q/K/V (or gate/up) projections cost one thread join instead of several.
 struct MatmulOut {
-  const TensorView* w;
+  const Weight* w;
   float* y;
 };
 void matmul_many(std::span<const MatmulOut> outs, const float* x, int64_t n_tokens, ThreadPool& pool);
@@ -48,7 +48,7 @@ void matmul_many(std::span<const MatmulOut> outs, const float* x, int64_t n_toke
 
 // Converts `n` elements starting at element `offset` of a tensor to f32 (offset and n multiples
 // of the block size). Used for embedding rows and small vectors such as norm weights.
-void to_f32(const TensorView& t, int64_t offset, int64_t n, float* out);
+void to_f32(const Weight& t, int64_t offset, int64_t n, float* out);
 
 // out = x / sqrt(mean(x^2) + eps) * w (w may be nullptr for no weight); out may alias x.
 void rmsnorm(const float* x, const float* w, int64_t n, double eps, float* out);

@@ -192,7 +192,7 @@ void unpack_block(DType type, const uint8_t* in, int r, uint8_t* out) {
 
 }  // namespace
 
-bool packable(const TensorView& W) {
+bool packable(const Weight& W) {
   if (W.shape.size() != 2 || W.rows() % R != 0 || W.rows() <= 0) return false;
   if (W.dtype != DType::Q8_0 && W.dtype != DType::Q4_K && W.dtype != DType::Q5_K && W.dtype != DType::Q6_K)
     return false;
@@ -200,7 +200,7 @@ bool packable(const TensorView& W) {
          W.nbytes >= dtype_bytes(W.dtype, W.numel());
 }
 
-bool should_pack(const TensorView& W) {
+bool should_pack(const Weight& W) {
   if (W.row_group != 1 || !packable(W)) return false;
   if (active_path() != CpuPath::Avx512 || !packed_kernels_supported()) return false;
   const char* env = std::getenv("KEXA_PACK");
@@ -228,7 +228,7 @@ void pack_rows(DType type, int64_t rows, int64_t cols, uint8_t* bytes, ThreadPoo
     pack_groups(0, rows / R);
 }
 
-void unpack_row(const TensorView& W, int64_t row, uint8_t* out) {
+void unpack_row(const Weight& W, int64_t row, uint8_t* out) {
   if (W.row_group != R) fail("unpack_row: ", W.name, " is not packed");
   if (row < 0 || row >= W.rows()) fail("unpack_row: row ", row, " is outside ", W.name, " ", W.shape_string());
   const int64_t block = dtype_info(W.dtype)->block_size;

@@ -26,7 +26,7 @@
 
 #include <cstdint>
 
-#include "formats/tensor.h"
+#include "kernels/weight.h"
 
 namespace kexa {
 class ThreadPool;
@@ -38,16 +38,16 @@ constexpr int kPackRows = 16;
 
 // Whether a 2-D weight of this dtype and shape has a packed form at all (Q4_K, Q5_K, Q6_K, Q8_0; rows a
 // multiple of 16). Says nothing about the CPU.
-bool packable(const TensorView& W);
+bool packable(const Weight& W);
 // Whether the model loader should pack W: packable, not packed yet, the active CPU path runs the
 // packed kernels (AVX-512 with VNNI), and KEXA_PACK is not "0".
-bool should_pack(const TensorView& W);
+bool should_pack(const Weight& W);
 
 // Rewrites `bytes` (the file's rows of a packable [rows, cols] tensor of `type`,
 // dtype_bytes(type, rows * cols) bytes) into the packed layout, in place; on `pool` if given.
 void pack_rows(DType type, int64_t rows, int64_t cols, uint8_t* bytes, ThreadPool* pool = nullptr);
 // Row `row` of a packed tensor in the file's block layout (dtype_bytes(W.dtype, W.cols()) bytes).
-void unpack_row(const TensorView& W, int64_t row, uint8_t* out);
+void unpack_row(const Weight& W, int64_t row, uint8_t* out);
 
 // Whether this CPU has the instructions of the packed kernels (AVX-512 with VNNI).
 bool packed_kernels_supported();
@@ -57,11 +57,11 @@ bool packed_kernels_supported();
 // t < n_tok. `act` holds token 0's activation blocks (ActBlock32 for Q8_0, ActBlock256 for the
 // K-quants), each next token's act_stride bytes later. Every token's result is computed with the
 // same instructions in the same order whatever n_tok is, so a batch equals its rows one by one.
-void packed_matmul_groups(const TensorView& W, const uint8_t* act, size_t act_stride, int64_t n_tok,
+void packed_matmul_groups(const Weight& W, const uint8_t* act, size_t act_stride, int64_t n_tok,
                           int64_t g0, int64_t g1, float* y, int64_t y_stride);
 
 // Bytes of one packed group of 16 rows (= 16 file rows).
-inline size_t packed_group_bytes(const TensorView& W) {
+inline size_t packed_group_bytes(const Weight& W) {
   return dtype_bytes(W.dtype, W.cols()) * static_cast<size_t>(kPackRows);
 }
 

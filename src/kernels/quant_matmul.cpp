@@ -41,13 +41,13 @@ constexpr int64_t kPanelRows = 16;
 // columns of K-quant blocks) stay in L2 while every row group of the thread's share goes by.
 constexpr int64_t kPackedChunkTokens = 64;
 
-bool use_packed_kernels(const TensorView& W, CpuPath path) {
+bool use_packed_kernels(const Weight& W, CpuPath path) {
   return W.row_group == kPackRows && path == CpuPath::Avx512 && packed_kernels_supported();
 }
 
 // A weight row in the file's layout: in place, or unpacked into `buf` for a packed tensor on a
 // path without the packed kernels.
-const uint8_t* file_row(const TensorView& W, int64_t r, size_t row_bytes, std::vector<uint8_t>& buf) {
+const uint8_t* file_row(const Weight& W, int64_t r, size_t row_bytes, std::vector<uint8_t>& buf) {
   if (W.row_group == 1) return W.data + row_bytes * static_cast<size_t>(r);
   buf.resize(row_bytes);
   unpack_row(W, r, buf.data());
@@ -56,12 +56,12 @@ const uint8_t* file_row(const TensorView& W, int64_t r, size_t row_bytes, std::v
 
 }  // namespace
 
-void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, float* y,
+void matmul_quantized(const Weight& W, const float* x, int64_t n_tokens, float* y,
                       ThreadPool& pool) {
   matmul_quantized(W, x, n_tokens, y, pool, active_path());
 }
 
-void check_quantized(const TensorView& W) {
+void check_quantized(const Weight& W) {
   if (!is_quantized(W.dtype))
     fail("quantized matmul: ", W.name, ": weight type ", dtype_name(W.dtype),
          " is not a supported quantized type");
@@ -104,7 +104,7 @@ const uint8_t* QuantizedInput::blocks(DType type) {
   return act32_.data();
 }
 
-void quantized_rows(const TensorView& W, const uint8_t* act_blocks, float* y, int64_t r0, int64_t r1,
+void quantized_rows(const Weight& W, const uint8_t* act_blocks, float* y, int64_t r0, int64_t r1,
                     CpuPath path) {
   if (use_packed_kernels(W, path)) {
     if (r0 % kPackRows != 0 || r1 % kPackRows != 0)
@@ -120,7 +120,7 @@ void quantized_rows(const TensorView& W, const uint8_t* act_blocks, float* y, in
   for (int64_t r = r0; r < r1; ++r) dot(file_row(W, r, row_bytes, unpacked), act_blocks, 0, 1, nb, y + r);
 }
 
-void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, float* y,
+void matmul_quantized(const Weight& W, const float* x, int64_t n_tokens, float* y,
                       ThreadPool& pool, CpuPath path) {
   check_quantized(W);
   const int64_t rows = W.rows(), cols = W.cols();

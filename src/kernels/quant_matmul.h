@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "formats/tensor.h"
+#include "kernels/weight.h"
 #include "kernels/kernels.h"
 
 namespace kexa {
@@ -16,10 +16,10 @@ namespace kexa::kernels {
 
 // Same contract as kernels::matmul (on active_path()). Throws kexa::Error naming the tensor and
 // dtype when unsupported.
-void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, float* y,
+void matmul_quantized(const Weight& W, const float* x, int64_t n_tokens, float* y,
                       ThreadPool& pool);
 // The same on a given path (tests, benchmarks); throws when the CPU lacks the path.
-void matmul_quantized(const TensorView& W, const float* x, int64_t n_tokens, float* y,
+void matmul_quantized(const Weight& W, const float* x, int64_t n_tokens, float* y,
                       ThreadPool& pool, CpuPath path);
 
 // One token's activations quantized for the dot kernels, kept between calls so that several
@@ -40,10 +40,10 @@ class QuantizedInput {
 
 // Rows [r0, r1) of y = W x for one token whose activations are in `in` (W checked by the caller
 // with check_quantized). Any r0 < r1 <= rows may run on any thread.
-void quantized_rows(const TensorView& W, const uint8_t* act_blocks, float* y, int64_t r0, int64_t r1,
+void quantized_rows(const Weight& W, const uint8_t* act_blocks, float* y, int64_t r0, int64_t r1,
                     CpuPath path);
 // Throws kexa::Error (naming the tensor) unless W can go through matmul_quantized.
-void check_quantized(const TensorView& W);
+void check_quantized(const Weight& W);
 
 // Whether `type` is one of the block-quantized types handled here.
 bool is_quantized(DType type);

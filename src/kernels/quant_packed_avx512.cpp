@@ -258,7 +258,7 @@ bool packed_kernels_supported() {
   return yes;
 }
 
-void packed_matmul_groups(const TensorView& W, const uint8_t* act, size_t act_stride, int64_t n_tok,
+void packed_matmul_groups(const Weight& W, const uint8_t* act, size_t act_stride, int64_t n_tok,
                           int64_t g0, int64_t g1, float* y, int64_t y_stride) {
   const size_t group_bytes = packed_group_bytes(W);
   const int64_t nb = W.cols() / dtype_info(W.dtype)->block_size;
@@ -284,7 +284,7 @@ void packed_matmul_groups(const TensorView& W, const uint8_t* act, size_t act_st
 
 namespace kexa::kernels {
 bool packed_kernels_supported() { return false; }
-void packed_matmul_groups(const TensorView& W, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t) {
+void packed_matmul_groups(const Weight& W, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t) {
   fail("packed matmul: ", W.name, ": packed kernels need x86-64 AVX-512");
 }
 }  // namespace kexa::kernels

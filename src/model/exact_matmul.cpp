@@ -8,7 +8,7 @@
 
 namespace kexa::model_detail {
 
-void matmul_rows_exact(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
+void matmul_rows_exact(const kernels::Weight& W, const float* x, int64_t n, float* y, ThreadPool& pool,
                        std::vector<std::unique_ptr<ThreadPool>>& inline_pools) {
   if (n <= 1 || W.row_group != 1) {
     // Packed weights: the batched kernels give every row the single-row result already
@@ -34,7 +34,7 @@ void matmul_rows_exact(const TensorView& W, const float* x, int64_t n, float* y,
   std::atomic<int64_t> next{0};
   auto work = [&](int thread) {
     ThreadPool& single = *inline_pools[static_cast<size_t>(thread)];
-    TensorView slice;
+    kernels::Weight slice;
     slice.name = W.name;
     slice.dtype = W.dtype;
     for (;;) {

@@ -12,7 +12,7 @@
 #include <memory>
 #include <vector>
 
-#include "formats/tensor.h"
+#include "kernels/weight.h"
 
 namespace kexa {
 class ThreadPool;
@@ -23,7 +23,7 @@ namespace kexa::model_detail {
 // y[t] = W x[t] for t < n (x: [n][W.cols()], y: [n][W.rows()]), each row equal to
 // kernels::matmul(W, x[t], 1, ...). `inline_pools` holds one single-thread pool per thread of
 // `pool` (created on first use and kept by the caller).
-void matmul_rows_exact(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
+void matmul_rows_exact(const kernels::Weight& W, const float* x, int64_t n, float* y, ThreadPool& pool,
                        std::vector<std::unique_ptr<ThreadPool>>& inline_pools);
 
 }  // namespace kexa::model_detail

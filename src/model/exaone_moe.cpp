@@ -78,9 +78,9 @@ namespace model_detail {
 namespace {
 
 // Rows [row0, row0 + n) of a tensor whose rows are `cols` long, as a 2-D matrix view.
-TensorView row_slice(const TensorView& t, int64_t row0, int64_t n, int64_t cols, std::string name) {
+kernels::Weight row_slice(const TensorView& t, int64_t row0, int64_t n, int64_t cols, std::string name) {
   const size_t row_bytes = dtype_bytes(t.dtype, cols);
-  TensorView v;
+  kernels::Weight v;
   v.name = std::move(name);
   v.dtype = t.dtype;
   v.shape = {n, cols};
@@ -91,7 +91,7 @@ TensorView row_slice(const TensorView& t, int64_t row0, int64_t n, int64_t cols,
 
 void bind_moe_layer(const ModelConfig& c, bool gguf_names, const std::string& p, Binder& b, MoeWeights& m) {
   const int64_t H = c.hidden_size, E = c.n_experts, I = c.moe_intermediate_size, Is = c.shared_intermediate_size;
-  const TensorView* router = b.matrix(p + (gguf_names ? "ffn_gate_inp.weight" : "mlp.gate.weight"), E, H);
+  const kernels::Weight* router = b.matrix(p + (gguf_names ? "ffn_gate_inp.weight" : "mlp.gate.weight"), E, H);
   m.router_data.assign(static_cast<size_t>(E * H), 0.0f);
   if (router != nullptr) kernels::to_f32(*router, 0, E * H, m.router_data.data());
   m.router.name = router != nullptr ? router->name : p + "router";
@@ -111,42 +111,42 @@ void bind_moe_layer(const ModelConfig& c, bool gguf_names, const std::string& p,
   m.gate.clear();
   m.up.clear();
   m.down.clear();
-  auto add_expert = [&](const TensorView* g, const TensorView* u, const TensorView* d) {
+  auto add_expert = [&](const kernels::Weight* g, const kernels::Weight* u, const kernels::Weight* d) {
     if (g == nullptr || u == nullptr || d == nullptr) return;  // the binder recorded why
     m.gate.push_back(*g);
     m.up.push_back(*u);
     m.down.push_back(*d);
   };
   if (gguf_names) {
-    const TensorView* g = b.stacked(p + "ffn_gate_exps.weight", {E, I, H});
-    const TensorView* u = b.stacked(p + "ffn_up_exps.weight", {E, I, H});
-    const TensorView* d = b.stacked(p + "ffn_down_exps.weight", {E, H, I});
+    const kernels::Weight* g = b.stacked(p + "ffn_gate_exps.weight", {E, I, H});
+    const kernels::Weight* u = b.stacked(p + "ffn_up_exps.weight", {E, I, H});
+    const kernels::Weight* d = b.stacked(p + "ffn_down_exps.weight", {E, H, I});
     if (g != nullptr && u != nullptr && d != nullptr) {
       for (int64_t e = 0; e < E; ++e) {
-        TensorView ge = row_slice(*g, e * I, I, H, concat(g->name, "[", e, "]"));
-        TensorView ue = row_slice(*u, e * I, I, H, concat(u->name, "[", e, "]"));
-        TensorView de = row_slice(*d, e * H, H, I, concat(d->name, "[", e, "]"));
+        kernels::Weight ge = row_slice(*g, e * I, I, H, concat(g->name, "[", e, "]"));
+        kernels::Weight ue = row_slice(*u, e * I, I, H, concat(u->name, "[", e, "]"));
+        kernels::Weight de = row_slice(*d, e * H, H, I, concat(d->name, "[", e, "]"));
         add_expert(&ge, &ue, &de);
       }
     }
   } else if (b.has(p + "mlp.experts.gate_up_proj")) {
     // transformers >= 5 layout: gate_up_proj [E, 2I, H] (gate rows first), down_proj [E, H, I].
-    const TensorView* gu = b.stacked(p + "mlp.experts.gate_up_proj", {E, 2 * I, H});
-    const TensorView* d = b.stacked(p + "mlp.experts.down_proj", {E, H, I});
+    const kernels::Weight* gu = b.stacked(p + "mlp.experts.gate_up_proj", {E, 2 * I, H});
+    const kernels::Weight* d = b.stacked(p + "mlp.experts.down_proj", {E, H, I});
     if (gu != nullptr && d != nullptr) {
       for (int64_t e = 0; e < E; ++e) {
-        TensorView ge = row_slice(*gu, e * 2 * I, I, H, concat(gu->name, "[", e, "].gate"));
-        TensorView ue = row_slice(*gu, e * 2 * I + I, I, H, concat(gu->name, "[", e, "].up"));
-        TensorView de = row_slice(*d, e * H, H, I, concat(d->name, "[", e, "]"));
+        kernels::Weight ge = row_slice(*gu, e * 2 * I, I, H, concat(gu->name, "[", e, "].gate"));
+        kernels::Weight ue = row_slice(*gu, e * 2 * I + I, I, H, concat(gu->name, "[", e, "].up"));
+        kernels::Weight de = row_slice(*d, e * H, H, I, concat(d->name, "[", e, "]"));
         add_expert(&ge, &ue, &de);
       }
     }
   } else {
     for (int64_t e = 0; e < E; ++e) {
       const std::string x = concat(p, "mlp.experts.", e, ".");
-      const TensorView* g = b.matrix(x + "gate_proj.weight", I, H);
-      const TensorView* u = b.matrix(x + "up_proj.weight", I, H);
-      const TensorView* d = b.matrix(x + "down_proj.weight", H, I);
+      const kernels::Weight* g = b.matrix(x + "gate_proj.weight", I, H);
+      const kernels::Weight* u = b.matrix(x + "up_proj.weight", I, H);
+      const kernels::Weight* d = b.matrix(x + "down_proj.weight", H, I);
       add_expert(g, u, d);
     }
   }

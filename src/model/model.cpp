@@ -6,7 +6,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <set>
 
 #include "formats/gguf.h"
 #include "formats/hf_checkpoint.h"
@@ -94,11 +93,18 @@ const TensorView* Binder::check(const std::string& name, const std::vector<int64
   return t;
 }
 
-const TensorView* Binder::matrix(const std::string& name, int64_t rows, int64_t cols) {
-  return check(name, {rows, cols}, true);
+const kernels::Weight* Binder::bind(const TensorView* t) {
+  if (t == nullptr) return nullptr;
+  auto it = weights_.matrices.find(t->name);
+  if (it == weights_.matrices.end()) it = weights_.matrices.emplace(t->name, kernels::Weight(*t)).first;
+  return &it->second;
 }
 
-const TensorView* Binder::optional_matrix(const std::string& name, int64_t rows, int64_t cols) {
+const kernels::Weight* Binder::matrix(const std::string& name, int64_t rows, int64_t cols) {
+  return bind(check(name, {rows, cols}, true));
+}
+
+const kernels::Weight* Binder::optional_matrix(const std::string& name, int64_t rows, int64_t cols) {
   if (source_.find(name) == nullptr) {
     used_.insert(name);
     return nullptr;
@@ -106,8 +112,8 @@ const TensorView* Binder::optional_matrix(const std::string& name, int64_t rows,
   return matrix(name, rows, cols);
 }
 
-const TensorView* Binder::stacked(const std::string& name, const std::vector<int64_t>& shape) {
-  return check(name, shape, true);
+const kernels::Weight* Binder::stacked(const std::string& name, const std::vector<int64_t>& shape) {
+  return bind(check(name, shape, true));
 }
 
 std::vector<float> Binder::vector(const std::string& name, int64_t n) {
@@ -191,7 +197,7 @@ struct Model::Impl {
   // a batch is bit for bit what evaluating it alone gives (model/exact_matmul.h).
   bool exact_rows = false;
   std::vector<std::unique_ptr<ThreadPool>> inline_pools;
-  void mm(const TensorView& W, const float* in, int64_t n, float* out);
+  void mm(const kernels::Weight& W, const float* in, int64_t n, float* out);
   void mm_many(std::span<const kernels::MatmulOut> outs, const float* in, int64_t n);
   // MTP (see the section at the end of this file).
   std::vector<float> mtp_u;  // [rows][2H] fc input
@@ -223,12 +229,12 @@ size_t Model::weight_bytes() const {
   const ModelWeights& w = impl_->w;
   size_t total = w.output->nbytes + w.output_norm.size() * sizeof(float);
   for (const LayerWeights& l : w.layers) {
-    for (const TensorView* t : {l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down}) total += t != nullptr ? t->nbytes : 0;
+    for (const kernels::Weight* t : {l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down}) total += t != nullptr ? t->nbytes : 0;
     if (l.moe != nullptr) {
       // A decoded token reads the router, the shared experts and k routed experts.
       const model_detail::MoeWeights& m = *l.moe;
       total += m.router.nbytes + static_cast<size_t>(impl_->config.n_experts_used) * m.expert_bytes;
-      for (const TensorView* t : {m.shared_gate, m.shared_up, m.shared_down}) total += t != nullptr ? t->nbytes : 0;
+      for (const kernels::Weight* t : {m.shared_gate, m.shared_up, m.shared_down}) total += t != nullptr ? t->nbytes : 0;
     }
   }
   return total;
@@ -270,17 +276,19 @@ void read_rope_freqs(const TensorSource& src, ModelConfig& c, model_detail::Bind
 // (kernels/packed.h). Routed MoE experts stay as stored: they are mapped lazily and a step reads
 // only a few of them, so rewriting them all would read and dirty the whole file.
 void pack_weights(TensorSource& source, model_detail::ModelWeights& w, ThreadPool& pool) {
-  std::set<const TensorView*> seen;
-  auto pack = [&](const TensorView* t) {
-    if (t == nullptr || !seen.insert(t).second || !kernels::should_pack(*t)) return;
-    source.rewrite_in_place(t->name, kernels::kPackRows, [&](const TensorView& v, uint8_t* bytes) {
+  auto pack = [&](const kernels::Weight* t) {
+    if (t == nullptr) return;
+    kernels::Weight& m = w.matrices.find(t->name)->second;
+    if (!kernels::should_pack(m)) return;  // also when packed already (a tied matrix seen twice)
+    const bool packed = source.rewrite_in_place(m.name, [&](const TensorView& v, uint8_t* bytes) {
       kernels::pack_rows(v.dtype, v.rows(), v.cols(), bytes, &pool);
     });
+    if (packed) m.row_group = kernels::kPackRows;
   };
   auto pack_layer = [&](const LayerWeights& l) {
-    for (const TensorView* t : {l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down}) pack(t);
+    for (const kernels::Weight* t : {l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down}) pack(t);
     if (l.moe != nullptr)
-      for (const TensorView* t : {l.moe->shared_gate, l.moe->shared_up, l.moe->shared_down}) pack(t);
+      for (const kernels::Weight* t : {l.moe->shared_gate, l.moe->shared_up, l.moe->shared_down}) pack(t);
   };
   pack(w.output);  // also the embedding when tied: lookups unpack their row (kernels::to_f32)
   for (const LayerWeights& l : w.layers) pack_layer(l);
@@ -319,7 +327,7 @@ std::unique_ptr<Model> Model::from_source(ModelConfig config, std::unique_ptr<Te
   std::unique_ptr<Model> m(new Model());
   Impl& d = *m->impl_;
   d.path = origin;
-  model_detail::Binder binder(*source, origin);
+  model_detail::Binder binder(*source, origin, d.w);
   if (gguf_names) read_rope_freqs(*source, config, binder);
   switch (config.arch) {
     case Arch::Exaone:
@@ -815,7 +823,7 @@ bool Model::has_mtp() const { return impl_->w.mtp != nullptr; }
 
 void Model::set_exact_rows(bool on) { impl_->exact_rows = on; }
 
-void Model::Impl::mm(const TensorView& W, const float* in, int64_t n, float* out) {
+void Model::Impl::mm(const kernels::Weight& W, const float* in, int64_t n, float* out) {
   if (exact_rows && n > 1) {
     model_detail::matmul_rows_exact(W, in, n, out, *pool, inline_pools);
   } else {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "formats/tensor.h"
+#include "kernels/weight.h"
 #include "model/config.h"
 
 namespace kexa::model_detail {
@@ -20,23 +22,23 @@ namespace kexa::model_detail {
 struct MoeWeights {
   // Router [E, H], converted to f32 once at load (the router runs in fp32, spec 4.4).
   std::vector<float> router_data;
-  TensorView router;
+  kernels::Weight router;
   std::vector<float> bias;  // e_score_correction_bias [E]; zeros when the file has none
-  std::vector<TensorView> gate, up, down;  // per expert: [I, H], [I, H], [H, I]
+  std::vector<kernels::Weight> gate, up, down;  // per expert: [I, H], [I, H], [H, I]
   size_t expert_bytes = 0;                 // bytes of one expert's three matrices
-  const TensorView* shared_gate = nullptr;  // [Is, H]; null without shared experts
-  const TensorView* shared_up = nullptr;
-  const TensorView* shared_down = nullptr;  // [H, Is]
+  const kernels::Weight* shared_gate = nullptr;  // [Is, H]; null without shared experts
+  const kernels::Weight* shared_up = nullptr;
+  const kernels::Weight* shared_down = nullptr;  // [H, Is]
 };
 
 struct LayerWeights {
-  const TensorView* wq = nullptr;
-  const TensorView* wk = nullptr;
-  const TensorView* wv = nullptr;
-  const TensorView* wo = nullptr;
-  const TensorView* gate = nullptr;
-  const TensorView* up = nullptr;
-  const TensorView* down = nullptr;
+  const kernels::Weight* wq = nullptr;
+  const kernels::Weight* wk = nullptr;
+  const kernels::Weight* wv = nullptr;
+  const kernels::Weight* wo = nullptr;
+  const kernels::Weight* gate = nullptr;
+  const kernels::Weight* up = nullptr;
+  const kernels::Weight* down = nullptr;
   // Norm weights are tiny, so they are converted to f32 once at load.
   std::vector<float> attn_norm;       // NormPlacement::Pre: before attention
   std::vector<float> ffn_norm;        // NormPlacement::Pre: before the MLP
@@ -50,14 +52,17 @@ struct LayerWeights {
 // The multi-token-prediction block (K-EXAONE, spec 4.6): fc over [enorm(embed(x)), hnorm(hidden)],
 // one pre-norm decoder layer with a dense MLP, a final norm; the lm_head is the main model's.
 struct MtpWeights {
-  const TensorView* fc = nullptr;  // [H, 2H]
+  const kernels::Weight* fc = nullptr;  // [H, 2H]
   std::vector<float> enorm, hnorm, norm;
   LayerWeights layer;
 };
 
 struct ModelWeights {
-  const TensorView* embed = nullptr;
-  const TensorView* output = nullptr;  // == embed when tied
+  // Every bound matrix by name: the layers point into it, and the loader sets row_group here when
+  // it packs a matrix (a tied embedding and output matrix are one entry, so both see it).
+  std::map<std::string, kernels::Weight, std::less<>> matrices;
+  const kernels::Weight* embed = nullptr;
+  const kernels::Weight* output = nullptr;  // == embed when tied
   bool tied = false;
   std::vector<float> output_norm;
   std::vector<LayerWeights> layers;
@@ -68,14 +73,16 @@ struct ModelWeights {
 // lists all missing, misshapen, mistyped and unexpected tensors at once.
 class Binder {
  public:
-  Binder(const TensorSource& source, std::string origin) : source_(source), origin_(std::move(origin)) {}
+  // Matrices are added to `weights.matrices`.
+  Binder(const TensorSource& source, std::string origin, ModelWeights& weights)
+      : source_(source), origin_(std::move(origin)), weights_(weights) {}
 
   // A weight used by matmul: shape {rows, cols}, any dtype the kernels multiply.
-  const TensorView* matrix(const std::string& name, int64_t rows, int64_t cols);
+  const kernels::Weight* matrix(const std::string& name, int64_t rows, int64_t cols);
   // nullptr when absent (no problem recorded).
-  const TensorView* optional_matrix(const std::string& name, int64_t rows, int64_t cols);
+  const kernels::Weight* optional_matrix(const std::string& name, int64_t rows, int64_t cols);
   // A weight of any rank whose rows are matmul rows (stacked experts): shape checked exactly.
-  const TensorView* stacked(const std::string& name, const std::vector<int64_t>& shape);
+  const kernels::Weight* stacked(const std::string& name, const std::vector<int64_t>& shape);
   // A 1-D weight of length n (F32/F16/BF16), returned as f32.
   std::vector<float> vector(const std::string& name, int64_t n);
   bool has(const std::string& name) const { return source_.find(name) != nullptr; }
@@ -89,9 +96,11 @@ class Binder {
  private:
   std::string where(const std::string& name) const;
   const TensorView* check(const std::string& name, const std::vector<int64_t>& shape, bool matrix);
+  const kernels::Weight* bind(const TensorView* t);
 
   const TensorSource& source_;
   std::string origin_;
+  ModelWeights& weights_;
   std::set<std::string> used_;
   std::vector<std::string> problems_;
 };

@@ -50,12 +50,27 @@ TokenLogprob token_logprob(std::span<const float> logits, int32_t token, int k) 
   return out;
 }
 
-NextToken::NextToken(Sampler& sampler, const GenerateOptions& options, std::span<const int64_t> model_eos,
-                     std::span<const int32_t> prompt)
-    : sampler_(sampler), options_(options), stop_(options.stop_ids) {
+std::vector<int32_t> stop_ids(const GenerateOptions& options, std::span<const int64_t> model_eos) {
+  std::vector<int32_t> stop = options.stop_ids;
   if (options.use_model_eos)
     for (int64_t id : model_eos)
-      if (std::find(stop_.begin(), stop_.end(), id) == stop_.end()) stop_.push_back(static_cast<int32_t>(id));
+      if (std::find(stop.begin(), stop.end(), id) == stop.end()) stop.push_back(static_cast<int32_t>(id));
+  return stop;
+}
+
+void check_prompt(std::span<const int32_t> prompt, int64_t vocab, int64_t max_context) {
+  if (prompt.empty()) fail("generate: the prompt is empty (it needs at least one token, e.g. BOS)");
+  for (size_t i = 0; i < prompt.size(); ++i)
+    if (prompt[i] < 0 || prompt[i] >= vocab)
+      fail("generate: prompt token ", i, " has id ", prompt[i], ", outside the vocabulary [0, ", vocab, ")");
+  if (static_cast<int64_t>(prompt.size()) > max_context)
+    fail("generate: the prompt has ", prompt.size(), " tokens but the context holds only ", max_context,
+         " positions");
+}
+
+NextToken::NextToken(Sampler& sampler, const GenerateOptions& options, std::span<const int64_t> model_eos,
+                     std::span<const int32_t> prompt)
+    : sampler_(sampler), options_(options), stop_(kexa::stop_ids(options, model_eos)) {
   for (const auto& [id, bias] : options.logit_bias)
     if (id < 0 || id >= sampler_.vocab_size())
       fail("logit_bias: token id ", id, " is outside the vocabulary [0, ", sampler_.vocab_size(), ")");
@@ -168,14 +183,13 @@ size_t Generator::reusable_prefix(std::span<const int32_t> prompt) const {
 
 GenerateResult Generator::generate(std::span<const int32_t> prompt, const GenerateOptions& options,
                                    const TokenCallback& on_token) {
-  if (prompt.empty()) fail("generate: the prompt is empty (it needs at least one token, e.g. BOS)");
-  for (size_t i = 0; i < prompt.size(); ++i)
-    if (prompt[i] < 0 || prompt[i] >= vocab_)
-      fail("generate: prompt token ", i, " has id ", prompt[i], ", outside the vocabulary [0, ",
-           vocab_, ")");
-  if (static_cast<int64_t>(prompt.size()) > cache_.max_context())
-    fail("generate: the prompt has ", prompt.size(), " tokens but the context holds only ",
-         cache_.max_context(), " positions");
+  if (!on_token) return generate(prompt, options, ChoiceCallback{});
+  return generate(prompt, options, [&](const NextToken::Choice& c) { return on_token(c.token); });
+}
+
+GenerateResult Generator::generate(std::span<const int32_t> prompt, const GenerateOptions& options,
+                                   const ChoiceCallback& on_choice) {
+  check_prompt(prompt, vocab_, cache_.max_context());
 
   const size_t start = reusable_prefix(prompt);
   if (start == 0) {
@@ -202,7 +216,7 @@ GenerateResult Generator::generate(std::span<const int32_t> prompt, const Genera
     tokens_.push_back(c.token);
     result.tokens.push_back(c.token);
     if (c.logprob && options.on_logprob) options.on_logprob(*c.logprob);
-    const bool keep_going = on_token ? on_token(c.token) : true;
+    const bool keep_going = on_choice ? on_choice(c) : true;
     if (!c.is_stop && !keep_going) {
       result.reason = StopReason::Callback;
       break;

@@ -102,6 +102,13 @@ struct GenerateOptions {
   std::vector<std::pair<int32_t, float>> logit_bias;
 };
 
+// The ids that end a generation under `options`: options.stop_ids, then (when
+// options.use_model_eos) those of the model config's EOS ids not among them already.
+std::vector<int32_t> stop_ids(const GenerateOptions& options, std::span<const int64_t> model_eos);
+// Throws kexa::Error unless `prompt` is not empty, holds only ids in [0, vocab) and fits in
+// max_context positions (the checks of every generate()).
+void check_prompt(std::span<const int32_t> prompt, int64_t vocab, int64_t max_context);
+
 // The choice of one sequence's next token, shared by Generator (one sequence) and Scheduler
 // (many): sampling under the optional filter, the stop ids, the token budget, the context bound
 // and the log-probabilities. One object per generation; the sampler (whose random stream may go
@@ -152,6 +159,9 @@ class Generator {
   // The token callback gets every generated id as soon as it is sampled (the stop id too);
   // returning false ends generation (reason Callback).
   using TokenCallback = std::function<bool(int32_t token)>;
+  // The same with the whole choice: whether the id is a stop id, and its log-probability when
+  // options.top_logprobs asks for it. A stop id ends generation (Eos) whatever it returns.
+  using ChoiceCallback = std::function<bool(const NextToken::Choice& choice)>;
 
   // Model and cache must outlive the generator; the cache must have been made for this model.
   Generator(Model& model, KVCache& cache, const SamplingParams& params);
@@ -160,6 +170,8 @@ class Generator {
   // when the prompt does not fit the cache or holds an id outside the vocabulary.
   GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& options,
                           const TokenCallback& on_token = {});
+  GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& options,
+                          const ChoiceCallback& on_choice);
 
   // Every token of the current sequence: prompt + generated (the last generated one is not in
   // the cache yet; the next generate() evaluates it when the new prompt continues this).

@@ -1,7 +1,5 @@
 #include "runtime/job.h"
 
-#include <algorithm>
-
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -23,26 +21,15 @@ JobEnd LocalGeneration::run(Job job, const std::function<bool(const JobEvent&)>&
     generator_ = std::make_unique<Generator>(model_, *cache_, job.sampling);
   GenerateOptions options = job.options;
   options.filter = job.filter.get();
-  JobEvent event;
-  options.on_logprob = [&](const TokenLogprob& lp) { event.logprobs.push_back(lp); };
-  const std::vector<int32_t>& stops = options.stop_ids;
-  auto is_stop = [&](int32_t t) {
-    if (std::find(stops.begin(), stops.end(), t) != stops.end()) return true;
-    if (!options.use_model_eos) return false;
-    const auto& eos = model_.config().eos_token_ids;
-    return std::find(eos.begin(), eos.end(), t) != eos.end();
-  };
+  options.on_logprob = {};  // each token's logprob travels in its event
   JobEnd end;
   try {
-    GenerateResult r = generator_->generate(job.prompt, options, [&](int32_t token) {
-      if (is_stop(token)) {
-        event.logprobs.clear();
-        return true;
-      }
-      event.tokens.push_back(token);
-      bool keep_going = !on_event || on_event(event);
-      event = JobEvent{};
-      return keep_going;
+    GenerateResult r = generator_->generate(job.prompt, options, [&](const NextToken::Choice& c) {
+      if (c.is_stop) return true;  // ends the job (Eos); the stop id is not part of the output
+      JobEvent event;
+      event.tokens.push_back(c.token);
+      if (c.logprob) event.logprobs.push_back(*c.logprob);
+      return !on_event || on_event(event);
     });
     end.reason = r.reason;
   } catch (const Error& e) {

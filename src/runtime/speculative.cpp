@@ -83,189 +83,224 @@ int32_t SpeculativeGenerator::draw(const TokenDist& d) {
   return dist_draw(d, static_cast<double>(rng_() >> 11) * 0x1.0p-53);
 }
 
+// The buffers and progress of one generate() call.
+struct SpeculativeGenerator::Run {
+  Run(const ModelConfig& cfg, int n_draft, const GenerateOptions& options_, const TokenCallback& on_token_)
+      : options(options_),
+        on_token(on_token_),
+        stop(stop_ids(options_, cfg.eos_token_ids)),
+        V(static_cast<size_t>(cfg.vocab_size)),
+        H(static_cast<size_t>(cfg.hidden_size)),
+        draft_logits(static_cast<size_t>(n_draft) * V),
+        h_draft(H),
+        verify_logits(static_cast<size_t>(n_draft + 1) * V),
+        verify_hidden(static_cast<size_t>(n_draft + 1) * H),
+        q(static_cast<size_t>(n_draft)) {}
+
+  const GenerateOptions& options;
+  const TokenCallback& on_token;
+  const std::vector<int32_t> stop;
+  const size_t V, H;
+  GenerateResult result;
+  bool done = false;  // result.reason is final
+  int32_t cur = -1;   // the chosen token the main cache has not evaluated yet
+  std::vector<float> mtp_hidden;     // the MTP block's output hidden states of its last call
+  std::vector<float> draft_logits;   // [n_draft][V]: row i drafts the i-th token after cur
+  std::vector<float> h_draft;        // [H]: the MTP input hidden state of the next draft row
+  std::vector<float> verify_logits;  // [1 + drafts][V]
+  std::vector<float> verify_hidden;  // [1 + drafts][H]
+  std::vector<TokenDist> q;          // each draft's distribution
+  std::vector<int32_t> drafts, verify_in;
+  std::vector<int32_t> out;          // the tokens a verify step settled (accepted drafts + one)
+
+  std::span<const float> row(const std::vector<float>& rows, size_t i) const {
+    return std::span<const float>(rows).subspan(i * V, V);
+  }
+};
+
 GenerateResult SpeculativeGenerator::generate(std::span<const int32_t> prompt, const GenerateOptions& options,
                                               const TokenCallback& on_token) {
-  const ModelConfig& cfg = model_.config();
-  const int64_t vocab = cfg.vocab_size;
-  const size_t V = static_cast<size_t>(vocab), H = static_cast<size_t>(cfg.hidden_size);
-  if (prompt.empty()) fail("generate: the prompt is empty (it needs at least one token, e.g. BOS)");
-  for (size_t i = 0; i < prompt.size(); ++i)
-    if (prompt[i] < 0 || prompt[i] >= vocab)
-      fail("generate: prompt token ", i, " has id ", prompt[i], ", outside the vocabulary [0, ", vocab, ")");
-  if (static_cast<int64_t>(prompt.size()) > cache_.max_context())
-    fail("generate: the prompt has ", prompt.size(), " tokens but the context holds only ", cache_.max_context(),
-         " positions");
+  check_prompt(prompt, model_.config().vocab_size, cache_.max_context());
   if (options.filter != nullptr) fail("generate: constrained decoding is not supported with MTP speculative decoding");
-
-  std::vector<int32_t> stop = options.stop_ids;
-  if (options.use_model_eos)
-    for (int64_t id : cfg.eos_token_ids) stop.push_back(static_cast<int32_t>(id));
-  auto is_stop = [&](int32_t t) { return std::find(stop.begin(), stop.end(), t) != stop.end(); };
-
+  Run r(model_.config(), n_draft_, options, on_token);
   cache_.clear();
   mtp_cache_->clear();
   sampler_.clear_history();
   for (int32_t t : prompt) sampler_.accept(t);
   stats_ = {};
+  r.result.prompt_tokens = static_cast<int64_t>(prompt.size());
+  r.result.prompt_evaluated = static_cast<int64_t>(prompt.size());
 
-  GenerateResult result;
-  result.prompt_tokens = static_cast<int64_t>(prompt.size());
-  result.prompt_evaluated = static_cast<int64_t>(prompt.size());
-  const size_t P = prompt.size();
-
-  // Prefill: last logits row (all rows chunk by chunk when on_logits wants them) and the hidden
-  // state of every prompt position, which the MTP block consumes.
   auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> hidden(P * H), logits(V);
-  if (options.on_logits) {
+  std::vector<float> hidden = prefill(r, prompt);
+  if (options.max_tokens <= 0) {
+    r.result.prefill_seconds = seconds_since(t0);
+    return r.result;
+  }
+  r.cur = draw(sampler_.candidates(r.row(r.verify_logits, 0)));
+  start_drafting(r, prompt, hidden);
+  r.result.prefill_seconds = seconds_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  if (emit(r, r.cur)) {
+    while (step(r)) {
+    }
+  }
+  r.result.decode_steps = stats_.steps;
+  r.result.decode_seconds = seconds_since(t0);
+  return r.result;
+}
+
+std::vector<float> SpeculativeGenerator::prefill(Run& r, std::span<const int32_t> prompt) {
+  // The last logits row goes to verify_logits row 0 (all rows, chunk by chunk, to on_logits when
+  // it wants them); the hidden state of every prompt position is returned for the MTP block.
+  const size_t P = prompt.size(), V = r.V, H = r.H;
+  std::vector<float> hidden(P * H);
+  std::span<float> last = std::span<float>(r.verify_logits).first(V);
+  if (r.options.on_logits) {
     const size_t chunk = static_cast<size_t>(cache_.chunk());
     std::vector<float> rows;
     for (size_t b = 0; b < P; b += chunk) {
       const size_t n = std::min(chunk, P - b);
       rows.resize(n * V);
       model_.forward_hidden(prompt.subspan(b, n), cache_, rows, true, std::span<float>(hidden).subspan(b * H, n * H));
-      for (size_t r = 0; r < n; ++r) options.on_logits(std::span<const float>(rows).subspan(r * V, V));
-      std::copy_n(rows.begin() + static_cast<ptrdiff_t>((n - 1) * V), V, logits.begin());
+      for (size_t i = 0; i < n; ++i) r.options.on_logits(r.row(rows, i));
+      std::copy_n(rows.begin() + static_cast<ptrdiff_t>((n - 1) * V), V, last.begin());
     }
   } else {
-    model_.forward_hidden(prompt, cache_, logits, false, hidden);
+    model_.forward_hidden(prompt, cache_, last, false, hidden);
   }
+  return hidden;
+}
 
-  // Emits one token; false when generation must end (result.reason set).
-  bool done = false;
-  auto emit = [&](int32_t tok) {
-    sampler_.accept(tok);
-    result.tokens.push_back(tok);
-    const bool keep_going = on_token ? on_token(tok) : true;
-    if (is_stop(tok)) {
-      result.reason = StopReason::Eos;
-    } else if (!keep_going) {
-      result.reason = StopReason::Callback;
-    } else if (static_cast<int64_t>(result.tokens.size()) >= options.max_tokens) {
-      result.reason = StopReason::MaxTokens;
-    } else {
-      return true;
-    }
-    done = true;
-    return false;
-  };
-
-  if (options.max_tokens <= 0) {
-    result.prefill_seconds = seconds_since(t0);
-    return result;
-  }
-  int32_t cur = draw(sampler_.candidates(logits));
-
+void SpeculativeGenerator::start_drafting(Run& r, std::span<const int32_t> prompt, std::span<const float> hidden) {
   // MTP rows 0 .. P-1: (hidden_t, token_{t+1}); the last one drafts position P + 1.
-  const int N = n_draft_;
   std::vector<int32_t> mtp_tokens(prompt.begin() + 1, prompt.end());
-  mtp_tokens.push_back(cur);
-  std::vector<float> mtp_hidden(P * H);
-  std::vector<float> draft_logits(static_cast<size_t>(N) * V);
-  model_.mtp_forward(mtp_tokens, hidden, *mtp_cache_, std::span<float>(draft_logits).first(V), false, mtp_hidden);
-  std::vector<float> h_draft(mtp_hidden.end() - static_cast<ptrdiff_t>(H), mtp_hidden.end());
-  result.prefill_seconds = seconds_since(t0);
+  mtp_tokens.push_back(r.cur);
+  r.mtp_hidden.resize(prompt.size() * r.H);
+  model_.mtp_forward(mtp_tokens, hidden, *mtp_cache_, std::span<float>(r.draft_logits).first(r.V), false,
+                     r.mtp_hidden);
+  std::copy(r.mtp_hidden.end() - static_cast<ptrdiff_t>(r.H), r.mtp_hidden.end(), r.h_draft.begin());
+}
 
-  t0 = std::chrono::steady_clock::now();
-  if (!emit(cur)) {
-    result.decode_seconds = seconds_since(t0);
-    return result;
+bool SpeculativeGenerator::emit(Run& r, int32_t tok) {
+  sampler_.accept(tok);
+  r.result.tokens.push_back(tok);
+  const bool keep_going = r.on_token ? r.on_token(tok) : true;
+  if (std::find(r.stop.begin(), r.stop.end(), tok) != r.stop.end()) {
+    r.result.reason = StopReason::Eos;
+  } else if (!keep_going) {
+    r.result.reason = StopReason::Callback;
+  } else if (static_cast<int64_t>(r.result.tokens.size()) >= r.options.max_tokens) {
+    r.result.reason = StopReason::MaxTokens;
+  } else {
+    return true;
   }
+  r.done = true;
+  return false;
+}
 
-  std::vector<int32_t> verify_in;
-  std::vector<float> verify_logits(static_cast<size_t>(N + 1) * V), verify_hidden(static_cast<size_t>(N + 1) * H);
-  std::vector<TokenDist> q(static_cast<size_t>(N));
-  std::vector<int32_t> drafts;
-  std::vector<int32_t> out;
-  while (!done) {
-    const int64_t m = cache_.n_past();
-    if (m >= cache_.max_context()) {
-      result.reason = StopReason::ContextFull;
+bool SpeculativeGenerator::step(Run& r) {
+  const int64_t m = cache_.n_past();
+  if (m >= cache_.max_context()) {
+    r.result.reason = StopReason::ContextFull;
+    return false;
+  }
+  // Drafts that could still be used: the context must hold them and the step's bonus token must
+  // not exceed max_tokens. Rolling back more than a chunk could lose sliding-window keys
+  // (KVCache::truncate).
+  const int64_t left = r.options.max_tokens - static_cast<int64_t>(r.result.tokens.size());
+  const int64_t fit = std::min({left - 1, cache_.max_context() - m - 1, cache_.chunk()});
+  const int n = static_cast<int>(std::clamp<int64_t>(fit, 0, n_draft_));
+  draft(r, n);
+  verify(r);
+  stats_.drafted += n;
+  const int a = settle(r, n);
+  stats_.accepted += a;
+  // Emit row j's token after row j's logits, exactly as the plain generator would.
+  for (size_t j = 0; j < r.out.size() && !r.done; ++j) {
+    if (r.options.on_logits) r.options.on_logits(r.row(r.verify_logits, j));
+    emit(r, r.out[j]);
+  }
+  if (r.done) return false;
+  roll_back(r, m, a);
+  return true;
+}
+
+void SpeculativeGenerator::draft(Run& r, int n) {
+  // The MTP block chains its own normalised output as the next row's hidden state.
+  r.drafts.clear();
+  Sampler hist = sampler_;  // history + drafts, for the penalties of later draft rows
+  for (int i = 0; i < n; ++i) {
+    const size_t row = static_cast<size_t>(i);
+    if (i > 0) {
+      const int32_t prev = r.drafts.back();
+      const auto td = std::chrono::steady_clock::now();
+      model_.mtp_forward(std::span<const int32_t>(&prev, 1), r.h_draft, *mtp_cache_,
+                         std::span<float>(r.draft_logits).subspan(row * r.V, r.V), false, r.h_draft);
+      stats_.draft_seconds += seconds_since(td);
+    }
+    r.q[row] = hist.candidates(r.row(r.draft_logits, row));
+    r.drafts.push_back(draw(r.q[row]));
+    hist.accept(r.drafts.back());
+  }
+}
+
+void SpeculativeGenerator::verify(Run& r) {
+  // The current token and all drafts in one forward.
+  r.verify_in.assign(1, r.cur);
+  r.verify_in.insert(r.verify_in.end(), r.drafts.begin(), r.drafts.end());
+  const size_t rows = r.verify_in.size();
+  const auto tv = std::chrono::steady_clock::now();
+  // Every verified row must equal what plain decoding computes for it, bit for bit.
+  model_.set_exact_rows(true);
+  try {
+    model_.forward_hidden(r.verify_in, cache_, std::span<float>(r.verify_logits).first(rows * r.V), true,
+                          std::span<float>(r.verify_hidden).first(rows * r.H));
+  } catch (...) {
+    model_.set_exact_rows(false);
+    throw;
+  }
+  model_.set_exact_rows(false);
+  stats_.verify_seconds += seconds_since(tv);
+  ++stats_.steps;
+}
+
+int SpeculativeGenerator::settle(Run& r, int n) {
+  // Speculative sampling row by row: r.out gets the accepted drafts, then the replacement of the
+  // first rejected one or, when all n are accepted, the bonus token of the last row.
+  r.out.clear();
+  Sampler hist = sampler_;
+  int a = 0;
+  for (; a <= n; ++a) {
+    const TokenDist p = hist.candidates(r.row(r.verify_logits, static_cast<size_t>(a)));
+    if (a == n) {
+      r.out.push_back(draw(p));
       break;
     }
-    // Drafts that could still be used: the context must hold them and the step's bonus token
-    // must not exceed max_tokens.
-    const int64_t left = options.max_tokens - static_cast<int64_t>(result.tokens.size());
-    // Rolling back more than a chunk could lose sliding-window keys (KVCache::truncate).
-    const int64_t fit = std::min({left - 1, cache_.max_context() - m - 1, cache_.chunk()});
-    const int n = static_cast<int>(std::clamp<int64_t>(fit, 0, N));
-
-    // Draft with the MTP block, chaining its own normalised output as the next hidden state.
-    drafts.clear();
-    Sampler hist = sampler_;  // history + drafts, for the penalties of later draft rows
-    for (int i = 0; i < n; ++i) {
-      if (i > 0) {
-        const int32_t prev = drafts.back();
-        const auto td = std::chrono::steady_clock::now();
-        model_.mtp_forward(std::span<const int32_t>(&prev, 1), h_draft, *mtp_cache_,
-                           std::span<float>(draft_logits).subspan(static_cast<size_t>(i) * V, V), false, h_draft);
-        stats_.draft_seconds += seconds_since(td);
-      }
-      q[static_cast<size_t>(i)] = hist.candidates(std::span<const float>(draft_logits).subspan(static_cast<size_t>(i) * V, V));
-      drafts.push_back(draw(q[static_cast<size_t>(i)]));
-      hist.accept(drafts.back());
-    }
-
-    // Verify the current token and all drafts in one forward.
-    verify_in.assign(1, cur);
-    verify_in.insert(verify_in.end(), drafts.begin(), drafts.end());
-    const size_t rows = verify_in.size();
-    const auto tv = std::chrono::steady_clock::now();
-    // Every verified row must equal what plain decoding computes for it, bit for bit.
-    model_.set_exact_rows(true);
-    try {
-      model_.forward_hidden(verify_in, cache_, std::span<float>(verify_logits).first(rows * V), true,
-                            std::span<float>(verify_hidden).first(rows * H));
-    } catch (...) {
-      model_.set_exact_rows(false);
-      throw;
-    }
-    model_.set_exact_rows(false);
-    stats_.verify_seconds += seconds_since(tv);
-    ++stats_.steps;
-    stats_.drafted += n;
-
-    out.clear();
-    hist = sampler_;
-    int a = 0;
-    for (; a <= n; ++a) {
-      const TokenDist p = hist.candidates(std::span<const float>(verify_logits).subspan(static_cast<size_t>(a) * V, V));
-      if (a == n) {  // every draft accepted: the bonus token comes from the last row
-        out.push_back(draw(p));
-        break;
-      }
-      const double u1 = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
-      const double u2 = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
-      const SpeculativeOutcome o = speculative_accept(p, q[static_cast<size_t>(a)], drafts[static_cast<size_t>(a)], u1, u2);
-      out.push_back(o.token);
-      if (!o.accepted) break;
-      hist.accept(o.token);
-    }
-    stats_.accepted += a;
-
-    // Emit row j's token after row j's logits, exactly as the plain generator would.
-    for (size_t j = 0; j < out.size() && !done; ++j) {
-      if (options.on_logits) options.on_logits(std::span<const float>(verify_logits).subspan(j * V, V));
-      emit(out[j]);
-    }
-    if (done) break;
-
-    // Roll back: main positions m .. m+a hold cur and the accepted drafts; the MTP rows written
-    // while drafting (m .. m+n-2) were built on drafted hidden states and are redone from the
-    // verified ones, which also drafts the next step's first token.
-    cache_.truncate(m + a + 1);
-    mtp_cache_->truncate(m);
-    mtp_hidden.resize(static_cast<size_t>(a + 1) * H);
-    const auto td = std::chrono::steady_clock::now();
-    model_.mtp_forward(out, std::span<const float>(verify_hidden).first(static_cast<size_t>(a + 1) * H), *mtp_cache_,
-                       std::span<float>(draft_logits).first(V), false, mtp_hidden);
-    stats_.draft_seconds += seconds_since(td);
-    std::copy(mtp_hidden.end() - static_cast<ptrdiff_t>(H), mtp_hidden.end(), h_draft.begin());
-    cur = out.back();
+    const double u1 = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+    const double u2 = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+    const SpeculativeOutcome o = speculative_accept(p, r.q[static_cast<size_t>(a)], r.drafts[static_cast<size_t>(a)], u1, u2);
+    r.out.push_back(o.token);
+    if (!o.accepted) break;
+    hist.accept(o.token);
   }
-  result.decode_steps = stats_.steps;
-  result.decode_seconds = seconds_since(t0);
-  return result;
+  return a;
+}
+
+void SpeculativeGenerator::roll_back(Run& r, int64_t m, int a) {
+  // Main positions m .. m+a hold cur and the accepted drafts; the MTP rows written while drafting
+  // (m .. m+n-2) were built on drafted hidden states and are redone from the verified ones, which
+  // also drafts the next step's first token.
+  cache_.truncate(m + a + 1);
+  mtp_cache_->truncate(m);
+  r.mtp_hidden.resize(static_cast<size_t>(a + 1) * r.H);
+  const auto td = std::chrono::steady_clock::now();
+  model_.mtp_forward(r.out, std::span<const float>(r.verify_hidden).first(static_cast<size_t>(a + 1) * r.H),
+                     *mtp_cache_, std::span<float>(r.draft_logits).first(r.V), false, r.mtp_hidden);
+  stats_.draft_seconds += seconds_since(td);
+  std::copy(r.mtp_hidden.end() - static_cast<ptrdiff_t>(r.H), r.mtp_hidden.end(), r.h_draft.begin());
+  r.cur = r.out.back();
 }
 
 }  // namespace kexa

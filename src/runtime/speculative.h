@@ -87,6 +87,24 @@ class SpeculativeGenerator {
  private:
   int32_t draw(const TokenDist& d);
 
+  // The steps of generate(), on the state of one call.
+  struct Run;
+  // Evaluates the prompt; returns its hidden states.
+  std::vector<float> prefill(Run& r, std::span<const int32_t> prompt);
+  // The MTP block over the prompt and the first chosen token: drafts the first step's first token.
+  void start_drafting(Run& r, std::span<const int32_t> prompt, std::span<const float> hidden);
+  // Records one output token; false (result.reason set) when generation ends with it.
+  bool emit(Run& r, int32_t token);
+  // One draft-verify-settle step; false when generation has ended.
+  bool step(Run& r);
+  void draft(Run& r, int n);
+  void verify(Run& r);
+  // Accepts or replaces the n drafts; returns how many were accepted.
+  int settle(Run& r, int n);
+  // Rolls both caches back to the settled tokens after position m; the MTP block re-evaluates
+  // them from the verified hidden states.
+  void roll_back(Run& r, int64_t m, int a);
+
   Model& model_;
   KVCache& cache_;
   std::unique_ptr<KVCache> mtp_cache_;

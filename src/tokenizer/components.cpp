@@ -4,6 +4,7 @@
 
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/json_fields.h"
+#include "tokenizer/steps_impl.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
 
@@ -29,72 +30,62 @@ std::string replace_all(std::string_view s, const Matcher& m, std::string_view c
 
 bool is_ws(uint32_t cp) { return char_class(cp) == kSpace; }
 
+// HF's Replace, as a normalizer or a decoder: every match of "pattern" (a String or a Regex)
+// becomes "content" (replace_all).
+template <typename Step>
+void read_replace(Step& st, const nlohmann::json& j, const char* what, const std::string& where) {
+  st.kind = Step::kReplace;
+  if (!j.contains("pattern")) fail(where, ": Replace ", what, " without \"pattern\"");
+  st.pattern = compile_pattern(j["pattern"], where);
+  st.content = str_or(j, "content", "");
+}
+
 }  // namespace
 
 // ----------------------------------------------------------------------------- normalizers
 
-struct Normalizer::Step {
+struct NormalizerStep {
   enum Kind { kForm, kLower, kReplace, kPrepend, kStrip, kStripAccents } kind = kForm;
   NormForm form = NormForm::NFC;
   std::shared_ptr<const Matcher> pattern;
   std::string content;
   bool left = true, right = true;
+
+  // The step of one component of type `type` (never "Sequence"); errors name `where`.
+  static NormalizerStep read(const std::string& type, const nlohmann::json& j, const std::string& where);
 };
 
-Normalizer::Normalizer() = default;
-Normalizer::~Normalizer() = default;
-Normalizer::Normalizer(Normalizer&&) noexcept = default;
-Normalizer& Normalizer::operator=(Normalizer&&) noexcept = default;
+template class Steps<Normalizer, NormalizerStep>;
 
-namespace {
-
-void add_normalizer(std::vector<Normalizer::Step>& steps, const std::string& type,
-                    const nlohmann::json& j, const std::string& where) {
-  using Step = Normalizer::Step;
-  Step st;
+NormalizerStep NormalizerStep::read(const std::string& type, const nlohmann::json& j, const std::string& where) {
+  NormalizerStep st;
   if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
     st.form = type == "NFC" ? NormForm::NFC : type == "NFD" ? NormForm::NFD
             : type == "NFKC" ? NormForm::NFKC : NormForm::NFKD;
   } else if (type == "Lowercase") {
-    st.kind = Step::kLower;
+    st.kind = kLower;
   } else if (type == "Replace") {
-    st.kind = Step::kReplace;
-    if (!j.contains("pattern")) fail(where, ": Replace normalizer without \"pattern\"");
-    st.pattern = compile_pattern(j["pattern"], where);
-    st.content = str_or(j, "content", "");
+    read_replace(st, j, "normalizer", where);
   } else if (type == "Prepend") {
-    st.kind = Step::kPrepend;
+    st.kind = kPrepend;
     st.content = str_or(j, "prepend", "");
   } else if (type == "Strip") {
-    st.kind = Step::kStrip;
+    st.kind = kStrip;
     st.left = bool_or(j, "strip_left", true);
     st.right = bool_or(j, "strip_right", true);
   } else if (type == "StripAccents") {
-    st.kind = Step::kStripAccents;
+    st.kind = kStripAccents;
   } else {
     fail(where, ": unsupported normalizer type '", type, "'");
   }
-  steps.push_back(std::move(st));
+  return st;
 }
-
-}  // namespace
 
 Normalizer Normalizer::from_json(const nlohmann::json& j, const std::string& where) {
-  Normalizer n;
-  if (!j.is_null()) {
-    for_each_component(j, "normalizer", "normalizers", where,
-                       [&](const std::string& type, const nlohmann::json& c) {
-                         add_normalizer(n.steps_, type, c, where);
-                       });
-  }
-  return n;
+  return read(j, "normalizer", "normalizers", where);
 }
 
-Normalizer Normalizer::nfc() {
-  Normalizer n;
-  n.steps_.push_back(Step{});
-  return n;
-}
+Normalizer Normalizer::nfc() { return of({Step{}}); }
 
 std::string Normalizer::apply(std::string_view in) const {
   std::string s(in);
@@ -142,59 +133,54 @@ std::string Normalizer::apply(std::string_view in) const {
 
 // ----------------------------------------------------------------------------- decoders
 
-struct Decoder::Step {
+struct DecoderStep {
   enum Kind { kByteLevel, kMetaspace, kByteFallback, kFuse, kStrip, kReplace, kWordPiece, kBpeSuffix } kind = kByteLevel;
   std::string content;  // Metaspace replacement, Strip content, Replace content, suffix/prefix
   bool prepend = true;  // Metaspace: prepend_scheme != never
   int64_t start = 0, stop = 0;
   bool cleanup = false;
   std::shared_ptr<const Matcher> pattern;
+
+  // The step of one component of type `type` (never "Sequence"); errors name `where`.
+  static DecoderStep read(const std::string& type, const nlohmann::json& j, const std::string& where);
 };
 
-Decoder::Decoder() = default;
-Decoder::~Decoder() = default;
-Decoder::Decoder(Decoder&&) noexcept = default;
-Decoder& Decoder::operator=(Decoder&&) noexcept = default;
+template class Steps<Decoder, DecoderStep>;
 
-namespace {
-
-void add_decoder(std::vector<Decoder::Step>& steps, const std::string& type,
-                 const nlohmann::json& j, const std::string& where) {
-  using Step = Decoder::Step;
-  Step st;
+DecoderStep DecoderStep::read(const std::string& type, const nlohmann::json& j, const std::string& where) {
+  DecoderStep st;
   if (type == "ByteLevel") {
-    st.kind = Step::kByteLevel;
+    st.kind = kByteLevel;
   } else if (type == "Metaspace") {
-    st.kind = Step::kMetaspace;
+    st.kind = kMetaspace;
     st.content = str_or(j, "replacement", "\xE2\x96\x81");
     std::string scheme = str_or(j, "prepend_scheme", "");
     st.prepend = scheme.empty() ? bool_or(j, "add_prefix_space", true) : scheme != "never";
   } else if (type == "ByteFallback") {
-    st.kind = Step::kByteFallback;
+    st.kind = kByteFallback;
   } else if (type == "Fuse") {
-    st.kind = Step::kFuse;
+    st.kind = kFuse;
   } else if (type == "Strip") {
-    st.kind = Step::kStrip;
+    st.kind = kStrip;
     st.content = str_or(j, "content", " ");
     st.start = int_or(j, "start", 0);
     st.stop = int_or(j, "stop", 0);
   } else if (type == "Replace") {
-    st.kind = Step::kReplace;
-    if (!j.contains("pattern")) fail(where, ": Replace decoder without \"pattern\"");
-    st.pattern = compile_pattern(j["pattern"], where);
-    st.content = str_or(j, "content", "");
+    read_replace(st, j, "decoder", where);
   } else if (type == "WordPiece") {
-    st.kind = Step::kWordPiece;
+    st.kind = kWordPiece;
     st.content = str_or(j, "prefix", "##");
     st.cleanup = bool_or(j, "cleanup", true);
   } else if (type == "BPEDecoder") {
-    st.kind = Step::kBpeSuffix;
+    st.kind = kBpeSuffix;
     st.content = str_or(j, "suffix", "</w>");
   } else {
     fail(where, ": unsupported decoder type '", type, "'");
   }
-  steps.push_back(std::move(st));
+  return st;
 }
+
+namespace {
 
 // "<0x4A>" -> 0x4A, or -1.
 int byte_token(std::string_view t) {
@@ -209,21 +195,10 @@ int byte_token(std::string_view t) {
 }  // namespace
 
 Decoder Decoder::from_json(const nlohmann::json& j, const std::string& where) {
-  Decoder d;
-  if (!j.is_null()) {
-    for_each_component(j, "decoder", "decoders", where,
-                       [&](const std::string& type, const nlohmann::json& c) {
-                         add_decoder(d.steps_, type, c, where);
-                       });
-  }
-  return d;
+  return read(j, "decoder", "decoders", where);
 }
 
-Decoder Decoder::byte_level() {
-  Decoder d;
-  d.steps_.push_back(Step{});
-  return d;
-}
+Decoder Decoder::byte_level() { return of({Step{}}); }
 
 Decoder Decoder::sentencepiece() {
   Decoder d;

@@ -8,48 +8,35 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "tokenizer/steps.h"
+
 namespace kexa::tok {
 
-class Normalizer {
+struct NormalizerStep;  // one normalizer of the sequence (defined in the .cpp)
+struct DecoderStep;
+
+class Normalizer : public Steps<Normalizer, NormalizerStep> {
  public:
-  Normalizer();
-  ~Normalizer();
-  Normalizer(Normalizer&&) noexcept;
-  Normalizer& operator=(Normalizer&&) noexcept;
+  using Step = NormalizerStep;
 
   static Normalizer from_json(const nlohmann::json& j, const std::string& where);  // null ok
   static Normalizer nfc();
-  bool empty() const { return steps_.empty(); }
   std::string apply(std::string_view s) const;
-
-  struct Step;
-
- private:
-  std::vector<Step> steps_;
 };
 
-class Decoder {
+class Decoder : public Steps<Decoder, DecoderStep> {
  public:
-  Decoder();
-  ~Decoder();
-  Decoder(Decoder&&) noexcept;
-  Decoder& operator=(Decoder&&) noexcept;
+  using Step = DecoderStep;
 
   static Decoder from_json(const nlohmann::json& j, const std::string& where);  // null ok
   static Decoder byte_level();
   // SentencePiece BPE as HF converts it: Replace(▁→' '), ByteFallback, Fuse, Strip(' ', 1, 0).
   static Decoder sentencepiece();
 
-  bool empty() const { return steps_.empty(); }
   // Only ByteLevel: each token decodes on its own (per-id bytes can be precomputed).
   bool is_byte_level_only() const;
   // Bytes (no U+FFFD substitution, unlike HF's lossy ByteLevel/ByteFallback).
   std::string decode(std::vector<std::string> tokens) const;
-
-  struct Step;
-
- private:
-  std::vector<Step> steps_;
 };
 
 }  // namespace kexa::tok

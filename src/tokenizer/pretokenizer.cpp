@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "tokenizer/json_fields.h"
+#include "tokenizer/steps_impl.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
 
@@ -38,158 +39,129 @@ inline size_t whitespace_end(std::string_view s, size_t i) {
   return last;  // leave the last space to prefix the following word
 }
 
-}  // namespace
-
-void match_gpt2(std::string_view s, std::vector<Span>& out) {
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    const size_t start = i;
-    Utf8Char c = char_at(s, i);
-    if (c.cp == '\'' && i + 1 < n) {
-      const char a = s[i + 1];
-      if (a == 's' || a == 't' || a == 'm' || a == 'd') {
-        out.push_back({uint32_t(i), uint32_t(i + 2)});
-        i += 2;
-        continue;
-      }
-      if (i + 2 < n) {
-        const char b = s[i + 2];
-        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) {
-          out.push_back({uint32_t(i), uint32_t(i + 3)});
-          i += 3;
-          continue;
-        }
-      }
-    }
-    CharClass k = char_class(c.cp);
-    size_t j = i + c.len;
-    if (c.cp == ' ' && j < n) {
-      Utf8Char d = char_at(s, j);
-      CharClass kd = char_class(d.cp);
-      if (kd != kSpace) {
-        k = kd;
-        j += d.len;
-      }
-    }
-    if (k == kSpace) {
-      i = whitespace_end(s, start);
-    } else {
-      while (j < n) {
-        Utf8Char d = char_at(s, j);
-        CharClass kd = char_class(d.cp);
-        if (k == kLetter ? kd != kLetter : k == kNumber ? kd != kNumber : !is_other(kd)) break;
-        j += d.len;
-      }
-      i = j;
-    }
-    out.push_back({uint32_t(start), uint32_t(i)});
-  }
-}
-
-namespace {
-
 inline uint32_t ascii_lower(uint32_t cp) { return cp >= 'A' && cp <= 'Z' ? cp + 32 : cp; }
 
-// (?i:'s|'t|'re|'ve|'m|'ll|'d) at i (s[i] == '\''); returns the match length or 0.
-// Case folding also maps U+017F LATIN SMALL LETTER LONG S to 's', as Oniguruma does.
-size_t contraction_ci(std::string_view s, size_t i) {
+// '(s|t|re|ve|m|ll|d) at i (s[i] == '\''); returns the match length or 0. With fold_case the
+// letters match in either ASCII case, and U+017F LATIN SMALL LETTER LONG S matches 's', as
+// Oniguruma's (?i:...) does.
+size_t contraction(std::string_view s, size_t i, bool fold_case) {
   const size_t n = s.size();
   if (i + 1 >= n) return 0;
-  Utf8Char a = char_at(s, i + 1);
-  uint32_t la = a.cp == 0x17F ? 's' : ascii_lower(a.cp);
+  const Utf8Char a = char_at(s, i + 1);
+  const uint32_t la = !fold_case ? a.cp : a.cp == 0x17F ? 's' : ascii_lower(a.cp);
   if (la == 's' || la == 't' || la == 'm' || la == 'd') return 1 + a.len;
   if (i + 1 + a.len < n) {
-    uint32_t lb = ascii_lower(static_cast<uint8_t>(s[i + 1 + a.len]));
+    const uint32_t b = static_cast<uint8_t>(s[i + 1 + a.len]);
+    const uint32_t lb = fold_case ? ascii_lower(b) : b;
     if (((la == 'r' || la == 'v') && lb == 'e') || (la == 'l' && lb == 'l')) return 2 + a.len;
   }
   return 0;
 }
 
-}  // namespace
-
-void match_superbpe(std::string_view s, std::vector<Span>& out) {
-  const size_t n = s.size();
+// The GPT-2 family of split patterns, whose alternatives cover the whole text and all begin with
+// the contractions: at each position a contraction, else the piece that ends at
+// rest(s, i, c) (c: the character at i).
+template <typename Rest>
+void split_pieces(std::string_view s, bool fold_case, std::vector<Span>& out, Rest&& rest) {
   size_t i = 0;
-  while (i < n) {
-    const size_t start = i;
-    Utf8Char c = char_at(s, i);
-    // 1. (?i:'s|'t|'re|'ve|'m|'ll|'d)
-    if (c.cp == '\'') {
-      if (size_t len = contraction_ci(s, i)) {
-        out.push_back({uint32_t(i), uint32_t(i + len)});
-        i += len;
-        continue;
-      }
-    }
-    const CharClass k = char_class(c.cp);
-    // 2. [^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+  — letters may continue across
-    // single ASCII spaces (the "superword" pieces).
-    size_t letters = std::string_view::npos;
-    if (k == kLetter) {
-      letters = i;
-    } else if (c.cp != '\r' && c.cp != '\n' && k != kNumber && i + c.len < n &&
-               char_class(char_at(s, i + c.len).cp) == kLetter) {
-      letters = i + c.len;
-    }
-    if (letters != std::string_view::npos) {
-      size_t j = letters + char_at(s, letters).len;
-      while (j < n) {
-        Utf8Char d = char_at(s, j);
-        CharClass kd = char_class(d.cp);
-        if (kd == kLetter || kd == kMark) {
-          j += d.len;
-        } else if (d.cp == ' ' && j + 1 < n && char_class(char_at(s, j + 1).cp) == kLetter) {
-          j += 1 + char_at(s, j + 1).len;
-        } else {
-          break;
-        }
-      }
-      out.push_back({uint32_t(start), uint32_t(j)});
-      i = j;
-      continue;
-    }
-    // 3. \p{N}: one digit at a time.
-    if (k == kNumber) {
-      out.push_back({uint32_t(i), uint32_t(i + c.len)});
-      i += c.len;
-      continue;
-    }
-    // 4. ' ?[^\s\p{L}\p{N}]+[\r\n/]?'
-    size_t run = std::string_view::npos;
-    if (is_other(k)) {
-      run = i;
-    } else if (c.cp == ' ' && i + 1 < n && is_other(char_class(char_at(s, i + 1).cp))) {
-      run = i + 1;
-    }
-    if (run != std::string_view::npos) {
-      size_t j = run;
-      while (j < n) {
-        Utf8Char d = char_at(s, j);
-        if (!is_other(char_class(d.cp))) break;
-        j += d.len;
-      }
-      if (j < n && (s[j] == '\r' || s[j] == '\n' || s[j] == '/')) ++j;
-      out.push_back({uint32_t(start), uint32_t(j)});
-      i = j;
-      continue;
-    }
-    // Whitespace. 5. '\s*[\r\n]': up to the last CR/LF of the run, if it has one.
-    size_t j = i, last_nl = std::string_view::npos;
-    while (j < n) {
-      Utf8Char d = char_at(s, j);
-      if (char_class(d.cp) != kSpace) break;
-      if (d.cp == '\r' || d.cp == '\n') last_nl = j;
+  while (i < s.size()) {
+    const Utf8Char c = char_at(s, i);
+    const size_t len = c.cp == '\'' ? contraction(s, i, fold_case) : 0;
+    const size_t end = len != 0 ? i + len : rest(s, i, c);
+    out.push_back({uint32_t(i), uint32_t(end)});
+    i = end;
+  }
+}
+
+// GPT-2 after the contractions: ' ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+'.
+size_t gpt2_piece_end(std::string_view s, size_t i, Utf8Char c) {
+  const size_t n = s.size();
+  CharClass k = char_class(c.cp);
+  size_t j = i + c.len;
+  if (c.cp == ' ' && j < n) {
+    Utf8Char d = char_at(s, j);
+    CharClass kd = char_class(d.cp);
+    if (kd != kSpace) {
+      k = kd;
       j += d.len;
     }
-    if (last_nl != std::string_view::npos) {
-      i = last_nl + 1;
-    } else {
-      // 6./7. '\s+(?!\S)|\s+'
-      i = whitespace_end(s, start);
-    }
-    out.push_back({uint32_t(start), uint32_t(i)});
   }
+  if (k == kSpace) return whitespace_end(s, i);
+  while (j < n) {
+    Utf8Char d = char_at(s, j);
+    CharClass kd = char_class(d.cp);
+    if (k == kLetter ? kd != kLetter : k == kNumber ? kd != kNumber : !is_other(kd)) break;
+    j += d.len;
+  }
+  return j;
+}
+
+// SuperBPE after its case-insensitive contractions (1.), alternatives 2. to 7.
+size_t superbpe_piece_end(std::string_view s, size_t i, Utf8Char c) {
+  const size_t n = s.size();
+  const CharClass k = char_class(c.cp);
+  // 2. [^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+  — letters may continue across
+  // single ASCII spaces (the "superword" pieces).
+  size_t letters = std::string_view::npos;
+  if (k == kLetter) {
+    letters = i;
+  } else if (c.cp != '\r' && c.cp != '\n' && k != kNumber && i + c.len < n &&
+             char_class(char_at(s, i + c.len).cp) == kLetter) {
+    letters = i + c.len;
+  }
+  if (letters != std::string_view::npos) {
+    size_t j = letters + char_at(s, letters).len;
+    while (j < n) {
+      Utf8Char d = char_at(s, j);
+      CharClass kd = char_class(d.cp);
+      if (kd == kLetter || kd == kMark) {
+        j += d.len;
+      } else if (d.cp == ' ' && j + 1 < n && char_class(char_at(s, j + 1).cp) == kLetter) {
+        j += 1 + char_at(s, j + 1).len;
+      } else {
+        break;
+      }
+    }
+    return j;
+  }
+  // 3. \p{N}: one digit at a time.
+  if (k == kNumber) return i + c.len;
+  // 4. ' ?[^\s\p{L}\p{N}]+[\r\n/]?'
+  size_t run = std::string_view::npos;
+  if (is_other(k)) {
+    run = i;
+  } else if (c.cp == ' ' && i + 1 < n && is_other(char_class(char_at(s, i + 1).cp))) {
+    run = i + 1;
+  }
+  if (run != std::string_view::npos) {
+    size_t j = run;
+    while (j < n) {
+      Utf8Char d = char_at(s, j);
+      if (!is_other(char_class(d.cp))) break;
+      j += d.len;
+    }
+    if (j < n && (s[j] == '\r' || s[j] == '\n' || s[j] == '/')) ++j;
+    return j;
+  }
+  // Whitespace. 5. '\s*[\r\n]': up to the last CR/LF of the run, if it has one.
+  size_t j = i, last_nl = std::string_view::npos;
+  while (j < n) {
+    Utf8Char d = char_at(s, j);
+    if (char_class(d.cp) != kSpace) break;
+    if (d.cp == '\r' || d.cp == '\n') last_nl = j;
+    j += d.len;
+  }
+  if (last_nl != std::string_view::npos) return last_nl + 1;
+  // 6./7. '\s+(?!\S)|\s+'
+  return whitespace_end(s, i);
+}
+
+}  // namespace
+
+void match_gpt2(std::string_view s, std::vector<Span>& out) { split_pieces(s, false, out, gpt2_piece_end); }
+
+void match_superbpe(std::string_view s, std::vector<Span>& out) {
+  split_pieces(s, true, out, superbpe_piece_end);
 }
 
 void match_digits(std::string_view s, bool individual, std::vector<Span>& out) {
@@ -432,7 +404,7 @@ SplitBehavior parse_behavior(const nlohmann::json& j, const std::string& where) 
 
 }  // namespace
 
-struct PreTokenizer::Step {
+struct PreTokenizerStep {
   enum Kind { kSplit, kByteLevel, kMetaspace } kind = kSplit;
   std::shared_ptr<const Matcher> matcher;
   SplitBehavior behavior = SplitBehavior::Isolated;
@@ -445,12 +417,12 @@ struct PreTokenizer::Step {
   std::string replacement;
   int prepend = 0;  // 0 never, 1 first, 2 always
   bool split = true;
+
+  // The step of one component of type `type` (never "Sequence"); errors name `where`.
+  static PreTokenizerStep read(const std::string& type, const nlohmann::json& j, const std::string& where);
 };
 
-PreTokenizer::PreTokenizer() = default;
-PreTokenizer::~PreTokenizer() = default;
-PreTokenizer::PreTokenizer(PreTokenizer&&) noexcept = default;
-PreTokenizer& PreTokenizer::operator=(PreTokenizer&&) noexcept = default;
+template class Steps<PreTokenizer, PreTokenizerStep>;
 
 void PreTokenizer::finish_setup() {
   byte_level_ = false;
@@ -465,33 +437,16 @@ void PreTokenizer::finish_setup() {
   }
 }
 
-namespace {
-
-void add_from_json(std::vector<PreTokenizer::Step>& steps, const std::string& type,
-                   const nlohmann::json& j, const std::string& where);
-
-}  // namespace
-
 PreTokenizer PreTokenizer::from_json(const nlohmann::json& j, const std::string& where) {
-  PreTokenizer p;
-  if (!j.is_null()) {
-    for_each_component(j, "pre_tokenizer", "pretokenizers", where,
-                       [&](const std::string& type, const nlohmann::json& c) {
-                         add_from_json(p.steps_, type, c, where);
-                       });
-  }
+  PreTokenizer p = read(j, "pre_tokenizer", "pretokenizers", where);
   p.finish_setup();
   return p;
 }
 
-namespace {
-
-void add_from_json(std::vector<PreTokenizer::Step>& steps, const std::string& type,
-                   const nlohmann::json& j, const std::string& where) {
-  using Step = PreTokenizer::Step;
-  Step st;
+PreTokenizerStep PreTokenizerStep::read(const std::string& type, const nlohmann::json& j, const std::string& where) {
+  PreTokenizerStep st;
   if (type == "ByteLevel") {
-    st.kind = Step::kByteLevel;
+    st.kind = kByteLevel;
     st.add_prefix_space = bool_or(j, "add_prefix_space", true);
     st.use_regex = bool_or(j, "use_regex", true);
     st.matcher = Matcher::fast(Matcher::kGpt2);
@@ -512,7 +467,7 @@ void add_from_json(std::vector<PreTokenizer::Step>& steps, const std::string& ty
     st.behavior = bool_or(j, "individual_digits", false) ? SplitBehavior::Isolated
                                                          : SplitBehavior::Contiguous;
   } else if (type == "Metaspace") {
-    st.kind = Step::kMetaspace;
+    st.kind = kMetaspace;
     st.replacement = str_or(j, "replacement", "\xE2\x96\x81");
     if (first_invalid_utf8(st.replacement) != std::string::npos || st.replacement.empty())
       fail(where, ": Metaspace replacement must be one character");
@@ -539,10 +494,8 @@ void add_from_json(std::vector<PreTokenizer::Step>& steps, const std::string& ty
   } else {
     fail(where, ": unsupported pre_tokenizer type '", type, "'");
   }
-  steps.push_back(std::move(st));
+  return st;
 }
-
-}  // namespace
 
 PreTokenizer PreTokenizer::gpt2() {
   PreTokenizer p;

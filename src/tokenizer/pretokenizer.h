@@ -12,6 +12,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "tokenizer/steps.h"
+
 namespace kexa::tok {
 
 // The regex strings that get fast paths (compared verbatim with tokenizer.json patterns).
@@ -51,12 +53,11 @@ struct Pieces {
   }
 };
 
-class PreTokenizer {
+struct PreTokenizerStep;  // one pre-tokenizer of the sequence (defined in the .cpp)
+
+class PreTokenizer : public Steps<PreTokenizer, PreTokenizerStep> {
  public:
-  PreTokenizer();
-  ~PreTokenizer();
-  PreTokenizer(PreTokenizer&&) noexcept;
-  PreTokenizer& operator=(PreTokenizer&&) noexcept;
+  using Step = PreTokenizerStep;
 
   // From tokenizer.json's "pre_tokenizer" (null -> identity). Throws kexa::Error naming `where`.
   static PreTokenizer from_json(const nlohmann::json& j, const std::string& where);
@@ -72,12 +73,8 @@ class PreTokenizer {
   // is true the pieces are raw bytes (the GPT-2 byte->char mapping is folded into the vocab).
   void run(std::string_view text, bool at_origin, Pieces& out) const;
   bool byte_level() const { return byte_level_; }
-  bool empty() const { return steps_.empty(); }
-
-  struct Step;  // one pre-tokenizer of the sequence (defined in the .cpp)
 
  private:
-  std::vector<Step> steps_;
   bool byte_level_ = false;
   void finish_setup();
 };

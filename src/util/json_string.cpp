@@ -3,22 +3,20 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "util/escape.h"
 #include "util/utf8.h"
 
 namespace kexa {
 
 namespace {
 
+constexpr CharEscape kShortEscapes[] = {{'"', "\\\""}, {'\\', "\\\\"}, {'\n', "\\n"}, {'\r', "\\r"},
+                                        {'\t', "\\t"},  {'\b', "\\b"},  {'\f', "\\f"}};
+
 void escape(std::string& out, uint32_t c) {
-  switch (c) {
-    case '"': out += "\\\""; return;
-    case '\\': out += "\\\\"; return;
-    case '\n': out += "\\n"; return;
-    case '\r': out += "\\r"; return;
-    case '\t': out += "\\t"; return;
-    case '\b': out += "\\b"; return;
-    case '\f': out += "\\f"; return;
-    default: break;
+  if (const char* e = find_escape(kShortEscapes, c)) {
+    out += e;
+    return;
   }
   char buf[16];
   if (c >= 0x10000) {

@@ -51,11 +51,10 @@ class MemorySource : public TensorSource {
       e.view.nbytes = e.bytes.size();
     }
   }
-  bool rewrite_in_place(std::string_view name, int row_group, const std::function<void(const TensorView&, uint8_t*)>& rewrite) override {
+  bool rewrite_in_place(std::string_view name, const std::function<void(const TensorView&, uint8_t*)>& rewrite) override {
     auto it = entries_.find(std::string(name));
     if (it == entries_.end()) return false;
     rewrite(it->second.view, it->second.bytes.data());
-    it->second.view.row_group = row_group;
     return true;
   }
   const TensorView* find(std::string_view name) const override {

@@ -102,7 +102,7 @@ TEST(ExactRows, MatchesSingleTokenKernels) {
   std::vector<float> x(static_cast<size_t>(n * cols));
   for (float& v : x) v = uni(rng);
   for (DType dt : {DType::F32, DType::BF16, DType::Q8_0}) {
-    TensorView W;
+    kernels::Weight W;
     W.name = "w";
     W.dtype = dt;
     W.shape = {rows, cols};

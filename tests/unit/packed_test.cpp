@@ -25,7 +25,7 @@ const DType kPackedTypes[] = {DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K
 struct Quantized {
   std::vector<float> dequant;
   std::vector<uint8_t> file, packed;
-  TensorView file_view, packed_view;
+  kernels::Weight file_view, packed_view;
 };
 
 // rows x cols random weights quantized to `type`, in the file's layout and packed.
@@ -83,7 +83,7 @@ TEST_P(Packed, LlamaCppTensorsDequantizeExactlyThroughThePackedLayout) {
     if (kernels::packable(t)) {
       std::vector<uint8_t> bytes(t.data, t.data + dtype_bytes(t.dtype, t.numel()));
       kernels::pack_rows(t.dtype, t.rows(), t.cols(), bytes.data());
-      TensorView p = t;
+      kernels::Weight p = t;
       p.data = bytes.data();
       p.row_group = kernels::kPackRows;
       std::vector<float> got(n);
@@ -190,7 +190,7 @@ TEST(Packed, OnlyWholeGroupsOfKnownTypesPack) {
   EXPECT_FALSE(kernels::packable(odd));  // 40 rows: not whole groups of 16
   TensorView q3{"w", DType::Q3_K, {32, 256}, bytes.data(), bytes.size()};
   EXPECT_FALSE(kernels::packable(q3));
-  TensorView ok{"w", DType::Q4_K, {32, 256}, bytes.data(), bytes.size()};
+  kernels::Weight ok(TensorView{"w", DType::Q4_K, {32, 256}, bytes.data(), bytes.size()});
   EXPECT_TRUE(kernels::packable(ok));
   ok.row_group = 8;  // a layout nobody wrote
   std::vector<float> x(256), y(32);

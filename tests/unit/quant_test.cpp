@@ -251,7 +251,7 @@ TEST(Quant, MatmulManyMixedTypes) {
       {DType::Q4_K, 300}, {DType::Q6_K, 70}, {DType::BF16, 45}, {DType::Q8_0, 129}, {DType::F32, 17}};
   std::vector<std::vector<uint8_t>> bytes;
   std::vector<std::vector<float>> deq;
-  std::vector<TensorView> views;
+  std::vector<kernels::Weight> views;
   for (auto [type, rows] : mats) {
     std::vector<float> wf(rows * cols);
     for (float& v : wf) v = normal(rng);
@@ -311,7 +311,7 @@ TEST(Quant, MatmulManyMixedTypes) {
   // Every weight must take the same input width.
   ThreadPool pool(2);
   std::vector<uint8_t> other(dtype_bytes(DType::Q8_0, 4 * 64));
-  TensorView narrow{"blk.0.ffn_up.weight", DType::Q8_0, {4, 64}, other.data(), other.size()};
+  kernels::Weight narrow(TensorView{"blk.0.ffn_up.weight", DType::Q8_0, {4, 64}, other.data(), other.size()});
   std::vector<float> y0(300), y1(4);
   const kernels::MatmulOut bad[] = {{&views[0], y0.data()}, {&narrow, y1.data()}};
   try {

@@ -53,8 +53,6 @@ double py_fmod(double a, double b) {
 
 }  // namespace
 
-std::string python_percent_format(Interpreter& in, const std::string& fmt, const Value& args);
-
 Interpreter::~Interpreter() {
   // Namespaces are the only mutable values, so only they can close a reference cycle.
   for (auto& w : namespaces_)

@@ -79,6 +79,9 @@ class Interpreter {
   Value make_macro(const Stmt& def, const ScopePtr& scope, const std::vector<MacroParam>& params,
                    const Body& body, std::string name, Value caller);
   Value apply_filters(const std::vector<ExprPtr>& chain, Value v, const ScopePtr& scope);
+  // apply_filter's two halves (filters_text.cpp, filters_list.cpp); nullopt: not theirs.
+  std::optional<Value> text_filter(const std::string& name, const Value& input, Args& args);
+  std::optional<Value> list_filter(const std::string& name, const Value& input, Args& args);
   void append(std::string& out, std::string_view s) {
     out.append(s);
     check_size(out.size());
@@ -96,6 +99,8 @@ std::string py_lower(std::string_view s);
 std::string html_escape(const std::string& s);
 std::string py_upper(std::string_view s);
 std::vector<Value> iterate(const Value& v);  // Python iter() as a list; throws TypeError
+// Python's `fmt % args` (the % operator on strings and the format filter).
+std::string python_percent_format(Interpreter& in, const std::string& fmt, const Value& args);
 // range, namespace, dict, raise_exception, strftime_now, cycler, joiner.
 std::optional<Value> global_function(const std::string& name);
 

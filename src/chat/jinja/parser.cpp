@@ -567,13 +567,8 @@ class Parser {
     if (kw == "call") return parse_call_block();
     if (kw == "filter") return parse_filter_block();
     if (kw == "with") return parse_with();
-    if (kw == "generation") {  // transformers' AssistantTracker block: renders its body
-      advance();
-      expect_block_end();
-      auto s = std::make_unique<Stmt>(Stmt::Type::Scope, p);
-      s->body = block_body("generation");
-      return s;
-    }
+    if (kw == "generation")  // transformers' AssistantTracker block: renders its body
+      return block_statement(Stmt::Type::Scope, "generation", false, [](Stmt&) {});
     if (kw == "break" || kw == "continue") {
       if (loop_depth_ == 0) error_here("'" + kw + "' outside of a loop");
       advance();
@@ -708,48 +703,47 @@ class Parser {
     advance();
   }
 
-  StmtPtr parse_macro() {
-    auto s = std::make_unique<Stmt>(Stmt::Type::Macro, pos());
+  // `{% keyword header %} body {% endkeyword %}`, the stream at `keyword`: `header(stmt)` parses
+  // what stands between the keyword and the tag's end.
+  template <typename Header>
+  StmtPtr block_statement(Stmt::Type type, const std::string& keyword, bool function_scope, Header&& header) {
+    auto s = std::make_unique<Stmt>(type, pos());
     advance();
-    s->text = expect_name();
-    parse_signature(s->params);
+    header(*s);
     expect_block_end();
-    s->body = block_body("macro", true);
+    s->body = block_body(keyword, function_scope);
     return s;
+  }
+
+  StmtPtr parse_macro() {
+    return block_statement(Stmt::Type::Macro, "macro", true, [&](Stmt& s) {
+      s.text = expect_name();
+      parse_signature(s.params);
+    });
   }
 
   StmtPtr parse_call_block() {
-    auto s = std::make_unique<Stmt>(Stmt::Type::CallBlock, pos());
-    advance();
-    if (is_op("(")) parse_signature(s->params);
-    s->expr = parse_expression();
-    if (s->expr->type != Expr::Type::Call) error_here("expected call");
-    expect_block_end();
-    s->body = block_body("call", true);
-    return s;
+    return block_statement(Stmt::Type::CallBlock, "call", true, [&](Stmt& s) {
+      if (is_op("(")) parse_signature(s.params);
+      s.expr = parse_expression();
+      if (s.expr->type != Expr::Type::Call) error_here("expected call");
+    });
   }
 
   StmtPtr parse_filter_block() {
-    auto s = std::make_unique<Stmt>(Stmt::Type::FilterBlock, pos());
-    advance();
-    s->filters = parse_filter_chain();
-    expect_block_end();
-    s->body = block_body("filter");
-    return s;
+    return block_statement(Stmt::Type::FilterBlock, "filter", false,
+                           [&](Stmt& s) { s.filters = parse_filter_chain(); });
   }
 
   StmtPtr parse_with() {
-    auto s = std::make_unique<Stmt>(Stmt::Type::With, pos());
-    advance();
-    while (cur().type != Tok::BlockEnd) {
-      if (!s->assigns.empty()) expect_op(",");
-      Target t = parse_target(false);
-      expect_op("=");
-      s->assigns.emplace_back(std::move(t), parse_expression());
-    }
-    expect_block_end();
-    s->body = block_body("with");
-    return s;
+    return block_statement(Stmt::Type::With, "with", false, [&](Stmt& s) {
+      while (cur().type != Tok::BlockEnd) {
+        if (!s.assigns.empty()) expect_op(",");
+        Target t = parse_target(false);
+        expect_op("=");
+        s.assigns.emplace_back(std::move(t), parse_expression());
+      }
+    });
   }
 
   // ---- expressions ----
@@ -888,9 +882,7 @@ class Parser {
     } else {
       node = parse_primary();
     }
-    node = parse_postfix(std::move(node));
-    if (with_filter) node = parse_filter_expr(std::move(node));
-    return node;
+    return parse_trailers(std::move(node), with_filter);
   }
 
   ExprPtr parse_primary() {
@@ -969,41 +961,15 @@ class Parser {
     return e;
   }
 
-  ExprPtr parse_postfix(ExprPtr node) {
-    while (true) {
-      DepthGuard g(*this);
-      Pos p = pos();
-      if (is_op(".")) {
-        advance();
-        if (cur().type == Tok::Name) {
-          auto e = make(Expr::Type::GetAttr, p);
-          e->a = std::move(node);
-          e->name = cur().text;
-          advance();
-          node = std::move(e);
-        } else if (cur().type == Tok::Int) {
-          auto e = make(Expr::Type::GetItem, p);
-          e->a = std::move(node);
-          e->b = make(Expr::Type::Literal, p);
-          e->b->literal = Value::integer(cur().ival);
-          advance();
-          node = std::move(e);
-        } else {
-          error_here("expected name or number after '.'");
-        }
-      } else if (is_op("[")) {
-        advance();
-        node = parse_subscript(std::move(node), p);
-      } else if (is_op("(")) {
-        auto e = make(Expr::Type::Call, p);
-        e->a = std::move(node);
-        parse_call_args(e->args);
-        node = std::move(e);
-      } else {
-        return node;
-      }
-    }
+  // `callee(args)`, the stream at "(": calls follow attributes, subscripts, filters and tests alike.
+  ExprPtr parse_call(ExprPtr callee, Pos p) {
+    auto e = make(Expr::Type::Call, p);
+    e->a = std::move(callee);
+    parse_call_args(e->args);
+    return e;
   }
+
+
 
   ExprPtr parse_subscript(ExprPtr node, Pos p) {
     // [index] or [start:stop:step]
@@ -1069,45 +1035,85 @@ class Parser {
     advance();
   }
 
-  ExprPtr parse_filter_expr(ExprPtr node) {
+  // What may follow an operand: attributes, subscripts and calls, then (with_filter) filters and
+  // tests, each result callable again. As in Jinja2, no attribute or subscript follows a filter
+  // or a test.
+  ExprPtr parse_trailers(ExprPtr node, bool with_filter) {
+    bool filtered = false;
     while (true) {
       DepthGuard g(*this);
       Pos p = pos();
-      if (is_op("|")) {
+      if (!filtered && is_op(".")) {
+        node = parse_attribute(std::move(node), p);
+      } else if (!filtered && is_op("[")) {
         advance();
-        std::string name = expect_name();
-        while (skip_op(".")) name += "." + expect_name();
-        auto f = make(Expr::Type::Filter, p);
-        f->name = name;
-        f->a = std::move(node);
-        if (is_op("(")) parse_call_args(f->args);
-        node = std::move(f);
-      } else if (is_name("is")) {
-        advance();
-        auto t = make(Expr::Type::Test, p);
-        if (skip_name("not")) t->negated = true;
-        t->name = expect_name();
-        while (skip_op(".")) t->name += "." + expect_name();
-        t->a = std::move(node);
-        if (is_op("(")) {
-          parse_call_args(t->args);
-        } else if ((cur().type == Tok::Name || cur().type == Tok::String || cur().type == Tok::Int ||
-                    cur().type == Tok::Float || is_op("[") || is_op("{")) &&
-                   !is_name("else") && !is_name("or") && !is_name("and")) {
-          if (is_name("is")) error_here("You cannot chain multiple tests with is");
-          t->args.positional.push_back(parse_postfix(parse_primary()));
-        }
-        node = std::move(t);
+        node = parse_subscript(std::move(node), p);
       } else if (is_op("(")) {
-        auto e = make(Expr::Type::Call, p);
-        e->a = std::move(node);
-        parse_call_args(e->args);
-        node = std::move(e);
+        node = parse_call(std::move(node), p);
+      } else if (with_filter && is_op("|")) {
+        node = parse_filter(std::move(node), p);
+        filtered = true;
+      } else if (with_filter && is_name("is")) {
+        node = parse_test(std::move(node), p);
+        filtered = true;
       } else {
         return node;
       }
     }
   }
+
+  // `.name` or `.0`, the stream at ".".
+  ExprPtr parse_attribute(ExprPtr node, Pos p) {
+    advance();
+    if (cur().type == Tok::Name) {
+      auto e = make(Expr::Type::GetAttr, p);
+      e->a = std::move(node);
+      e->name = cur().text;
+      advance();
+      return e;
+    }
+    if (cur().type == Tok::Int) {
+      auto e = make(Expr::Type::GetItem, p);
+      e->a = std::move(node);
+      e->b = make(Expr::Type::Literal, p);
+      e->b->literal = Value::integer(cur().ival);
+      advance();
+      return e;
+    }
+    error_here("expected name or number after '.'");
+  }
+
+  // `| name(args)`, the stream at "|".
+  ExprPtr parse_filter(ExprPtr node, Pos p) {
+    advance();
+    std::string name = expect_name();
+    while (skip_op(".")) name += "." + expect_name();
+    auto f = make(Expr::Type::Filter, p);
+    f->name = name;
+    f->a = std::move(node);
+    if (is_op("(")) parse_call_args(f->args);
+    return f;
+  }
+
+  // `is [not] name(args)` or `is name arg`, the stream at "is".
+  ExprPtr parse_test(ExprPtr node, Pos p) {
+    advance();
+    auto t = make(Expr::Type::Test, p);
+    if (skip_name("not")) t->negated = true;
+    t->name = expect_name();
+    while (skip_op(".")) t->name += "." + expect_name();
+    t->a = std::move(node);
+    if (is_op("(")) {
+      parse_call_args(t->args);
+    } else if ((cur().type == Tok::Name || cur().type == Tok::String || cur().type == Tok::Int ||
+                cur().type == Tok::Float || is_op("[") || is_op("{")) &&
+               !is_name("else") && !is_name("or") && !is_name("and")) {
+      if (is_name("is")) error_here("You cannot chain multiple tests with is");
+      t->args.positional.push_back(parse_trailers(parse_primary(), false));
+    }
+    return t;
+  }
+
 };
 
 }  // namespace
