@@ -64,6 +64,13 @@ inline __m256i word(const int8_t* x) {
 }
 
 inline __m256i mb(__m256i u, __m256i s) { return _mm256_maddubs_epi16(u, s); }
+// Pins a running sum to a register at this point. Without it GCC regroups each token's chain of
+// integer adds into a tree over the whole unrolled loop, and the tree's partial sums (one per
+// instruction) spill to the stack: a store and a load for every vpmaddubsw.
+inline __m256i pin(__m256i v) {
+  asm("" : "+x"(v));
+  return v;
+}
 // Each int32 lane's value v as the int16 pair (v, v): vpmaddwd with it scales a lane's pair sum.
 inline __m256i dup16(__m256i v32) { return _mm256_or_si256(v32, _mm256_slli_epi32(v32, 16)); }
 // 8 unsigned scale bytes (one per row) as int32 lanes.
@@ -88,7 +95,7 @@ void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, fl
         const __m256i aq = _mm256_sign_epi8(q, q);
         for (int t = 0; t < T; ++t) {
           const __m256i xs = _mm256_sign_epi8(word(a[t][i].qs + 4 * s), q);
-          acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(mb(aq, xs), ones));
+          acc[t] = pin(_mm256_add_epi32(acc[t], _mm256_madd_epi16(mb(aq, xs), ones)));
         }
       }
       const __m256 d = halves8(p.d + H * h);
@@ -157,7 +164,7 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
           for (int t = 0; t < T; ++t) {
             const int8_t* x = a[t][i].qs + 32 * j + 4 * q;
             const __m256i v = _mm256_add_epi16(mb(lo, word(x)), mb(hi, word(x + 16)));
-            acc[k][t] = (kFive ? q % 2 == 0 : q == 0) ? v : _mm256_add_epi16(acc[k][t], v);
+            acc[k][t] = pin((kFive ? q % 2 == 0 : q == 0) ? v : _mm256_add_epi16(acc[k][t], v));
           }
         }
         for (int t = 0; t < T; ++t)
@@ -212,7 +219,7 @@ void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, f
           const int8_t* x = a[t][i].qs + 16 * g;
           const __m256i s01 = _mm256_add_epi16(mb(w0, word(x)), mb(w1, word(x + 4)));
           const __m256i s23 = _mm256_add_epi16(mb(w2, word(x + 8)), mb(w3, word(x + 12)));
-          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc)));
+          sumi[t] = pin(_mm256_add_epi32(sumi[t], _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc))));
         }
       }
       const __m256 d = halves8(p.d + H * h);
