@@ -37,9 +37,11 @@ using namespace packed;
 
 constexpr int H = R / 2;  // rows per 256-bit half step
 
-// Tokens per tile: each takes a few of the 16 ymm registers (int16 and int32 accumulators), and
-// beyond 4 the inner loops spill; 8 batched streams are two passes over a group that sits in L1.
-constexpr int kTileTokens = 4;
+// Tokens per tile: the innermost loops hold one int16 sum per token (8 tokens + the unpacked
+// weights + a broadcast fit the 16 ymm registers); the int32 and float sums, touched once per
+// sub-block or block, live in L1. 8 against 4: 7-15% less CPU time per token (Zen 3, 4096 x 2048,
+// 8 and 512 tokens), as each unpacked weight register serves twice the tokens.
+constexpr int kTileTokens = 8;
 
 // Hardware prefetchers stop at 4 KiB pages; asking for each line a page ahead into L2 keeps the
 // DRAM stream going (as on AVX-512), which matters more with only a couple of cores reading.
@@ -246,7 +248,11 @@ void run_groups(const uint8_t* w, size_t group_bytes, int64_t nb, const uint8_t*
         case 1: Tile<1>::run(gw, nb, a, out, y_stride); break;
         case 2: Tile<2>::run(gw, nb, a, out, y_stride); break;
         case 3: Tile<3>::run(gw, nb, a, out, y_stride); break;
-        default: Tile<4>::run(gw, nb, a, out, y_stride); break;
+        case 4: Tile<4>::run(gw, nb, a, out, y_stride); break;
+        case 5: Tile<5>::run(gw, nb, a, out, y_stride); break;
+        case 6: Tile<6>::run(gw, nb, a, out, y_stride); break;
+        case 7: Tile<7>::run(gw, nb, a, out, y_stride); break;
+        default: Tile<8>::run(gw, nb, a, out, y_stride); break;
       }
     }
   }
