@@ -43,16 +43,6 @@ constexpr int H = R / 2;  // rows per 256-bit half step
 // 8 and 512 tokens), as each unpacked weight register serves twice the tokens.
 constexpr int kTileTokens = 8;
 
-// Hardware prefetchers stop at 4 KiB pages; asking for each line a page ahead into L2 keeps the
-// DRAM stream going (as on AVX-512), which matters more with only a couple of cores reading.
-constexpr int kPrefetchBytes = 4096;
-inline void prefetch_block_ahead(const void* block, size_t bytes) {
-  const auto begin = reinterpret_cast<uintptr_t>(block) & ~uintptr_t{63};
-  const auto end = reinterpret_cast<uintptr_t>(block) + bytes;
-  for (uintptr_t line = begin; line < end; line += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchBytes), _MM_HINT_T1);
-}
-
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i load64(const void* p) { return _mm_loadl_epi64(static_cast<const __m128i*>(p)); }
 // The 8 half-float scales of one half's rows.
