@@ -133,7 +133,7 @@ void run_matmul(benchmark::State& state, DType dtype, CpuPath path, Shape shape,
   }
   kexa::kernels::Weight view(kexa::TensorView{"bench.weight", dtype, {shape.rows, shape.cols}, w.data(), w.size()});
   if (packed) {
-    if (!kexa::kernels::packable(view) || !kexa::kernels::packed_kernels_supported()) {
+    if (!kexa::kernels::packable(view) || !kexa::kernels::packed_path(path)) {
       state.SkipWithError("no packed kernels for this type or CPU");
       return;
     }
@@ -199,7 +199,8 @@ void register_all() {
                                                   {"Q4_K", DType::Q4_K}, {"Q5_K", DType::Q5_K},
                                                   {"Q6_K", DType::Q6_K}};
   const std::tuple<const char*, CpuPath, bool> qpaths[] = {
-      {"avx2", CpuPath::Avx2, false}, {"avx512", CpuPath::Avx512, false}, {"avx512-packed", CpuPath::Avx512, true}};
+      {"avx2", CpuPath::Avx2, false}, {"avx2-packed", CpuPath::Avx2, true}, {"avx512", CpuPath::Avx512, false},
+      {"avx512-packed", CpuPath::Avx512, true}};
   for (auto [pname, path, packed] : qpaths) {
     for (auto [dname, dtype] : qtypes) {
       // 256x2048 stays in L2: compute throughput without DRAM or shared-cache effects;

@@ -1,5 +1,5 @@
 // Packing and unpacking of row-interleaved weights (layouts in packed.h). Plain C++: it runs once
-// per tensor at load, and unpack_row serves embedding lookups and the non-AVX-512 fallback.
+// per tensor at load, and unpack_row serves embedding lookups and the paths without packed kernels.
 #include "kernels/packed.h"
 #include "kernels/packed_blocks.h"
 
@@ -200,9 +200,14 @@ bool packable(const Weight& W) {
          W.nbytes >= dtype_bytes(W.dtype, W.numel());
 }
 
+bool packed_path(CpuPath path) {
+  if (!path_supported(path)) return false;
+  return path == CpuPath::Avx2 || (path == CpuPath::Avx512 && packed_kernels_supported());
+}
+
 bool should_pack(const Weight& W) {
   if (W.row_group != 1 || !packable(W)) return false;
-  if (active_path() != CpuPath::Avx512 || !packed_kernels_supported()) return false;
+  if (!packed_path(active_path())) return false;
   const char* env = std::getenv("KEXA_PACK");
   return env == nullptr || std::string(env) != "0";
 }

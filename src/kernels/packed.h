@@ -1,4 +1,4 @@
-// Row-interleaved ("packed") weights for the AVX-512 VNNI kernels.
+// Row-interleaved ("packed") weights for the AVX-512 VNNI and AVX2 kernels.
 //
 // A GGUF row stores its quantized values one row after another, so a dot kernel unpacks each
 // block for one row and must re-unpack it for every group of tokens. Packing rearranges each
@@ -27,6 +27,7 @@
 #include <cstdint>
 
 #include "kernels/weight.h"
+#include "kernels/kernels.h"
 
 namespace kexa {
 class ThreadPool;
@@ -40,7 +41,7 @@ constexpr int kPackRows = 16;
 // multiple of 16). Says nothing about the CPU.
 bool packable(const Weight& W);
 // Whether the model loader should pack W: packable, not packed yet, the active CPU path runs the
-// packed kernels (AVX-512 with VNNI), and KEXA_PACK is not "0".
+// packed kernels (packed_path), and KEXA_PACK is not "0".
 bool should_pack(const Weight& W);
 
 // Rewrites `bytes` (the file's rows of a packable [rows, cols] tensor of `type`,
@@ -49,8 +50,10 @@ void pack_rows(DType type, int64_t rows, int64_t cols, uint8_t* bytes, ThreadPoo
 // Row `row` of a packed tensor in the file's block layout (dtype_bytes(W.dtype, W.cols()) bytes).
 void unpack_row(const Weight& W, int64_t row, uint8_t* out);
 
-// Whether this CPU has the instructions of the packed kernels (AVX-512 with VNNI).
+// Whether this CPU has the instructions of the AVX-512 packed kernels (AVX-512 with VNNI).
 bool packed_kernels_supported();
+// Whether `path` runs packed tensors through packed kernels on this CPU (AVX-512 with VNNI; AVX2).
+bool packed_path(CpuPath path);
 
 // The packed kernels (quant_packed_avx512.cpp; call only when packed_kernels_supported()):
 // y[t * y_stride + 16 g + r] = row 16 g + r of W times token t, for groups g0 <= g < g1 and
@@ -59,6 +62,11 @@ bool packed_kernels_supported();
 // same instructions in the same order whatever n_tok is, so a batch equals its rows one by one.
 void packed_matmul_groups(const Weight& W, const uint8_t* act, size_t act_stride, int64_t n_tok,
                           int64_t g0, int64_t g1, float* y, int64_t y_stride);
+
+// The same contract on AVX2 + FMA + F16C (quant_packed_avx2.cpp; call only when
+// path_supported(CpuPath::Avx2)). Its floats differ from the AVX-512 kernels' in rounding only.
+void packed_matmul_groups_avx2(const Weight& W, const uint8_t* act, size_t act_stride, int64_t n_tok,
+                               int64_t g0, int64_t g1, float* y, int64_t y_stride);
 
 // Bytes of one packed group of 16 rows (= 16 file rows).
 inline size_t packed_group_bytes(const Weight& W) {

@@ -1,7 +1,8 @@
 // Internal to src/kernels: the packed block structs (one block column of a 16-row group; layouts
-// described in packed.h), shared by the packer and the AVX-512 kernels.
+// described in packed.h) and their prefetch, shared by the packer and the packed kernels.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/packed.h"
@@ -38,6 +39,20 @@ struct PackedQ6_K {
     uint8_t qh[64];
   } g[16];
 };
+// Packed weights are read in one forward stream; asking for every line of a block 4 KiB ahead,
+// into L2, keeps DRAM busy (hardware prefetchers stop at page boundaries; on Intel server cores
+// they alone reach about half the DRAM rate) and lets an 8-token tile compute while its data
+// arrives (AVX-512, output projection with 8 tokens: 8.2 -> 5.6 ms on 2 threads). Every line,
+// headers included: a block's scales left to demand misses cost Q4_K / Q6_K decode about a fifth
+// of the DRAM rate. (Locality 2 = prefetcht1 on x86.)
+constexpr int kPrefetchBytes = 4096;
+inline void prefetch_block_ahead(const void* block, size_t bytes) {
+  const auto begin = reinterpret_cast<uintptr_t>(block) & ~uintptr_t{63};
+  const auto end = reinterpret_cast<uintptr_t>(block) + bytes;
+  for (uintptr_t line = begin; line < end; line += 64)
+    __builtin_prefetch(reinterpret_cast<const char*>(line + kPrefetchBytes), 0, 2);
+}
+
 static_assert(sizeof(PackedQ8_0) == R * sizeof(quant::BlockQ8_0));
 static_assert(sizeof(PackedQ4_K) == R * sizeof(quant::BlockQ4_K));
 static_assert(sizeof(PackedQ5_K) == R * sizeof(quant::BlockQ5_K));

@@ -72,7 +72,7 @@ inline void scale_min_k4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
 }
 
 // Activation quantizers (bit for bit the same on every path, so results do not depend on the
-// path's rounding): the AVX-512 versions on the AVX-512 path, else the scalar references.
+// path's rounding): the AVX-512 / AVX2 versions on their paths, else the scalar references.
 void quantize_act32(const float* x, int64_t n, ActBlock32* out);
 void quantize_act256(const float* x, int64_t n, ActBlock256* out);
 void quantize_act32_ref(const float* x, int64_t n, ActBlock32* out);
@@ -80,6 +80,9 @@ void quantize_act256_ref(const float* x, int64_t n, ActBlock256* out);
 // Only valid to call when the CPU has AVX-512.
 void quantize_act32_avx512(const float* x, int64_t n, ActBlock32* out);
 void quantize_act256_avx512(const float* x, int64_t n, ActBlock256* out);
+// Only valid to call when the CPU has AVX2 (+FMA, F16C).
+void quantize_act32_avx2(const float* x, int64_t n, ActBlock32* out);
+void quantize_act256_avx2(const float* x, int64_t n, ActBlock256* out);
 
 // Which activation format a weight type dots with.
 enum class ActKind { Block32, Block256 };

@@ -42,7 +42,15 @@ constexpr int64_t kPanelRows = 16;
 constexpr int64_t kPackedChunkTokens = 64;
 
 bool use_packed_kernels(const Weight& W, CpuPath path) {
-  return W.row_group == kPackRows && path == CpuPath::Avx512 && packed_kernels_supported();
+  return W.row_group == kPackRows && packed_path(path);
+}
+
+void packed_groups(const Weight& W, const uint8_t* act, size_t act_stride, int64_t n_tok, int64_t g0, int64_t g1,
+                   float* y, int64_t y_stride, CpuPath path) {
+  if (path == CpuPath::Avx512)
+    packed_matmul_groups(W, act, act_stride, n_tok, g0, g1, y, y_stride);
+  else
+    packed_matmul_groups_avx2(W, act, act_stride, n_tok, g0, g1, y, y_stride);
 }
 
 // A weight row in the file's layout: in place, or unpacked into `buf` for a packed tensor on a
@@ -109,7 +117,7 @@ void quantized_rows(const Weight& W, const uint8_t* act_blocks, float* y, int64_
   if (use_packed_kernels(W, path)) {
     if (r0 % kPackRows != 0 || r1 % kPackRows != 0)
       fail("quantized matmul: ", W.name, ": rows [", r0, ", ", r1, ") split a packed group of ", kPackRows);
-    packed_matmul_groups(W, act_blocks, 0, 1, r0 / kPackRows, r1 / kPackRows, y, 0);
+    packed_groups(W, act_blocks, 0, 1, r0 / kPackRows, r1 / kPackRows, y, 0, path);
     return;
   }
   const RowDotFn dot = pick(dots_for(path), W.dtype);
@@ -159,7 +167,7 @@ void matmul_quantized(const Weight& W, const float* x, int64_t n_tokens, float* 
       const int64_t nt = std::min(kPackedChunkTokens, n_tokens - t0);
       const uint8_t* a = act.data() + act_stride * static_cast<size_t>(t0);
       pool.parallel_for(groups, [&](int64_t g0, int64_t g1) {
-        packed_matmul_groups(W, a, act_stride, nt, g0, g1, y + t0 * rows, rows);
+        packed_groups(W, a, act_stride, nt, g0, g1, y + t0 * rows, rows, path);
       });
     }
     return;

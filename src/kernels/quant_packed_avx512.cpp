@@ -25,18 +25,6 @@ namespace {
 using namespace packed;
 
 constexpr int kTileTokens = 8;
-// Weights are read in one forward stream; asking for every line of a block 4 KiB ahead, into L2,
-// keeps DRAM busy (hardware prefetchers stop at page boundaries; on Intel server cores they alone
-// reach about half the DRAM rate) and lets an 8-token tile compute while its data arrives (the
-// output projection with 8 tokens: 8.2 -> 5.6 ms on 2 threads). Every line, headers included: a
-// block's scales left to demand misses cost Q4_K / Q6_K decode about a fifth of the DRAM rate.
-constexpr int kPrefetchBytes = 4096;
-inline void prefetch_block_ahead(const void* block, size_t bytes) {
-  const auto begin = reinterpret_cast<uintptr_t>(block) & ~uintptr_t{63};
-  const auto end = reinterpret_cast<uintptr_t>(block) + bytes;
-  for (uintptr_t line = begin; line < end; line += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchBytes), _MM_HINT_T1);
-}
 
 inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -203,51 +191,7 @@ void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, f
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * y_stride, accf[t]);
 }
 
-template <class Act, template <int> class Tile>
-void run_groups(const uint8_t* w, size_t group_bytes, int64_t nb, const uint8_t* act, size_t act_stride,
-                int64_t n_tok, int64_t g0, int64_t g1, float* y, int64_t y_stride) {
-  for (int64_t g = g0; g < g1; ++g) {
-    const uint8_t* gw = w + group_bytes * static_cast<size_t>(g);
-    for (int64_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
-      const int nt = static_cast<int>(n_tok - t0 < kTileTokens ? n_tok - t0 : kTileTokens);
-      const Act* a[kTileTokens];
-      for (int t = 0; t < nt; ++t)
-        a[t] = reinterpret_cast<const Act*>(act + act_stride * static_cast<size_t>(t0 + t));
-      float* out = y + t0 * y_stride + g * R;
-      switch (nt) {
-        case 1: Tile<1>::run(gw, nb, a, out, y_stride); break;
-        case 2: Tile<2>::run(gw, nb, a, out, y_stride); break;
-        case 3: Tile<3>::run(gw, nb, a, out, y_stride); break;
-        case 4: Tile<4>::run(gw, nb, a, out, y_stride); break;
-        case 5: Tile<5>::run(gw, nb, a, out, y_stride); break;
-        case 6: Tile<6>::run(gw, nb, a, out, y_stride); break;
-        case 7: Tile<7>::run(gw, nb, a, out, y_stride); break;
-        default: Tile<8>::run(gw, nb, a, out, y_stride); break;
-      }
-    }
-  }
-}
-
-template <int T> struct Q8_0Tile {
-  static void run(const uint8_t* w, int64_t nb, const ActBlock32* const* a, float* y, int64_t s) {
-    q8_0_tile<T>(reinterpret_cast<const PackedQ8_0*>(w), nb, a, y, s);
-  }
-};
-template <int T> struct Q4_KTile {
-  static void run(const uint8_t* w, int64_t nb, const ActBlock256* const* a, float* y, int64_t s) {
-    q45_k_tile<T, false>(reinterpret_cast<const PackedQ4_K*>(w), nb, a, y, s);
-  }
-};
-template <int T> struct Q5_KTile {
-  static void run(const uint8_t* w, int64_t nb, const ActBlock256* const* a, float* y, int64_t s) {
-    q45_k_tile<T, true>(reinterpret_cast<const PackedQ5_K*>(w), nb, a, y, s);
-  }
-};
-template <int T> struct Q6_KTile {
-  static void run(const uint8_t* w, int64_t nb, const ActBlock256* const* a, float* y, int64_t s) {
-    q6_k_tile<T>(reinterpret_cast<const PackedQ6_K*>(w), nb, a, y, s);
-  }
-};
+#include "kernels/packed_tiles.inc"
 
 }  // namespace
 
@@ -260,20 +204,7 @@ bool packed_kernels_supported() {
 
 void packed_matmul_groups(const Weight& W, const uint8_t* act, size_t act_stride, int64_t n_tok,
                           int64_t g0, int64_t g1, float* y, int64_t y_stride) {
-  const size_t group_bytes = packed_group_bytes(W);
-  const int64_t nb = W.cols() / dtype_info(W.dtype)->block_size;
-  switch (W.dtype) {
-    case DType::Q8_0:
-      return run_groups<ActBlock32, Q8_0Tile>(W.data, group_bytes, nb, act, act_stride, n_tok, g0, g1, y, y_stride);
-    case DType::Q4_K:
-      return run_groups<ActBlock256, Q4_KTile>(W.data, group_bytes, nb, act, act_stride, n_tok, g0, g1, y, y_stride);
-    case DType::Q5_K:
-      return run_groups<ActBlock256, Q5_KTile>(W.data, group_bytes, nb, act, act_stride, n_tok, g0, g1, y, y_stride);
-    case DType::Q6_K:
-      return run_groups<ActBlock256, Q6_KTile>(W.data, group_bytes, nb, act, act_stride, n_tok, g0, g1, y, y_stride);
-    default:
-      fail("packed matmul: ", W.name, ": ", dtype_name(W.dtype), " has no packed kernel");
-  }
+  run_packed(W, act, act_stride, n_tok, g0, g1, y, y_stride);
 }
 
 }  // namespace kexa::kernels

@@ -821,11 +821,13 @@ void quantize_act256_ref(const float* x, int64_t n, ActBlock256* out) {
 
 void quantize_act32(const float* x, int64_t n, ActBlock32* out) {
   if (active_path() == CpuPath::Avx512) return quantize_act32_avx512(x, n, out);
+  if (active_path() == CpuPath::Avx2) return quantize_act32_avx2(x, n, out);
   quantize_act32_ref(x, n, out);
 }
 
 void quantize_act256(const float* x, int64_t n, ActBlock256* out) {
   if (active_path() == CpuPath::Avx512) return quantize_act256_avx512(x, n, out);
+  if (active_path() == CpuPath::Avx2) return quantize_act256_avx2(x, n, out);
   quantize_act256_ref(x, n, out);
 }
 

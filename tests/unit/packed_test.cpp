@@ -49,6 +49,14 @@ Quantized make(DType type, int64_t rows, int64_t cols, unsigned seed) {
 
 class Packed : public ::testing::TestWithParam<DType> {};
 
+// The paths of this CPU that run packed tensors through packed kernels.
+std::vector<kernels::CpuPath> packed_paths() {
+  std::vector<kernels::CpuPath> out;
+  for (kernels::CpuPath path : {kernels::CpuPath::Avx2, kernels::CpuPath::Avx512})
+    if (kernels::packed_path(path)) out.push_back(path);
+  return out;
+}
+
 std::string name_of(const ::testing::TestParamInfo<DType>& info) { return dtype_name(info.param); }
 
 TEST_P(Packed, UnpackGivesBackTheFileRows) {
@@ -105,37 +113,41 @@ TEST_P(Packed, LlamaCppTensorsDequantizeExactlyThroughThePackedLayout) {
 // int8 activation rounding, as in quant_test), and against the file-layout kernels on the same
 // path, which compute the same integer block sums and differ only in float summation order.
 TEST_P(Packed, MatmulMatchesFileLayoutAndDouble) {
-  if (!kernels::packed_kernels_supported()) GTEST_SKIP() << "CPU lacks AVX-512 VNNI";
-  const DType type = GetParam();
-  const int64_t rows = 64, cols = 1024;
-  Quantized q = make(type, rows, cols, 2);
-  const int64_t block = type == DType::Q8_0 ? 32 : 256;
-  std::mt19937 rng(5);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  ThreadPool pool(2);
-  for (int64_t n_tokens : {1, 2, 7, 8, 9, 70}) {
-    std::vector<float> x(n_tokens * cols);
-    for (float& v : x) v = normal(rng);
-    x[3] = 30.f;
-    std::vector<float> y_file(n_tokens * rows), y_packed(n_tokens * rows, -1.f);
-    kernels::matmul(q.file_view, x.data(), n_tokens, y_file.data(), pool, kernels::CpuPath::Avx512);
-    kernels::matmul(q.packed_view, x.data(), n_tokens, y_packed.data(), pool, kernels::CpuPath::Avx512);
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      for (int64_t r = 0; r < rows; ++r) {
-        double s = 0, b = 0, mag = 0;
-        for (int64_t c0 = 0; c0 < cols; c0 += block) {
-          double amax = 0, wabs = 0;
-          for (int64_t c = c0; c < c0 + block; ++c) {
-            s += double(q.dequant[r * cols + c]) * x[t * cols + c];
-            amax = std::max(amax, double(std::fabs(x[t * cols + c])));
-            wabs += std::fabs(q.dequant[r * cols + c]);
-            mag += std::fabs(q.dequant[r * cols + c] * x[t * cols + c]);
+  const std::vector<kernels::CpuPath> paths = packed_paths();
+  if (paths.empty()) GTEST_SKIP() << "CPU has no packed kernels (AVX2 or AVX-512 VNNI)";
+  for (kernels::CpuPath path : paths) {
+    SCOPED_TRACE(kernels::path_name(path));
+    const DType type = GetParam();
+    const int64_t rows = 64, cols = 1024;
+    Quantized q = make(type, rows, cols, 2);
+    const int64_t block = type == DType::Q8_0 ? 32 : 256;
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.f, 1.f);
+    ThreadPool pool(2);
+    for (int64_t n_tokens : {1, 2, 7, 8, 9, 70}) {
+      std::vector<float> x(n_tokens * cols);
+      for (float& v : x) v = normal(rng);
+      x[3] = 30.f;
+      std::vector<float> y_file(n_tokens * rows), y_packed(n_tokens * rows, -1.f);
+      kernels::matmul(q.file_view, x.data(), n_tokens, y_file.data(), pool, path);
+      kernels::matmul(q.packed_view, x.data(), n_tokens, y_packed.data(), pool, path);
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        for (int64_t r = 0; r < rows; ++r) {
+          double s = 0, b = 0, mag = 0;
+          for (int64_t c0 = 0; c0 < cols; c0 += block) {
+            double amax = 0, wabs = 0;
+            for (int64_t c = c0; c < c0 + block; ++c) {
+              s += double(q.dequant[r * cols + c]) * x[t * cols + c];
+              amax = std::max(amax, double(std::fabs(x[t * cols + c])));
+              wabs += std::fabs(q.dequant[r * cols + c]);
+              mag += std::fabs(q.dequant[r * cols + c] * x[t * cols + c]);
+            }
+            b += wabs * amax / 254.0 * 1.001 + wabs * amax * 1e-6;
           }
-          b += wabs * amax / 254.0 * 1.001 + wabs * amax * 1e-6;
+          const size_t i = static_cast<size_t>(t * rows + r);
+          ASSERT_LE(std::fabs(y_packed[i] - s), b + 1e-6) << "tokens " << n_tokens << " t " << t << " row " << r;
+          ASSERT_NEAR(y_packed[i], y_file[i], 2e-6 * mag + 1e-6) << "tokens " << n_tokens << " t " << t << " row " << r;
         }
-        const size_t i = static_cast<size_t>(t * rows + r);
-        ASSERT_LE(std::fabs(y_packed[i] - s), b + 1e-6) << "tokens " << n_tokens << " t " << t << " row " << r;
-        ASSERT_NEAR(y_packed[i], y_file[i], 2e-6 * mag + 1e-6) << "tokens " << n_tokens << " t " << t << " row " << r;
       }
     }
   }
@@ -143,20 +155,24 @@ TEST_P(Packed, MatmulMatchesFileLayoutAndDouble) {
 
 // Speculative verification needs a batch's rows bit for bit equal to one-token products.
 TEST_P(Packed, BatchRowsEqualSingleTokenProductsBitwise) {
-  if (!kernels::packed_kernels_supported()) GTEST_SKIP() << "CPU lacks AVX-512 VNNI";
-  const DType type = GetParam();
-  const int64_t rows = 32, cols = 512, n_tokens = 11;
-  Quantized q = make(type, rows, cols, 3);
-  std::mt19937 rng(7);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  std::vector<float> x(n_tokens * cols);
-  for (float& v : x) v = normal(rng);
-  ThreadPool pool(2);
-  std::vector<float> batch(n_tokens * rows), one(rows);
-  kernels::matmul(q.packed_view, x.data(), n_tokens, batch.data(), pool, kernels::CpuPath::Avx512);
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    kernels::matmul(q.packed_view, x.data() + t * cols, 1, one.data(), pool, kernels::CpuPath::Avx512);
-    ASSERT_EQ(0, std::memcmp(one.data(), batch.data() + t * rows, rows * sizeof(float))) << "token " << t;
+  const std::vector<kernels::CpuPath> paths = packed_paths();
+  if (paths.empty()) GTEST_SKIP() << "CPU has no packed kernels (AVX2 or AVX-512 VNNI)";
+  for (kernels::CpuPath path : paths) {
+    SCOPED_TRACE(kernels::path_name(path));
+    const DType type = GetParam();
+    const int64_t rows = 32, cols = 512, n_tokens = 11;
+    Quantized q = make(type, rows, cols, 3);
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.f, 1.f);
+    std::vector<float> x(n_tokens * cols);
+    for (float& v : x) v = normal(rng);
+    ThreadPool pool(2);
+    std::vector<float> batch(n_tokens * rows), one(rows);
+    kernels::matmul(q.packed_view, x.data(), n_tokens, batch.data(), pool, path);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      kernels::matmul(q.packed_view, x.data() + t * cols, 1, one.data(), pool, path);
+      ASSERT_EQ(0, std::memcmp(one.data(), batch.data() + t * rows, rows * sizeof(float))) << "token " << t;
+    }
   }
 }
 
@@ -169,8 +185,8 @@ TEST_P(Packed, OtherPathsUnpackRows) {
   std::mt19937 rng(9);
   std::normal_distribution<float> normal(0.f, 1.f);
   ThreadPool pool(2);
-  for (kernels::CpuPath path : {kernels::CpuPath::Portable, kernels::CpuPath::Avx2}) {
-    if (!kernels::path_supported(path)) continue;
+  for (kernels::CpuPath path : {kernels::CpuPath::Portable, kernels::CpuPath::Avx2, kernels::CpuPath::Avx512}) {
+    if (!kernels::path_supported(path) || kernels::packed_path(path)) continue;
     for (int64_t n_tokens : {1, 5}) {
       std::vector<float> x(n_tokens * cols);
       for (float& v : x) v = normal(rng);

@@ -214,11 +214,12 @@ TEST(Quant, PathsAgreeWithPortable) {
 // matmul_many shares the rows of several matrices of different types (as a layer's Q/K/V or
 // gate/up) out over the pool in one parallel region: every output must equal a double-precision
 // product of the dequantized weights and, bit for bit, the matrix's own matmul.
-// The AVX-512 activation quantizers must give the scalar references' blocks bit for bit: random
+// The AVX2 and AVX-512 activation quantizers must give the scalar references' blocks bit for bit: random
 // rows, rows whose extreme repeats with either sign (the Q8_K scale takes the first), values on
 // rounding ties, zeros, a NaN and an infinity.
 TEST(Quant, ActivationQuantizersMatchReferenceBitForBit) {
-  if (!kernels::path_supported(kernels::CpuPath::Avx512)) GTEST_SKIP() << "no AVX-512";
+  if (!kernels::path_supported(kernels::CpuPath::Avx2)) GTEST_SKIP() << "no AVX2";
+  const bool avx512 = kernels::path_supported(kernels::CpuPath::Avx512);
   std::mt19937 rng(2024);
   std::normal_distribution<float> dist(0.0f, 3.0f);
   const int64_t n = 2048;
@@ -234,12 +235,20 @@ TEST(Quant, ActivationQuantizersMatchReferenceBitForBit) {
     if (trial == 9) x[700] = -INFINITY;
     std::vector<kernels::quant::ActBlock32> a(n / 32), b(n / 32);
     kernels::quant::quantize_act32_ref(x.data(), n, a.data());
-    kernels::quant::quantize_act32_avx512(x.data(), n, b.data());
-    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0]))) << "act32, trial " << trial;
+    kernels::quant::quantize_act32_avx2(x.data(), n, b.data());
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0]))) << "act32 avx2, trial " << trial;
+    if (avx512) {
+      kernels::quant::quantize_act32_avx512(x.data(), n, b.data());
+      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0]))) << "act32 avx512, trial " << trial;
+    }
     std::vector<kernels::quant::ActBlock256> c(n / 256), d(n / 256);
     kernels::quant::quantize_act256_ref(x.data(), n, c.data());
-    kernels::quant::quantize_act256_avx512(x.data(), n, d.data());
-    EXPECT_EQ(0, std::memcmp(c.data(), d.data(), c.size() * sizeof(c[0]))) << "act256, trial " << trial;
+    kernels::quant::quantize_act256_avx2(x.data(), n, d.data());
+    EXPECT_EQ(0, std::memcmp(c.data(), d.data(), c.size() * sizeof(c[0]))) << "act256 avx2, trial " << trial;
+    if (avx512) {
+      kernels::quant::quantize_act256_avx512(x.data(), n, d.data());
+      EXPECT_EQ(0, std::memcmp(c.data(), d.data(), c.size() * sizeof(c[0]))) << "act256 avx512, trial " << trial;
+    }
   }
 }
 

@@ -1,0 +1,252 @@
+// Kernels on packed weights (packed.h) for AVX2 + FMA + F16C. Same layouts and tile shape as the
+// AVX-512 VNNI kernels: each 64-byte step of a 16-row group (16 rows x 4 values) is unpacked once
+// and fed to every token of the tile with the token's 4 activation bytes broadcast, so the int32
+// lanes are row outputs and the per-row scales multiply lane by lane. A 256-bit register holds
+// half a step (8 rows), so a block is walked once per half; both halves of a line come from L1.
+//
+// Without vpdpbusd the int8 dot is vpmaddubsw (u8 x s8 -> pairwise int16 sums, saturating) then
+// vpmaddwd. Saturation never happens: levels are bounded so that the int16 sums kept before the
+// vpmaddwd stay below 2^15 (bounds at each kernel), and the vpmaddwd that widens them also applies
+// the per-row scale. Every integer sum is therefore exact, and each token's floats are combined in
+// the same order whatever the tile size, so a batch equals its rows one by one.
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/packed.h"
+#include "kernels/packed_blocks.h"
+#include "kernels/quant_blocks.h"
+#include "util/error.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+namespace kexa::kernels {
+
+using namespace quant;
+
+namespace {
+
+using namespace packed;
+
+constexpr int H = R / 2;  // rows per 256-bit half step
+
+// Tokens per tile: the innermost loops hold one int16 sum per token (8 tokens + the unpacked
+// weights + a broadcast fit the 16 ymm registers); the int32 and float sums, touched once per
+// sub-block or block, live in L1. 8 against 4: 7-15% less CPU time per token (Zen 3, 4096 x 2048,
+// 8 and 512 tokens), as each unpacked weight register serves twice the tokens.
+constexpr int kTileTokens = 8;
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m128i load64(const void* p) { return _mm_loadl_epi64(static_cast<const __m128i*>(p)); }
+// The 8 half-float scales of one half's rows.
+inline __m256 halves8(const uint16_t* h) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h))); }
+
+// Four activation bytes in every int32 lane.
+inline __m256i word(const int8_t* x) {
+  int32_t v;
+  std::memcpy(&v, x, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline __m256i mb(__m256i u, __m256i s) { return _mm256_maddubs_epi16(u, s); }
+// Pins a running sum to a register at this point. Without it GCC regroups each token's chain of
+// integer adds into a tree over the whole unrolled loop, and the tree's partial sums (one per
+// instruction) spill to the stack: a store and a load for every vpmaddubsw.
+inline __m256i pin(__m256i v) {
+  asm("" : "+x"(v));
+  return v;
+}
+// Each int32 lane's value v as the int16 pair (v, v): vpmaddwd with it scales a lane's pair sum.
+inline __m256i dup16(__m256i v32) { return _mm256_or_si256(v32, _mm256_slli_epi32(v32, 16)); }
+// 8 unsigned scale bytes (one per row) as int32 lanes.
+inline __m256i u8x8(const uint8_t* p) { return _mm256_cvtepu8_epi32(load64(p)); }
+
+template <int T>
+void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, float* y, int64_t y_stride) {
+  __m256 accf[2][T];
+  for (int h = 0; h < 2; ++h)
+    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80)), ones = _mm256_set1_epi16(1);
+  for (int64_t i = 0; i < nb; ++i) {
+    const PackedQ8_0& p = blk[i];
+    prefetch_block_ahead(&p, sizeof(p));
+    for (int h = 0; h < 2; ++h) {
+      __m256i acc[T];
+      for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_si256();
+      for (int s = 0; s < 8; ++s) {
+        // Stored q + 128: back to q, then |q| times x with q's sign moved onto x. Pair sums are
+        // at most 2 * 128 * 127 = 32512, within int16.
+        const __m256i q = _mm256_xor_si256(load256(p.q[s] + 32 * h), bias);
+        const __m256i aq = _mm256_sign_epi8(q, q);
+        for (int t = 0; t < T; ++t) {
+          const __m256i xs = _mm256_sign_epi8(word(a[t][i].qs + 4 * s), q);
+          acc[t] = pin(_mm256_add_epi32(acc[t], _mm256_madd_epi16(mb(aq, xs), ones)));
+        }
+      }
+      const __m256 d = halves8(p.d + H * h);
+      for (int t = 0; t < T; ++t)
+        accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+}
+
+// Q4_K, and Q5_K (kFive) whose fifth bits are merged into the unpacked nibbles.
+template <int T, bool kFive, class Packed>
+void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
+  __m256 accf[2][T];
+  for (int h = 0; h < 2; ++h)
+    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m63 = _mm256_set1_epi32(63), m15 = _mm256_set1_epi32(15);
+  const __m256i bit4 = _mm256_set1_epi8(0x10);
+  for (int64_t i = 0; i < nb; ++i) {
+    const Packed& p = blk[i];
+    prefetch_block_ahead(&p, sizeof(p));
+    int32_t sums[T][4];  // per token, sub-block activation sums as int16 pairs (S_2q, S_2q+1)
+    for (int t = 0; t < T; ++t) {
+      const __m128i* bs = reinterpret_cast<const __m128i*>(a[t][i].bsums);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(sums[t]), _mm_hadd_epi16(_mm_loadu_si128(bs), _mm_loadu_si128(bs + 1)));
+    }
+    for (int h = 0; h < 2; ++h) {
+      auto sbyte = [&](int k) { return u8x8(p.scales[k] + H * h); };
+      // Minimums: dmin * sum_j m_j * S_j, the six-bit m_j of the 8 rows as int16 pairs.
+      {
+        __m256i mn[8];
+        for (int j = 0; j < 4; ++j) mn[j] = _mm256_and_si256(sbyte(j + 4), m63);
+        for (int j = 4; j < 8; ++j)
+          mn[j] = _mm256_or_si256(_mm256_srli_epi32(sbyte(j + 4), 4), _mm256_slli_epi32(_mm256_srli_epi32(sbyte(j), 6), 4));
+        __m256i pair[4];
+        for (int q = 0; q < 4; ++q) pair[q] = _mm256_or_si256(mn[2 * q], _mm256_slli_epi32(mn[2 * q + 1], 16));
+        const __m256 dmin = halves8(p.dmin + H * h);
+        for (int t = 0; t < T; ++t) {
+          __m256i m = _mm256_madd_epi16(pair[0], _mm256_set1_epi32(sums[t][0]));
+          for (int q = 1; q < 4; ++q) m = _mm256_add_epi32(m, _mm256_madd_epi16(pair[q], _mm256_set1_epi32(sums[t][q])));
+          accf[h][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(dmin, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+        }
+      }
+      __m256i sumi[T];
+      for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+      for (int j = 0; j < 8; ++j) {
+        const __m256i sc = dup16(j < 4 ? _mm256_and_si256(sbyte(j), m63)
+                                       : _mm256_or_si256(_mm256_and_si256(sbyte(j + 4), m15),
+                                                         _mm256_slli_epi32(_mm256_srli_epi32(sbyte(j - 4), 6), 4)));
+        // int16 sums per row pair: Q4_K levels <= 15 give pair sums <= 3810, so all 8 steps of the
+        // sub-block fit (30480); Q5_K levels <= 31 give 7874, so 4 steps per sum (31496).
+        constexpr int kSums = kFive ? 2 : 1;
+        __m256i acc[kSums][T];
+        __m256i qh = _mm256_setzero_si256();
+        if constexpr (kFive) qh = load256(p.sub[j].qh + 32 * h);
+        for (int q = 0; q < 4; ++q) {
+          const __m256i c = load256(p.sub[j].qs[q] + 32 * h);
+          __m256i lo = _mm256_and_si256(c, m4), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+          if constexpr (kFive) {
+            // Bit q of each qh byte is step q's fifth bit, bit q + 4 step q + 4's: move both to bit 4.
+            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(qh, 4 - q), bit4));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_srli_epi16(qh, q), bit4));
+          }
+          const int k = kFive ? q / 2 : 0;
+          for (int t = 0; t < T; ++t) {
+            const int8_t* x = a[t][i].qs + 32 * j + 4 * q;
+            const __m256i v = _mm256_add_epi16(mb(lo, word(x)), mb(hi, word(x + 16)));
+            acc[k][t] = pin((kFive ? q % 2 == 0 : q == 0) ? v : _mm256_add_epi16(acc[k][t], v));
+          }
+        }
+        for (int t = 0; t < T; ++t)
+          for (int k = 0; k < kSums; ++k) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(acc[k][t], sc));
+      }
+      const __m256 d = halves8(p.d + H * h);
+      for (int t = 0; t < T; ++t)
+        accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+}
+
+template <int T>
+void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
+  __m256 accf[2][T];
+  for (int h = 0; h < 2; ++h)
+    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  for (int64_t i = 0; i < nb; ++i) {
+    const PackedQ6_K& p = blk[i];
+    prefetch_block_ahead(&p, sizeof(p));
+    for (int h = 0; h < 2; ++h) {
+      // Levels are stored +32: start from -32 * sum_g sc_g * bsum_g, with the signed scales of
+      // groups 2k, 2k+1 as int16 pairs against the int16 pair (bsum_2k, bsum_2k+1).
+      __m256i sumi[T];
+      for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+      for (int k = 0; k < 8; ++k) {
+        const __m128i s0 = load64(p.scales[2 * k] + H * h), s1 = load64(p.scales[2 * k + 1] + H * h);
+        const __m256i pair = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s0, s1));
+        for (int t = 0; t < T; ++t) {
+          int32_t b;
+          std::memcpy(&b, a[t][i].bsums + 2 * k, 4);
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(pair, _mm256_set1_epi32(b)));
+        }
+      }
+      for (int t = 0; t < T; ++t) sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sumi[t], 5));
+      for (int g = 0; g < 16; ++g) {
+        const __m128i s8 = load64(p.scales[g] + H * h);
+        const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8));  // (sc, sc) per row
+        const __m256i l0 = load256(p.g[g].ql[0] + 32 * h), l1 = load256(p.g[g].ql[1] + 32 * h);
+        const __m256i hb = load256(p.g[g].qh + 32 * h);
+        const __m256i w0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+        const __m256i w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                           _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+        const __m256i w2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(hb, m30));
+        const __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                           _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+        for (int t = 0; t < T; ++t) {
+          // Levels <= 63: pair sums <= 16002, two steps per int16 sum (32004).
+          const int8_t* x = a[t][i].qs + 16 * g;
+          const __m256i s01 = _mm256_add_epi16(mb(w0, word(x)), mb(w1, word(x + 4)));
+          const __m256i s23 = _mm256_add_epi16(mb(w2, word(x + 8)), mb(w3, word(x + 12)));
+          sumi[t] = pin(_mm256_add_epi32(sumi[t], _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc))));
+        }
+      }
+      const __m256 d = halves8(p.d + H * h);
+      for (int t = 0; t < T; ++t)
+        accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+}
+
+#include "kernels/packed_tiles.inc"
+
+}  // namespace
+
+void packed_matmul_groups_avx2(const Weight& W, const uint8_t* act, size_t act_stride, int64_t n_tok,
+                               int64_t g0, int64_t g1, float* y, int64_t y_stride) {
+  run_packed(W, act, act_stride, n_tok, g0, g1, y, y_stride);
+}
+
+}  // namespace kexa::kernels
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#else  // not x86-64: nothing is packed for this path.
+
+namespace kexa::kernels {
+void packed_matmul_groups_avx2(const Weight& W, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*,
+                               int64_t) {
+  fail("packed matmul: ", W.name, ": the AVX2 packed kernels need x86-64");
+}
+}  // namespace kexa::kernels
+
+#endif
