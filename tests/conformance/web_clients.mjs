@@ -6,7 +6,7 @@
 // Usage: node web_clients.mjs BASE_URL MOCK_URLS.json SCREENSHOT.png
 // MOCK_URLS.json: every URL the mock sites serve (a page of the answer must be one of them).
 import OpenAI from "openai";
-import { chromium } from "playwright-core";
+import { launchBrowser, newRecordingPage } from "./lib/browser.mjs";
 import fs from "node:fs";
 
 const [base, mockFile, screenshot] = process.argv.slice(2);
@@ -43,17 +43,9 @@ try {
 }
 
 // 2. The UI's Web mode.
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchBrowser();
 try {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 750 } });
-  await page.addInitScript(() => {
-    window.kexaCspViolations = [];
-    document.addEventListener("securitypolicyviolation", (e) => window.kexaCspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
-  });
+  const page = await newRecordingPage(browser);
   await page.goto(base + "/");
   await page.waitForFunction(() => !document.querySelector('#mode option[value="web"]').disabled, null, { timeout: 10000 });
   check("UI: Web mode offered when the server searches the web", true);
