@@ -80,6 +80,12 @@ function messageElement(m) {
   }
   div.appendChild(answerElement(m.content, m.citations));
   if (m.sql !== undefined) div.appendChild(sqlElement(m));
+  if (m.note) {
+    const n = document.createElement("div");
+    n.className = "muted note";
+    n.textContent = m.note;
+    div.appendChild(n);
+  }
   if (m.error) {
     const e = document.createElement("div");
     e.className = "error";
@@ -135,7 +141,7 @@ function headers() {
   return h;
 }
 
-// Documents and Database modes: one JSON request, no streaming.
+// Documents, Database and Web modes: one JSON request, no streaming.
 async function ask(text, mode) {
   const conv = current;
   conv.messages.push({ role: "user", content: text });
@@ -144,9 +150,9 @@ async function ask(text, mode) {
   conv.messages.push(reply);
   save();
   renderAll();
-  const path = mode === "rag" ? "/v1/rag/query" : "/v1/sql/query";
+  const path = mode === "rag" ? "/v1/rag/query" : mode === "web" ? "/v1/web/query" : "/v1/sql/query";
   // "sql-run": the message is one SQL statement, run by the server's read-only executor.
-  const body = mode === "rag"
+  const body = mode === "rag" || mode === "web"
     ? { question: text, temperature: parseFloat($("temperature").value), max_tokens: parseInt($("max-tokens").value, 10) || 512,
         require_citation: $("require-citation").checked }
     : mode === "sql-run" ? { sql: text }
@@ -163,6 +169,12 @@ async function ask(text, mode) {
       reply.content = j.answer;
       reply.reasoning = j.reasoning || "";
       reply.citations = j.citations;
+    } else if (mode === "web") {
+      // Citations name the fetched page (URL, title) and the exact span quoted from it; a failure
+      // (search down, every page failing) comes with the fixed abstention and says what failed.
+      reply.content = j.answer;
+      reply.citations = j.citations;
+      if (j.failure) reply.note = j.failure;
     } else {
       reply.content = j.answer || (j.executed ? "" : (j.error || "no statement ran"));
       if (j.executed && !j.answer && j.result) reply.content = `${j.result.rows.length} row(s)`;
@@ -336,7 +348,7 @@ for (const id of ["system-prompt", "temperature", "thinking", "max-tokens", "api
   $(id).addEventListener("change", saveSettings);
 }
 
-// What the server offers (documents, database) and the model's name; asked again when the API
+// What the server offers (documents, database, web) and the model's name; asked again when the API
 // key changes, since both answers need it on a server started with --api-key.
 function loadServerInfo() {
   fetch("/v1/kexa/features", { headers: headers() }).then((r) => (r.ok ? r.json() : {})).then((j) => {
@@ -345,6 +357,7 @@ function loadServerInfo() {
     $("mode").querySelector('option[value="rag"]').disabled = !j.rag;
     $("mode").querySelector('option[value="sql"]').disabled = !j.sql;
     $("mode").querySelector('option[value="sql-run"]').disabled = !j.sql;
+    $("mode").querySelector('option[value="web"]').disabled = !j.web;
     if (j.rag) refreshDocuments();
   }).catch(() => {});
   fetch("/v1/models", { headers: headers() }).then((r) => (r.ok ? r.json() : {})).then((j) => {

@@ -186,14 +186,26 @@ ParsedUrl parse_url(std::string_view url, std::string_view base) {
   return p;
 }
 
+namespace {
+
+// A decimal of at most five digits (a prefix length, a port), else -1: atoi would wrap a longer
+// one, and "10.0.0.0/4294967296" read as /0 would open every address.
+int small_decimal(std::string_view s) {
+  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string_view::npos) return -1;
+  int v = 0;
+  for (char c : s) v = v * 10 + (c - '0');
+  return v;
+}
+
+}  // namespace
+
 void AddressPolicy::allow(std::string_view entry) {
   std::string e(entry);
   size_t slash = e.find('/');
   if (slash != std::string::npos) {
     std::optional<IpAddress> net = parse_ip(e.substr(0, slash));
-    int bits = std::atoi(e.c_str() + slash + 1);
-    if (!net || e.size() == slash + 1 || e.find_first_not_of("0123456789", slash + 1) != std::string::npos ||
-        bits > (net->v6 ? 128 : 32))
+    int bits = small_decimal(std::string_view(e).substr(slash + 1));
+    if (!net || bits < 0 || bits > (net->v6 ? 128 : 32))
       fail("--web-allow '", e, "': expected CIDR (10.0.0.0/8, ::1/128) or host:port");
     cidrs_.push_back({*net, bits});
     return;
@@ -206,7 +218,7 @@ void AddressPolicy::allow(std::string_view entry) {
   if (colon == std::string::npos || colon + 1 == e.size() ||
       e.find_first_not_of("0123456789", colon + 1) != std::string::npos)
     fail("--web-allow '", e, "': expected CIDR (10.0.0.0/8, ::1/128) or host:port");
-  int port = std::atoi(e.c_str() + colon + 1);
+  int port = small_decimal(std::string_view(e).substr(colon + 1));
   std::string host = strip_host(e.substr(0, colon));
   if (host.empty() || port <= 0 || port > 65535) fail("--web-allow '", e, "': bad host or port");
   if (std::optional<IpAddress> ip = parse_ip(host)) host = ip->to_string();

@@ -299,6 +299,7 @@ namespace {
 struct Transfer {
   size_t page = 0;      // index into the fetch's pages (robots: unused)
   bool robots = false;
+  int robots_hops = 0;  // robots: redirects followed so far
   std::string origin;   // robots: the origin it is for
   CheckedTarget target;
   std::string body;
@@ -461,7 +462,27 @@ std::vector<Page> Fetcher::fetch(const std::vector<std::string>& urls) {
     long status = 0;
     curl_easy_getinfo(tr.easy, CURLINFO_RESPONSE_CODE, &status);
     if (tr.robots) {
-      // RFC 9309: an unreachable robots.txt (5xx, network) means "disallow all"; 4xx means none.
+      // RFC 9309: redirects are followed (five hops at least), each hop checked by the address
+      // policy like a page's; one that cannot be followed leaves robots.txt unavailable (no rules).
+      if (rc == CURLE_OK && status >= 300 && status < 400 && tr.robots_hops < std::max(5, opt_.max_redirects)) {
+        char* location = nullptr;
+        curl_easy_getinfo(tr.easy, CURLINFO_REDIRECT_URL, &location);
+        if (location) {
+          try {
+            auto hop = std::make_unique<Transfer>();
+            hop->target = policy_.check(location, tr.target.url.url);
+            hop->robots = true;
+            hop->origin = tr.origin;
+            hop->robots_hops = tr.robots_hops + 1;
+            hop->max_bytes = tr.max_bytes;
+            queue.push_front(std::move(hop));
+            return;
+          } catch (const Error& e) {
+            if (std::string(e.what()).rfind("refused", 0) == 0) ++counters_.refusals;
+          }
+        }
+      }
+      // An unreachable robots.txt (5xx, network) means "disallow all"; 4xx means none.
       std::string rules;
       if (rc != CURLE_OK || status >= 500) rules = "User-agent: *\nDisallow: /\n";
       else if (status >= 200 && status < 300) rules = tr.body;

@@ -7,7 +7,7 @@
 // answers, sources and rows run nothing, markdown renders.
 // Usage: node server_browser.mjs BASE_URL API_KEY SCREENSHOT.png SQL_REF.json
 // SQL_REF.json: {"sql", "columns", "rows"} as Python's sqlite3 returned them.
-import { chromium } from "playwright-core";
+import { launchBrowser, newRecordingPage } from "./lib/browser.mjs";
 import fs from "node:fs";
 import { checkRendering } from "./server_browser_render.mjs";
 
@@ -19,18 +19,10 @@ function check(name, cond, detail = "") {
   else { failed++; console.log("  FAIL " + name + (detail ? ": " + detail : "")); }
 }
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchBrowser();
 try {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 750 } });
   // The UI works under its own Content-Security-Policy: nothing it does is refused.
-  await page.addInitScript(() => {
-    window.kexaCspViolations = [];
-    document.addEventListener("securitypolicyviolation", (e) => window.kexaCspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
-  });
+  const page = await newRecordingPage(browser);
   await page.goto(base + "/");
   check("UI loads", (await page.title()) === "kexa chat");
   await page.click("#settings summary");

@@ -97,6 +97,21 @@ def redirects():
     return pages[0]["error"][:80]
 check("redirect to a non-allowed port refused at the hop (0 connections on it); allowed redirect followed", redirects)
 
+def robots_redirect():
+    pages, r, _ = fetch_json(*ALLOW, f"http://127.0.0.1:{B}/b-private/page.html", f"http://127.0.0.1:{B}/en/village0.html")
+    denied, ok = pages
+    assert not denied["ok"] and f"robots.txt of http://127.0.0.1:{B} disallows /b-private/page.html" in denied["error"], denied
+    assert ok["ok"], ok
+    return denied["error"][:80]
+check("robots.txt redirected (to an allowed address) is followed and honoured", robots_redirect)
+
+def robots_redirect_refused():
+    before = counts()
+    pages, r, _ = fetch_json("--web-allow", f"127.0.0.1:{S}", f"http://127.0.0.1:{S}/garbage")
+    assert pages[0]["ok"] and "Too many requests" in pages[0]["text"], pages[0]
+    assert counts()[str(F)] == before[str(F)] == 0, counts()
+check("robots.txt redirected to a refused address: not followed (0 connections), no rules", robots_redirect_refused)
+
 print("fetching")
 def pages_read():
     pages, r, _ = fetch_json(*ALLOW, a_url("/ko/village0.html"), a_url("/ko/village4.html"), a_url("/ko/village2.html"),
@@ -234,7 +249,7 @@ if MODEL:
     check("injection paragraph stays quoted in the user turn; system turn identical to a clean question's", injection)
 
 if MODEL:
-    print("server: POST /v1/web/query, chat tool kexa_web_search, /metrics")
+    print("server: POST /v1/web/query, /metrics, chat tool kexa_web_search (openai SDK), the UI's Web mode (Playwright)")
     import re, urllib.request, urllib.error
     srv = subprocess.Popen([KEXA, "serve", "-m", MODEL, "--port", "0", "--ctx", "4096", "--threads", "2", "--parallel", "2",
                             "--web-search", f"json:http://127.0.0.1:{S}/fixed/villages?q={{q}}", *ALLOW],
@@ -263,20 +278,20 @@ if MODEL:
         assert all("text" not in p for p in j["pages"])
         return f"{len(j['sources'])} sources, citation [{j['citations'][0]['number']}] {j['citations'][0]['url'][-20:]}"
     check("POST /v1/web/query answers with sources from the fetched pages", server_query)
-    def server_tool():
+    def clients():
+        # The openai SDK's tool-calling chat (kexa_web_search) and the UI's Web mode (Playwright).
         assert threading_ok, "server did not start"
-        j = post("/v1/chat/completions", {"messages": [{"role": "user", "content": "When was the lighthouse of Tamsell built?"}],
-                 "tools": [{"type": "function", "function": {"name": "kexa_web_search"}}],
-                 "tool_choice": {"type": "function", "function": {"name": "kexa_web_search"}}, "max_tokens": 120})
-        calls = j["kexa_tool_calls"]
-        assert calls and calls[0]["name"] == "kexa_web_search", j
-        res = calls[0]["result"]
-        assert "error" not in res and len(res["results"]) == 8 and isinstance(res["passages"], list), res
-        mock_urls = {f"http://127.0.0.1:{port}{path}" for site, port in (("a", A), ("b", B)) for path in mock.SITES[site]}
-        assert all(r["url"] in mock_urls and "error" not in r for r in res["results"]), res["results"]
-        for p in res["passages"]: assert p["url"] in mock_urls, p
-        return f"query {res['query'][:30]!r}: {len(res['results'])} results, {len(res['passages'])} passages"
-    check("chat tool kexa_web_search runs the search server-side", server_tool)
+        mock_urls = [f"http://127.0.0.1:{port}{path}" for site, port in (("a", A), ("b", B)) for path in mock.SITES[site]]
+        urls_file = os.path.join(WORK, "mock_urls.json")
+        with open(urls_file, "w") as f: json.dump(mock_urls, f)
+        shots = os.environ.get("KEXA_TEST_OUTPUT") or os.path.join(os.getcwd(), os.environ.get("KEXA_BUILD", "build"), "test-output")
+        os.makedirs(shots, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
+        r = subprocess.run(["node", "tests/conformance/web_clients.mjs", base, urls_file, os.path.join(shots, "web-ui-web-mode.png")],
+                           capture_output=True, text=True, timeout=900, env=env)
+        print(r.stdout, end="")
+        assert r.returncode == 0, (r.stdout.splitlines() or [""])[-1] + r.stderr[-600:]
+    check("openai SDK and the UI's Web mode (web_clients.mjs)", clients)
     def server_metrics():
         assert threading_ok, "server did not start"
         with opener.open(base + "/metrics", timeout=10) as r: text = r.read().decode()

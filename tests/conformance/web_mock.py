@@ -8,7 +8,8 @@ village, and the pages of the other villages (same attributes, other values) are
 Run: web_mock.py PORTS_FILE  (writes {"search": S, "a": A, "b": B, "f": F, "dead": D} when ready)."""
 import json, re, sys, threading, time, socket
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
-from urllib.parse import urlparse, parse_qs
+from html import escape
+from urllib.parse import urlparse, parse_qs, quote
 
 KO = [  # name, region, year, product, population
     ("하늘마루", "강원도 북쪽 산골", 1873, "메밀묵", 412), ("별가람", "전라남도 바닷가", 1902, "김부각", 1288),
@@ -109,6 +110,10 @@ SITES["a"]["/private/secret.html"] = ("text/html; charset=utf-8",
                                       "Quillfeather archive", "Quillfeather archive maps")
 SITES["a"]["/robots.txt"] = ("text/plain", b"User-agent: *\nDisallow: /private/\n", "", "")
 SITES["a"]["/bad-utf8.html"] = ("text/html; charset=utf-8", b"<html><body><p>caf\xe9 \xff\xfe broken</p></body></html>", "", "")
+# Site B's robots.txt redirects to one kept on site A (followed under the address policy).
+SITES["a"]["/robots-b.txt"] = ("text/plain", b"User-agent: *\nDisallow: /b-private/\n", "", "")
+SITES["b"]["/b-private/page.html"] = ("text/html; charset=utf-8",
+                                      html("Lindqvist ledger", "<main><p>The Lindqvist ledger lists 40 ships.</p></main>").encode(), "", "")
 SITES["f"]["/secret"] = ("text/plain", b"the forbidden port's secret", "", "")
 SPECIAL = ["/slow.html", "/huge.html", "/redirect.html", "/private/secret.html", "/bad-utf8.html"]
 
@@ -158,10 +163,15 @@ class Handler(BaseHTTPRequestHandler):
             if u.path == "/fixed/failures":
                 res = [{"url": f"http://127.0.0.1:{PORTS['a']}{p}", "title": p, "content": ""} for p in SPECIAL]
                 return self.send(200, "application/json", json.dumps({"results": res}).encode())
-            if u.path == "/fixed/villages":  # every English village page, whatever the query (random-model tool calls)
-                res = [{"url": f"http://127.0.0.1:{PORTS[site]}{path}", "title": t, "content": ""}
-                       for site in ("a", "b") for path, (_, _, t, _) in SITES[site].items() if path.startswith("/en/")]
+            if u.path == "/fixed/villages":
+                # Whatever the query (a random model's tool calls write anything): first a page that
+                # quotes the query, so its passages are never empty, then every English village page.
+                res = [{"url": f"http://127.0.0.1:{PORTS['a']}/echo.html?q={quote(q)}", "title": "Search echo", "content": ""}]
+                res += [{"url": f"http://127.0.0.1:{PORTS[site]}{path}", "title": t, "content": ""}
+                        for site in ("a", "b") for path, (_, _, t, _) in SITES[site].items() if path.startswith("/en/")]
                 return self.send(200, "application/json", json.dumps({"results": res}).encode())
+            if u.path == "/robots.txt":  # to the never-allowed port: refused, so no rules
+                return self.send(302, "text/plain", b"", [("Location", f"http://127.0.0.1:{PORTS['f']}/robots.txt")])
             if u.path == "/garbage":
                 return self.send(200, "text/html", b"<html>Too many requests, try later</html>")
             if u.path == "/error":
@@ -186,6 +196,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         if site == "a" and u.path == "/redirect.html":
             return self.send(302, "text/plain", b"", [("Location", f"http://127.0.0.1:{PORTS['f']}/secret")])
+        if site == "a" and u.path == "/echo.html":
+            q = escape(qs.get("q", [""])[0])
+            return self.send(200, "text/html; charset=utf-8",
+                             html("Search echo", f"<main><h1>Search echo</h1><p>You searched for: {q}</p></main>").encode())
+        if site == "b" and u.path == "/robots.txt":
+            return self.send(301, "text/plain", b"", [("Location", f"http://127.0.0.1:{PORTS['a']}/robots-b.txt")])
         if site == "a" and u.path == "/hop.html":  # an allowed redirect, relative
             return self.send(301, "text/plain", b"", [("Location", "/inject.html")])
         page = SITES[site].get(u.path)

@@ -112,7 +112,9 @@ TEST(WebAddress, AllowListOpensExactly) {
   // A redirect target is judged on its own: relative to an allowed page, another port is refused.
   EXPECT_NE(decision(p, "http://127.0.0.1:8082/secret", "http://127.0.0.1:8081/page"), "");
   EXPECT_EQ(decision(p, "/next", "http://127.0.0.1:8081/page"), "");
-  for (const char* bad : {"", "10.0.0.0/", "10.0.0.0/33", "host:", "host:99999", "::1/129", "host"})
+  // Numbers too long for an int are refused, not wrapped ("/4294967296" is not /0, nor ":4294967297" port 1).
+  for (const char* bad : {"", "10.0.0.0/", "10.0.0.0/33", "host:", "host:99999", "::1/129", "host", "10.0.0.0/4294967296",
+                           "10.0.0.0/99999999999999999999", "host:4294967297"})
     EXPECT_THROW(p.allow(bad), Error) << bad;
 }
 
