@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "cli/commands.h"
+#if !KEXA_ENGINE_ONLY
 #include "hub/hub.h"
+#endif
 #include "util/error.h"
 
 namespace {
@@ -19,7 +21,9 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"run", kexa::cli::run_main, "generate text or ids from a prompt"},
+#if !KEXA_ENGINE_ONLY
     {"serve", kexa::cli::serve_main, "OpenAI-compatible HTTP server with a web chat UI"},
+#endif
     {"chat", kexa::cli::chat_main, "interactive chat with the model's own template"},
     {"template", kexa::cli::template_main, "render a chat template for a conversation"},
     {"tokenize", kexa::cli::tokenize_main, "encode text to token ids"},
@@ -27,15 +31,22 @@ constexpr Command kCommands[] = {
     {"quantize", kexa::cli::quantize_main, "write a quantized GGUF"},
     {"tokenizer", kexa::cli::tokenizer_main, "train a BPE/SuperBPE tokenizer, or measure one"},
     {"bench", kexa::cli::bench_main, "measure prefill and decode speed"},
+#if !KEXA_ENGINE_ONLY  // the engine-only build (cmake -DKEXA_APPS=OFF) has no application library
     {"pull", kexa::cli::pull_main, "download a model from the Hugging Face Hub into its cache"},
     {"rag", kexa::cli::rag_main, "document store: ingest and search (retrieval for grounded answers)"},
     {"sql", kexa::cli::sql_main, "run SQL safely against a database; schema linking"},
     {"web", kexa::cli::web_main, "web search, and answers from fetched pages with sources"},
+#endif
 };
 
 // Every command accepts a Hub model name wherever it takes a model path: -m/--model values, and
 // the source argument of convert and quantize. Names are resolved here, once, to cache paths.
 void resolve_model_arguments(std::string_view command, std::vector<std::string>& args) {
+#if KEXA_ENGINE_ONLY
+  // Without the hub, model arguments are paths.
+  (void)command;
+  (void)args;
+#else
   bool source_is_positional = command == "convert" || command == "quantize";
   bool source_seen = false;
   for (size_t i = 1; i < args.size(); ++i) {
@@ -51,6 +62,7 @@ void resolve_model_arguments(std::string_view command, std::vector<std::string>&
       source_seen = true;
     }
   }
+#endif
 }
 
 void print_usage(FILE* out) {

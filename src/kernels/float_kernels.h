@@ -57,6 +57,9 @@ const FloatKernelSet& portable_kernels();
 // Only valid to call when the CPU supports the instruction set.
 const FloatKernelSet& avx2_kernels();
 const FloatKernelSet& avx512_kernels();
+// Arm Advanced SIMD (every aarch64 CPU); with_bf16 selects the bfdot BF16 kernel (only valid when
+// the CPU has the BF16 extension).
+const FloatKernelSet& neon_kernels(bool with_bf16);
 
 // Scalar conversions shared by all paths (exact, IEEE semantics).
 using kexa::bf16_to_f32;

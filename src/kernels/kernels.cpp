@@ -22,6 +22,22 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+// The bits of the kernel's arm64 hwcap ABI, in case the C library's headers predate them.
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1UL << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1UL << 13)
+#endif
+#ifndef HWCAP2_BF16
+#define HWCAP2_BF16 (1UL << 14)
+#endif
+#endif
 
 namespace kexa::kernels {
 
@@ -46,8 +62,20 @@ CpuPath detect_best_path() {
                       __builtin_cpu_supports("avx512dq");
   if (avx512) return CpuPath::Avx512;
   if (avx2) return CpuPath::Avx2;
+#elif defined(__aarch64__) && defined(__linux__)
+  const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+  if ((hw & HWCAP_ASIMD) == 0) return CpuPath::Portable;
+  if ((hw & HWCAP_ASIMDDP) == 0) return CpuPath::Neon;
+  if ((hw2 & HWCAP2_I8MM) == 0) return CpuPath::NeonDotprod;
+  return CpuPath::NeonI8mm;
+#elif defined(__aarch64__)
+  return CpuPath::Neon;  // Advanced SIMD is part of every aarch64 CPU
 #endif
   return CpuPath::Portable;
+}
+
+bool is_arm_path(CpuPath p) {
+  return p == CpuPath::Neon || p == CpuPath::NeonDotprod || p == CpuPath::NeonI8mm;
 }
 
 CpuPath parse_requested_path(const char* variable, const char* value) {
@@ -55,7 +83,11 @@ CpuPath parse_requested_path(const char* variable, const char* value) {
   if (v == "portable") return CpuPath::Portable;
   if (v == "avx2") return CpuPath::Avx2;
   if (v == "avx512") return CpuPath::Avx512;
-  fail("environment variable ", variable, "=", v, " is not one of portable, avx2, avx512");
+  if (v == "neon") return CpuPath::Neon;
+  if (v == "dotprod") return CpuPath::NeonDotprod;
+  if (v == "i8mm") return CpuPath::NeonI8mm;
+  fail("environment variable ", variable, "=", v,
+       " is not one of portable, avx2, avx512 (x86-64), neon, dotprod, i8mm (aarch64)");
 }
 
 CpuPath compute_active_path() {
@@ -70,7 +102,7 @@ CpuPath compute_active_path() {
   if (env == nullptr || *env == '\0') return best;
   CpuPath requested = parse_requested_path(variable, env);
   // The variable can only lower the path: a CPU cannot run instructions it lacks.
-  return static_cast<int>(requested) < static_cast<int>(best) ? requested : best;
+  return path_supported(requested) ? requested : best;
 }
 
 const detail::FloatKernelSet& kernel_set(CpuPath path) {
@@ -82,6 +114,11 @@ const detail::FloatKernelSet& kernel_set(CpuPath path) {
       return detail::avx512_kernels();
     case CpuPath::Avx2:
       return detail::avx2_kernels();
+    case CpuPath::Neon:
+    case CpuPath::NeonDotprod:
+      return detail::neon_kernels(false);
+    case CpuPath::NeonI8mm:
+      return detail::neon_kernels(arm_bf16_supported());
     case CpuPath::Portable:
       break;
   }
@@ -114,8 +151,27 @@ CpuPath active_path() {
   return active;
 }
 
+std::span<const CpuPath> all_paths() {
+  static constexpr CpuPath kAll[] = {CpuPath::Portable, CpuPath::Avx2,        CpuPath::Avx512,
+                                     CpuPath::Neon,     CpuPath::NeonDotprod, CpuPath::NeonI8mm};
+  return kAll;
+}
+
 bool path_supported(CpuPath path) {
-  return static_cast<int>(path) <= static_cast<int>(best_path());
+  if (path == CpuPath::Portable) return true;
+  const CpuPath best = best_path();
+  // Within an architecture the enumerators run lowest path first.
+  return is_arm_path(path) == is_arm_path(best) && best != CpuPath::Portable &&
+         static_cast<int>(path) <= static_cast<int>(best);
+}
+
+bool arm_bf16_supported() {
+#if defined(__aarch64__) && defined(__linux__)
+  static const bool yes = best_path() == CpuPath::NeonI8mm && (getauxval(AT_HWCAP2) & HWCAP2_BF16) != 0;
+  return yes;
+#else
+  return false;
+#endif
 }
 
 bool avx512_bf16_supported() {
@@ -136,6 +192,12 @@ std::string path_name(CpuPath path) {
     case CpuPath::Avx512:
       return std::string(avx512_bf16_supported() ? "avx512+bf16" : "avx512") +
              (amx::available() ? "+amx" : "");
+    case CpuPath::Neon:
+      return "neon";
+    case CpuPath::NeonDotprod:
+      return "dotprod";
+    case CpuPath::NeonI8mm:
+      return arm_bf16_supported() ? "i8mm+bf16" : "i8mm";
   }
   return "unknown";
 }

@@ -1,5 +1,6 @@
 // CPU compute kernels. Weights stay in their stored type (mapped from the file); activations are
-// f32. The instruction set (AVX-512 BF16/VNNI, AVX2+FMA, or portable C++) is chosen at run time.
+// f32. The instruction set (x86: AVX-512 BF16/VNNI, AVX2+FMA; 64-bit Arm: NEON, +dot product,
+// +i8mm/BF16; or portable C++) is chosen at run time.
 #pragma once
 
 #include <cstdint>
@@ -14,17 +15,27 @@ class ThreadPool;
 
 namespace kexa::kernels {
 
-enum class CpuPath { Portable, Avx2, Avx512 };
-// The best path this CPU supports, unless the environment variable KEXA_ISA=portable|avx2|avx512
-// (older name: KEXA_CPU) asks for a lower one (used to test every path on one machine).
+// Each architecture's paths are listed lowest first; a CPU supports Portable and the paths of its
+// own architecture up to its best one. Arm: Neon = plain Advanced SIMD (every aarch64 CPU),
+// NeonDotprod = + sdot (Armv8.2 dot product), NeonI8mm = + smmla (Armv8.6 int8 matrix multiply),
+// with BF16 dot products (bfdot) for BF16 weights when the CPU also has them.
+enum class CpuPath { Portable, Avx2, Avx512, Neon, NeonDotprod, NeonI8mm };
+// Every path of every architecture (tests iterate it and skip the unsupported ones).
+std::span<const CpuPath> all_paths();
+// The best path this CPU supports, unless the environment variable KEXA_ISA (older name:
+// KEXA_CPU) asks for a lower one of its architecture: portable|avx2|avx512 on x86-64,
+// portable|neon|dotprod|i8mm on aarch64 (used to test every path on one machine). A path the CPU
+// cannot run (a higher one, or another architecture's) gives the best path instead.
 CpuPath active_path();
 std::string path_name(CpuPath path);
 // The best path of this CPU, ignoring KEXA_ISA / KEXA_CPU.
 CpuPath best_path();
-// Whether this CPU can run `path` (every path up to best_path()).
+// Whether this CPU can run `path` (Portable, and its architecture's paths up to best_path()).
 bool path_supported(CpuPath path);
 // Whether the Avx512 path can use AVX512-BF16 dot products (vdpbf16ps) for BF16 weights.
 bool avx512_bf16_supported();
+// Whether the NeonI8mm path can use the Arm BF16 extension (bfdot) for BF16 weights.
+bool arm_bf16_supported();
 
 // y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tokens, r < W.rows(). W is 2-D of any supported
 // dtype; x is [n_tokens][W.cols()] and y is [n_tokens][W.rows()], both f32 row-major.

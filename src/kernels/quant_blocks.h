@@ -103,6 +103,12 @@ const DotKernels& portable_dots();
 // Only valid to call when the CPU supports the instruction set (AVX2+FMA+F16C; AVX-512 with VNNI).
 const DotKernels& avx2_dots();
 const DotKernels& avx512_dots();
+// Arm: Advanced SIMD (level 0), + dot product sdot (1), + int8 matrix multiply smmla (2). Only
+// valid to call when the CPU has the level's instructions. Their integer sums are exact and
+// their float arithmetic is portable_dots()'s, operation for operation, so every level returns
+// portable_dots()'s results bit for bit (the build keeps the compiler from fusing multiply-adds
+// on aarch64 for the same reason).
+const DotKernels& neon_dots(int level);
 
 inline RowDotFn pick(const DotKernels& k, DType type) {
   switch (type) {

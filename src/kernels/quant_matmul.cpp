@@ -27,6 +27,12 @@ const DotKernels& dots_for(CpuPath path) {
       return packed_kernels_supported() ? avx512_dots() : avx2_dots();
     case CpuPath::Avx2:
       return avx2_dots();
+    case CpuPath::Neon:
+      return neon_dots(0);
+    case CpuPath::NeonDotprod:
+      return neon_dots(1);
+    case CpuPath::NeonI8mm:
+      return neon_dots(2);
     case CpuPath::Portable:
       break;
   }

@@ -1,5 +1,5 @@
 // Float kernels on every instruction-set path this CPU has, against double-precision references
-// written independently here (conversions use the compiler's _Float16 and frexp-based rounding,
+// written independently here (conversions use the compiler's half type and frexp-based rounding,
 // not the kernels' bit tricks), and the thread pool.
 #include "kernels/kernels.h"
 
@@ -27,9 +27,17 @@ namespace {
 
 using kernels::CpuPath;
 
+// The compiler's own IEEE half type: _Float16 (GCC 12 has it in C++ on x86-64 only), or Arm's
+// __fp16 on aarch64.
+#if defined(__aarch64__)
+using CompilerHalf = __fp16;
+#else
+using CompilerHalf = _Float16;
+#endif
+
 std::vector<CpuPath> available_paths() {
   std::vector<CpuPath> out;
-  for (CpuPath p : {CpuPath::Portable, CpuPath::Avx2, CpuPath::Avx512})
+  for (CpuPath p : kernels::all_paths())
     if (kernels::path_supported(p)) out.push_back(p);
   return out;
 }
@@ -70,7 +78,7 @@ Weights make_weights(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng)
       std::memcpy(&w.bytes[i * 4], &v, 4);
       w.values[i] = v;
     } else if (dtype == DType::F16) {
-      _Float16 h = static_cast<_Float16>(v);
+      CompilerHalf h = static_cast<CompilerHalf>(v);
       std::memcpy(&w.bytes[i * 2], &h, 2);
       w.values[i] = static_cast<double>(static_cast<float>(h));
     } else {
@@ -267,7 +275,7 @@ TEST(Kernels, ToF32AllF16BitPatternsAndBf16) {
   std::vector<float> out(65536);
   kernels::to_f32(v, 0, 65536, out.data());
   for (int i = 0; i < 65536; ++i) {
-    _Float16 h;
+    CompilerHalf h;
     std::memcpy(&h, &all[i], 2);
     float expect = static_cast<float>(h);
     if (std::isnan(expect)) {
@@ -312,6 +320,8 @@ std::vector<Elementwise> elementwise_paths() {
     const kernels::detail::FloatKernelSet& ks =
         p == CpuPath::Avx512 ? kernels::detail::avx512_kernels()
         : p == CpuPath::Avx2 ? kernels::detail::avx2_kernels()
+        : p == CpuPath::NeonI8mm ? kernels::detail::neon_kernels(kernels::arm_bf16_supported())
+        : p == CpuPath::Neon || p == CpuPath::NeonDotprod ? kernels::detail::neon_kernels(false)
                              : kernels::detail::portable_kernels();
     out.push_back({kernels::path_name(p), ks.rmsnorm, ks.swiglu, ks.softmax, ks.dot_rows,
                    ks.accumulate_rows});

@@ -168,8 +168,7 @@ TEST_P(PerType, MatmulMatchesDequantizedOnEveryPath) {
         bound[t * rows + r] = b + 1e-6;
       }
     }
-    for (kernels::CpuPath path : {kernels::CpuPath::Portable, kernels::CpuPath::Avx2,
-                                  kernels::CpuPath::Avx512}) {
+    for (kernels::CpuPath path : kernels::all_paths()) {
       if (!kernels::path_supported(path)) continue;
       std::vector<float> y(n_tokens * rows, -1.f);
       kernels::matmul_quantized(W, x.data(), n_tokens, y.data(), pool, path);
@@ -200,8 +199,8 @@ TEST(Quant, PathsAgreeWithPortable) {
     TensorView W{"w", type, {rows, cols}, wq.data(), wq.size()};
     std::vector<float> y0(n_tokens * rows);
     kernels::matmul_quantized(W, x.data(), n_tokens, y0.data(), pool, kernels::CpuPath::Portable);
-    for (kernels::CpuPath path : {kernels::CpuPath::Avx2, kernels::CpuPath::Avx512}) {
-      if (!kernels::path_supported(path)) continue;
+    for (kernels::CpuPath path : kernels::all_paths()) {
+      if (path == kernels::CpuPath::Portable || !kernels::path_supported(path)) continue;
       std::vector<float> y(n_tokens * rows);
       kernels::matmul_quantized(W, x.data(), n_tokens, y.data(), pool, path);
       for (int64_t i = 0; i < n_tokens * rows; ++i)
@@ -292,8 +291,7 @@ TEST(Quant, MatmulManyMixedTypes) {
   for (float& v : x) v = normal(rng);
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
-    for (kernels::CpuPath path : {kernels::CpuPath::Portable, kernels::CpuPath::Avx2,
-                                  kernels::CpuPath::Avx512}) {
+    for (kernels::CpuPath path : kernels::all_paths()) {
       if (!kernels::path_supported(path)) continue;
       std::vector<std::vector<float>> ys;
       std::vector<kernels::MatmulOut> outs;
