@@ -781,23 +781,26 @@ TEST(Scheduler, GroupSharesThePromptAndEqualsJobsAlone) {
       }
     }
   };
+  // The references run before the scheduler starts: the model's forward pass is not reentrant, and
+  // the scheduler's thread uses the model from its first job on.
+  std::vector<Job> greedy(3, job_of(SamplingParams{}));
+  const std::vector<int32_t> expected = alone(greedy[0]);
+  std::vector<Job> sampled;
+  for (uint64_t i = 0; i < 2; ++i) sampled.push_back(job_of(SamplingParams{.temperature = 1.2, .seed = 40 + i}));
+  const std::vector<std::vector<int32_t>> sampled_alone = {alone(sampled[0]), alone(sampled[1])};
   Scheduler scheduler(*model, /*n_slots=*/4, /*context=*/64, /*queue_limit=*/8, /*prefill_chunk=*/3);
   // A job already running beside the group.
   std::shared_ptr<JobHandle> beside = scheduler.submit(job_of(SamplingParams{.temperature = 0.8, .seed = 1}));
-  std::vector<Job> greedy(3, job_of(SamplingParams{}));
   std::vector<std::shared_ptr<JobHandle>> g = scheduler.submit_group(greedy);
   ASSERT_EQ(g.size(), 3u);
-  const std::vector<int32_t> expected = alone(greedy[0]);
   for (auto& h : g) EXPECT_EQ(collect(*h), expected);
   collect(*beside);
   EXPECT_EQ(scheduler.stats().tokens_prompt, 2 * static_cast<int64_t>(prompt.size()));
 
-  std::vector<Job> sampled;
-  for (uint64_t i = 0; i < 2; ++i) sampled.push_back(job_of(SamplingParams{.temperature = 1.2, .seed = 40 + i}));
   g = scheduler.submit_group(sampled);
   std::vector<std::vector<int32_t>> got = {collect(*g[0]), collect(*g[1])};
-  EXPECT_EQ(got[0], alone(sampled[0]));
-  EXPECT_EQ(got[1], alone(sampled[1]));
+  EXPECT_EQ(got[0], sampled_alone[0]);
+  EXPECT_EQ(got[1], sampled_alone[1]);
   EXPECT_NE(got[0], got[1]);
 
   // A follower cancelled before the fork ends; the others go on. A job whose filter holds the
