@@ -15,6 +15,7 @@
 #include "cli/web_args.h"
 #include "rag/answer.h"
 #include "rag/store.h"
+#include "runtime/embedder.h"
 #include "runtime/engine.h"
 #include "runtime/job.h"
 #include "runtime/turn.h"
@@ -194,11 +195,11 @@ int sql_ask_main(int argc, char** argv) {
 int web_ask_main(int argc, char** argv) {
   CLI::App app{"Answer a question from the live web, citing pages: the model writes search queries (given\n"
                "today's date), the results are fetched under the address policy, their main content is\n"
-               "chunked and ranked (BM25, Korean-aware), the best chunks are quoted as numbered sources and\n"
-               "every [n] of the answer is mapped to a page URL, title and span of its text. Without -m: the\n"
+               "chunked and ranked (BM25, Korean-aware; fused with dense similarity with --embed-model), the\n"
+               "best chunks are quoted as numbered sources and every [n] of the answer is mapped to a page URL, title and span of its text. Without -m: the\n"
                "sources that would be quoted, no model."};
   app.name("kexa web ask");
-  std::string model_path, question, dump_prompt;
+  std::string model_path, question, dump_prompt, embed_model;
   WebArgs w;
   web::WebOptions opt;
   bool json = false, stream = false, no_rewrite = false;
@@ -211,6 +212,8 @@ int web_ask_main(int argc, char** argv) {
   app.add_option("--queries", opt.max_queries, "model-written search queries besides the question")
       ->check(CLI::Range(0, 8));
   app.add_flag("--no-rewrite", no_rewrite, "search the question only");
+  app.add_option("--embed-model", embed_model,
+                 "embedding model (folder or .gguf): order the sources by BM25 and dense similarity fused");
   app.add_flag("--require-citation", opt.answer.require_citation,
                "constrained decoding: the answer may end only after citing a source [n]");
   app.add_option("--date", opt.date, "today's date as told to the model (default: today, UTC)");
@@ -231,6 +234,11 @@ int web_ask_main(int argc, char** argv) {
   web::Fetcher fetcher(w.policy(), w.fetch_options());
   std::unique_ptr<LocalChat> m;
   if (!model_path.empty()) m = std::make_unique<LocalChat>(model_path, threads, opt.answer.context);
+  std::unique_ptr<TextEmbedder> embedder;
+  if (!embed_model.empty()) {
+    embedder = std::make_unique<TextEmbedder>(embed_model, threads);
+    opt.embed = [e = embedder.get()](std::string_view t) { return e->embed(t); };
+  }
   if (stream && !json)
     opt.answer.on_delta = [](std::string_view d) {
       std::fwrite(d.data(), 1, d.size(), stdout);

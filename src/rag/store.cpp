@@ -19,8 +19,6 @@ namespace kexa::rag {
 
 namespace {
 
-constexpr double kRrfK = 60;          // reciprocal-rank constant (Cormack et al.)
-constexpr std::size_t kFuseDepth = 100;  // ranks taken from each list before fusing
 // Version of analyze(): bump it whenever the terms it produces change. A store indexed by another
 // version is re-indexed from its stored chunk texts at the next ingest (unchanged files are
 // otherwise never analysed again). Stores without the key date from version 1.
@@ -67,27 +65,6 @@ detail::TermCounts chunk_terms(const std::string& text, const std::string& headi
 
 std::string embed_input(const std::string& heading, const std::string& text) {
   return heading.empty() || text.find(heading) != std::string::npos ? text : heading + "\n" + text;
-}
-
-std::vector<float> unit_vector(std::vector<float> v) {
-  double n = 0;
-  for (float x : v) n += static_cast<double>(x) * x;
-  if (n > 0) {
-    auto inv = static_cast<float>(1.0 / std::sqrt(n));
-    for (float& x : v) x *= inv;
-  }
-  return v;
-}
-
-// Score descending, then chunk id ascending.
-bool better(const std::pair<double, std::int64_t>& a, const std::pair<double, std::int64_t>& b) {
-  return a.first != b.first ? a.first > b.first : a.second < b.second;
-}
-
-void top(std::vector<std::pair<double, std::int64_t>>& v, std::size_t depth) {
-  std::size_t n = std::min(depth, v.size());
-  std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(), better);
-  v.resize(n);
 }
 
 // Runs f() inside a read snapshot of `be`.
@@ -303,16 +280,13 @@ std::vector<std::pair<double, std::int64_t>> Store::rank_bm25(std::string_view q
   for (const auto& list : lists) {
     if (list.empty()) continue;
     double df = static_cast<double>(list.size());
-    double idf = std::log(1.0 + (n_chunks - df + 0.5) / (df + 0.5));
-    for (const Posting& p : list) {
-      double tf = static_cast<double>(p.tf);
-      double norm = bm25_.k1 * (1.0 - bm25_.b + bm25_.b * static_cast<double>(p.len) / avgdl);
-      score[p.chunk] += idf * tf * (bm25_.k1 + 1.0) / (tf + norm);
-    }
+    double idf = bm25_idf(n_chunks, df);
+    for (const Posting& p : list)
+      score[p.chunk] += bm25_term(bm25_, idf, static_cast<double>(p.tf), static_cast<double>(p.len), avgdl);
   }
   ranked.reserve(score.size());
   for (const auto& [id, s] : score) ranked.emplace_back(s, id);
-  top(ranked, depth);
+  keep_best(ranked, depth);
   return ranked;
 }
 
@@ -325,11 +299,9 @@ std::vector<std::pair<double, std::int64_t>> Store::rank_dense(std::string_view 
     if (v.size() != q.size())
       fail("rag store '", path_, "': stored vector of chunk ", chunk, " has ", v.size(), " dimensions, the model gives ",
            q.size());
-    double dot = 0;
-    for (std::size_t i = 0; i < v.size(); ++i) dot += static_cast<double>(v[i]) * q[i];
-    ranked.emplace_back(dot, chunk);
+    ranked.emplace_back(dot(v, q), chunk);
   });
-  top(ranked, depth);
+  keep_best(ranked, depth);
   return ranked;
 }
 
@@ -358,13 +330,8 @@ std::vector<Hit> Store::search(std::string_view query, std::size_t k) const {
   return reading(*be_, [&] {
     if (!embed_ || !be_->meta("embed_model")) return hits(rank_bm25(query, k), k);
     std::size_t depth = std::max(k, kFuseDepth);
-    std::unordered_map<std::int64_t, double> fused;
-    for (const auto& list : {rank_bm25(query, depth), rank_dense(query, depth)})
-      for (std::size_t r = 0; r < list.size(); ++r) fused[list[r].second] += 1.0 / (kRrfK + static_cast<double>(r + 1));
-    std::vector<std::pair<double, std::int64_t>> ranked;
-    for (const auto& [id, s] : fused) ranked.emplace_back(s, id);
-    top(ranked, k);
-    return hits(ranked, k);
+    const Ranking lists[] = {rank_bm25(query, depth), rank_dense(query, depth)};
+    return hits(fuse_rankings(lists, k), k);
   });
 }
 

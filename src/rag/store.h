@@ -15,13 +15,9 @@
 #include <vector>
 
 #include "rag/analyze.h"
+#include "rag/rank.h"
 
 namespace kexa::rag {
-
-struct Bm25Params {
-  double k1 = 0.9;
-  double b = 0.75;
-};
 
 struct IngestStats {
   std::size_t added = 0;      // new documents

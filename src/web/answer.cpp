@@ -31,6 +31,7 @@ struct IndexedChunk {
   rag::Hit hit;
   std::unordered_map<std::string, int> tf;
   std::size_t length = 0;
+  std::vector<float> vector;  // unit embedding of the chunk, when an embedder is set
 };
 
 }  // namespace
@@ -70,7 +71,7 @@ std::vector<std::string> rewrite_queries(const ChatFunction& chat, std::string_v
   return out;
 }
 
-rag::Retriever page_retriever(const std::vector<Page>& pages, const rag::ChunkOptions& chunk) {
+rag::Retriever page_retriever(const std::vector<Page>& pages, const rag::ChunkOptions& chunk, const rag::Embedder& embed) {
   auto chunks = std::make_shared<std::vector<IndexedChunk>>();
   for (const Page& p : pages) {
     if (!p.ok()) continue;
@@ -84,12 +85,15 @@ rag::Retriever page_retriever(const std::vector<Page>& pages, const rag::ChunkOp
       c.hit.heading = p.title;
       c.hit.text = p.text.substr(cs.span.begin, cs.span.end - cs.span.begin);
       // The title and section heading describe every chunk of the page, as in a store's index.
-      for (const std::string& t : rag::analyze(p.title + "\n" + cs.heading + "\n" + c.hit.text)) ++c.tf[t];
+      const std::string described = p.title + "\n" + cs.heading + "\n" + c.hit.text;
+      for (const std::string& t : rag::analyze(described)) ++c.tf[t];
       for (const auto& [t, n] : c.tf) c.length += static_cast<std::size_t>(n);
+      if (embed) c.vector = rag::unit_vector(embed(described));
       chunks->push_back(std::move(c));
     }
   }
-  return [chunks](std::string_view query, std::size_t k) {
+  // Rankings hold indexes into *chunks.
+  auto rank_bm25 = [chunks](std::string_view query) {
     const rag::Bm25Params bm;
     std::vector<std::string> terms = rag::analyze_query(query);
     std::sort(terms.begin(), terms.end());
@@ -97,25 +101,44 @@ rag::Retriever page_retriever(const std::vector<Page>& pages, const rag::ChunkOp
     double n = static_cast<double>(chunks->size()), avg = 0;
     for (const IndexedChunk& c : *chunks) avg += static_cast<double>(c.length);
     avg = n > 0 ? avg / n : 1;
-    std::vector<std::pair<double, std::size_t>> scored;
-    for (std::size_t i = 0; i < chunks->size(); ++i) scored.emplace_back(0.0, i);
+    std::vector<double> score(chunks->size(), 0.0);
     for (const std::string& t : terms) {
       double df = 0;
       for (const IndexedChunk& c : *chunks) df += c.tf.count(t) ? 1 : 0;
       if (df == 0) continue;
-      double idf = std::log(1 + (n - df + 0.5) / (df + 0.5));
-      for (auto& [score, i] : scored) {
+      double idf = rag::bm25_idf(n, df);
+      for (std::size_t i = 0; i < chunks->size(); ++i) {
         auto it = (*chunks)[i].tf.find(t);
         if (it == (*chunks)[i].tf.end()) continue;
-        double tf = it->second, len = static_cast<double>((*chunks)[i].length);
-        score += idf * tf * (bm.k1 + 1) / (tf + bm.k1 * (1 - bm.b + bm.b * len / avg));
+        score[i] += rag::bm25_term(bm, idf, it->second, static_cast<double>((*chunks)[i].length), avg);
       }
     }
-    std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    rag::Ranking ranked;
+    for (std::size_t i = 0; i < score.size(); ++i)
+      if (score[i] > 0) ranked.emplace_back(score[i], static_cast<std::int64_t>(i));
+    rag::keep_best(ranked, ranked.size());
+    return ranked;
+  };
+  return [chunks, rank_bm25, embed](std::string_view query, std::size_t k) {
+    rag::Ranking ranked = rank_bm25(query);
+    // Dense similarity only reorders pages that BM25 found: a chunk sharing no term with the
+    // question is not a source, and the abstention threshold stays a BM25 score.
+    if (embed && !ranked.empty()) {
+      std::vector<float> q = rag::unit_vector(embed(query));
+      rag::Ranking dense;
+      for (const auto& [s, i] : ranked) dense.emplace_back(rag::dot((*chunks)[static_cast<std::size_t>(i)].vector, q), i);
+      rag::keep_best(dense, dense.size());
+      std::unordered_map<std::int64_t, double> bm25_score;
+      for (const auto& [s, i] : ranked) bm25_score[i] = s;
+      const rag::Ranking lists[] = {ranked, dense};
+      rag::Ranking fused = rag::fuse_rankings(lists, ranked.size());
+      for (auto& [s, i] : fused) s = bm25_score[i];
+      ranked = std::move(fused);
+    }
     std::vector<rag::Hit> out;
-    for (const auto& [score, i] : scored) {
-      if (out.size() >= k || score <= 0) break;
-      out.push_back((*chunks)[i].hit);
+    for (const auto& [score, i] : ranked) {
+      if (out.size() >= k) break;
+      out.push_back((*chunks)[static_cast<std::size_t>(i)].hit);
       out.back().score = score;
     }
     return out;
@@ -180,7 +203,7 @@ WebAnswer web_answer(SearchService& search, Fetcher& fetcher, const ChatFunction
     return w;
   }
 
-  rag::Retriever retrieve = page_retriever(w.pages, options.chunk);
+  rag::Retriever retrieve = page_retriever(w.pages, options.chunk, options.embed);
   std::vector<rag::Hit> hits = retrieve(question, options.answer.k);
   if (rag::should_abstain(hits, options.answer.min_score)) {
     abstain("none of the " + std::to_string(readable) + " pages read matches the question well enough");

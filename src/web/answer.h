@@ -1,7 +1,8 @@
 // Answers from the live web: question -> search queries (the model rewrites the question, given
 // today's date; the question itself is always searched) -> search -> fetch (web/fetch.h: address
 // policy, robots.txt, caps) -> chunks of each page's main content ranked by BM25 with rag's
-// Korean-aware analysis -> rag::answer, which quotes the best chunks as numbered, untrusted sources
+// Korean-aware analysis (fused with dense similarity when an embedder is set) -> rag::answer,
+// which quotes the best chunks as numbered, untrusted sources
 // and maps the answer's [n] back to them. A citation therefore names a fetched page (its final URL
 // and title) and the exact span [begin, end) of that page's extracted text that was quoted.
 //
@@ -19,6 +20,7 @@
 
 #include "rag/analyze.h"
 #include "rag/answer.h"
+#include "rag/store.h"
 #include "runtime/turn.h"
 #include "web/fetch.h"
 #include "web/search.h"
@@ -35,6 +37,7 @@ struct WebOptions {
   bool rewrite = true;           // ask the model for queries (needs a chat function)
   std::string date;              // given to the model as today ("YYYY-MM-DD"); "" = today, UTC
   rag::ChunkOptions chunk{600, 900, 100};
+  rag::Embedder embed;           // when set: dense similarity fused with BM25 to order the sources
 };
 
 struct WebAnswer {
@@ -52,10 +55,13 @@ struct WebAnswer {
 std::vector<std::string> rewrite_queries(const ChatFunction& chat, std::string_view question,
                                          std::string_view date, std::size_t max_queries);
 
-// Chunks the readable pages and returns a retriever over them (BM25, rag's analysis and rag's
-// default k1/b). Hit.path is the page's final URL, heading its title, [begin, end) byte offsets
-// into Page::text (unit "text").
-rag::Retriever page_retriever(const std::vector<Page>& pages, const rag::ChunkOptions& chunk);
+// Chunks the readable pages and returns a retriever over them: the chunks BM25 scores above zero
+// (rag's analysis and rag's default k1/b), in BM25 order, or, with `embed` set, in the order of
+// BM25 and cosine similarity fused by reciprocal rank (rag/rank.h); Hit.score is the BM25 score
+// either way (so AnswerOptions::min_score keeps its meaning). Hit.path is the page's final URL,
+// heading its title, [begin, end) byte offsets into Page::text (unit "text").
+rag::Retriever page_retriever(const std::vector<Page>& pages, const rag::ChunkOptions& chunk,
+                              const rag::Embedder& embed = {});
 
 // The whole pipeline. `chat` may be null: then no query rewriting and no generation: the result
 // holds the sources that would be quoted (result.sources) and abstains when there are none.

@@ -208,6 +208,20 @@ def ask_irrelevant():
 check("nothing relevant fetched: fixed abstention", ask_irrelevant)
 
 if MODEL:
+    def dense_fusion():
+        # The tiny model's random embeddings only reorder: fusion keeps the chunks BM25 found (same
+        # count, their BM25 scores) and every source is a fetched page.
+        q = mock.QA[0]["q"]
+        plain, _ = ask(q)
+        fused, _ = ask(q, "--embed-model", MODEL, "-t", "2")
+        assert len(fused["sources"]) == len(plain["sources"]) > 0, (plain["sources"], fused["sources"])
+        fetched = {p["final_url"] or p["url"] for p in fused["pages"] if p["ok"]}
+        for s in fused["sources"]:
+            assert s["score"] > 0 and s["url"] in fetched, s
+        return f"{len(fused['sources'])} sources, first {fused['sources'][0]['url']}"
+    check("web ask --embed-model: dense similarity fused with BM25 (sources from fetched pages)", dense_fusion)
+
+if MODEL:
     print("web ask with the tiny model")
     def cited(q):
         def fn():

@@ -220,3 +220,56 @@ TEST(WebRetrieval, RanksChunksOfReadPagesWithSpans) {
             hits[0].text);
   EXPECT_GT(hits[0].score, hits[1].score);
 }
+
+TEST(WebRetrieval, EmbedderReordersTheChunksBm25FoundAndKeepsTheirBm25Scores) {
+  // Four pages share the query's terms equally (BM25 ties keep page order: a, d, b, c); a stand-in
+  // embedder (a vector per marker word) ranks d first and a last. Fusion must lift d over a, keep
+  // BM25's score on every hit, and leave out the page BM25 gave nothing.
+  std::vector<Page> pages(5);
+  const char* names[] = {"a", "d", "b", "c"};
+  for (int i = 0; i < 4; ++i) {
+    pages[static_cast<size_t>(i)].final_url = std::string("http://") + names[i] + ".example/";
+    pages[static_cast<size_t>(i)].title = names[i];
+    pages[static_cast<size_t>(i)].text = std::string("harbor bridge opening year ") + "marker" + names[i];
+  }
+  pages[4].final_url = "http://e.example/";
+  pages[4].text = "markerd markerd unrelated";  // dense-similar but no shared term
+  rag::Embedder embed = [](std::string_view t) {
+    std::vector<float> v(6, 0.01f);
+    if (t.find("markerd") != std::string_view::npos || t.find("drawbridge") != std::string_view::npos) v[3] = 1;
+    if (t.find("markerb") != std::string_view::npos || t.find("markerc") != std::string_view::npos) v[3] = 0.1f;
+    if (t.find("markera") != std::string_view::npos) v[0] = 1;
+    return v;
+  };
+  const std::string query = "harbor bridge opening year drawbridge";
+  std::vector<rag::Hit> plain = page_retriever(pages, {})(query, 5);
+  std::vector<rag::Hit> fused = page_retriever(pages, {}, embed)(query, 5);
+  ASSERT_EQ(plain.size(), 4u);
+  ASSERT_EQ(fused.size(), 4u);
+  EXPECT_EQ(plain[0].path, "http://a.example/");
+  EXPECT_EQ(plain[1].path, "http://d.example/");
+  EXPECT_EQ(fused[0].path, "http://d.example/");
+  for (const rag::Hit& h : fused) {
+    EXPECT_NE(h.path, "http://e.example/");
+    auto same = std::find_if(plain.begin(), plain.end(), [&](const rag::Hit& p) { return p.path == h.path; });
+    ASSERT_NE(same, plain.end());
+    EXPECT_EQ(h.score, same->score);
+  }
+}
+
+TEST(RagRank, FusionAndBm25Arithmetic) {
+  const rag::Ranking lists[] = {{{5.0, 1}, {4.0, 2}, {3.0, 3}}, {{0.9, 3}, {0.8, 1}}};
+  rag::Ranking f = rag::fuse_rankings(lists, 10);
+  ASSERT_EQ(f.size(), 3u);
+  EXPECT_EQ(f[0].second, 1);  // 1/61 + 1/62
+  EXPECT_EQ(f[1].second, 3);  // 1/63 + 1/61
+  EXPECT_EQ(f[2].second, 2);
+  EXPECT_DOUBLE_EQ(f[0].first, 1.0 / 61 + 1.0 / 62);
+  EXPECT_EQ(rag::fuse_rankings(lists, 1).size(), 1u);
+  // Okapi BM25 with k1 = 0.9, b = 0.75 for a chunk of average length: idf * tf * 1.9 / (tf + 0.9).
+  EXPECT_DOUBLE_EQ(rag::bm25_term(rag::Bm25Params{}, 2.0, 1.0, 10.0, 10.0), 2.0 * 1.9 / 1.9);
+  EXPECT_DOUBLE_EQ(rag::bm25_idf(10, 1), std::log(1.0 + 9.5 / 1.5));
+  std::vector<float> u = rag::unit_vector({3, 4});
+  EXPECT_FLOAT_EQ(u[0], 0.6f);
+  EXPECT_DOUBLE_EQ(rag::dot(u, u), static_cast<double>(u[0]) * u[0] + static_cast<double>(u[1]) * u[1]);
+}
