@@ -9,12 +9,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+#include "kernels/avx2_begin.inc"
 
 namespace kexa::kernels::quant::avx2_impl {
 #define KEXA_QUANT_VNNI 0
@@ -94,11 +89,7 @@ void quantize_act256_avx2(const float* x, int64_t n, ActBlock256* out) {
 }
 }  // namespace kexa::kernels::quant
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+#include "kernels/avx2_end.inc"
 
 namespace kexa::kernels::quant {
 const DotKernels& avx2_dots() { return avx2_impl::simd_table(); }

@@ -20,12 +20,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+#include "kernels/avx2_begin.inc"
 
 namespace kexa::kernels {
 
@@ -234,11 +229,7 @@ void packed_matmul_groups_avx2(const Weight& W, const uint8_t* act, size_t act_s
 
 }  // namespace kexa::kernels
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+#include "kernels/avx2_end.inc"
 
 #else  // not x86-64: nothing is packed for this path.
 
