@@ -148,6 +148,8 @@ PreparedTurn prepare_turn(const Engine& engine, const TurnRequest& request, int6
   turn.parse_output = request.parse_output.value_or(turn.chat);
   turn.stop = request.stop;
   Job& job = turn.job;
+  if (!request.images.empty())
+    fail("this model does not read images (", request.images.size(), " given): it has no vision tower");
   job.prompt = prompt_ids(engine, request, turn);
   const int64_t n = static_cast<int64_t>(job.prompt.size());
   if (n == 0) fail("the prompt is empty");

@@ -23,6 +23,7 @@
 
 #include "chat/output_parser.h"
 #include "runtime/job.h"
+#include "util/rgb_image.h"
 
 namespace kexa {
 
@@ -41,6 +42,10 @@ struct TurnRequest {
   // special tokens (BOS) added, or prompt_ids as given.
   std::optional<std::string> prompt_text;
   std::vector<int32_t> prompt_ids;
+  // Pictures for a vision-language checkpoint, in the order their content parts appear in
+  // `messages` (each part rendered by the template as its image placeholder). A checkpoint
+  // without a vision tower refuses a request that carries any.
+  std::vector<RgbImage> images;
   // Split the output into content, reasoning and tool calls (default for chat), or keep it as
   // plain text (completions; grammar-constrained SQL).
   std::optional<bool> parse_output;
