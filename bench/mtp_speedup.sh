@@ -3,7 +3,9 @@
 # `--mtp 2` on K-EXAONE-shaped F32 models (24 layers, 16 experts top-4 + a shared expert, LLLG
 # sliding layers, one MTP layer) whose MTP block agrees with the main model often
 # (tools/make_test_model.py --mtp-model exaone-moe-mtp-bench, seeded). Decode there reads
-# about 0.9 GB of weights per token, so it is weight-bandwidth bound. Runs alternate between the
+# about 0.9 GB of weights per token, so it is weight-bandwidth bound. `--models exaone4-mtp-bench`
+# measures the dense EXAONE 4.5 text-tower shape instead (16 post-norm layers, hidden 1024, one
+# post-norm sliding RoPE MTP layer; 0.8 GB of F32 weights per token). Runs alternate between the
 # two modes so load from other processes hits both alike; every run checks that both modes give
 # the same greedy tokens; prints every run and the medians.
 #

@@ -431,12 +431,48 @@ MTP_MODELS = {
     # verify step to cost about one decode step.
     "exaone-moe-mtp-bench": dict(
         vocab=8192, hidden=1024, layers=24, heads=16, kv_heads=4, head_dim=128, ffn=3072, dense_layers=1,
-        experts=16, top_k=4, moe_ffn=128, shared=1, window=128, pattern="LLLG", mix=1.15, alpha=1.0,
+        experts=16, top_k=4, moe_ffn=128, shared=1, window=128, pattern="LLLG", mix=1.0, alpha=1.0,
         bias_scale=0.05, dtype="f32"),
+    # Dense EXAONE 4.5 text towers (exaone4, post-norm, one post-norm MTP layer attending as layer 0,
+    # i.e. sliding with RoPE under LLLG; pattern None: no sliding layers, RoPE everywhere). Post-norm
+    # layers add RMSNorm(out) * norm weight to the residual stream whatever the projections' scale,
+    # so `mix` scales their output-norm weights instead.
+    "exaone4-mtp-tiny": dict(
+        arch="exaone4", vocab=512, hidden=64, layers=4, heads=4, kv_heads=2, head_dim=16, ffn=128,
+        window=8, pattern="LLLG", mix=0.7, alpha=1.0, dtype="f32"),
+    "exaone4-mtp-global": dict(
+        arch="exaone4", vocab=512, hidden=64, layers=4, heads=4, kv_heads=2, head_dim=16, ffn=128,
+        window=None, pattern=None, mix=0.7, alpha=1.0, dtype="f32"),
+    # Benchmark: 16 layers, F32 about 0.8 GB read per decoded token; a draft (one layer, fc and the
+    # 8192-row lm_head) about 1/9 of a main step.
+    "exaone4-mtp-bench": dict(
+        arch="exaone4", vocab=8192, hidden=1024, layers=16, heads=16, kv_heads=4, head_dim=64, ffn=3072,
+        window=128, pattern="LLLG", mix=1.0, alpha=1.0, dtype="f32"),
 }
 
 
+def exaone4_mtp_config(spec):
+    L, pat = spec["layers"], spec["pattern"]
+    cfg = {
+        "architectures": ["Exaone4ForCausalLM"], "model_type": "exaone4",
+        "vocab_size": spec["vocab"], "hidden_size": spec["hidden"], "num_hidden_layers": L,
+        "num_attention_heads": spec["heads"], "num_key_value_heads": spec["kv_heads"],
+        "head_dim": spec["head_dim"], "intermediate_size": spec["ffn"],
+        "sliding_window": spec["window"], "sliding_window_pattern": pat,
+        "rope_theta": 1000000.0, "rope_scaling": None, "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-5, "hidden_act": "silu", "tie_word_embeddings": False,
+        "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+        "num_nextn_predict_layers": 1, "mtp_share_layers": True,
+        "torch_dtype": "bfloat16" if spec["dtype"] == "bf16" else "float32",
+    }
+    if pat is not None:
+        cfg["layer_types"] = ["sliding_attention" if pat[i % len(pat)] == "L" else "full_attention" for i in range(L)]
+    return cfg
+
+
 def mtp_model_config(spec):
+    if spec.get("arch") == "exaone4":
+        return exaone4_mtp_config(spec)
     L, pat = spec["layers"], spec["pattern"]
     layer_types = ["sliding_attention" if pat[i % len(pat)] == "L" else "full_attention" for i in range(L)]
     return {
@@ -463,7 +499,7 @@ def mtp_tensors(spec, rng):
     """Yields (name, array) in file order; arrays are generated one at a time."""
     H, V, L = spec["hidden"], spec["vocab"], spec["layers"]
     nH, nKV, hd, I = spec["heads"], spec["kv_heads"], spec["head_dim"], spec["ffn"]
-    E, Im, Is = spec["experts"], spec["moe_ffn"], spec["moe_ffn"] * spec["shared"]
+    E, Im, Is = spec.get("experts", 0), spec.get("moe_ffn", 0), spec.get("moe_ffn", 0) * spec.get("shared", 0)
     mix = np.float32(spec["mix"])
 
     def lin(rows, cols, scale=1.0):
@@ -472,7 +508,12 @@ def mtp_tensors(spec, rng):
     def norm(n):
         return 1.0 + 0.05 * rng.standard_normal((n,), dtype=np.float32)
 
+    post = spec.get("arch") == "exaone4"
+
     def attention(p):
+        if post:
+            yield from attention_post_norm(p)
+            return
         yield p + "input_layernorm.weight", norm(H)
         yield p + "self_attn.q_proj.weight", lin(nH * hd, H)
         yield p + "self_attn.k_proj.weight", lin(nKV * hd, H)
@@ -482,17 +523,28 @@ def mtp_tensors(spec, rng):
         yield p + "self_attn.k_norm.weight", norm(hd)
         yield p + "post_attention_layernorm.weight", norm(H)
 
+    def attention_post_norm(p):
+        yield p + "self_attn.q_proj.weight", lin(nH * hd, H)
+        yield p + "self_attn.k_proj.weight", lin(nKV * hd, H)
+        yield p + "self_attn.v_proj.weight", lin(nKV * hd, H)
+        yield p + "self_attn.o_proj.weight", lin(H, nH * hd)
+        yield p + "self_attn.q_norm.weight", norm(hd)
+        yield p + "self_attn.k_norm.weight", norm(hd)
+        yield p + "post_attention_layernorm.weight", mix * norm(H)
+
     def dense(p):
         yield p + "mlp.gate_proj.weight", lin(I, H)
         yield p + "mlp.up_proj.weight", lin(I, H)
-        yield p + "mlp.down_proj.weight", lin(H, I, mix)
+        yield p + "mlp.down_proj.weight", lin(H, I, 1.0 if post else mix)
+        if post:
+            yield p + "post_feedforward_layernorm.weight", mix * norm(H)
 
     embed = rng.standard_normal((V, H), dtype=np.float32)
     yield "model.embed_tokens.weight", embed
     for i in range(L):
         p = f"model.layers.{i}."
         yield from attention(p)
-        if i < spec["dense_layers"]:
+        if post or i < spec["dense_layers"]:
             yield from dense(p)
             continue
         yield p + "mlp.gate.weight", lin(E, H, 4.0)

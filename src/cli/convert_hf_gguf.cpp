@@ -79,6 +79,30 @@ struct LlamaPlanner {
     attention(s, b);
     p.push_back({s + "post_attention_layernorm.weight", b + "ffn_norm.weight", {c.hidden_size}});
   }
+  void post_norm_layer(const std::string& s, const std::string& b) {
+    attention(s, b);
+    p.push_back({s + "post_attention_layernorm.weight", b + "post_attention_norm.weight", {c.hidden_size}});
+    mlp(s, b);
+    p.push_back({s + "post_feedforward_layernorm.weight", b + "post_ffw_norm.weight", {c.hidden_size}});
+  }
+  // c.n_mtp_layers MTP blocks after the main layers, as llama.cpp's converters rename them
+  // (mtp.layers.k -> blk.(L+k), mtp.fc -> nextn.eh_proj); `layer(s, b)` plans a block's layer.
+  template <class Layer>
+  void mtp_blocks(Layer layer) {
+    const int64_t H = c.hidden_size;
+    for (int64_t k = 0; k < c.n_mtp_layers; ++k) {
+      const std::string s = concat("mtp.layers.", k, "."), b = concat("blk.", c.n_layers + k, ".");
+      const size_t first = p.size();
+      layer(s, b);
+      // mtp_share_layers checkpoints hold only mtp.layers.0, which every block then copies.
+      for (size_t i = first; k > 0 && i < p.size(); ++i) p[i].alt = "mtp.layers.0." + p[i].hf.substr(s.size());
+      // The fc and its norms are shared by every MTP block; llama.cpp stores a copy per block.
+      p.push_back({"mtp.fc.weight", b + "nextn.eh_proj.weight", {H, 2 * H}});
+      p.push_back({"mtp.pre_fc_norm_embedding.weight", b + "nextn.enorm.weight", {H}});
+      p.push_back({"mtp.pre_fc_norm_hidden.weight", b + "nextn.hnorm.weight", {H}});
+      p.push_back({"mtp.norm.weight", b + "nextn.shared_head_norm.weight", {H}});
+    }
+  }
   void mlp(const std::string& s, const std::string& b) {
     const int64_t H = c.hidden_size, I = c.intermediate_size;
     p.push_back({s + "mlp.gate_proj.weight", b + "ffn_gate.weight", {I, H}});
@@ -126,16 +150,10 @@ void plan_exaone_moe(const ModelConfig& c, std::vector<Planned>& p) {
   });
   p.push_back({"model.norm.weight", "output_norm.weight", {H}});
   p.push_back({"lm_head.weight", "output.weight", {V, H}});
-  for (int64_t k = 0; k < c.n_mtp_layers; ++k) {
-    const std::string s = concat("mtp.layers.", k, "."), b = concat("blk.", c.n_layers + k, ".");
+  lp.mtp_blocks([&](const std::string& s, const std::string& b) {
     lp.pre_norm_attention(s, b);
     lp.mlp(s, b);
-    // The fc and its norms are shared by every MTP block; llama.cpp stores a copy per block.
-    p.push_back({"mtp.fc.weight", b + "nextn.eh_proj.weight", {H, 2 * H}});
-    p.push_back({"mtp.pre_fc_norm_embedding.weight", b + "nextn.enorm.weight", {H}});
-    p.push_back({"mtp.pre_fc_norm_hidden.weight", b + "nextn.hnorm.weight", {H}});
-    p.push_back({"mtp.norm.weight", b + "nextn.shared_head_norm.weight", {H}});
-  }
+  });
 }
 
 void plan_exaone(const ModelConfig& c, std::vector<Planned>& p) {
@@ -156,31 +174,27 @@ void plan_exaone(const ModelConfig& c, std::vector<Planned>& p) {
   p.push_back({"transformer.ln_f.weight", "output_norm.weight", {H}});
 }
 
+// EXAONE 4.0 / the EXAONE 4.5 text tower: post-norm layers (its MTP blocks too); lm_head optional
+// (tied embeddings).
 void plan_exaone4(const ModelConfig& c, std::vector<Planned>& p) {
-  const int64_t H = c.hidden_size;
   LlamaPlanner lp{c, p};
-  lp.main_stack([&](const std::string& s, const std::string& b, size_t) {
-    lp.attention(s, b);
-    p.push_back({s + "post_attention_layernorm.weight", b + "post_attention_norm.weight", {H}});
-    lp.mlp(s, b);
-    p.push_back({s + "post_feedforward_layernorm.weight", b + "post_ffw_norm.weight", {H}});
-  });
-  p.push_back({"model.norm.weight", "output_norm.weight", {H}});
+  lp.main_stack([&](const std::string& s, const std::string& b, size_t) { lp.post_norm_layer(s, b); });
+  p.push_back({"model.norm.weight", "output_norm.weight", {c.hidden_size}});
+  p.push_back({"lm_head.weight", "output.weight", {c.vocab_size, c.hidden_size}, true});
+  lp.mtp_blocks([&](const std::string& s, const std::string& b) { lp.post_norm_layer(s, b); });
 }
 
-// Every tensor the GGUF holds, in llama.cpp's order; c.n_mtp_layers MTP blocks (exaone_moe).
+// Every tensor the GGUF holds, in llama.cpp's order; c.n_mtp_layers MTP blocks (exaone4, exaone_moe).
 std::vector<Planned> plan_tensors(const ModelConfig& c) {
   std::vector<Planned> p;
   if (c.arch == Arch::ExaoneMoe) {
     plan_exaone_moe(c, p);
-    return p;
-  }
-  if (c.arch == Arch::Exaone) {
-    plan_exaone(c, p);
-  } else {
+  } else if (c.arch == Arch::Exaone4) {
     plan_exaone4(c, p);
+  } else {
+    plan_exaone(c, p);
+    p.push_back({"lm_head.weight", "output.weight", {c.vocab_size, c.hidden_size}, true});
   }
-  p.push_back({"lm_head.weight", "output.weight", {c.vocab_size, c.hidden_size}, true});
   return p;
 }
 
@@ -291,7 +305,7 @@ void convert_hf_to_gguf(const std::string& src_dir, const std::string& dst, cons
   ModelConfig cfg = ModelConfig::from_hf_json(ck->config(), cfg_path);
   // MTP blocks are converted when the checkpoint carries them (a config may announce them for a
   // checkpoint that was saved without); the GGUF's config then counts what it holds.
-  cfg.n_mtp_layers = cfg.arch == Arch::ExaoneMoe && ck->find("mtp.fc.weight") != nullptr
+  cfg.n_mtp_layers = cfg.arch != Arch::Exaone && ck->find("mtp.fc.weight") != nullptr
                          ? std::max<int64_t>(cfg.n_mtp_layers, 1)
                          : 0;
 

@@ -323,9 +323,9 @@ std::vector<int64_t> layer_windows(const JsonReader& r, std::string_view origin,
 }
 
 // The MTP block's window (K-EXAONE: mtp_sliding_windows [0] / mtp_layer_types
-// ["full_attention"], i.e. global).
-int64_t mtp_window(const JsonReader& r, std::string_view origin) {
-  int64_t window = 0;
+// ["full_attention"], i.e. global); `fallback` when the config names neither.
+int64_t mtp_window(const JsonReader& r, std::string_view origin, int64_t fallback) {
+  int64_t window = fallback;
   if (const json* sw = r.find("mtp_sliding_windows"); sw != nullptr && !sw->is_null()) {
     if (!sw->is_array() || sw->empty()) fail(origin, ": config.json mtp_sliding_windows must be a non-empty list");
     window = r.as_int((*sw)[0], "mtp_sliding_windows");
@@ -333,6 +333,7 @@ int64_t mtp_window(const JsonReader& r, std::string_view origin) {
   } else if (const json* lt = r.find("mtp_layer_types"); lt != nullptr && !lt->is_null()) {
     if (!lt->is_array() || lt->empty()) fail(origin, ": config.json mtp_layer_types must be a non-empty list");
     const json& t = (*lt)[0];
+    window = 0;
     if (t == "sliding_attention") {
       window = window_value(r, origin);
     } else if (t != "full_attention") {
@@ -384,7 +385,12 @@ ModelConfig parse_llama_style(const JsonReader& r, std::string_view origin, Arch
 
 ModelConfig parse_exaone4(const JsonReader& r, std::string_view origin) {
   ModelConfig c = parse_llama_style(r, origin, Arch::Exaone4, "exaone4", NormPlacement::Post);
-  plan_layers(c, layer_windows(r, origin, false, c), {}, 0);
+  const std::vector<int64_t> windows = layer_windows(r, origin, false, c);
+  c.n_mtp_layers = r.integer_or({"num_nextn_predict_layers"}, 0);
+  if (c.n_mtp_layers < 0) fail(origin, ": num_nextn_predict_layers is negative");
+  // EXAONE 4.5 names no MTP layer type; vLLM builds its MTP layer as text layer 0 (the index in
+  // mtp.layers.0), so it attends as layer 0 does (sliding with RoPE under LLLG).
+  plan_layers(c, windows, {}, mtp_window(r, origin, windows.empty() ? 0 : windows[0]));
   return c;
 }
 
@@ -438,7 +444,7 @@ ModelConfig parse_exaone_moe(const JsonReader& r, std::string_view origin) {
   } else {
     for (size_t i = 0; i < L; ++i) moe[i] = i >= 1;
   }
-  plan_layers(c, windows, moe, mtp_window(r, origin));
+  plan_layers(c, windows, moe, mtp_window(r, origin, 0));
   return c;
 }
 

@@ -68,9 +68,11 @@ struct ModelConfig {
   int64_t topk_group = 1;
   bool norm_topk_prob = true;
   double routed_scaling_factor = 1.0;
-  int64_t n_mtp_layers = 0;
-  // Attention plan of the MTP block (K-EXAONE: mtp_layer_types ["full_attention"] -> global,
-  // NoPE because the model has sliding layers). Meaningful only when n_mtp_layers > 0.
+  int64_t n_mtp_layers = 0;  // exaone_moe and exaone4 (num_nextn_predict_layers)
+  // Attention plan of the MTP block: mtp_layer_types / mtp_sliding_windows when given (K-EXAONE:
+  // ["full_attention"] -> global, NoPE because the model has sliding layers), otherwise global
+  // for exaone_moe and layer 0's plan for exaone4 (EXAONE 4.5: sliding with RoPE, as vLLM builds
+  // it). Meaningful only when n_mtp_layers > 0.
   LayerPlan mtp_layer{0, false, false};
 
   // GGUF files carry llama3 scaling as a tensor (rope_freqs.weight): one divisor per frequency,

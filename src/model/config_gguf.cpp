@@ -239,13 +239,19 @@ std::vector<int64_t> read_windows(const GgufReader& g, const std::string& path, 
            " layers");
     }
     for (size_t i = 0; i < L; ++i) sliding[i] = flags[i] != 0;
-    if (c.n_mtp_layers > 0 && flags.size() > L && flags[L] != 0) mtp_window = window;
+    if (c.n_mtp_layers > 0 && flags.size() > L) {
+      mtp_window = flags[L] != 0 ? window : 0;
+      return windows_of(sliding, window);
+    }
   } else {
     int64_t n = pat != nullptr ? pat->as_int(g.key(key::kSlidingWindowPattern)) : 4;
     // Period 0: every layer slides; a negative period (meaningless) none.
     if (n > 0) sliding = periodic_sliding(c.n_layers, n);
     if (n == 0) sliding.assign(L, true);
   }
+  // No entry for the MTP block (llama.cpp's converters write one per main layer): K-EXAONE's is
+  // global, an exaone4 MTP layer attends as layer 0 (as config.json without mtp_layer_types).
+  if (a.arch == Arch::Exaone4 && L > 0 && sliding[0]) mtp_window = window;
   return windows_of(sliding, window);
 }
 
@@ -312,6 +318,10 @@ void write_gguf_metadata(const ModelConfig& c, const GgufGeneral& general, std::
       window = std::max(window, l.window);
       pattern.push_back(l.window > 0 ? 1 : 0);
     }
+    // One entry per MTP block only when the block does not attend as from_gguf assumes without one.
+    const bool mtp_default = c.arch == Arch::Exaone4 && !c.layers.empty() ? c.mtp_layer.window == c.layers[0].window
+                                                                          : c.mtp_layer.window == 0;
+    if (c.n_mtp_layers > 0 && !mtp_default) pattern.insert(pattern.end(), c.n_mtp_layers, c.mtp_layer.window > 0 ? 1 : 0);
     // EXAONE 4.0 writes a declared window even when no layer slides, as llama.cpp's converter does
     // for a non-null sliding_window; llama.cpp's exaone-moe always has the keys.
     if (c.arch == Arch::Exaone4 && window == 0) window = c.sliding_window;
@@ -342,6 +352,8 @@ void write_gguf_metadata(const ModelConfig& c, const GgufGeneral& general, std::
     g.u32(key::kNextnPredictLayers, c.n_mtp_layers);
     g.set(key::kRopeScalingType, Value::str("none"));
   }
+  // As llama.cpp's EXAONE 4.5 text converter: the key only when the model has MTP blocks.
+  if (c.arch == Arch::Exaone4 && c.n_mtp_layers > 0) g.u32(key::kNextnPredictLayers, c.n_mtp_layers);
   w.set("general.quantization_version", Value::u32(2));
 }
 

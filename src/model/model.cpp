@@ -340,11 +340,13 @@ std::unique_ptr<Model> Model::from_source(ModelConfig config, std::unique_ptr<Te
       model_detail::bind_exaone_moe(config, gguf_names, binder, d.w);
       break;
   }
-  // K-EXAONE configs may lack num_nextn_predict_layers; the mtp.* tensors then decide (spec 4.1).
-  if (config.arch == Arch::ExaoneMoe && config.n_mtp_layers == 0 && !gguf_names && binder.has("mtp.fc.weight")) {
-    config.n_mtp_layers = 1;
+  // Configs may lack num_nextn_predict_layers (K-EXAONE's, spec 4.1); the mtp.* tensors then decide.
+  if (config.arch != Arch::Exaone) {
+    if (config.n_mtp_layers == 0 && !gguf_names && binder.has("mtp.fc.weight")) config.n_mtp_layers = 1;
+    // EXAONE 4.5 text towers converted without their MTP weights still declare the layers.
+    if (config.arch == Arch::Exaone4 && !gguf_names && !binder.has("mtp.fc.weight")) config.n_mtp_layers = 0;
+    model_detail::bind_mtp(config, gguf_names, binder, d.w);
   }
-  if (config.arch == Arch::ExaoneMoe) model_detail::bind_mtp(config, gguf_names, binder, d.w);
   binder.finish();
   config.tie_word_embeddings = d.w.tied;
   d.config = std::move(config);

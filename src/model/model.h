@@ -81,7 +81,8 @@ class Model {
   // exactly. Off by default (the batched kernels are faster for prefill).
   void set_exact_rows(bool on);
 
-  // ---- Multi-token prediction (K-EXAONE's MTP block, spec 4.6; used by runtime/speculative) ----
+  // ---- Multi-token prediction (the MTP block of K-EXAONE or of an exaone4 / EXAONE 4.5 text
+  // tower, spec 4.6, 4b; used by runtime/speculative) ----
   // True when the model carries a complete MTP block.
   bool has_mtp() const;
   // forward(), and also the final-normed hidden state (the lm_head input) of every evaluated row

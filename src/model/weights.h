@@ -49,8 +49,9 @@ struct LayerWeights {
   std::unique_ptr<MoeWeights> moe;  // set on MoE layers, which then have no gate/up/down
 };
 
-// The multi-token-prediction block (K-EXAONE, spec 4.6): fc over [enorm(embed(x)), hnorm(hidden)],
-// one pre-norm decoder layer with a dense MLP, a final norm; the lm_head is the main model's.
+// The multi-token-prediction block (spec 4.6, 4b): fc over [enorm(embed(x)), hnorm(hidden)], one
+// decoder layer with a dense MLP (pre-norm in K-EXAONE, post-norm in EXAONE 4.5), a final norm;
+// the embedding and lm_head are the main model's.
 struct MtpWeights {
   const kernels::Weight* fc = nullptr;  // [H, 2H]
   std::vector<float> enorm, hnorm, norm;
@@ -124,6 +125,9 @@ void bind_llama_attention(const ModelConfig& c, bool gguf_names, const std::stri
 // HF calls post_attention_layernorm, spec 8.1).
 void bind_pre_norm_attention(const ModelConfig& c, bool gguf_names, const std::string& p, Binder& b,
                              LayerWeights& l);
+// EXAONE 4.0's post-norm layer: bind_llama_attention, the attention output norm, the dense MLP
+// and its output norm (a main layer, or an EXAONE 4.5 MTP block's layer).
+void bind_post_norm_layer(const ModelConfig& c, bool gguf_names, const std::string& p, Binder& b, LayerWeights& l);
 // Dense SwiGLU MLP of width `inner`.
 void bind_llama_mlp(const ModelConfig& c, bool gguf_names, const std::string& p, int64_t inner, Binder& b,
                     LayerWeights& l);
@@ -134,7 +138,13 @@ void ignore_mtp_blocks(const ModelConfig& c, bool gguf_names, int64_t first_bloc
 void bind_exaone(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
 void bind_exaone4(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
 void bind_exaone_moe(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
-// Binds the MTP block (mtp.* / blk.<n_layers>.*) when config.n_mtp_layers > 0 (src/model/mtp.cpp).
-void bind_mtp(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out);
+// Binds the MTP block when config.n_mtp_layers > 0 (src/model/mtp.cpp), for any llama-named
+// architecture (exaone4, exaone_moe); its layer has the main stack's norm placement. GGUF: block
+// blk.<n_layers>.* with nextn.{eh_proj,enorm,hnorm,shared_head_norm}. Hugging Face: `hf_prefix`
+// + {fc, pre_fc_norm_embedding, pre_fc_norm_hidden, norm}.weight and hf_prefix + "layers.0."
+// + the names of a text layer; every other tensor under hf_prefix (deeper blocks) is marked
+// known but unused. A loader whose checkpoint nests the MTP tensors passes its own prefix.
+void bind_mtp(const ModelConfig& config, bool gguf_names, Binder& binder, ModelWeights& out,
+              const std::string& hf_prefix = "mtp.");
 
 }  // namespace kexa::model_detail

@@ -38,7 +38,7 @@ node tests/conformance/llamacpp_stories.mjs "$out/stories.gguf" "$out/stories-hf
 # --- 2. tiny exaone / exaone4 with real tokenizers -----------------------------------------------
 $PY tests/conformance/make_tiny_exaone.py "$FIX" "$out" >"$out/make_tiny.log" 2>&1 ||
   { cat "$out/make_tiny.log"; echo "convert: could not build the tiny HF folders"; exit 1; }
-for m in exaone exaone4 exaone_moe; do
+for m in exaone exaone4 exaone4_mtp exaone_moe; do
   "$KEXA" convert "$out/tiny-$m" "$out/tiny-$m.gguf" >"$out/convert-$m.log" 2>&1 ||
     { cat "$out/convert-$m.log"; echo "  FAIL kexa convert tiny-$m"; fails=$((fails + 1)); continue; }
   node tests/conformance/llamacpp_tiny.mjs "$out/tiny-$m.gguf" "$out/tiny-$m/expected.json" ||

@@ -173,6 +173,75 @@ expected = {
     "special_tokens": {"[|user|]": 360, "[|endofturn|]": 361, "[|assistant|]": 359},
 }
 json.dump(expected, open(os.path.join(d, "expected.json"), "w"), indent=1)
+# ---- exaone4 with an MTP block (EXAONE 4.5 text tower style: LLLG window 8 on 4 layers, one
+# post-norm MTP layer shared by the draft steps, default rope, untied, BF16); GGUF as llama.cpp's
+# Exaone4_5_TextModel writes it: the block appended as blk.L with nextn.* tensors ----
+d = os.path.join(out, "tiny-exaone4_mtp")
+os.makedirs(d, exist_ok=True)
+rng_main, rng = rng, np.random.default_rng(4545)  # its own stream: the other models stay as they were
+V, H, L, nH, nKV, hd, I = 102400, 32, 4, 4, 2, 8, 32
+cfg = {
+    "architectures": ["Exaone4ForCausalLM"], "model_type": "exaone4", "vocab_size": V,
+    "hidden_size": H, "num_hidden_layers": L, "num_attention_heads": nH, "num_key_value_heads": nKV,
+    "head_dim": hd, "intermediate_size": I, "hidden_act": "silu", "rms_norm_eps": 1e-5,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+    "max_position_embeddings": 262144, "sliding_window": 8, "sliding_window_pattern": "LLLG",
+    "layer_types": ["sliding_attention", "sliding_attention", "sliding_attention", "full_attention"],
+    "num_nextn_predict_layers": 1, "mtp_share_layers": True, "tie_word_embeddings": False,
+    "bos_token_id": 1, "eos_token_id": 361, "pad_token_id": 0, "torch_dtype": "bfloat16",
+}
+json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
+t = {"model.embed_tokens.weight": w(V, H)}
+
+
+def post_norm_layer(p):
+    t[p + "self_attn.q_proj.weight"] = w(nH * hd, H)
+    t[p + "self_attn.k_proj.weight"] = w(nKV * hd, H)
+    t[p + "self_attn.v_proj.weight"] = w(nKV * hd, H)
+    t[p + "self_attn.o_proj.weight"] = w(H, nH * hd)
+    t[p + "self_attn.q_norm.weight"] = 1 + w(hd, std=0.1)
+    t[p + "self_attn.k_norm.weight"] = 1 + w(hd, std=0.1)
+    t[p + "post_attention_layernorm.weight"] = 1 + w(H, std=0.1)
+    t[p + "mlp.gate_proj.weight"] = w(I, H)
+    t[p + "mlp.up_proj.weight"] = w(I, H)
+    t[p + "mlp.down_proj.weight"] = w(H, I)
+    t[p + "post_feedforward_layernorm.weight"] = 1 + w(H, std=0.1)
+
+
+for l in range(L):
+    post_norm_layer(f"model.layers.{l}.")
+t["model.norm.weight"] = 1 + w(H, std=0.1)
+t["lm_head.weight"] = w(V, H, std=1.0)
+post_norm_layer("mtp.layers.0.")
+t["mtp.fc.weight"] = w(H, 2 * H)
+t["mtp.pre_fc_norm_embedding.weight"] = 1 + w(H, std=0.1)
+t["mtp.pre_fc_norm_hidden.weight"] = 1 + w(H, std=0.1)
+t["mtp.norm.weight"] = 1 + w(H, std=0.1)
+write_safetensors(os.path.join(d, "model.safetensors"), t, "BF16")
+copy_tokenizer(tok, d, ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",
+                        "chat_template.jinja", "generation_config.json"])
+A = "exaone4"
+expected = {
+    "arch": A, "n_tensors": 1 + 11 * L + 1 + 1 + 11 + 4,
+    "metadata": {
+        "general.architecture": A, f"{A}.block_count": L + 1, f"{A}.context_length": 262144,
+        f"{A}.embedding_length": H, f"{A}.feed_forward_length": I, f"{A}.attention.head_count": nH,
+        f"{A}.attention.head_count_kv": nKV, f"{A}.rope.freq_base": 1e6,
+        f"{A}.attention.layer_norm_rms_epsilon": 1e-5, f"{A}.attention.key_length": hd,
+        f"{A}.attention.value_length": hd, f"{A}.vocab_size": V, f"{A}.attention.sliding_window": 8,
+        f"{A}.attention.sliding_window_pattern": [True, True, True, False],
+        f"{A}.nextn_predict_layers": 1, "general.file_type": 32,
+    },
+    "chat_template": open(os.path.join(tok, "chat_template.jinja")).read(),
+    "rope_freqs": None,
+    "absent_tensors": ["rope_freqs.weight", "blk.5.attn_q.weight"],
+    "tensor_shapes": {"blk.4.nextn.eh_proj.weight": [2 * H, H], "blk.4.post_ffw_norm.weight": [H],
+                      "blk.4.nextn.shared_head_norm.weight": [H]},
+    "u16_at": {"blk.4.nextn.eh_proj.weight": [0, list(np.frombuffer(bf16_bytes(t["mtp.fc.weight"].ravel()[0:4]), dtype=np.uint16).tolist())]},
+    "special_tokens": {"[|user|]": 360, "[|endofturn|]": 361},
+}
+json.dump(expected, open(os.path.join(d, "expected.json"), "w"), indent=1)
+rng = rng_main
 # ---- exaone_moe (K-EXAONE style: dense layer 0 then MoE, sigmoid router with bias, 1 shared
 # expert, LLLG window, nH*hd != H, one MTP block, untied, BF16; the EXAONE 4.0 tokenizer files) ----
 d = os.path.join(out, "tiny-exaone_moe")

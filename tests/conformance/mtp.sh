@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# MTP speculative decoding (K-EXAONE): on tiny K-EXAONE-shaped models with an MTP block
-# (tools/make_test_model.py --mtp-model; one all-dense, one with MoE layers), as a Hugging Face
-# folder and as the GGUF `kexa convert` writes (MTP block as blk.<L>.nextn.*):
-#   * `kexa run --mtp 0` and `--mtp N` (N = 1, 2, 3 and the default 2; GGUF: 2) give identical greedy
-#     output over 256 tokens, and the MTP drafts are accepted often (the models are built so);
+# MTP speculative decoding: on tiny models with an MTP block (tools/make_test_model.py --mtp-model):
+# K-EXAONE-shaped (pre-norm; one all-dense, one with MoE layers) and dense EXAONE 4.5 text towers
+# (exaone4, post-norm; LLLG sliding layers with a sliding RoPE MTP layer, and all-global), as a
+# Hugging Face folder and as the GGUF `kexa convert` writes (MTP block as blk.<L>.nextn.*):
+#   * `kexa run --mtp 0` and `--mtp N` (N = 1, 2, 3 and the default 2; GGUF: 2, 3) give identical
+#     greedy output over 256 tokens, and the MTP drafts are accepted often (the models are built so);
 #   * llama.cpp (node-llama-cpp) loads the GGUF with its MTP block and generates the same 64
-#     greedy tokens (it ignores the block; skipped under sanitizers to stay fast);
+#     greedy tokens (it ignores the block; skipped under sanitizers to stay fast; not on the
+#     4-layer LLLG exaone4 model, whose sliding layers llama.cpp only honours with 64 layers);
 #   * sampling with MTP is reproducible for a seed; --mtp on a model without an MTP block is a
 #     named error.
 set -euo pipefail
@@ -24,12 +26,13 @@ trap 'rm -rf "$TMP"' EXIT
 cd "$ROOT"
 
 failed=0
+declare -A stats2
 fail() { echo "FAIL $*"; failed=1; }
 
-# model name, minimum acceptance (%) with --mtp 2
-MODELS=("exaone-moe-mtp-dense 70" "exaone-moe-mtp-tiny 50")
+# model name, minimum acceptance (%) with --mtp 2, compare with llama.cpp (1/0)
+MODELS=("exaone-moe-mtp-dense 70 1" "exaone-moe-mtp-tiny 50 1" "exaone4-mtp-tiny 50 0" "exaone4-mtp-global 50 1")
 for entry in "${MODELS[@]}"; do
-  read -r name min_acc <<<"$entry"
+  read -r name min_acc llama <<<"$entry"
   "$PY" tools/make_test_model.py --mtp-model "$name" --seed 3 --out "$TMP/$name" >/dev/null
   "$KEXA" convert "$TMP/$name" "$TMP/$name.gguf" >/dev/null 2>"$TMP/$name.convert.log" || {
     fail "$name: kexa convert failed:"; cat "$TMP/$name.convert.log"; continue; }
@@ -37,7 +40,7 @@ for entry in "${MODELS[@]}"; do
     label="$name$([[ "$src" == *.gguf ]] && echo " (gguf)" || echo " (hf)")"
     "$KEXA" run -m "$src" --tokens "$PROMPT" -n "$N" --ignore-eos --print-ids -t 2 --mtp 0 \
       >"$TMP/plain.ids" 2>"$TMP/plain.err" || { fail "$label --mtp 0:"; cat "$TMP/plain.err"; continue; }
-    drafts=(1 2 3 default); [[ "$src" == *.gguf ]] && drafts=(2)
+    drafts=(1 2 3 default); [[ "$src" == *.gguf ]] && drafts=(2 3)
     for d in "${drafts[@]}"; do
       opt=(--mtp "$d"); [[ "$d" == default ]] && opt=()
       "$KEXA" run -m "$src" --tokens "$PROMPT" -n "$N" --ignore-eos --print-ids -t 2 "${opt[@]}" \
@@ -55,8 +58,12 @@ for entry in "${MODELS[@]}"; do
         awk -v a="$acc" -v m="$min_acc" 'BEGIN { exit !(a >= m) }' || fail "$label --mtp $d: acceptance $acc% < $min_acc%"
       fi
       echo "ok $label --mtp $d: $N tokens identical to --mtp 0, $stats"
+      if [[ "$d" == 2 ]]; then stats2["$src"]="$stats"; fi
     done
   done
+  if [[ "${stats2["$TMP/$name"]:-}" != "${stats2["$TMP/$name.gguf"]:-x}" ]]; then
+    fail "$name: --mtp 2 statistics differ between HF (${stats2["$TMP/$name"]:-}) and GGUF (${stats2["$TMP/$name.gguf"]:-})"
+  fi
   # --mtp-compare decodes again without MTP in the same process and checks the greedy tokens.
   if "$KEXA" run -m "$TMP/$name" --tokens "$PROMPT" -n 64 --ignore-eos --print-ids -t 2 --mtp 2 --mtp-compare \
       >/dev/null 2>"$TMP/cmp.err" && grep -q "mtp speed-up [0-9.]*x over plain decoding.*greedy outputs identical" "$TMP/cmp.err"; then
@@ -71,8 +78,34 @@ for entry in "${MODELS[@]}"; do
   done
   cmp -s "$TMP/sample1.ids" "$TMP/sample2.ids" || fail "$name: sampling with --mtp 2 is not reproducible for a seed"
   echo "ok $name: sampling with --mtp 2 reproducible for a seed"
+  # A seeded sampled run accepts or rejects each draft by its probability under the MTP block, so
+  # it tells MTP blocks apart where greedy acceptance does not: the GGUF's block (its layer's window
+  # and RoPE included) gives the HF folder's tokens; the folder with its MTP layer's attention
+  # flipped (sliding <-> global, where the model has a window) gives others.
+  sample() { "$KEXA" run -m "$1" --tokens "$PROMPT" -n 64 --ignore-eos --print-ids -t 2 --mtp 2 --temp 0.9 --top-k 40 --seed 11 2>"$TMP/sample.err"; }
+  sample "$TMP/$name.gguf" >"$TMP/sample_gguf.ids" || { fail "$name gguf sampling:"; cat "$TMP/sample.err"; }
+  cmp -s "$TMP/sample1.ids" "$TMP/sample_gguf.ids" || fail "$name: sampling with --mtp 2 differs between HF and GGUF"
+  mkdir -p "$TMP/$name-flip"
+  ln -sf "$TMP/$name/model.safetensors" "$TMP/$name-flip/model.safetensors"
+  if "$PY" - "$TMP/$name/config.json" "$TMP/$name-flip/config.json" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+lt = c.get("layer_types")
+cur = c.get("mtp_layer_types") or (lt[:1] if lt else None)
+if cur is None or c.get("sliding_window") is None:
+    sys.exit(3)
+c["mtp_layer_types"] = ["full_attention" if cur[0] == "sliding_attention" else "sliding_attention"]
+json.dump(c, open(sys.argv[2], "w"))
+PYEOF
+  then
+    sample "$TMP/$name-flip" >"$TMP/sample_flip.ids" || { fail "$name flipped sampling:"; cat "$TMP/sample.err"; }
+    cmp -s "$TMP/sample1.ids" "$TMP/sample_flip.ids" && fail "$name: flipping the MTP layer's attention did not change the sampled tokens"
+    echo "ok $name: seeded sampling with --mtp 2 equal from HF and GGUF, different with the MTP layer's attention flipped"
+  else
+    echo "ok $name: seeded sampling with --mtp 2 equal from HF and GGUF (no window to flip)"
+  fi
 
-  if [[ "${KEXA_SANITIZED:-0}" != 1 ]]; then
+  if [[ "${KEXA_SANITIZED:-0}" != 1 && $llama == 1 ]]; then
     node tests/conformance/llamacpp_dense.mjs ref "$PROMPT" 64 "$TMP/$name.gguf:$TMP/$name.ref" >"$TMP/ref.log" 2>&1 || {
       fail "$name: llama.cpp did not load or run the GGUF with its MTP block:"; cat "$TMP/ref.log"; continue; }
     "$KEXA" run -m "$TMP/$name.gguf" --tokens "$PROMPT" -n 64 --ignore-eos --print-ids -t 2 --mtp 2 >"$TMP/k64.ids" 2>/dev/null
