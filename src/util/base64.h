@@ -1,0 +1,14 @@
+// Base64 text to bytes (RFC 4648): the standard and the URL-safe alphabet, '=' padding and line
+// breaks ignored. For uploads in JSON bodies and data: URLs.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace kexa {
+
+// The decoded bytes, or nullopt when `text` holds a character outside both alphabets.
+std::optional<std::string> decode_base64(std::string_view text);
+
+}  // namespace kexa
