@@ -1,4 +1,4 @@
-// Base64 text to bytes (RFC 4648): the standard and the URL-safe alphabet, '=' padding and line
+// Base64 (RFC 4648): bytes to text, and text to bytes: the standard and the URL-safe alphabet, '=' padding and line
 // breaks ignored. For uploads in JSON bodies and data: URLs.
 #pragma once
 
@@ -8,6 +8,8 @@
 
 namespace kexa {
 
+// `bytes` in the standard alphabet with '=' padding.
+std::string encode_base64(std::string_view bytes);
 // The decoded bytes, or nullopt when `text` holds a character outside both alphabets.
 std::optional<std::string> decode_base64(std::string_view text);
 

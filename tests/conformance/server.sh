@@ -54,29 +54,30 @@ json.dump({"sql": sql, "columns": [d[0] for d in cur.description], "rows": [list
           open(sys.argv[2], "w"))
 EOF
 
+# The address a server started in the background (log, pid) prints, once it has printed it and
+# /health answers or the server is gone.
+listening() {
+  local url=""
+  for _ in $(seq 300); do
+    url=$(grep -o 'http://127.0.0.1:[0-9]*' "$1" | head -1)
+    [ -n "$url" ] && curl -sf "$url/health" >/dev/null && break
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "$url"
+}
+
 "$KEXA" serve -m "$model" --port 0 --api-key test-key --metrics-key test-metrics-key --parallel 8 --ctx 1024 --queue 128 \
   --threads 2 --rag-store "$work/docs.kexa" --max-document 65536 --sql-db "sqlite:$db" 2>"$work/server.log" &
 server_pid=$!
-base=""
-for _ in $(seq 300); do
-  base=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/server.log" | head -1)
-  [ -n "$base" ] && curl -sf "$base/health" >/dev/null && break
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.2
-done
+base=$(listening "$work/server.log" "$server_pid")
 [ -n "$base" ] || { echo "server did not start"; cat "$work/server.log"; exit 1; }
 
 # A second server that fetches image URLs (loopback opened for the test's picture server).
 "$KEXA" serve -m "$model" --port 0 --api-key test-key --parallel 1 --ctx 512 --threads 1 --image-fetch \
   --web-allow 127.0.0.1 --max-images 2 --max-image-bytes 100000 --image-fetch-timeout-ms 1500 2>"$work/images.log" &
 images_pid=$!
-images_base=""
-for _ in $(seq 300); do
-  images_base=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/images.log" | head -1)
-  [ -n "$images_base" ] && curl -sf "$images_base/health" >/dev/null && break
-  kill -0 "$images_pid" 2>/dev/null || break
-  sleep 0.2
-done
+images_base=$(listening "$work/images.log" "$images_pid")
 [ -n "$images_base" ] || { echo "image server did not start"; cat "$work/images.log"; exit 1; }
 
 rc=0

@@ -230,18 +230,10 @@ TEST(ImageDecode, UnsupportedFormatsAreRefusedByMagic) {
 
 TEST(ImageDataUrl, ParsesAndChecksTheDeclaredType) {
   const std::string png = picture("blocks.png");
-  // A base64 text of the file, made here with the inverse alphabet.
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string b64;
-  for (size_t i = 0; i < png.size(); i += 3) {
-    uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(png[i])) << 16;
-    if (i + 1 < png.size()) v |= static_cast<uint32_t>(static_cast<unsigned char>(png[i + 1])) << 8;
-    if (i + 2 < png.size()) v |= static_cast<unsigned char>(png[i + 2]);
-    b64 += abc[(v >> 18) & 63];
-    b64 += abc[(v >> 12) & 63];
-    b64 += i + 1 < png.size() ? abc[(v >> 6) & 63] : '=';
-    b64 += i + 2 < png.size() ? abc[v & 63] : '=';
-  }
+  const std::string b64 = encode_base64(png);
+  EXPECT_EQ(encode_base64("ab"), "YWI=");
+  EXPECT_EQ(encode_base64("abc"), "YWJj");
+  EXPECT_EQ(encode_base64("a"), "YQ==");
   EXPECT_EQ(decode_base64(b64), png);
   const DataUrl d = parse_data_url("data:Image/PNG;base64," + b64, 1000);
   EXPECT_EQ(d.media_type, "image/png");

@@ -12,6 +12,7 @@
 #include "server/images.h"
 #include "server/request.h"
 #include "server/server.h"
+#include "util/base64.h"
 #include "util/read_file.h"
 
 using namespace kexa;
@@ -20,19 +21,7 @@ using namespace kexa::server;
 namespace {
 
 std::string png_data_url() {
-  const std::string png = read_file(KEXA_SOURCE_DIR "/tests/data/images/blocks.png");
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string b64;
-  for (size_t i = 0; i < png.size(); i += 3) {
-    uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(png[i])) << 16;
-    if (i + 1 < png.size()) v |= static_cast<uint32_t>(static_cast<unsigned char>(png[i + 1])) << 8;
-    if (i + 2 < png.size()) v |= static_cast<unsigned char>(png[i + 2]);
-    b64 += abc[(v >> 18) & 63];
-    b64 += abc[(v >> 12) & 63];
-    b64 += i + 1 < png.size() ? abc[(v >> 6) & 63] : '=';
-    b64 += i + 2 < png.size() ? abc[v & 63] : '=';
-  }
-  return "data:image/png;base64," + b64;
+  return "data:image/png;base64," + encode_base64(read_file(KEXA_SOURCE_DIR "/tests/data/images/blocks.png"));
 }
 
 json image_part(const std::string& url) { return json{{"type", "image_url"}, {"image_url", {{"url", url}}}}; }

@@ -51,15 +51,17 @@ std::string tiff_orientation(int o) {
 }
 
 // --- PNG ---
+void png_append(png_structp p, png_bytep d, size_t n) {
+  static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<char*>(d), n);
+}
+
 void png_write(const std::string& name, int w, int h, int color_type, int depth, const std::vector<uint8_t>& rows_data,
                int interlace = PNG_INTERLACE_NONE, const std::vector<png_color>& palette = {},
                const std::vector<png_byte>& trans = {}, int exif_orientation = 0) {
   std::string out;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png_create_info_struct(png);
-  png_set_write_fn(
-      png, &out, [](png_structp p, png_bytep d, size_t n) { static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<char*>(d), n); },
-      nullptr);
+  png_set_write_fn(png, &out, png_append, nullptr);
   png_set_IHDR(png, info, w, h, depth, color_type, interlace, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   if (!palette.empty()) png_set_PLTE(png, info, palette.data(), static_cast<int>(palette.size()));
   if (!trans.empty()) png_set_tRNS(png, info, trans.data(), static_cast<int>(trans.size()), nullptr);
@@ -197,9 +199,7 @@ void png_bomb() {
   std::string out;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png_create_info_struct(png);
-  png_set_write_fn(
-      png, &out, [](png_structp p, png_bytep d, size_t n) { static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<char*>(d), n); },
-      nullptr);
+  png_set_write_fn(png, &out, png_append, nullptr);
   png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
   png_set_IHDR(png, info, 100000, 100000, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                PNG_FILTER_TYPE_DEFAULT);
