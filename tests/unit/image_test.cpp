@@ -78,6 +78,7 @@ TEST(ImageDecode, EveryFormatGivesTheBlocks) {
       {"blocks.jpg", Format::Jpeg, 6},         {"blocks_progressive.jpg", Format::Jpeg, 6},
       {"blocks_cmyk.jpg", Format::Jpeg, 6},    {"blocks.webp", Format::WebP, 0},
       {"blocks_alpha.webp", Format::WebP, 0},  {"blocks_lossy.webp", Format::WebP, 24},
+      {"anim.webp", Format::WebP, 0},  // the first of two frames (the second is all cyan)
       {"blocks.gif", Format::Gif, 0},          {"blocks_interlaced.gif", Format::Gif, 0},
       {"blocks.bmp", Format::Bmp, 0},          {"blocks_topdown32.bmp", Format::Bmp, 0},
       {"blocks_palette8.bmp", Format::Bmp, 0},

@@ -293,6 +293,38 @@ int main(int argc, char** argv) {
     WebPFree(out);
   }
 
+  // anim.webp: two frames, the blocks then all cyan; a first-frame decoder shows the blocks.
+  {
+    WebPAnimEncoderOptions ao;
+    WebPAnimEncoderOptionsInit(&ao);
+    WebPAnimEncoder* enc = WebPAnimEncoderNew(W, H, &ao);
+    WebPConfig config;
+    WebPConfigInit(&config);
+    config.lossless = 1;
+    std::vector<uint8_t> cyan(W * H * 3);
+    for (int i = 0; i < W * H; ++i) std::memcpy(&cyan[i * 3], kColors[5], 3);
+    int timestamp = 0;
+    const std::vector<uint8_t>* frames[] = {&rgb, &cyan};
+    for (const std::vector<uint8_t>* frame : frames) {
+      WebPPicture pic;
+      WebPPictureInit(&pic);
+      pic.width = W;
+      pic.height = H;
+      pic.use_argb = 1;
+      WebPPictureImportRGB(&pic, frame->data(), W * 3);
+      WebPAnimEncoderAdd(enc, &pic, timestamp, &config);
+      WebPPictureFree(&pic);
+      timestamp += 100;
+    }
+    WebPAnimEncoderAdd(enc, nullptr, timestamp, nullptr);
+    WebPData anim;
+    WebPDataInit(&anim);
+    WebPAnimEncoderAssemble(enc, &anim);
+    save("anim.webp", std::string(reinterpret_cast<const char*>(anim.bytes), anim.size));
+    WebPDataClear(&anim);
+    WebPAnimEncoderDelete(enc);
+  }
+
   gif_write("blocks.gif", false);
   gif_write("blocks_interlaced.gif", true);
   bmp_write("blocks.bmp", 24, false);
