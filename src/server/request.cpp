@@ -88,7 +88,7 @@ namespace {
 
 // The message's content as a string, or (when it holds image parts and `images` takes them) as
 // the parts chat templates expect.
-json message_content(const json& content, size_t index, std::vector<ImagePart>* images) {
+json message_content(const json& content, size_t index, const std::string& role, std::vector<ImagePart>* images) {
   if (content.is_null()) return "";
   if (content.is_string()) return content.get<std::string>();
   if (!content.is_array()) {
@@ -114,6 +114,8 @@ json message_content(const json& content, size_t index, std::vector<ImagePart>* 
       text += part["text"].get<std::string>();
       parts.push_back({{"type", "text"}, {"text", part["text"]}});
     } else if (type == "image_url" && images != nullptr) {
+      // Chat templates place pictures in user turns only (as OpenAI accepts them).
+      if (role != "user") throw BadRequest{concat(param, ": image parts belong in user messages, not ", role), param};
       // {"image_url": {"url": ..., "detail"?}}; a bare string is accepted too.
       const json* u = part.contains("image_url") ? &part["image_url"] : nullptr;
       if (u != nullptr && u->is_object() && u->contains("url")) u = &(*u)["url"];
@@ -156,7 +158,7 @@ json normalize_messages(const json& body, std::vector<ImagePart>* images) {
     }
     json n = m;
     n["role"] = role;
-    n["content"] = message_content(m.contains("content") ? m["content"] : json(), i, images);
+    n["content"] = message_content(m.contains("content") ? m["content"] : json(), i, role, images);
     if (n.contains("tool_calls")) {
       if (!n["tool_calls"].is_array()) {
         throw BadRequest{concat("messages[", i, "].tool_calls must be an array"), concat("messages[", i, "].tool_calls")};

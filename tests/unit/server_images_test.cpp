@@ -64,6 +64,15 @@ TEST(ServerImages, ImagePartsBecomeTheTemplatesPlaceholders) {
     EXPECT_EQ(e.message, "messages[0].content part type 'image_url' is not supported by a text model");
   }
 
+  // Pictures belong in user turns.
+  json from_assistant = {{"messages", json::array({json{{"role", "assistant"}, {"content", json::array({image_part(url)})}}})}};
+  try {
+    normalize_messages(from_assistant, &parts);
+    ADD_FAILURE() << "image part accepted in an assistant message";
+  } catch (const BadRequest& e) {
+    EXPECT_EQ(e.message, "messages[0].content[0]: image parts belong in user messages, not assistant");
+  }
+
   const std::string tpl = KEXA_SOURCE_DIR "/../shared/fixtures/exaone45-template/chat_template.jinja";
   KEXA_REQUIRE_FIXTURE(tpl);
   const std::string prompt = chat::ChatTemplate::load(tpl).render(messages, json(), true);
