@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <string>
+#include <string_view>
 
 #include "image/data_url.h"
 #include "image/image.h"
@@ -14,16 +15,15 @@ namespace kexa::server {
 
 namespace {
 
-bool is_http(const std::string& url) {
-  auto lower_prefix = [&](const char* p) {
-    const std::string_view prefix(p);
-    if (url.size() < prefix.size()) return false;
-    for (size_t i = 0; i < prefix.size(); ++i)
-      if (std::tolower(static_cast<unsigned char>(url[i])) != prefix[i]) return false;
-    return true;
-  };
-  return lower_prefix("http://") || lower_prefix("https://");
+// Whether `url` starts with `prefix` (lower case), in any case.
+bool has_scheme(const std::string& url, std::string_view prefix) {
+  if (url.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(url[i])) != prefix[i]) return false;
+  return true;
 }
+
+bool is_http(const std::string& url) { return has_scheme(url, "http://") || has_scheme(url, "https://"); }
 
 image::Limits limits_of(const ServerOptions& o) {
   image::Limits l;
@@ -64,7 +64,7 @@ std::vector<RgbImage> load_images(const ServerOptions& options, const std::vecto
                          p.param};
       }
       urls.push_back(p.url);
-    } else if (p.url.rfind("data:", 0) != 0 && p.url.rfind("DATA:", 0) != 0) {
+    } else if (!has_scheme(p.url, "data:")) {
       throw BadRequest{concat(p.param, ": not a data: URL or an http(s) URL"), p.param};
     }
   }
