@@ -11,7 +11,18 @@ let current = null;
 let controller = null;
 window.kexaLastRequest = null;  // the last request body sent (for tests and debugging)
 
-function save() { localStorage.setItem(STORE, JSON.stringify(conversations)); }
+let attachments = [];  // data: URLs of the images attached to the next chat message
+
+// Conversations with pictures can outgrow localStorage's quota: then they are kept without the
+// pictures' data (the page still shows them until reloaded).
+function save() {
+  try {
+    localStorage.setItem(STORE, JSON.stringify(conversations));
+  } catch {
+    const slim = conversations.map((c) => ({ ...c, messages: c.messages.map((m) => (m.images ? { ...m, images: [] } : m)) }));
+    try { localStorage.setItem(STORE, JSON.stringify(slim)); } catch { /* nothing more to drop */ }
+  }
+}
 
 function loadSettings() {
   const s = JSON.parse(localStorage.getItem(SETTINGS) || "{}");
@@ -68,6 +79,17 @@ function messageElement(m) {
   role.className = "role";
   role.textContent = m.role;
   div.appendChild(role);
+  if (m.images && m.images.length) {
+    const box = document.createElement("div");
+    box.className = "images";
+    m.images.forEach((url, i) => {
+      const img = document.createElement("img");
+      img.src = url;
+      img.alt = `attached image ${i + 1}`;
+      box.appendChild(img);
+    });
+    div.appendChild(box);
+  }
   if (m.reasoning) {
     const d = document.createElement("details");
     d.className = "reasoning";
@@ -253,12 +275,60 @@ $("doc-form").addEventListener("submit", async (e) => {
 
 let features = {};
 
+// --- images (vision models) ---------------------------------------------------------------------
+// Attached by the Image button or by pasting; sent as OpenAI image_url parts holding data: URLs.
+function renderAttachments() {
+  const box = $("attachments");
+  box.innerHTML = "";
+  attachments.forEach((url, i) => {
+    const item = document.createElement("span");
+    item.className = "attachment";
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = `image ${i + 1} to send`;
+    item.appendChild(img);
+    const del = document.createElement("button");
+    del.type = "button";
+    del.textContent = "×";
+    del.title = "Remove";
+    del.onclick = () => { attachments.splice(i, 1); renderAttachments(); };
+    item.appendChild(del);
+    box.appendChild(item);
+  });
+}
+function attachImage(file) {
+  if (!file || !/^image\//.test(file.type || "image/")) return;
+  const reader = new FileReader();
+  reader.onload = () => { attachments.push(String(reader.result)); renderAttachments(); };
+  reader.readAsDataURL(file);
+}
+$("attach").addEventListener("click", () => $("image-file").click());
+$("image-file").addEventListener("change", () => {
+  for (const f of $("image-file").files) attachImage(f);
+  $("image-file").value = "";
+});
+$("input").addEventListener("paste", (e) => {
+  const files = [...(e.clipboardData ? e.clipboardData.items : [])]
+    .filter((it) => it.kind === "file" && it.type.startsWith("image/")).map((it) => it.getAsFile());
+  if (!files.length) return;
+  e.preventDefault();
+  files.forEach(attachImage);
+});
+// A message as the API takes it: a string, or its images then its text as content parts.
+function apiContent(m) {
+  if (!m.images || !m.images.length) return m.content || "";
+  return [...m.images.map((url) => ({ type: "image_url", image_url: { url } })), { type: "text", text: m.content || "" }];
+}
+
 async function send(text) {
   const mode = $("mode").value;
   if (mode !== "chat") return ask(text, mode);
   const conv = current;
-  conv.messages.push({ role: "user", content: text });
-  if (conv.title === "New chat") conv.title = text.slice(0, 40);
+  const images = attachments;
+  attachments = [];
+  renderAttachments();
+  conv.messages.push(images.length ? { role: "user", content: text, images } : { role: "user", content: text });
+  if (conv.title === "New chat") conv.title = text.slice(0, 40) || "Image";
   const reply = { role: "assistant", content: "", reasoning: "" };
   conv.messages.push(reply);
   save();
@@ -274,7 +344,14 @@ async function send(text) {
   const messages = [];
   const system = $("system-prompt").value.trim();
   if (system) messages.push({ role: "system", content: system });
-  for (const m of conv.messages.slice(0, -1)) messages.push({ role: m.role, content: m.content || "" });
+  // An exchange the server refused (its reply an error with no text, e.g. pictures sent to a model
+  // without a vision tower) is not sent again: the conversation stays usable.
+  const history = conv.messages.slice(0, -1);
+  history.forEach((m, i) => {
+    const refused = (r) => r && r.role === "assistant" && r.error && !r.content;
+    if (refused(m) || (m.role === "user" && refused(history[i + 1]))) return;
+    messages.push({ role: m.role, content: apiContent(m) });
+  });
   const body = {
     messages, stream: true, temperature: parseFloat($("temperature").value),
     max_tokens: parseInt($("max-tokens").value, 10) || 1024,
@@ -331,7 +408,7 @@ async function send(text) {
 $("composer").addEventListener("submit", (e) => {
   e.preventDefault();
   const text = $("input").value.trim();
-  if (!text || controller) return;
+  if ((!text && !(attachments.length && $("mode").value === "chat")) || controller) return;
   $("input").value = "";
   send(text);
 });

@@ -17,6 +17,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/image_input.h"
 #include "model/config.h"
 #include "runtime/engine.h"
 #include "runtime/turn.h"
@@ -30,7 +31,8 @@ using ojson = nlohmann::ordered_json;
 
 const char* kHelp =
     "commands: /reset (forget the conversation), /system TEXT (set the system prompt and reset),\n"
-    "          /think on|off (reasoning mode), /exit. End a line with \\ to continue the message\n"
+    "          /think on|off (reasoning mode), /image PATH (attach a picture to the next message;\n"
+    "          vision models), /exit. End a line with \\ to continue the message\n"
     "          on the next line, or enclose several lines between two lines of \"\"\".\n";
 
 // Reads one user message: a line, "\"-continued lines, or a """ block. nullopt at end of input.
@@ -64,10 +66,11 @@ std::optional<std::string> read_message(bool interactive) {
 
 // Streams one reply to the conversation (reasoning to stderr, dimmed on a terminal), then appends
 // it to `messages`. False when the turn could not start (the message says why).
-bool chat_turn(const Engine& engine, LocalGeneration& local, ojson& messages, bool think, const SamplingParams& sp,
-               int64_t n_predict, bool interactive) {
+bool chat_turn(const Engine& engine, LocalGeneration& local, ojson& messages, const std::vector<RgbImage>& images,
+               bool think, const SamplingParams& sp, int64_t n_predict, bool interactive) {
   TurnRequest req;
   req.messages = messages;
+  req.images = images;
   req.kwargs = ojson{{"enable_thinking", think}};
   req.sampling = sp;
   req.max_tokens = n_predict;
@@ -146,8 +149,12 @@ int chat_main(int argc, char** argv) {
   if (interactive) std::fprintf(stderr, "kexa chat: %s\n%s", model_path.c_str(), kHelp);
 
   ojson messages = ojson::array();
+  std::vector<RgbImage> images;   // every picture of the conversation, in order
+  std::vector<RgbImage> pending;  // /image: attached to the next user message
   auto reset = [&]() {
     messages = ojson::array();
+    images.clear();
+    pending.clear();
     if (!system_prompt.empty()) messages.push_back({{"role", "system"}, {"content", system_prompt}});
   };
   reset();
@@ -176,13 +183,46 @@ int chat_main(int argc, char** argv) {
       std::fprintf(stderr, "[reasoning %s]\n", think ? "on" : "off");
       continue;
     }
+    if (msg.rfind("/image", 0) == 0 && (msg.size() == 6 || msg[6] == ' ')) {
+      const std::string path = msg.size() > 7 ? msg.substr(7) : "";
+      if (path.empty()) {
+        std::fprintf(stderr, "usage: /image PATH\n");
+        continue;
+      }
+      try {
+        pending.push_back(load_image_file(path));
+        std::fprintf(stderr, "[image %ux%u attached to the next message]\n", pending.back().width, pending.back().height);
+      } catch (const Error& e) {
+        std::fprintf(stderr, "kexa chat: %s\n", e.what());
+      }
+      continue;
+    }
     if (msg[0] == '/' && msg.find(' ') == std::string::npos && msg.size() < 16) {
       std::fprintf(stderr, "unknown command %s\n%s", msg.c_str(), kHelp);
       continue;
     }
 
-    messages.push_back({{"role", "user"}, {"content", msg}});
-    if (!chat_turn(*engine, local, messages, think, sp, n_predict, interactive)) messages.erase(messages.size() - 1);
+    const size_t images_before = images.size();
+    if (pending.empty()) {
+      messages.push_back({{"role", "user"}, {"content", msg}});
+    } else {
+      // The parts the EXAONE 4.5 template renders as its image placeholders, then the text.
+      ojson content = ojson::array();
+      for (RgbImage& picture : pending) {
+        content.push_back(ojson{{"type", "image"}});
+        images.push_back(std::move(picture));
+      }
+      pending.clear();
+      content.push_back(ojson{{"type", "text"}, {"text", msg}});
+      ojson message = ojson::object();
+      message["role"] = "user";
+      message["content"] = content;
+      messages.push_back(message);
+    }
+    if (!chat_turn(*engine, local, messages, images, think, sp, n_predict, interactive)) {
+      messages.erase(messages.size() - 1);
+      images.resize(images_before);
+    }
   }
   return 0;
 }

@@ -15,15 +15,18 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/image_input.h"
 #include "kernels/kernels.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "runtime/engine.h"
 #include "runtime/generator.h"
 #include "runtime/speculative.h"
+#include "runtime/turn.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -125,6 +128,7 @@ struct RunArgs {
   bool print_ids = false, no_bos = false, ignore_eos = false, verbose = false, stats = false;
   int64_t mtp_draft = -1;  // -1 = default (2 when the model has an MTP block)
   bool mtp_compare = false;
+  std::vector<std::string> images;  // --image: the prompt becomes a chat message with these pictures
 };
 
 // Parses the command line into `a`; returns the exit code when the run must end here.
@@ -182,6 +186,12 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
                  "draft tokens per step for MTP speculative decoding; 0 = off (default 2 when the "
                  "model has an MTP block)")
       ->check(CLI::NonNegativeNumber);
+  auto* opt_image = app.add_option("--image", a.images,
+                                   "a picture (PNG, JPEG, WebP, GIF, BMP) for a vision model; repeatable. The "
+                                   "prompt then goes through the chat template as one user message: the pictures, "
+                                   "then the -p text (as the server's /v1/chat/completions reads it)")
+                        ->allow_extra_args(false);
+  opt_image->excludes(opt_tokens);
   app.add_flag("--mtp-compare", a.mtp_compare,
                "with MTP on: afterwards decode the same prompt again without MTP (output not "
                "printed) and report the measured speed-up; greedy runs also check that both "
@@ -307,17 +317,57 @@ int compare_with_plain(Generator& gen, const GenerateOptions& go, std::span<cons
   return 0;
 }
 
+// --image: one chat turn (the template, the pictures, then the -p text as one user message) on a
+// local sequence, as the server runs /v1/chat/completions. Content to stdout, reasoning to stderr.
+int run_with_images(Engine& engine, const RunArgs& a, std::vector<RgbImage> pictures) {
+  using ojson = nlohmann::ordered_json;
+  ojson content = ojson::array();
+  for (size_t i = 0; i < pictures.size(); ++i) content.push_back(ojson{{"type", "image"}});
+  content.push_back(ojson{{"type", "text"}, {"text", a.prompt}});
+  ojson message = ojson::object();
+  message["role"] = "user";
+  message["content"] = content;
+  TurnRequest req;
+  req.messages = ojson::array();
+  req.messages.push_back(message);
+  req.images = std::move(pictures);
+  req.sampling = a.sp;
+  req.max_tokens = a.n_predict;
+  int64_t ctx = a.ctx > 0 ? a.ctx : 4096;
+  if (engine.config().max_position > 0) ctx = std::min(ctx, engine.config().max_position);
+  LocalGeneration local(engine.model(), ctx);
+  TurnCallbacks callbacks;
+  callbacks.on_delta = [](const TurnDelta& d) {
+    std::fwrite(d.reasoning.data(), 1, d.reasoning.size(), stderr);
+    std::fwrite(d.content.data(), 1, d.content.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  };
+  const TurnResult r = run_chat_turn(engine, local, req, callbacks);
+  std::printf("\n");
+  std::fflush(stdout);
+  std::fprintf(stderr, "kexa run: %zu image(s) | prompt %lld tok | generated %lld tok | stop %s\n", req.images.size(),
+               static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.completion_tokens),
+               stop_reason_name(r.finish));
+  if (r.finish == StopReason::Error) fail("generation failed: ", r.error);
+  return 0;
+}
+
 }  // namespace
 
 int run_main(int argc, char** argv) {
   RunArgs a;
   if (std::optional<int> rc = parse_run_args(argc, argv, a)) return *rc;
+  // Pictures first: a bad one fails before the model loads.
+  std::vector<RgbImage> pictures;
+  for (const std::string& path : a.images) pictures.push_back(load_image_file(path));
 
   const auto t_load = std::chrono::steady_clock::now();
   EngineOptions eo;
   eo.n_threads = static_cast<int>(a.threads);
   eo.require_tokenizer = false;  // --tokens runs models that carry none
   std::unique_ptr<Engine> engine = Engine::open(a.model_path, eo);
+  if (!a.images.empty()) return run_with_images(*engine, a, std::move(pictures));
   Model& model = engine->model();
   const ModelConfig& cfg = engine->config();
   std::vector<int32_t> prompt_ids;

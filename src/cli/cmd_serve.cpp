@@ -42,6 +42,16 @@ int serve_main(int argc, char** argv) {
   app.add_option("--web-cache", opt.web_cache, "SQLite page cache for web fetches");
   app.add_option("--web-deadline-ms", opt.web_deadline_ms, "time for the page fetches of one web request")
       ->check(CLI::Range(100, 600000));
+  app.add_option("--max-images", opt.max_images, "most pictures one chat request may carry (default 8)")
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--max-image-bytes", opt.max_image_bytes, "largest picture in bytes, encoded (default 16 MiB)");
+  app.add_option("--max-image-pixels", opt.max_image_pixels,
+                 "most pixels (width x height as its header declares) of one picture (default 40000000)");
+  app.add_flag("--image-fetch", opt.image_fetch,
+               "fetch http(s) image URLs in chat messages (off: only data: URLs); internal addresses stay\n"
+               "refused unless --web-allow opens them");
+  app.add_option("--image-fetch-timeout-ms", opt.image_fetch_timeout_ms, "time for the image fetches of one request")
+      ->check(CLI::Range(100, 600000));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

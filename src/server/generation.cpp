@@ -12,6 +12,7 @@
 
 #include "runtime/engine.h"
 #include "runtime/text_constraint.h"
+#include "server/images.h"
 #include "server/knowledge_routes.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -348,6 +349,7 @@ PreparedTurn prepare_generation(ServerState& st, GenerationRequest& g) {
     }
   }
   g.turn.make_filter = filter_maker(*st.engine, g);
+  if (g.turn.images.size() != g.image_parts.size()) g.turn.images = load_images(st.options, g.image_parts);
   PreparedTurn turn;
   try {
     turn = prepare_turn(*st.engine, g.turn, st.options.context);

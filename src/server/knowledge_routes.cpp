@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include "rag/answer.h"
@@ -10,6 +11,7 @@
 #include "server/generation.h"
 #include "sql/generate.h"
 #include "sql/sql.h"
+#include "util/base64.h"
 #include "util/error.h"
 
 namespace kexa::server {
@@ -240,32 +242,6 @@ void run_server_tools(ServerState& st, const TurnResult& reply, json& body, json
 }
 
 // Reads a document upload: JSON {"name", "content"} (UTF-8 text) or {"name", "content_base64"}.
-std::string decode_base64(const std::string& in) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r') continue;
-    int v = val(c);
-    if (v < 0) throw BadRequest{"'content_base64' is not base64", "content_base64"};
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
 json upload_document(ServerState& st, const json& body) {
   Documents& docs = documents_or_404(st);
   std::string name = required_string(body, "name", 200);
@@ -280,7 +256,9 @@ json upload_document(ServerState& st, const json& body) {
     content = c->get<std::string>();
   } else if (const json* b = field(body, "content_base64")) {
     if (!b->is_string()) throw BadRequest{"'content_base64' must be a string", "content_base64"};
-    content = decode_base64(b->get<std::string>());
+    std::optional<std::string> decoded = decode_base64(b->get<std::string>());
+    if (!decoded) throw BadRequest{"'content_base64' is not base64", "content_base64"};
+    content = std::move(*decoded);
   } else {
     throw BadRequest{"'content' (text) or 'content_base64' is required", "content"};
   }

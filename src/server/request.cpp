@@ -86,38 +86,59 @@ SamplingParams sampling_from(const json& body) {
 
 namespace {
 
-std::string content_text(const json& content, size_t index) {
+// The message's content as a string, or (when it holds image parts and `images` takes them) as
+// the parts chat templates expect.
+json message_content(const json& content, size_t index, const std::string& role, std::vector<ImagePart>* images) {
   if (content.is_null()) return "";
   if (content.is_string()) return content.get<std::string>();
-  if (content.is_array()) {
-    std::string out;
-    for (const auto& part : content) {
-      if (!part.is_object() || !part.contains("type") || !part["type"].is_string()) {
-        throw BadRequest{concat("messages[", index, "].content parts must be objects with a 'type'"),
-                         concat("messages[", index, "].content")};
-      }
-      if (part["type"] == "text") {
-        if (!part.contains("text") || !part["text"].is_string()) {
-          throw BadRequest{concat("messages[", index, "].content text part needs a string 'text'"),
-                           concat("messages[", index, "].content")};
-        }
-        out += part["text"].get<std::string>();
-      } else {
-        throw BadRequest{concat("messages[", index, "].content part type '", part["type"].get<std::string>(),
-                                "' is not supported by a text model"),
-                         concat("messages[", index, "].content")};
-      }
-    }
-    return out;
+  if (!content.is_array()) {
+    throw BadRequest{concat("messages[", index, "].content must be a string, an array of parts or null"),
+                     concat("messages[", index, "].content")};
   }
-  throw BadRequest{concat("messages[", index, "].content must be a string, an array of parts or null"),
-                   concat("messages[", index, "].content")};
+  std::string text;
+  json parts = json::array();
+  bool has_image = false;
+  for (size_t j = 0; j < content.size(); ++j) {
+    const json& part = content[j];
+    const std::string param = concat("messages[", index, "].content[", j, "]");
+    if (!part.is_object() || !part.contains("type") || !part["type"].is_string()) {
+      throw BadRequest{concat("messages[", index, "].content parts must be objects with a 'type'"),
+                       concat("messages[", index, "].content")};
+    }
+    const std::string type = part["type"];
+    if (type == "text") {
+      if (!part.contains("text") || !part["text"].is_string()) {
+        throw BadRequest{concat("messages[", index, "].content text part needs a string 'text'"),
+                         concat("messages[", index, "].content")};
+      }
+      text += part["text"].get<std::string>();
+      parts.push_back({{"type", "text"}, {"text", part["text"]}});
+    } else if (type == "image_url" && images != nullptr) {
+      // Chat templates place pictures in user turns only (as OpenAI accepts them).
+      if (role != "user") throw BadRequest{concat(param, ": image parts belong in user messages, not ", role), param};
+      // {"image_url": {"url": ..., "detail"?}}; a bare string is accepted too.
+      const json* u = part.contains("image_url") ? &part["image_url"] : nullptr;
+      if (u != nullptr && u->is_object() && u->contains("url")) u = &(*u)["url"];
+      if (u == nullptr || !u->is_string() || u->get<std::string>().empty()) {
+        throw BadRequest{concat(param, " needs image_url.url: a data: URL or an http(s) URL"), param + ".image_url.url"};
+      }
+      images->push_back({u->get<std::string>(), param + ".image_url.url"});
+      parts.push_back({{"type", "image"}});
+      has_image = true;
+    } else {
+      throw BadRequest{concat("messages[", index, "].content part type '", type, "' is not supported",
+                              images != nullptr ? " (text and image_url are)" : " by a text model"),
+                       concat("messages[", index, "].content")};
+    }
+  }
+  if (has_image) return parts;
+  return text;
 }
 
 }  // namespace
 
 // Validated messages in the shape chat templates expect (content as a string).
-json normalize_messages(const json& body) {
+json normalize_messages(const json& body, std::vector<ImagePart>* images) {
   const json* msgs = field(body, "messages");
   if (msgs == nullptr || !msgs->is_array() || msgs->empty()) {
     throw BadRequest{"'messages' must be a non-empty array", "messages"};
@@ -137,7 +158,7 @@ json normalize_messages(const json& body) {
     }
     json n = m;
     n["role"] = role;
-    n["content"] = content_text(m.contains("content") ? m["content"] : json(), i);
+    n["content"] = message_content(m.contains("content") ? m["content"] : json(), i, role, images);
     if (n.contains("tool_calls")) {
       if (!n["tool_calls"].is_array()) {
         throw BadRequest{concat("messages[", i, "].tool_calls must be an array"), concat("messages[", i, "].tool_calls")};
@@ -272,7 +293,7 @@ namespace {
 void read_prompt(const json& body, GenerationRequest& g) {
   TurnRequest& t = g.turn;
   if (g.chat) {
-    t.messages = normalize_messages(body);
+    t.messages = normalize_messages(body, &g.image_parts);
     t.tools = tools_of(body);
     t.kwargs = template_kwargs(body);
     if (bool_field(body, "logprobs", false)) {

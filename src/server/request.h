@@ -48,9 +48,19 @@ SamplingParams sampling_from(const json& body);
 std::vector<std::string> stop_strings(const json& body);
 
 // --- chat ------------------------------------------------------------------------------------------
+// An OpenAI image content part ({"type": "image_url", "image_url": {"url": ...}}) of a message:
+// its URL (data: or http(s)) and the field an error about it names ("messages[1].content[0]").
+struct ImagePart {
+  std::string url;
+  std::string param;
+};
+
 // Validated messages in the shape chat templates expect (content as a string, "developer" as
-// "system", tool call arguments as objects).
-json normalize_messages(const json& body);
+// "system", tool call arguments as objects). A message with image parts keeps its content as an
+// array of {"type": "text", "text"} and {"type": "image"} parts (the part the EXAONE 4.5 template
+// renders as its image placeholder); their URLs are appended to `images` in order. With `images`
+// null, image parts are refused.
+json normalize_messages(const json& body, std::vector<ImagePart>* images = nullptr);
 
 // tool_choice: "none" drops the tools from the prompt, "auto" (the default) lets the model
 // choose, "required" and {"type": "function", "function": {"name": ...}} force a call by
@@ -74,6 +84,9 @@ struct GenerationRequest {
   bool include_usage = false;
   std::string prompt_param;  // the field a prompt error names: "messages" or "prompt"
   TurnRequest turn;          // make_filter is left to the caller (it needs the vocabulary)
+  // The image parts of the messages, in order; turn.images holds their pictures once decoded
+  // (server/images.h).
+  std::vector<ImagePart> image_parts;
   // response_format json_object / json_schema: the constraint the output must follow.
   std::shared_ptr<JsonConstraint> response_format;
   // A forced tool call: the functions it may call; `multiple` for "required".

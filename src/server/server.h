@@ -33,6 +33,13 @@ struct ServerOptions {
   std::vector<std::string> web_allow;  // address policy exceptions (CIDR or host:port)
   std::string web_cache;               // SQLite page cache; empty = none
   long web_deadline_ms = 20000;        // all page fetches of one request
+  // Pictures in chat messages (image_url content parts; server/images.h): data: URLs always,
+  // http(s) URLs only with image_fetch (under the web address policy and web_allow).
+  int max_images = 8;                      // per request
+  size_t max_image_bytes = 16u << 20;      // encoded, per picture
+  uint64_t max_image_pixels = 40000000;    // width x height as declared, per picture
+  bool image_fetch = false;
+  long image_fetch_timeout_ms = 10000;     // all fetches of one request
 };
 
 // Loads the model, binds, and serves until SIGINT/SIGTERM. Prints the bound address on stderr

@@ -47,7 +47,8 @@ json detokenize(const Tokenizer& tok, const json& body) {
 // The prompt the chat template renders for a chat body (what /v1/chat/completions would encode).
 std::string render_prompt(const ServerState& st, const json& body, bool add_generation_prompt) {
   require_chat_template(st, "messages");
-  json messages = normalize_messages(body);
+  std::vector<ImagePart> images;  // rendered as the template's placeholders, not decoded here
+  json messages = normalize_messages(body, &images);
   json tools = tools_of(body);
   try {
     return st.engine->chat_template().render(messages, tools, add_generation_prompt, template_kwargs(body));

@@ -348,7 +348,7 @@ void common_options(CURL* e, const std::string& user_agent, long timeout_ms, lon
 
 Fetcher::Fetcher(AddressPolicy policy, FetchOptions options) : policy_(std::move(policy)), opt_(std::move(options)) {
   curl_global();
-  if (!opt_.cache_path.empty()) cache_ = std::make_unique<Cache>(opt_.cache_path, opt_.cache_ttl_s);
+  if (!opt_.cache_path.empty() && !opt_.raw_body) cache_ = std::make_unique<Cache>(opt_.cache_path, opt_.cache_ttl_s);
 }
 
 Fetcher::~Fetcher() = default;
@@ -511,6 +511,12 @@ std::vector<Page> Fetcher::fetch(const std::vector<std::string>& urls) {
     if (status < 200 || status >= 300) return finish(i, "HTTP " + std::to_string(status));
     char* ct = nullptr;
     curl_easy_getinfo(tr.easy, CURLINFO_CONTENT_TYPE, &ct);
+    if (opt_.raw_body) {
+      const std::string_view type = ct ? std::string_view(ct) : std::string_view();
+      p.content_type = trim_space(ascii_lower(type.substr(0, type.find(';'))));
+      p.body = std::move(tr.body);
+      return finish(i, "");
+    }
     read_body(p, tr.body, ct ? ct : "");
     if (p.ok() && p.text.find_first_not_of(" \n\t") == std::string::npos) p.error = "no text on the page";
     if (p.ok() && cache_) cache_->put(p);

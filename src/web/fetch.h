@@ -37,6 +37,9 @@ struct FetchOptions {
   std::string user_agent = "kexa-web/1.0 (question answering with citations; honours robots.txt)";
   std::string cache_path;          // SQLite file; "" = no cache
   long cache_ttl_s = 3600;
+  // Binary bodies (pictures): Page::body keeps the bytes as they came and content_type the
+  // header's type; no text conversion, no cache.
+  bool raw_body = false;
 };
 
 struct Page {
@@ -44,6 +47,7 @@ struct Page {
   std::string final_url;     // after redirects
   std::string title;
   std::string text;          // main content, UTF-8
+  std::string body;          // FetchOptions::raw_body: the response body
   std::string content_type;  // "text/html", "text/plain", "application/pdf"
   std::string charset;       // what the body was converted from ("UTF-8", "CP949", ...)
   std::string error;         // "" when the page was fetched and read

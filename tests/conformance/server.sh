@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kexa serve end to end on loopback: the official openai SDK (also for the document store,
-# grounded answers and SQL endpoints), the API key on every route, logit_bias and n > 1, a load test with disconnecting clients, text-to-SQL
+# grounded answers and SQL endpoints), the API key on every route, logit_bias and n > 1, pictures
+# in chat messages (data: URLs, and fetched URLs on a second server with --image-fetch), a load test with disconnecting clients, text-to-SQL
 # running beside streaming chats (all progress, each as alone), and the web UI in
 # headless Chromium (Playwright). The model is a tiny random EXAONE 4.0
 # with the real EXAONE 4.0 tokenizer and chat template; tool prompts are checked against Python
@@ -11,7 +12,12 @@ KEXA="$PWD/${KEXA_BUILD:-build}/kexa"
 SHARED="${KEXA_SHARED:-$(cd .. && pwd)/shared}"
 work=$(mktemp -d)
 server_pid=""
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+images_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+  [ -n "$images_pid" ] && kill "$images_pid" 2>/dev/null
+  wait 2>/dev/null; rm -rf "$work"
+}
 trap cleanup EXIT
 
 model="$work/model"
@@ -48,19 +54,36 @@ json.dump({"sql": sql, "columns": [d[0] for d in cur.description], "rows": [list
           open(sys.argv[2], "w"))
 EOF
 
+# The address a server started in the background (log, pid) prints, once it has printed it and
+# /health answers or the server is gone.
+listening() {
+  local url=""
+  for _ in $(seq 300); do
+    url=$(grep -o 'http://127.0.0.1:[0-9]*' "$1" | head -1)
+    [ -n "$url" ] && curl -sf "$url/health" >/dev/null && break
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "$url"
+}
+
 "$KEXA" serve -m "$model" --port 0 --api-key test-key --metrics-key test-metrics-key --parallel 8 --ctx 1024 --queue 128 \
   --threads 2 --rag-store "$work/docs.kexa" --max-document 65536 --sql-db "sqlite:$db" 2>"$work/server.log" &
 server_pid=$!
-base=""
-for _ in $(seq 300); do
-  base=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/server.log" | head -1)
-  [ -n "$base" ] && curl -sf "$base/health" >/dev/null && break
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.2
-done
+base=$(listening "$work/server.log" "$server_pid")
 [ -n "$base" ] || { echo "server did not start"; cat "$work/server.log"; exit 1; }
 
+# A second server that fetches image URLs (loopback opened for the test's picture server).
+"$KEXA" serve -m "$model" --port 0 --api-key test-key --parallel 1 --ctx 512 --threads 1 --image-fetch \
+  --web-allow 127.0.0.1 --max-images 2 --max-image-bytes 100000 --image-fetch-timeout-ms 1500 2>"$work/images.log" &
+images_pid=$!
+images_base=$(listening "$work/images.log" "$images_pid")
+[ -n "$images_base" ] || { echo "image server did not start"; cat "$work/images.log"; exit 1; }
+
 rc=0
+echo "pictures in chat messages"
+node tests/conformance/server_images.mjs "$base" test-key "$images_base" || rc=1
+kill "$images_pid"; wait "$images_pid" 2>/dev/null; images_pid=""
 echo "openai SDK"
 node tests/conformance/server_openai.mjs "$base" test-key "$work/tools_prompt.txt" "$work" || rc=1
 echo "access control, logit_bias, n"

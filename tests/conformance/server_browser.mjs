@@ -2,7 +2,9 @@
 // headless: open the UI, send a message, streamed text appears, the stop button stops it, the
 // thinking toggle changes the request; the documents panel uploads, lists and deletes a document
 // and an answer from the documents shows a clickable citation; Database mode shows the generated
-// SQL, and a statement's rows appear as a table equal to what sqlite3 returns, all with no
+// SQL, and a statement's rows appear as a table equal to what sqlite3 returns; an image attached
+// (file picker) and one pasted are shown in the conversation and sent as image_url data: URL
+// parts, and the server's answer (this model has no vision tower: its 400) is shown; all with no
 // Content-Security-Policy violation. Saves a screenshot. Then server_browser_render.mjs: hostile
 // answers, sources and rows run nothing, markdown renders.
 // Usage: node server_browser.mjs BASE_URL API_KEY SCREENSHOT.png SQL_REF.json
@@ -42,6 +44,44 @@ try {
   const first = await page.evaluate(() => window.kexaLastRequest);
   check("request streams with thinking off", first.stream === true && first.chat_template_kwargs.enable_thinking === false);
 
+  // 1b. Images: one attached with the Image button, one pasted; both previewed, sent as data: URL
+  // parts before the text, shown in the user's message. The test model has no vision tower, so
+  // the server refuses the turn and the UI must show its message.
+  const imagesDir = new URL("../data/images/", import.meta.url);
+  const png = fs.readFileSync(new URL("blocks.png", imagesDir));
+  const gif = fs.readFileSync(new URL("blocks.gif", imagesDir));
+  await page.setInputFiles("#image-file", { name: "blocks.png", mimeType: "image/png", buffer: png });
+  await page.waitForSelector("#attachments img", { timeout: 10000 });
+  await page.evaluate((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], "pasted.gif", { type: "image/gif" }));
+    document.querySelector("#input").dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, gif.toString("base64"));
+  await page.waitForFunction(() => document.querySelectorAll("#attachments img").length === 2, null, { timeout: 10000 });
+  check("attached and pasted images are previewed", true);
+  const before1b = await page.locator(".msg.assistant").count();
+  await page.fill("#input", "What is in these pictures?");
+  await page.press("#input", "Enter");
+  await page.waitForFunction((n) => document.querySelectorAll(".msg.assistant").length > n &&
+    !document.querySelector("#send").disabled, before1b, { timeout: 30000 });
+  const imageRequest = await page.evaluate(() => window.kexaLastRequest);
+  const sentContent = imageRequest.messages[imageRequest.messages.length - 1].content;
+  check("the images are sent as image_url data: URL parts, then the text",
+    Array.isArray(sentContent) && sentContent.length === 3 &&
+    sentContent[0].type === "image_url" && sentContent[0].image_url.url === "data:image/png;base64," + png.toString("base64") &&
+    sentContent[1].type === "image_url" && sentContent[1].image_url.url === "data:image/gif;base64," + gif.toString("base64") &&
+    sentContent[2].type === "text" && sentContent[2].text === "What is in these pictures?",
+    JSON.stringify(sentContent).slice(0, 200));
+  const shown = await page.locator(".msg.user").last().locator(".images img").evaluateAll(
+    (imgs) => imgs.map((img) => [img.complete, img.naturalWidth, img.naturalHeight]));
+  check("the images are shown (decoded by the browser) in the user's message",
+    JSON.stringify(shown) === JSON.stringify([[true, 24, 16], [true, 24, 16]]), JSON.stringify(shown));
+  check("the attachments are cleared after sending", (await page.locator("#attachments img").count()) === 0);
+  const imageError = await page.locator(".msg.assistant").last().locator(".error").textContent().catch(() => "");
+  check("the server's answer for a model without a vision tower is shown",
+    imageError.includes("this model does not read images (2 given)"), imageError);
+
   // 2. The thinking toggle changes the request; the stop button stops a long reply.
   await page.check("#thinking");
   await page.fill("#max-tokens", "2000");
@@ -67,6 +107,9 @@ try {
   check("stop button was clicked during a stream", clicked);
   const second = await page.evaluate(() => window.kexaLastRequest);
   check("thinking toggle sets enable_thinking", second.chat_template_kwargs.enable_thinking === true);
+  check("the refused image exchange is not sent again",
+    second.messages.every((m) => typeof m.content === "string") && second.messages.some((m) => m.content === "Hello there"),
+    JSON.stringify(second.messages).slice(0, 300));
   const lengthAtStop = await page.locator(".msg.assistant").last().textContent();
   await page.waitForTimeout(1500);
   const lengthLater = await page.locator(".msg.assistant").last().textContent();
