@@ -51,6 +51,10 @@ inline __m256i word(const int8_t* x) {
 }
 
 inline __m256i mb(__m256i u, __m256i s) { return _mm256_maddubs_epi16(u, s); }
+// Each int32 lane's value v as the int16 pair (v, v): vpmaddwd with it scales a lane's pair sum.
+inline __m256i dup16(__m256i v32) { return _mm256_or_si256(v32, _mm256_slli_epi32(v32, 16)); }
+// 8 unsigned scale bytes (one per row) as int32 lanes.
+inline __m256i u8x8(const uint8_t* p) { return _mm256_cvtepu8_epi32(load64(p)); }
 // Pins a running sum to a register at this point. Without it GCC regroups each token's chain of
 // integer adds into a tree over the whole unrolled loop, and the tree's partial sums (one per
 // instruction) spill to the stack: a store and a load for every vpmaddubsw.
@@ -58,10 +62,6 @@ inline __m256i pin(__m256i v) {
   asm("" : "+x"(v));
   return v;
 }
-// Each int32 lane's value v as the int16 pair (v, v): vpmaddwd with it scales a lane's pair sum.
-inline __m256i dup16(__m256i v32) { return _mm256_or_si256(v32, _mm256_slli_epi32(v32, 16)); }
-// 8 unsigned scale bytes (one per row) as int32 lanes.
-inline __m256i u8x8(const uint8_t* p) { return _mm256_cvtepu8_epi32(load64(p)); }
 
 template <int T>
 void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, float* y, int64_t y_stride) {
@@ -94,9 +94,120 @@ void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, fl
     for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
 }
 
+// Pair masks for vpshufb on a 16-row byte vector broadcast to both 128-bit lanes: int32 lane r of
+// half h gets row 8h + r's byte as the int16 pair (b, b) (h = 0, 1).
+inline __m256i pair_mask(int h) {
+  alignas(32) int8_t m[32];
+  for (int r = 0; r < 8; ++r)
+    for (int k = 0; k < 4; ++k) m[4 * r + k] = static_cast<int8_t>(k % 2 == 0 ? H * h + r : -1);
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+}
+
+// q45_k_tile for one or two tokens: both halves of a sub-block go through the inner loop together,
+// sharing each activation broadcast (1 token: 15% less time per matrix on Zen 3), and the six-bit
+// scales and minimums of all 16 rows are unpacked once per block, one byte per row. Same integer
+// sums and, per half, the same float operations in the same order as q45_k_tile.
+template <int T, bool kFive, class Packed>
+void q45_k_tile_joined(const Packed* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
+  __m256 accf[2][T];
+  for (int h = 0; h < 2; ++h)
+    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i bit4 = _mm256_set1_epi8(0x10);
+  const __m128i m63 = _mm_set1_epi8(63), m15 = _mm_set1_epi8(15), m30 = _mm_set1_epi8(0x30);
+  const __m256i pairs[2] = {pair_mask(0), pair_mask(1)};
+  for (int64_t i = 0; i < nb; ++i) {
+    const Packed& p = blk[i];
+    prefetch_block_ahead(&p, sizeof(p));
+    int32_t sums[T][4];  // per token, sub-block activation sums as int16 pairs (S_2q, S_2q+1)
+    for (int t = 0; t < T; ++t) {
+      const __m128i* bs = reinterpret_cast<const __m128i*>(a[t][i].bsums);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(sums[t]), _mm_hadd_epi16(_mm_loadu_si128(bs), _mm_loadu_si128(bs + 1)));
+    }
+    // scales[k] holds byte k of every row. j < 4: the low six bits of bytes j and j + 4; j >= 4:
+    // a nibble of byte j + 4 with the top two bits of byte j - 4 (scale) or j (minimum) above it.
+    __m128i sc8[8], mn8[8];
+    {
+      __m128i s[12];
+      for (int k = 0; k < 12; ++k) s[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scales[k]));
+      for (int j = 0; j < 4; ++j) {
+        sc8[j] = _mm_and_si128(s[j], m63);
+        mn8[j] = _mm_and_si128(s[j + 4], m63);
+        sc8[j + 4] = _mm_or_si128(_mm_and_si128(s[j + 8], m15), _mm_and_si128(_mm_srli_epi16(s[j], 2), m30));
+        mn8[j + 4] = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(s[j + 8], 4), m15),
+                                  _mm_and_si128(_mm_srli_epi16(s[j + 4], 2), m30));
+      }
+    }
+    // Minimums: dmin * sum_j m_j * S_j, the six-bit m_j of the 8 rows of half h as int16 pairs.
+    for (int h = 0; h < 2; ++h) {
+      __m256i pair[4];
+      for (int q = 0; q < 4; ++q)
+        pair[q] = _mm256_cvtepu8_epi16(h == 0 ? _mm_unpacklo_epi8(mn8[2 * q], mn8[2 * q + 1])
+                                              : _mm_unpackhi_epi8(mn8[2 * q], mn8[2 * q + 1]));
+      const __m256 dmin = halves8(p.dmin + H * h);
+      for (int t = 0; t < T; ++t) {
+        __m256i m = _mm256_madd_epi16(pair[0], _mm256_set1_epi32(sums[t][0]));
+        for (int q = 1; q < 4; ++q) m = _mm256_add_epi32(m, _mm256_madd_epi16(pair[q], _mm256_set1_epi32(sums[t][q])));
+        accf[h][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(dmin, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+      }
+    }
+    __m256i sumi[2][T];
+    for (int h = 0; h < 2; ++h)
+      for (int t = 0; t < T; ++t) sumi[h][t] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      // int16 sums as in q45_k_tile: 8 steps per sum for Q4_K, 4 for Q5_K.
+      constexpr int kSums = kFive ? 2 : 1;
+      __m256i acc[2][kSums][T];
+      __m256i qh[2];
+      for (int h = 0; h < 2; ++h) {
+        qh[h] = _mm256_setzero_si256();
+        if constexpr (kFive) qh[h] = load256(p.sub[j].qh + 32 * h);
+      }
+      for (int q = 0; q < 4; ++q) {
+        __m256i lo[2], hi[2];
+        for (int h = 0; h < 2; ++h) {
+          const __m256i c = load256(p.sub[j].qs[q] + 32 * h);
+          lo[h] = _mm256_and_si256(c, m4);
+          hi[h] = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+          if constexpr (kFive) {
+            lo[h] = _mm256_or_si256(lo[h], _mm256_and_si256(_mm256_slli_epi16(qh[h], 4 - q), bit4));
+            hi[h] = _mm256_or_si256(hi[h], _mm256_and_si256(_mm256_srli_epi16(qh[h], q), bit4));
+          }
+        }
+        const int k = kFive ? q / 2 : 0;
+        for (int t = 0; t < T; ++t) {
+          const int8_t* x = a[t][i].qs + 32 * j + 4 * q;
+          const __m256i x0 = word(x), x1 = word(x + 16);
+          for (int h = 0; h < 2; ++h) {
+            const __m256i v = _mm256_add_epi16(mb(lo[h], x0), mb(hi[h], x1));
+            acc[h][k][t] = pin((kFive ? q % 2 == 0 : q == 0) ? v : _mm256_add_epi16(acc[h][k][t], v));
+          }
+        }
+      }
+      for (int h = 0; h < 2; ++h) {
+        // Sub-block j's scale of the 8 rows of half h as int16 pairs (sc, sc).
+        const __m256i sc = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(sc8[j]), pairs[h]);
+        for (int t = 0; t < T; ++t)
+          for (int k = 0; k < kSums; ++k) sumi[h][t] = _mm256_add_epi32(sumi[h][t], _mm256_madd_epi16(acc[h][k][t], sc));
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m256 d = halves8(p.d + H * h);
+      for (int t = 0; t < T; ++t)
+        accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[h][t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+}
+
 // Q4_K, and Q5_K (kFive) whose fifth bits are merged into the unpacked nibbles.
 template <int T, bool kFive, class Packed>
 void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
+  if constexpr (T <= 2) {
+    q45_k_tile_joined<T, kFive>(blk, nb, a, y, y_stride);
+    return;
+  }
   __m256 accf[2][T];
   for (int h = 0; h < 2; ++h)
     for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
