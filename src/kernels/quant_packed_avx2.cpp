@@ -77,6 +77,18 @@ inline __m256i word(const int8_t* x) {
   return _mm256_set1_epi32(v);
 }
 
+// A tile's float sums: [half][token], 8 rows each; stored as token t's outputs 0..15.
+template <int T>
+inline void zero_tile(__m256 (&accf)[2][T]) {
+  for (int h = 0; h < 2; ++h)
+    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+}
+template <int T>
+inline void store_tile(const __m256 (&accf)[2][T], float* y, int64_t y_stride) {
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+}
+
 inline __m256i mb(__m256i u, __m256i s) { return _mm256_maddubs_epi16(u, s); }
 // Each int32 lane's value v as the int16 pair (v, v): vpmaddwd with it scales a lane's pair sum.
 inline __m256i dup16(__m256i v32) { return _mm256_or_si256(v32, _mm256_slli_epi32(v32, 16)); }
@@ -93,8 +105,7 @@ inline __m256i pin(__m256i v) {
 template <int T>
 void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, float* y, int64_t y_stride) {
   __m256 accf[2][T];
-  for (int h = 0; h < 2; ++h)
-    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  zero_tile<T>(accf);
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80)), ones = _mm256_set1_epi16(1);
   for (int64_t i = 0; i < nb; ++i) {
     const PackedQ8_0& p = blk[i];
@@ -117,8 +128,7 @@ void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, fl
         accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
     }
   }
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+  store_tile<T>(accf, y, y_stride);
 }
 
 // Q4_0: levels 0..15 stored as is, the offset 8 taken off with the activations' block sum. int16
@@ -127,8 +137,7 @@ void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, fl
 template <int T>
 void q4_0_tile(const PackedQ4_0* blk, int64_t nb, const ActBlock32* const* a, float* y, int64_t y_stride) {
   __m256 accf[2][T];
-  for (int h = 0; h < 2; ++h)
-    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  zero_tile<T>(accf);
   const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   for (int64_t i = 0; i < nb; ++i) {
     const PackedQ4_0& p = blk[i];
@@ -152,8 +161,7 @@ void q4_0_tile(const PackedQ4_0* blk, int64_t nb, const ActBlock32* const* a, fl
       }
     }
   }
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+  store_tile<T>(accf, y, y_stride);
 }
 
 // Pair masks for vpshufb on a 16-row byte vector broadcast to both 128-bit lanes: int32 lane r of
@@ -172,8 +180,7 @@ inline __m256i pair_mask(int h) {
 template <int T, bool kFive, class Packed>
 void q45_k_tile_joined(const Packed* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
   __m256 accf[2][T];
-  for (int h = 0; h < 2; ++h)
-    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  zero_tile<T>(accf);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i bit4 = _mm256_set1_epi8(0x10);
   const __m128i m63 = _mm_set1_epi8(63), m15 = _mm_set1_epi8(15), m30 = _mm_set1_epi8(0x30);
@@ -259,8 +266,7 @@ void q45_k_tile_joined(const Packed* blk, int64_t nb, const ActBlock256* const* 
         accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[h][t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
     }
   }
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+  store_tile<T>(accf, y, y_stride);
 }
 
 // Q4_K, and Q5_K (kFive) whose fifth bits are merged into the unpacked nibbles.
@@ -271,8 +277,7 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
     return;
   }
   __m256 accf[2][T];
-  for (int h = 0; h < 2; ++h)
-    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  zero_tile<T>(accf);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m63 = _mm256_set1_epi32(63), m15 = _mm256_set1_epi32(15);
   const __m256i bit4 = _mm256_set1_epi8(0x10);
   for (int64_t i = 0; i < nb; ++i) {
@@ -335,15 +340,13 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
         accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
     }
   }
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+  store_tile<T>(accf, y, y_stride);
 }
 
 template <int T>
 void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
   __m256 accf[2][T];
-  for (int h = 0; h < 2; ++h)
-    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  zero_tile<T>(accf);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   for (int64_t i = 0; i < nb; ++i) {
     const PackedQ6_K& p = blk[i];
@@ -387,8 +390,7 @@ void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, f
         accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
     }
   }
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+  store_tile<T>(accf, y, y_stride);
 }
 
 #define KEXA_PACKED_Q4_0 1
