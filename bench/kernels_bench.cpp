@@ -223,8 +223,8 @@ void register_all() {
               ->Unit(benchmark::kMicrosecond)
               ->UseRealTime();
         }
-      // 8 tokens: a server step with 8 streams; 512: prefill.
-      for (int64_t tokens : {8, 512})
+      // 2 and 8 tokens: server steps with 2 and 8 streams; 512: prefill.
+      for (int64_t tokens : {2, 8, 512})
         for (int threads : {1, 2}) {
           std::string name = std::string("Matmul/") + dname + "/" + pname + "/4096x2048/tokens:" +
                              std::to_string(tokens) + "/threads:" + std::to_string(threads);
