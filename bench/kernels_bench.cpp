@@ -183,16 +183,19 @@ void register_all() {
                                                                {"4096x2048", {4096, 2048}, 64},
                                                                {"4096x2048", {4096, 2048}, 512},
                                                                {"102400x2048", {102400, 2048}, 8}};
-      for (auto [sname, shape, tokens] : cases) {
-        std::string name = std::string("Matmul/") + dname + "/" + pname + "/" + sname +
-                           "/tokens:" + std::to_string(tokens) + "/threads:2";
-        benchmark::RegisterBenchmark(name.c_str(),
-                                     [dtype = dtype, path = path, shape = shape, tokens = tokens](benchmark::State& s) {
-                                       run_matmul(s, dtype, path, shape, tokens, 2);
-                                     })
-            ->Unit(benchmark::kMillisecond)
-            ->UseRealTime();
-      }
+      // (One thread as well: its CPU time measures the kernel on a machine shared with other jobs.)
+      for (auto [sname, shape, tokens] : cases)
+        for (int threads : {1, 2}) {
+          std::string name = std::string("Matmul/") + dname + "/" + pname + "/" + sname +
+                             "/tokens:" + std::to_string(tokens) + "/threads:" + std::to_string(threads);
+          benchmark::RegisterBenchmark(name.c_str(),
+                                       [dtype = dtype, path = path, shape = shape, tokens = tokens,
+                                        threads](benchmark::State& s) {
+                                         run_matmul(s, dtype, path, shape, tokens, threads);
+                                       })
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+        }
     }
   // Quantized types (the GGUF mixes' formats): decode shapes and one prefill shape.
   const std::pair<const char*, DType> qtypes[] = {{"Q8_0", DType::Q8_0}, {"Q4_0", DType::Q4_0},
@@ -220,8 +223,8 @@ void register_all() {
               ->Unit(benchmark::kMicrosecond)
               ->UseRealTime();
         }
-      // 8 tokens: a server step with 8 streams; 512: prefill.
-      for (int64_t tokens : {8, 512})
+      // 2 and 8 tokens: server steps with 2 and 8 streams; 512: prefill.
+      for (int64_t tokens : {2, 8, 512})
         for (int threads : {1, 2}) {
           std::string name = std::string("Matmul/") + dname + "/" + pname + "/4096x2048/tokens:" +
                              std::to_string(tokens) + "/threads:" + std::to_string(threads);

@@ -146,12 +146,122 @@ void gemm(const uint8_t* w, size_t ws, const float* x, int64_t K, int64_t T, flo
   }
 }
 
+// Several tokens on 16-bit weights: the chunk's rows are widened once into panels of 8 rows,
+// k-major (panel p holds row 8p + i's value k at [8k + i]), so a micro-kernel multiplies 2 panels
+// (16 rows) by 6 tokens with two weight loads and six broadcasts per k, 12 FMAs, and its
+// accumulators are 8 consecutive outputs of one token: no horizontal sums, one store each.
+// Blocks of kKc values of k keep a token block's activations in L1 while the panels pass.
+constexpr int kPanelTokens = 6;
+
+// 8 rows x 8 values (r[i] = row i) to 8 values x 8 rows (r[k] = value k of every row).
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// NP panels x NT tokens over klen values of k; `w` at the panels' value k0, `x` at token 0's k0.
+template <int NP, int NT>
+void panel_micro(const float* w, size_t panel_stride, const float* x, int64_t xs, int64_t klen, float* y,
+                 int64_t ys, bool accumulate) {
+  __m256 acc[NP][NT];
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) acc[p][t] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < klen; ++k) {
+    __m256 wv[NP];
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; ++p) wv[p] = _mm256_loadu_ps(w + p * panel_stride + 8 * k);
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const __m256 xb = _mm256_broadcast_ss(x + t * xs + k);
+#pragma GCC unroll 8
+      for (int p = 0; p < NP; ++p) acc[p][t] = _mm256_fmadd_ps(wv[p], xb, acc[p][t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; ++p) {
+      float* out = y + t * ys + 8 * p;
+      _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), acc[p][t]) : acc[p][t]);
+    }
+}
+
+template <int NP>
+void panel_tokens(int nt, const float* w, size_t panel_stride, const float* x, int64_t xs, int64_t klen, float* y,
+                  int64_t ys, bool accumulate) {
+  switch (nt) {
+    case 6: return panel_micro<NP, 6>(w, panel_stride, x, xs, klen, y, ys, accumulate);
+    case 5: return panel_micro<NP, 5>(w, panel_stride, x, xs, klen, y, ys, accumulate);
+    case 4: return panel_micro<NP, 4>(w, panel_stride, x, xs, klen, y, ys, accumulate);
+    case 3: return panel_micro<NP, 3>(w, panel_stride, x, xs, klen, y, ys, accumulate);
+    case 2: return panel_micro<NP, 2>(w, panel_stride, x, xs, klen, y, ys, accumulate);
+    default: return panel_micro<NP, 1>(w, panel_stride, x, xs, klen, y, ys, accumulate);
+  }
+}
+
+// Rows [r0, r0 + 8 * n_panels) of a several-token product on 16-bit weights L (K a multiple of 8),
+// through `scratch` (8 * n_panels * K floats).
+template <typename L>
+void panel_gemm(const MatmulArgs& a, int64_t r0, int64_t n_panels, float* scratch) {
+  const auto* w = static_cast<const uint8_t*>(a.w);
+  const auto* x = static_cast<const float*>(a.x);
+  const int64_t K = a.cols, T = a.n_tokens;
+  const size_t ws = static_cast<size_t>(K) * L::kBytes, panel_stride = static_cast<size_t>(8 * K);
+  for (int64_t p = 0; p < n_panels; ++p) {
+    const uint8_t* src = w + static_cast<size_t>(r0 + 8 * p) * ws;
+    float* dst = scratch + static_cast<size_t>(p) * panel_stride;
+    for (int64_t k = 0; k < K; k += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) r[i] = L::load(src + i * ws, k);
+      transpose8(r);
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + 8 * (k + i), r[i]);
+    }
+  }
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t klen = std::min(kKc, K - k0);
+    for (int64_t t = 0; t < T; t += kPanelTokens) {
+      const int nt = static_cast<int>(std::min<int64_t>(kPanelTokens, T - t));
+      for (int64_t p = 0; p < n_panels; p += 2) {
+        const float* wp = scratch + static_cast<size_t>(p) * panel_stride + 8 * k0;
+        float* yt = a.y + t * a.rows + r0 + 8 * p;
+        if (p + 1 < n_panels)
+          panel_tokens<2>(nt, wp, panel_stride, x + t * K + k0, K, klen, yt, a.rows, k0 > 0);
+        else
+          panel_tokens<1>(nt, wp, panel_stride, x + t * K + k0, K, klen, yt, a.rows, k0 > 0);
+      }
+    }
+  }
+}
+
 template <typename L>
 void rows(const MatmulArgs& a, int64_t r0, int64_t r1, float* scratch) {
   const auto* w = static_cast<const uint8_t*>(a.w);
   const auto* x = static_cast<const float*>(a.x);
   const int64_t K = a.cols;
   const size_t ws = static_cast<size_t>(K) * L::kBytes;
+  if (L::kBytes != 4 && a.n_tokens > 1 && scratch != nullptr && K % 8 == 0 && r1 - r0 >= 8) {
+    const int64_t n_panels = (r1 - r0) / 8;
+    panel_gemm<L>(a, r0, n_panels, scratch);
+    r0 += 8 * n_panels;
+    if (r0 == r1) return;
+    // The rows past the last whole panel (fewer than 8): the dot-product kernels below.
+  }
   if (L::kBytes != 4 && a.n_tokens > 1 && scratch != nullptr) {
     // Widen the chunk once; every token block then reuses the f32 copy.
     for (int64_t r = r0; r < r1; ++r) {

@@ -94,6 +94,17 @@ void pack_block(DType type, const uint8_t* rows_in, size_t row_bytes, uint8_t* o
       }
       return;
     }
+    case DType::Q4_0: {
+      // Step s (values 4s .. 4s+3) is the low nibbles of the file's bytes 4s .. 4s+3 and step
+      // s + 4 (values 16 + 4s ..) their high nibbles: the bytes move as they are.
+      auto& p = *reinterpret_cast<PackedQ4_0*>(out);
+      for (int r = 0; r < R; ++r) {
+        const auto& b = *reinterpret_cast<const BlockQ4_0*>(rows_in + row_bytes * r);
+        p.d[r] = b.d;
+        for (int s = 0; s < 4; ++s) put_word(p.qs[s] + 4 * r, word_at(b.qs + 4 * s));
+      }
+      return;
+    }
     case DType::Q4_K:
       return pack_k4<PackedQ4_K, BlockQ4_K>(rows_in, row_bytes, *reinterpret_cast<PackedQ4_K*>(out));
     case DType::Q5_K: {
@@ -157,6 +168,13 @@ void unpack_block(DType type, const uint8_t* in, int r, uint8_t* out) {
       for (int k = 0; k < 32; ++k) b.qs[k] = static_cast<int8_t>(p.q[k / 4][step_byte(r, k)] - 128);
       return;
     }
+    case DType::Q4_0: {
+      const auto& p = *reinterpret_cast<const PackedQ4_0*>(in);
+      auto& b = *reinterpret_cast<BlockQ4_0*>(out);
+      b.d = p.d[r];
+      for (int s = 0; s < 4; ++s) put_word(b.qs + 4 * s, word_at(p.qs[s] + 4 * r));
+      return;
+    }
     case DType::Q4_K:
       return unpack_k4(*reinterpret_cast<const PackedQ4_K*>(in), r, *reinterpret_cast<BlockQ4_K*>(out));
     case DType::Q5_K: {
@@ -194,7 +212,8 @@ void unpack_block(DType type, const uint8_t* in, int r, uint8_t* out) {
 
 bool packable(const Weight& W) {
   if (W.shape.size() != 2 || W.rows() % R != 0 || W.rows() <= 0) return false;
-  if (W.dtype != DType::Q8_0 && W.dtype != DType::Q4_K && W.dtype != DType::Q5_K && W.dtype != DType::Q6_K)
+  if (W.dtype != DType::Q8_0 && W.dtype != DType::Q4_0 && W.dtype != DType::Q4_K && W.dtype != DType::Q5_K &&
+      W.dtype != DType::Q6_K)
     return false;
   return W.cols() % dtype_info(W.dtype)->block_size == 0 && W.data != nullptr &&
          W.nbytes >= dtype_bytes(W.dtype, W.numel());
@@ -205,9 +224,13 @@ bool packed_path(CpuPath path) {
   return path == CpuPath::Avx2 || (path == CpuPath::Avx512 && packed_kernels_supported());
 }
 
+bool packed_kernel(CpuPath path, DType type) {
+  return packed_path(path) && (type != DType::Q4_0 || path == CpuPath::Avx2);
+}
+
 bool should_pack(const Weight& W) {
   if (W.row_group != 1 || !packable(W)) return false;
-  if (!packed_path(active_path())) return false;
+  if (!packed_kernel(active_path(), W.dtype)) return false;
   const char* env = std::getenv("KEXA_PACK");
   return env == nullptr || std::string(env) != "0";
 }

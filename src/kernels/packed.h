@@ -13,6 +13,8 @@
 // Packed layouts, per group of 16 rows and per block column (r = row in the group, "step" s covers
 // the 4 values 4s .. 4s+3 of the block, byte r*4+i of a 64-byte chunk is row r's value 4s+i):
 //   Q8_0 (544 bytes = 16 x 34): u16 d[16]; u8 q[8][64]            q = value + 128
+//   Q4_0 (288 = 16 x 18):       u16 d[16]; u8 qs[4][64], qs[s] holds step s in its low nibbles and
+//                                step s + 4 in its high ones (the file's byte 4s + i of the row)
 //   Q4_K (2304 = 16 x 144):     u16 d[16], dmin[16]; u8 scales[12][16] (the file's 12 scale
 //                                bytes, byte-major); per sub-block j: u8 qs[4][64], qs[p] holds
 //                                step 8j+p in its low nibbles and step 8j+p+4 in its high ones
@@ -37,11 +39,11 @@ namespace kexa::kernels {
 
 constexpr int kPackRows = 16;
 
-// Whether a 2-D weight of this dtype and shape has a packed form at all (Q4_K, Q5_K, Q6_K, Q8_0; rows a
-// multiple of 16). Says nothing about the CPU.
+// Whether a 2-D weight of this dtype and shape has a packed form at all (Q4_0, Q4_K, Q5_K, Q6_K, Q8_0;
+// rows a multiple of 16). Says nothing about the CPU.
 bool packable(const Weight& W);
-// Whether the model loader should pack W: packable, not packed yet, the active CPU path runs the
-// packed kernels (packed_path), and KEXA_PACK is not "0".
+// Whether the model loader should pack W: packable, not packed yet, the active CPU path runs
+// packed kernels for W's dtype (packed_kernel), and KEXA_PACK is not "0".
 bool should_pack(const Weight& W);
 
 // Rewrites `bytes` (the file's rows of a packable [rows, cols] tensor of `type`,
@@ -54,6 +56,9 @@ void unpack_row(const Weight& W, int64_t row, uint8_t* out);
 bool packed_kernels_supported();
 // Whether `path` runs packed tensors through packed kernels on this CPU (AVX-512 with VNNI; AVX2).
 bool packed_path(CpuPath path);
+// Whether `path` has a packed kernel for `type` on this CPU: packed_path, and for Q4_0 the AVX2
+// path only (a packed Q4_0 tensor on another path unpacks its rows).
+bool packed_kernel(CpuPath path, DType type);
 
 // The packed kernels (quant_packed_avx512.cpp; call only when packed_kernels_supported()):
 // y[t * y_stride + 16 g + r] = row 16 g + r of W times token t, for groups g0 <= g < g1 and
@@ -64,7 +69,8 @@ void packed_matmul_groups(const Weight& W, const uint8_t* act, size_t act_stride
                           int64_t g0, int64_t g1, float* y, int64_t y_stride);
 
 // The same contract on AVX2 + FMA + F16C (quant_packed_avx2.cpp; call only when
-// path_supported(CpuPath::Avx2)). Its floats differ from the AVX-512 kernels' in rounding only.
+// path_supported(CpuPath::Avx2)), Q4_0 (ActBlock32 activations) included. Its floats differ from
+// the AVX-512 kernels' in rounding only.
 void packed_matmul_groups_avx2(const Weight& W, const uint8_t* act, size_t act_stride, int64_t n_tok,
                                int64_t g0, int64_t g1, float* y, int64_t y_stride);
 

@@ -16,6 +16,10 @@ struct PackedQ8_0 {
   uint16_t d[R];
   uint8_t q[8][64];
 };
+struct PackedQ4_0 {  // qs[s]: step s in the low nibbles, step s + 4 in the high ones
+  uint16_t d[R];
+  uint8_t qs[4][64];
+};
 struct PackedQ4_K {
   uint16_t d[R], dmin[R];
   uint8_t scales[12][R];
@@ -54,6 +58,7 @@ inline void prefetch_block_ahead(const void* block, size_t bytes) {
 }
 
 static_assert(sizeof(PackedQ8_0) == R * sizeof(quant::BlockQ8_0));
+static_assert(sizeof(PackedQ4_0) == R * sizeof(quant::BlockQ4_0));
 static_assert(sizeof(PackedQ4_K) == R * sizeof(quant::BlockQ4_K));
 static_assert(sizeof(PackedQ5_K) == R * sizeof(quant::BlockQ5_K));
 static_assert(sizeof(PackedQ6_K) == R * sizeof(quant::BlockQ6_K));

@@ -48,7 +48,7 @@ constexpr int64_t kPanelRows = 16;
 constexpr int64_t kPackedChunkTokens = 64;
 
 bool use_packed_kernels(const Weight& W, CpuPath path) {
-  return W.row_group == kPackRows && packed_path(path);
+  return W.row_group == kPackRows && packed_kernel(path, W.dtype);
 }
 
 void packed_groups(const Weight& W, const uint8_t* act, size_t act_stride, int64_t n_tok, int64_t g0, int64_t g1,

@@ -10,6 +10,7 @@
 // the per-row scale. Every integer sum is therefore exact, and each token's floats are combined in
 // the same order whatever the tile size, so a batch equals its rows one by one.
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/packed.h"
@@ -38,6 +39,32 @@ constexpr int H = R / 2;  // rows per 256-bit half step
 // 8 and 512 tokens), as each unpacked weight register serves twice the tokens.
 constexpr int kTileTokens = 8;
 
+// Software prefetch distance in bytes: every line of a block `ahead` bytes further is requested
+// as the block starts. Q4_K and Q5_K ask for their own block's lines (ahead = 0, the 36 or 44
+// lines requested together), the others 4 KiB ahead as on AVX-512. Zen 3, CPU time of a
+// 102400 x 2048 product streaming from DRAM (one thread, under load, 3 alternations): Q4_K 6.6 ms
+// at 0, 7.5-7.8 at 4096, 8.3-8.9 without software prefetch; Q5_K 8.8-8.9 against 8.9-9.5;
+// Q4_0 (4.5 lines a block) 7.6-8.5 against 6.4-7.4; Q6_K and Q8_0 within the noise. KEXA_PREFETCH
+// (bytes, or "off") overrides it for every type, to compare on a quiet machine.
+const int prefetch_override = [] {
+  const char* env = std::getenv("KEXA_PREFETCH");
+  if (env == nullptr || *env == '\0') return -2;
+  if (std::strcmp(env, "off") == 0) return -1;
+  const long v = std::strtol(env, nullptr, 10);
+  return v < 0 || v > (1 << 20) ? -2 : static_cast<int>(v) & ~63;
+}();
+
+template <int kAhead>
+inline void prefetch_ahead(const void* block, size_t bytes) {
+  const int ahead = prefetch_override == -2 ? kAhead : prefetch_override;
+  if (ahead < 0) return;
+  const auto begin = reinterpret_cast<uintptr_t>(block) & ~uintptr_t{63};
+  const auto end = reinterpret_cast<uintptr_t>(block) + bytes;
+  for (uintptr_t line = begin; line < end; line += 64)
+    __builtin_prefetch(reinterpret_cast<const char*>(line + ahead), 0, 2);
+}
+constexpr int kOwnBlock = 0;
+
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i load64(const void* p) { return _mm_loadl_epi64(static_cast<const __m128i*>(p)); }
 // The 8 half-float scales of one half's rows.
@@ -50,7 +77,23 @@ inline __m256i word(const int8_t* x) {
   return _mm256_set1_epi32(v);
 }
 
+// A tile's float sums: [half][token], 8 rows each; stored as token t's outputs 0..15.
+template <int T>
+inline void zero_tile(__m256 (&accf)[2][T]) {
+  for (int h = 0; h < 2; ++h)
+    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+}
+template <int T>
+inline void store_tile(const __m256 (&accf)[2][T], float* y, int64_t y_stride) {
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+}
+
 inline __m256i mb(__m256i u, __m256i s) { return _mm256_maddubs_epi16(u, s); }
+// Each int32 lane's value v as the int16 pair (v, v): vpmaddwd with it scales a lane's pair sum.
+inline __m256i dup16(__m256i v32) { return _mm256_or_si256(v32, _mm256_slli_epi32(v32, 16)); }
+// 8 unsigned scale bytes (one per row) as int32 lanes.
+inline __m256i u8x8(const uint8_t* p) { return _mm256_cvtepu8_epi32(load64(p)); }
 // Pins a running sum to a register at this point. Without it GCC regroups each token's chain of
 // integer adds into a tree over the whole unrolled loop, and the tree's partial sums (one per
 // instruction) spill to the stack: a store and a load for every vpmaddubsw.
@@ -58,20 +101,15 @@ inline __m256i pin(__m256i v) {
   asm("" : "+x"(v));
   return v;
 }
-// Each int32 lane's value v as the int16 pair (v, v): vpmaddwd with it scales a lane's pair sum.
-inline __m256i dup16(__m256i v32) { return _mm256_or_si256(v32, _mm256_slli_epi32(v32, 16)); }
-// 8 unsigned scale bytes (one per row) as int32 lanes.
-inline __m256i u8x8(const uint8_t* p) { return _mm256_cvtepu8_epi32(load64(p)); }
 
 template <int T>
 void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, float* y, int64_t y_stride) {
   __m256 accf[2][T];
-  for (int h = 0; h < 2; ++h)
-    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  zero_tile<T>(accf);
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80)), ones = _mm256_set1_epi16(1);
   for (int64_t i = 0; i < nb; ++i) {
     const PackedQ8_0& p = blk[i];
-    prefetch_block_ahead(&p, sizeof(p));
+    prefetch_ahead<kPrefetchBytes>(&p, sizeof(p));
     for (int h = 0; h < 2; ++h) {
       __m256i acc[T];
       for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_si256();
@@ -90,21 +128,161 @@ void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, fl
         accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
     }
   }
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+  store_tile<T>(accf, y, y_stride);
+}
+
+// Q4_0: levels 0..15 stored as is, the offset 8 taken off with the activations' block sum. int16
+// sums per row pair: a step's two products <= 2 * 15 * 127 = 3810 each, all 4 steps of a half
+// 30480.
+template <int T>
+void q4_0_tile(const PackedQ4_0* blk, int64_t nb, const ActBlock32* const* a, float* y, int64_t y_stride) {
+  __m256 accf[2][T];
+  zero_tile<T>(accf);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  for (int64_t i = 0; i < nb; ++i) {
+    const PackedQ4_0& p = blk[i];
+    prefetch_ahead<kPrefetchBytes>(&p, sizeof(p));
+    for (int h = 0; h < 2; ++h) {
+      __m256i acc[T];
+      for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_si256();
+      for (int s = 0; s < 4; ++s) {
+        const __m256i c = load256(p.qs[s] + 32 * h);
+        const __m256i lo = _mm256_and_si256(c, m4), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+        for (int t = 0; t < T; ++t) {
+          const int8_t* x = a[t][i].qs + 4 * s;
+          const __m256i v = _mm256_add_epi16(mb(lo, word(x)), mb(hi, word(x + 16)));
+          acc[t] = pin(s == 0 ? v : _mm256_add_epi16(acc[t], v));
+        }
+      }
+      const __m256 d = halves8(p.d + H * h);
+      for (int t = 0; t < T; ++t) {
+        const __m256i sumi = _mm256_sub_epi32(_mm256_madd_epi16(acc[t], ones), _mm256_set1_epi32(8 * a[t][i].sum));
+        accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+      }
+    }
+  }
+  store_tile<T>(accf, y, y_stride);
+}
+
+// Pair masks for vpshufb on a 16-row byte vector broadcast to both 128-bit lanes: int32 lane r of
+// half h gets row 8h + r's byte as the int16 pair (b, b) (h = 0, 1).
+inline __m256i pair_mask(int h) {
+  alignas(32) int8_t m[32];
+  for (int r = 0; r < 8; ++r)
+    for (int k = 0; k < 4; ++k) m[4 * r + k] = static_cast<int8_t>(k % 2 == 0 ? H * h + r : -1);
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+}
+
+// q45_k_tile for one or two tokens: both halves of a sub-block go through the inner loop together,
+// sharing each activation broadcast (1 token: 15% less time per matrix on Zen 3), and the six-bit
+// scales and minimums of all 16 rows are unpacked once per block, one byte per row. Same integer
+// sums and, per half, the same float operations in the same order as q45_k_tile.
+template <int T, bool kFive, class Packed>
+void q45_k_tile_joined(const Packed* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
+  __m256 accf[2][T];
+  zero_tile<T>(accf);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i bit4 = _mm256_set1_epi8(0x10);
+  const __m128i m63 = _mm_set1_epi8(63), m15 = _mm_set1_epi8(15), m30 = _mm_set1_epi8(0x30);
+  const __m256i pairs[2] = {pair_mask(0), pair_mask(1)};
+  for (int64_t i = 0; i < nb; ++i) {
+    const Packed& p = blk[i];
+    prefetch_ahead<kOwnBlock>(&p, sizeof(p));
+    int32_t sums[T][4];  // per token, sub-block activation sums as int16 pairs (S_2q, S_2q+1)
+    for (int t = 0; t < T; ++t) {
+      const __m128i* bs = reinterpret_cast<const __m128i*>(a[t][i].bsums);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(sums[t]), _mm_hadd_epi16(_mm_loadu_si128(bs), _mm_loadu_si128(bs + 1)));
+    }
+    // scales[k] holds byte k of every row. j < 4: the low six bits of bytes j and j + 4; j >= 4:
+    // a nibble of byte j + 4 with the top two bits of byte j - 4 (scale) or j (minimum) above it.
+    __m128i sc8[8], mn8[8];
+    {
+      __m128i s[12];
+      for (int k = 0; k < 12; ++k) s[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scales[k]));
+      for (int j = 0; j < 4; ++j) {
+        sc8[j] = _mm_and_si128(s[j], m63);
+        mn8[j] = _mm_and_si128(s[j + 4], m63);
+        sc8[j + 4] = _mm_or_si128(_mm_and_si128(s[j + 8], m15), _mm_and_si128(_mm_srli_epi16(s[j], 2), m30));
+        mn8[j + 4] = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(s[j + 8], 4), m15),
+                                  _mm_and_si128(_mm_srli_epi16(s[j + 4], 2), m30));
+      }
+    }
+    // Minimums: dmin * sum_j m_j * S_j, the six-bit m_j of the 8 rows of half h as int16 pairs.
+    for (int h = 0; h < 2; ++h) {
+      __m256i pair[4];
+      for (int q = 0; q < 4; ++q)
+        pair[q] = _mm256_cvtepu8_epi16(h == 0 ? _mm_unpacklo_epi8(mn8[2 * q], mn8[2 * q + 1])
+                                              : _mm_unpackhi_epi8(mn8[2 * q], mn8[2 * q + 1]));
+      const __m256 dmin = halves8(p.dmin + H * h);
+      for (int t = 0; t < T; ++t) {
+        __m256i m = _mm256_madd_epi16(pair[0], _mm256_set1_epi32(sums[t][0]));
+        for (int q = 1; q < 4; ++q) m = _mm256_add_epi32(m, _mm256_madd_epi16(pair[q], _mm256_set1_epi32(sums[t][q])));
+        accf[h][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(dmin, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+      }
+    }
+    __m256i sumi[2][T];
+    for (int h = 0; h < 2; ++h)
+      for (int t = 0; t < T; ++t) sumi[h][t] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      // int16 sums as in q45_k_tile: 8 steps per sum for Q4_K, 4 for Q5_K.
+      constexpr int kSums = kFive ? 2 : 1;
+      __m256i acc[2][kSums][T];
+      __m256i qh[2];
+      for (int h = 0; h < 2; ++h) {
+        qh[h] = _mm256_setzero_si256();
+        if constexpr (kFive) qh[h] = load256(p.sub[j].qh + 32 * h);
+      }
+      for (int q = 0; q < 4; ++q) {
+        __m256i lo[2], hi[2];
+        for (int h = 0; h < 2; ++h) {
+          const __m256i c = load256(p.sub[j].qs[q] + 32 * h);
+          lo[h] = _mm256_and_si256(c, m4);
+          hi[h] = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+          if constexpr (kFive) {
+            lo[h] = _mm256_or_si256(lo[h], _mm256_and_si256(_mm256_slli_epi16(qh[h], 4 - q), bit4));
+            hi[h] = _mm256_or_si256(hi[h], _mm256_and_si256(_mm256_srli_epi16(qh[h], q), bit4));
+          }
+        }
+        const int k = kFive ? q / 2 : 0;
+        for (int t = 0; t < T; ++t) {
+          const int8_t* x = a[t][i].qs + 32 * j + 4 * q;
+          const __m256i x0 = word(x), x1 = word(x + 16);
+          for (int h = 0; h < 2; ++h) {
+            const __m256i v = _mm256_add_epi16(mb(lo[h], x0), mb(hi[h], x1));
+            acc[h][k][t] = pin((kFive ? q % 2 == 0 : q == 0) ? v : _mm256_add_epi16(acc[h][k][t], v));
+          }
+        }
+      }
+      for (int h = 0; h < 2; ++h) {
+        // Sub-block j's scale of the 8 rows of half h as int16 pairs (sc, sc).
+        const __m256i sc = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(sc8[j]), pairs[h]);
+        for (int t = 0; t < T; ++t)
+          for (int k = 0; k < kSums; ++k) sumi[h][t] = _mm256_add_epi32(sumi[h][t], _mm256_madd_epi16(acc[h][k][t], sc));
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m256 d = halves8(p.d + H * h);
+      for (int t = 0; t < T; ++t)
+        accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[h][t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+    }
+  }
+  store_tile<T>(accf, y, y_stride);
 }
 
 // Q4_K, and Q5_K (kFive) whose fifth bits are merged into the unpacked nibbles.
 template <int T, bool kFive, class Packed>
 void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
+  if constexpr (T <= 2) {
+    q45_k_tile_joined<T, kFive>(blk, nb, a, y, y_stride);
+    return;
+  }
   __m256 accf[2][T];
-  for (int h = 0; h < 2; ++h)
-    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  zero_tile<T>(accf);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m63 = _mm256_set1_epi32(63), m15 = _mm256_set1_epi32(15);
   const __m256i bit4 = _mm256_set1_epi8(0x10);
   for (int64_t i = 0; i < nb; ++i) {
     const Packed& p = blk[i];
-    prefetch_block_ahead(&p, sizeof(p));
+    prefetch_ahead<kOwnBlock>(&p, sizeof(p));
     int32_t sums[T][4];  // per token, sub-block activation sums as int16 pairs (S_2q, S_2q+1)
     for (int t = 0; t < T; ++t) {
       const __m128i* bs = reinterpret_cast<const __m128i*>(a[t][i].bsums);
@@ -162,19 +340,17 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
         accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
     }
   }
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+  store_tile<T>(accf, y, y_stride);
 }
 
 template <int T>
 void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
   __m256 accf[2][T];
-  for (int h = 0; h < 2; ++h)
-    for (int t = 0; t < T; ++t) accf[h][t] = _mm256_setzero_ps();
+  zero_tile<T>(accf);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   for (int64_t i = 0; i < nb; ++i) {
     const PackedQ6_K& p = blk[i];
-    prefetch_block_ahead(&p, sizeof(p));
+    prefetch_ahead<kPrefetchBytes>(&p, sizeof(p));
     for (int h = 0; h < 2; ++h) {
       // Levels are stored +32: start from -32 * sum_g sc_g * bsum_g, with the signed scales of
       // groups 2k, 2k+1 as int16 pairs against the int16 pair (bsum_2k, bsum_2k+1).
@@ -214,11 +390,12 @@ void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, f
         accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
     }
   }
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * y_stride + H * h, accf[h][t]);
+  store_tile<T>(accf, y, y_stride);
 }
 
+#define KEXA_PACKED_Q4_0 1
 #include "kernels/packed_tiles.inc"
+#undef KEXA_PACKED_Q4_0
 
 }  // namespace
 

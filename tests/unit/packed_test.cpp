@@ -20,7 +20,7 @@
 namespace kexa {
 namespace {
 
-const DType kPackedTypes[] = {DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+const DType kPackedTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 struct Quantized {
   std::vector<float> dequant;
@@ -49,11 +49,11 @@ Quantized make(DType type, int64_t rows, int64_t cols, unsigned seed) {
 
 class Packed : public ::testing::TestWithParam<DType> {};
 
-// The paths of this CPU that run packed tensors through packed kernels.
-std::vector<kernels::CpuPath> packed_paths() {
+// The paths of this CPU that run packed tensors of `type` through packed kernels.
+std::vector<kernels::CpuPath> packed_paths(DType type) {
   std::vector<kernels::CpuPath> out;
   for (kernels::CpuPath path : {kernels::CpuPath::Avx2, kernels::CpuPath::Avx512})
-    if (kernels::packed_path(path)) out.push_back(path);
+    if (kernels::packed_kernel(path, type)) out.push_back(path);
   return out;
 }
 
@@ -113,7 +113,7 @@ TEST_P(Packed, LlamaCppTensorsDequantizeExactlyThroughThePackedLayout) {
 // int8 activation rounding, as in quant_test), and against the file-layout kernels on the same
 // path, which compute the same integer block sums and differ only in float summation order.
 TEST_P(Packed, MatmulMatchesFileLayoutAndDouble) {
-  const std::vector<kernels::CpuPath> paths = packed_paths();
+  const std::vector<kernels::CpuPath> paths = packed_paths(GetParam());
   if (paths.empty()) GTEST_SKIP() << "CPU has no packed kernels (AVX2 or AVX-512 VNNI)";
   for (kernels::CpuPath path : paths) {
     SCOPED_TRACE(kernels::path_name(path));
@@ -155,7 +155,7 @@ TEST_P(Packed, MatmulMatchesFileLayoutAndDouble) {
 
 // Speculative verification needs a batch's rows bit for bit equal to one-token products.
 TEST_P(Packed, BatchRowsEqualSingleTokenProductsBitwise) {
-  const std::vector<kernels::CpuPath> paths = packed_paths();
+  const std::vector<kernels::CpuPath> paths = packed_paths(GetParam());
   if (paths.empty()) GTEST_SKIP() << "CPU has no packed kernels (AVX2 or AVX-512 VNNI)";
   for (kernels::CpuPath path : paths) {
     SCOPED_TRACE(kernels::path_name(path));
@@ -186,7 +186,7 @@ TEST_P(Packed, OtherPathsUnpackRows) {
   std::normal_distribution<float> normal(0.f, 1.f);
   ThreadPool pool(2);
   for (kernels::CpuPath path : {kernels::CpuPath::Portable, kernels::CpuPath::Avx2, kernels::CpuPath::Avx512}) {
-    if (!kernels::path_supported(path) || kernels::packed_path(path)) continue;
+    if (!kernels::path_supported(path) || kernels::packed_kernel(path, type)) continue;
     for (int64_t n_tokens : {1, 5}) {
       std::vector<float> x(n_tokens * cols);
       for (float& v : x) v = normal(rng);
