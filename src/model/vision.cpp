@@ -520,33 +520,32 @@ std::vector<float> VisionTower::encode(const VisionInput& in, ThreadPool& pool) 
       for (int64_t h = 0; h < nH + nKV; ++h)
         kernels::rope_neox_cs(row + h * hd, hd, cosv.data() + t * half, sinv.data() + t * half);
     }
-    pool.parallel_for(N * nH, [&](int64_t begin, int64_t end) {
-      std::vector<float> s(static_cast<size_t>(N));
+    // One job per (patch, KV head): its group of query heads against the keys of its window.
+    const int64_t group = nH / nKV;
+    pool.parallel_for(N * nKV, [&](int64_t begin, int64_t end) {
+      std::vector<float> s(static_cast<size_t>(group * N));
       for (int64_t job = begin; job < end; ++job) {
-        const int64_t t = job / nH, h = job % nH, kvh = h / (nH / nKV);
-        const int64_t g = t / 4;
+        const int64_t t = job / nKV, kvh = job % nKV, g = t / 4;
         const int64_t lo = full ? 0 : win_lo[static_cast<size_t>(g)] * 4, hi = full ? N : win_hi[static_cast<size_t>(g)] * 4;
-        const float* q = qkv.data() + t * QKV + h * hd;
-        float mx = -INFINITY;
-        for (int64_t j = lo; j < hi; ++j) {
-          const float* kr = qkv.data() + j * QKV + (nH + kvh) * hd;
-          float d = 0;
-          for (int64_t e = 0; e < hd; ++e) d += q[e] * kr[e];
-          s[static_cast<size_t>(j)] = d * scale;
-          mx = std::max(mx, s[static_cast<size_t>(j)]);
+        const float* q = qkv.data() + t * QKV + kvh * group * hd;
+        kernels::dot_rows(q, group, hd, qkv.data() + lo * QKV + (nH + kvh) * hd, QKV, hi - lo, hd, scale, s.data(), N);
+        for (int64_t h = 0; h < group; ++h) {
+          // Softmax with std::exp (see the MLP's SiLU below).
+          float* row = s.data() + h * N;
+          float mx = -INFINITY;
+          for (int64_t j = 0; j < hi - lo; ++j) mx = std::max(mx, row[j]);
+          double sum = 0;
+          for (int64_t j = 0; j < hi - lo; ++j) {
+            row[j] = std::exp(row[j] - mx);
+            sum += row[j];
+          }
+          const float inv = static_cast<float>(1.0 / sum);
+          for (int64_t j = 0; j < hi - lo; ++j) row[j] *= inv;
         }
-        double sum = 0;
-        for (int64_t j = lo; j < hi; ++j) {
-          s[static_cast<size_t>(j)] = std::exp(s[static_cast<size_t>(j)] - mx);
-          sum += s[static_cast<size_t>(j)];
-        }
-        float* out = att.data() + (t * nH + h) * hd;
-        std::fill(out, out + hd, 0.0f);
-        for (int64_t j = lo; j < hi; ++j) {
-          const float wgt = static_cast<float>(s[static_cast<size_t>(j)] / sum);
-          const float* vr = qkv.data() + j * QKV + (nH + nKV + kvh) * hd;
-          for (int64_t e = 0; e < hd; ++e) out[e] += wgt * vr[e];
-        }
+        float* out = att.data() + (t * nH + kvh * group) * hd;
+        std::fill(out, out + group * hd, 0.0f);
+        kernels::accumulate_rows(s.data(), group, N, qkv.data() + lo * QKV + (nH + nKV + kvh) * hd, QKV, hi - lo, hd,
+                                 out, hd);
       }
     });
     kernels::matmul(b.out.w, att.data(), N, o.data(), pool);

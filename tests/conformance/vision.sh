@@ -124,5 +124,19 @@ else grep -q 'projector type is "qwen2vl_x"' err.txt || { fail "wrong error for 
 if "$PROBE" sizes "$HF" --mmproj mmproj-tiny.gguf 1x1 >/dev/null 2>err.txt; then fail "--mmproj with an HF folder was accepted"
 else grep -q 'carries its own vision tower' err.txt || { fail "wrong error for --mmproj with an HF folder:"; cat err.txt; }; fi
 
+# A folder whose config disagrees with its vision tensors, and one without a vision_config.
+variant() {  # name, python expression editing the config dict c
+  mkdir "$1"
+  for f in "$HF"/*; do [[ "$(basename "$f")" == config.json ]] || ln -s "$PWD/$f" "$1/"; done
+  "$PY" -c "import json, sys; c = json.load(open('$HF/config.json')); $2; json.dump(c, open('$1/config.json', 'w'))"
+}
+variant misshapen "c['vision_config']['intermediate_size'] = 40"
+if "$PROBE" sizes misshapen 1x1 >/dev/null 2>err.txt; then fail "a misshapen vision tower loaded"
+else grep -q 'mlp.gate_proj.weight has shape \[48, 32\], expected \[40, 32\]' err.txt || { fail "wrong error for a misshapen tower:"; cat err.txt; }; fi
+variant towerless "del c['vision_config']"
+if "$PROBE" sizes towerless 1x1 >/dev/null 2>err.txt; then fail "an exaone4_5 folder without vision_config loaded"
+else grep -q 'lacks "vision_config"' err.txt || { fail "wrong error for a missing tower:"; cat err.txt; }; fi
+echo "ok named errors: mmproj of another projector type, --mmproj with an HF folder, misshapen tower, missing tower"
+
 [[ $failed -eq 0 ]] || exit 1
 echo "vision: preprocessing, embeddings and greedy generation with images match llama.cpp"
