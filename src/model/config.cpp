@@ -457,7 +457,8 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& config, std::string_
     if (tc == nullptr || !tc->is_object()) fail(origin, ": exaone4_5 config lacks \"text_config\" (an object)");
     json text = *tc;
     text["model_type"] = "exaone4";
-    for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id", "tie_word_embeddings"}) {
+    for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id", "tie_word_embeddings",
+                            "num_nextn_predict_layers", "mtp_share_layers"}) {
       if (!text.contains(key) && config.contains(key)) text[key] = config[key];
     }
     return from_hf_json(text, origin);
