@@ -5,6 +5,7 @@ write, computed here independently (rope_freqs with numpy float32, like its torc
 
 usage: make_tiny_exaone.py FIXTURES_DIR OUT_DIR   -> OUT_DIR/tiny-exaone, OUT_DIR/tiny-exaone4
        make_tiny_exaone.py --exaone4_5 FIXTURES_DIR OUT_DIR   -> OUT_DIR/tiny-exaone4_5 only
+       make_tiny_exaone.py --exaone4_5-mtp FIXTURES_DIR OUT_DIR   -> the same with an MTP layer (mtp.*)
 """
 import json
 import math
@@ -15,7 +16,8 @@ import sys
 
 import numpy as np
 
-EXAONE4_5 = len(sys.argv) > 1 and sys.argv[1] == "--exaone4_5"
+EXAONE4_5 = len(sys.argv) > 1 and sys.argv[1] in ("--exaone4_5", "--exaone4_5-mtp")
+WITH_MTP = EXAONE4_5 and sys.argv[1] == "--exaone4_5-mtp"
 if EXAONE4_5:
     del sys.argv[1]
 fixtures, out = sys.argv[1], sys.argv[2]
@@ -70,7 +72,7 @@ def copy_tokenizer(src, dst, files):
             shutil.copy(os.path.join(src, f), os.path.join(dst, f))
 
 
-def make_exaone4_5(fixtures, out):
+def make_exaone4_5(fixtures, out, with_mtp):
     """EXAONE 4.5 style vision-language folder (tests/conformance/vision.sh): an exaone4 text tower
     under model.language_model.* (64 layers LLLG, window 16, GQA, rope_parameters) and a Qwen2-VL style
     vision tower under model.visual.* with grouped KV heads (4 query / 2 KV), window attention
@@ -153,6 +155,27 @@ def make_exaone4_5(fixtures, out):
     t[v + "merger.mlp.0.bias"] = r(4 * C, std=0.1)
     t[v + "merger.mlp.2.weight"] = r(H, 4 * C, std=0.1)
     t[v + "merger.mlp.2.bias"] = r(H, std=0.1)
+    if with_mtp:
+        # MTP (drawn last, so the towers above keep their weights): one post-norm layer shared by
+        # the draft steps, named as spec 4b has them.
+        text["num_nextn_predict_layers"], text["mtp_share_layers"] = 1, True
+        json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
+        q = "mtp.layers.0."
+        t[q + "self_attn.q_proj.weight"] = r(nH * hd, H)
+        t[q + "self_attn.k_proj.weight"] = r(nKV * hd, H)
+        t[q + "self_attn.v_proj.weight"] = r(nKV * hd, H)
+        t[q + "self_attn.o_proj.weight"] = r(H, nH * hd)
+        t[q + "self_attn.q_norm.weight"] = 1 + r(hd, std=0.1)
+        t[q + "self_attn.k_norm.weight"] = 1 + r(hd, std=0.1)
+        t[q + "post_attention_layernorm.weight"] = 1 + r(H, std=0.1)
+        t[q + "mlp.gate_proj.weight"] = r(I, H)
+        t[q + "mlp.up_proj.weight"] = r(I, H)
+        t[q + "mlp.down_proj.weight"] = r(H, I)
+        t[q + "post_feedforward_layernorm.weight"] = 1 + r(H, std=0.1)
+        t["mtp.fc.weight"] = r(H, 2 * H)
+        t["mtp.pre_fc_norm_embedding.weight"] = 1 + r(H, std=0.1)
+        t["mtp.pre_fc_norm_hidden.weight"] = 1 + r(H, std=0.1)
+        t["mtp.norm.weight"] = 1 + r(H, std=0.1)
     write_safetensors(os.path.join(d, "model.safetensors"), t, "F32")
 
     tok = os.path.join(fixtures, "exaone4-tokenizer")
@@ -185,7 +208,7 @@ def make_exaone4_5(fixtures, out):
 
 
 if EXAONE4_5:
-    make_exaone4_5(fixtures, out)
+    make_exaone4_5(fixtures, out, WITH_MTP)
     sys.exit(0)
 
 # ---- exaone (3.5 style: llama3 rope x8, tied embeddings, F32) ----

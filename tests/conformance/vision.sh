@@ -60,8 +60,8 @@ else
 fi
 
 # --- pixels and embeddings per test picture
-for png in "$IMAGES"/*.png; do
-  n=$(basename "$png" .png)
+for n in small-64x48 landscape-200x120 wide-330x60 tall-90x250; do
+  png="$IMAGES/$n.png"
   read -r tokens w h < <(./oracle embed tiny.gguf mmproj-tiny.gguf "$png" "o-$n" 2>>oracle.log) || { cat oracle.log; exit 1; }
   "$PROBE" preprocess "$HF" "o-$n.rgb" "k-$n.pre" >/dev/null
   cmp -s "o-$n.pre" "k-$n.pre" || fail "$n: normalised pixels differ from llama.cpp's"

@@ -68,14 +68,14 @@ struct Session {
       cp.n_ctx = 4096;
       cp.n_batch = 2048;
       cp.n_ubatch = 2048;
-      cp.n_threads = cp.n_threads_batch = 2;
+      cp.n_threads = cp.n_threads_batch = 1;  // tiny model: threads would only spin
       cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
       ctx = llama_init_from_model(model, cp);
       if (!ctx) die("cannot create a context");
     }
     mtmd_context_params p = mtmd_context_params_default();
     p.use_gpu = false;
-    p.n_threads = 2;
+    p.n_threads = 1;
     p.print_timings = false;
     p.warmup = false;
     p.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;  // f32 attention, as kexa's
