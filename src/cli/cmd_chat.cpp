@@ -117,7 +117,7 @@ int chat_main(int argc, char** argv) {
                "the reply streams to stdout (reasoning to stderr). " +
                    std::string(kHelp),
                "kexa chat"};
-  std::string model_path, system_prompt;
+  std::string model_path, system_prompt, mmproj;
   bool think = false;
   int64_t n_predict = 512, threads = 0, ctx = 4096;
   SamplingParams sp;
@@ -130,6 +130,7 @@ int chat_main(int argc, char** argv) {
   app.add_option("--top-p", sp.top_p, "nucleus sampling threshold in (0, 1]");
   app.add_option("--seed", seed, "random seed");
   app.add_option("-t,--threads", threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
+  app.add_option("--mmproj", mmproj, "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)");
   app.add_option("-c,--ctx", ctx, "context size in tokens (default 4096, capped at the model's maximum)")
       ->check(CLI::PositiveNumber);
   if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
@@ -138,6 +139,7 @@ int chat_main(int argc, char** argv) {
 
   EngineOptions eo;
   eo.n_threads = static_cast<int>(threads);
+  eo.mmproj = mmproj;
   std::unique_ptr<Engine> engine = Engine::open(model_path, eo);
   const ModelConfig& cfg = engine->config();
   (void)engine->chat_template();  // fails now, naming why, when the checkpoint has none

@@ -121,7 +121,7 @@ void print_stats(const Model& model, const GenerateResult& r, const Model::Exper
 namespace {
 
 struct RunArgs {
-  std::string model_path, prompt, tokens_text, dump_path;
+  std::string model_path, prompt, tokens_text, dump_path, mmproj;
   bool has_prompt = false;
   int64_t n_predict = 128, threads = 0, ctx = 0, chunk = 512;
   SamplingParams sp;
@@ -164,6 +164,7 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
                  "recent tokens the penalties look at (prompt included); -1 = all (default 64)");
   app.add_option("--seed", seed, "random seed for sampling (default: random, printed with -v)");
   app.add_option("-t,--threads", a.threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
+  app.add_option("--mmproj", a.mmproj, "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)");
   app.add_option("-c,--ctx", a.ctx,
                  "context size (KV cache positions); 0 = prompt + n, capped at the model's "
                  "maximum (default)")
@@ -365,6 +366,7 @@ int run_main(int argc, char** argv) {
   const auto t_load = std::chrono::steady_clock::now();
   EngineOptions eo;
   eo.n_threads = static_cast<int>(a.threads);
+  eo.mmproj = a.mmproj;
   eo.require_tokenizer = false;  // --tokens runs models that carry none
   std::unique_ptr<Engine> engine = Engine::open(a.model_path, eo);
   if (!a.images.empty()) return run_with_images(*engine, a, std::move(pictures));

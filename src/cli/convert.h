@@ -18,8 +18,12 @@ struct ConvertOptions {
   std::string name;               // general.name; default: the source folder's name
 };
 
-// Writes `dst` (a .gguf file). Throws kexa::Error naming the file/tensor/key on any problem.
+// Writes `dst` (a .gguf file). Throws kexa::Error naming the file/tensor/key on any problem. An
+// exaone4_5 folder gives two files, as llama.cpp's converter does: the text tower (architecture
+// exaone4) at `dst` and the vision tower at mmproj_path_for(dst).
 void convert_hf_to_gguf(const std::string& src_dir, const std::string& dst, const ConvertOptions& opt);
+// "<folder of dst>/mmproj-<file name of dst>", the name kexa looks for beside a text GGUF.
+std::string mmproj_path_for(const std::string& dst);
 
 // Writes the folder `dst_dir` (created if missing): config.json, model.safetensors and, with a
 // tokenizer, tokenizer.json + tokenizer_config.json + special_tokens_map.json.

@@ -13,6 +13,7 @@
 #include "formats/gguf.h"
 #include "formats/hf_checkpoint.h"
 #include "model/config.h"
+#include "model/vision.h"
 #include "tokenizer/gguf_writer.h"
 #include "util/error.h"
 
@@ -212,6 +213,9 @@ struct Job {
 class JobBuilder {
  public:
   JobBuilder(const HFCheckpoint& ck, const ModelConfig& cfg) : ck_(ck), cfg_(cfg) {}
+  // exaone4_5: the text tower's names carry "model.language_model."; the vision tower goes to the
+  // mmproj file (its own check).
+  void set_vision_language(bool on) { vision_language_ = on; }
 
   std::vector<Job> build(const std::vector<Planned>& plan, const ConvertOptions& opt) {
     std::vector<Job> jobs;
@@ -224,6 +228,7 @@ class JobBuilder {
         for (int64_t e = 0; e < p.stack; ++e) job.srcs.push_back(lookup(expert_name(p.hf, e), one));
       } else {
         std::string hf = p.hf;
+        if (vision_language_ && hf.rfind("model.", 0) == 0) hf = "model.language_model." + hf.substr(6);
         if (ck_.find(hf) == nullptr && !p.alt.empty() && ck_.find(p.alt) != nullptr) hf = p.alt;
         if (p.optional && ck_.find(hf) == nullptr) continue;
         job.srcs.push_back(lookup(hf, p.shape));
@@ -234,6 +239,7 @@ class JobBuilder {
       jobs.push_back(std::move(job));
     }
     for (const std::string& n : ck_.names()) {
+      if (vision_language_ && n.rfind("model.visual.", 0) == 0) continue;
       if (!used_.count(n)) fail(ck_.file_of(n), ": unexpected tensor '", n, "' for model_type ", cfg_.model_type);
     }
     return jobs;
@@ -274,6 +280,7 @@ class JobBuilder {
 
   const HFCheckpoint& ck_;
   const ModelConfig& cfg_;
+  bool vision_language_ = false;
   std::set<std::string> used_;
   std::vector<std::unique_ptr<TensorView>> slices_;
 };
@@ -297,7 +304,64 @@ void add_tokenizer(const std::string& dir, const ModelConfig& cfg, gguf::Writer&
   }
 }
 
+// The vision tower of an exaone4_5 folder as llama.cpp's mmproj GGUF (converter class
+// Exaone4_5VisionModel): clip.* metadata, v.* / mm.* tensors, the patch embedding's two frames as
+// v.patch_embd.weight and .weight.1, 1-D tensors in F32.
+void write_mmproj(const HFCheckpoint& ck, const std::string& name, const std::string& dst, const ConvertOptions& opt) {
+  const VisionConfig vc = VisionConfig::from_hf_dir(ck.dir(), ck.config());
+  if (ck.find("model.visual.patch_embed.proj.weight") == nullptr)
+    fail(ck.dir(), ": exaone4_5 checkpoint has no vision tower (no model.visual.* tensors)");
+  gguf::Writer w;
+  vc.write_gguf_metadata(name, w);
+  std::set<std::string> used;
+  DType main = DType::F32;
+  for (const VisionTensorName& t : vision_tensor_names(vc)) {
+    const TensorView* src = ck.find(t.hf);
+    if (src == nullptr) {
+      if (t.optional) continue;
+      fail(ck.dir(), ": missing vision tensor '", t.hf, "'");
+    }
+    std::vector<int64_t> want = t.shape;
+    if (t.frame >= 0) want = {t.shape[0], t.shape[1], 2, t.shape[2], t.shape[3]};
+    if (src->shape != want) {
+      TensorView w2;
+      w2.shape = want;
+      fail(ck.file_of(t.hf), ": vision tensor '", t.hf, "' has shape ", src->shape_string(), ", config implies ",
+           w2.shape_string());
+    }
+    used.insert(t.hf);
+    DType out = t.shape.size() == 1 ? DType::F32 : opt.out_type.value_or(src->dtype);
+    // llama.cpp keeps the patch embedding in F32 unless the whole file is F16.
+    if (t.frame >= 0 && out != DType::F16) out = DType::F32;
+    if (t.gguf == "mm.0.weight") main = out;
+    const int frame = t.frame;
+    const int64_t plane = t.frame >= 0 ? t.shape[2] * t.shape[3] : 0;
+    w.add_tensor(t.gguf, out, t.shape, [src, out, frame, plane](uint8_t* dst_bytes, size_t) {
+      if (frame < 0) {
+        convert_elements(src->dtype, src->data, out, dst_bytes, static_cast<size_t>(src->numel()));
+        return;
+      }
+      // [C, 3, 2, p, p] -> frame's [C, 3, p, p]: one p*p plane per (C, 3) pair.
+      const int64_t planes = src->numel() / (2 * plane);
+      const size_t in_plane = dtype_bytes(src->dtype, plane), out_plane = dtype_bytes(out, plane);
+      for (int64_t i = 0; i < planes; ++i)
+        convert_elements(src->dtype, src->data + (static_cast<size_t>(i * 2 + frame)) * in_plane, out,
+                         dst_bytes + static_cast<size_t>(i) * out_plane, static_cast<size_t>(plane));
+    });
+  }
+  for (const std::string& n : ck.names()) {
+    if (n.rfind("model.visual.", 0) == 0 && !used.count(n)) fail(ck.file_of(n), ": unexpected vision tensor '", n, "'");
+  }
+  w.set("general.file_type", gguf::Value::u32(file_type_of(main)));
+  w.write(dst);
+}
+
 }  // namespace
+
+std::string mmproj_path_for(const std::string& dst) {
+  const size_t slash = dst.find_last_of('/');
+  return slash == std::string::npos ? "mmproj-" + dst : dst.substr(0, slash + 1) + "mmproj-" + dst.substr(slash + 1);
+}
 
 void convert_hf_to_gguf(const std::string& src_dir, const std::string& dst, const ConvertOptions& opt) {
   auto ck = HFCheckpoint::open(src_dir);
@@ -309,7 +373,9 @@ void convert_hf_to_gguf(const std::string& src_dir, const std::string& dst, cons
                          ? std::max<int64_t>(cfg.n_mtp_layers, 1)
                          : 0;
 
+  const bool vision_language = ck->config().value("model_type", "") == "exaone4_5";
   JobBuilder builder(*ck, cfg);
+  builder.set_vision_language(vision_language);
   const std::vector<Job> jobs = builder.build(plan_tensors(cfg), opt);
   if (cfg.tie_word_embeddings && ck->find("lm_head.weight") != nullptr) {
     std::fprintf(stderr, "kexa convert: note: tie_word_embeddings is set but lm_head.weight exists; writing output.weight\n");
@@ -344,6 +410,11 @@ void convert_hf_to_gguf(const std::string& src_dir, const std::string& dst, cons
     });
   }
   w.write(dst);
+  if (vision_language) {
+    const std::string mm = mmproj_path_for(dst);
+    write_mmproj(*ck, general.name, mm, opt);
+    std::fprintf(stderr, "kexa convert: wrote the vision tower to %s\n", mm.c_str());
+  }
 }
 
 }  // namespace kexa::cli

@@ -456,6 +456,20 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& config, std::string_
   const json* mt = r.find("model_type");
   if (mt == nullptr || !mt->is_string()) fail(origin, ": config.json lacks \"model_type\" (a string)");
   std::string type = mt->get<std::string>();
+  if (type == "exaone4_5") {
+    // The vision-language checkpoint: its text tower is an exaone4 decoder (old name
+    // exaone4_5_text) in text_config; ids and tying may sit at the top level.
+    const json* tc = r.find("text_config");
+    if (tc == nullptr || !tc->is_object()) fail(origin, ": exaone4_5 config lacks \"text_config\" (an object)");
+    json text = *tc;
+    text["model_type"] = "exaone4";
+    for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id", "tie_word_embeddings",
+                            "num_nextn_predict_layers", "mtp_share_layers"}) {
+      if (!text.contains(key) && config.contains(key)) text[key] = config[key];
+    }
+    return from_hf_json(text, origin);
+  }
+  if (type == "exaone4_5_text") type = "exaone4";
   ModelConfig c;
   if (type == "exaone") {
     c = parse_exaone(r, origin);

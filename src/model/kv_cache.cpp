@@ -6,6 +6,20 @@
 
 namespace kexa {
 
+const float* InputEmbeddings::row_at(int64_t pos) const {
+  for (const Span& s : spans) {
+    if (pos < s.pos) return nullptr;
+    if (pos < s.pos + s.count) return rows.data() + s.offset + static_cast<size_t>((pos - s.pos) * width);
+  }
+  return nullptr;
+}
+
+int64_t InputEmbeddings::count() const {
+  int64_t n = 0;
+  for (const Span& s : spans) n += s.count;
+  return n;
+}
+
 KVCache::KVCache(const ModelConfig& config, int64_t max_context, int64_t chunk)
     : KVCache(config.layers, config.kv_dim(), max_context, chunk) {}
 

@@ -4,11 +4,29 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "model/config.h"
 
 namespace kexa {
+
+// Positions of a sequence whose input is an embedding vector instead of a token's embedding row
+// (the image tokens of a vision-language model). Each span covers positions [pos, pos + count);
+// its rows lie in `rows` from `offset` (floats), `width` floats each.
+struct InputEmbeddings {
+  struct Span {
+    int64_t pos = 0;
+    int64_t count = 0;
+    size_t offset = 0;
+  };
+  int64_t width = 0;
+  std::vector<Span> spans;  // ascending, not overlapping
+  std::vector<float> rows;
+  // The row for position `pos`, or nullptr when that position is an ordinary token.
+  const float* row_at(int64_t pos) const;
+  int64_t count() const;  // positions covered
+};
 
 class KVCache {
  public:
@@ -26,6 +44,10 @@ class KVCache {
   int64_t slots(int64_t layer) const;
   size_t bytes() const;  // total bytes held by K and V of all layers
   void clear() { n_past_ = 0; }
+  // The sequence's embedding inputs (shared, never modified); null: every position is a token.
+  // The forward pass takes a position's input from here when it is covered.
+  void set_input_embeddings(std::shared_ptr<const InputEmbeddings> e) { embeddings_ = std::move(e); }
+  const InputEmbeddings* input_embeddings() const { return embeddings_.get(); }
   // Forgets positions >= n (speculative decoding rolls back rejected drafts). Keys of the kept
   // positions stay valid as long as no ring slot they occupy was reused, i.e. on sliding layers
   // when n_past() - n <= chunk(); can_truncate says whether that holds, truncate throws when not.
@@ -49,6 +71,7 @@ class KVCache {
   int64_t max_context_ = 0;
   int64_t chunk_ = 0;
   int64_t row_ = 0;
+  std::shared_ptr<const InputEmbeddings> embeddings_;
 };
 
 }  // namespace kexa

@@ -300,12 +300,46 @@ void pack_weights(TensorSource& source, model_detail::ModelWeights& w, ThreadPoo
 
 }  // namespace
 
+namespace {
+
+// An exaone4_5 folder keeps its text tower under model.language_model.*, which the exaone4
+// binder reads as model.*; the vision tower (model.visual.*) is VisionTower's, hidden here.
+class LanguageModelSource : public TensorSource {
+ public:
+  explicit LanguageModelSource(std::unique_ptr<HFCheckpoint> inner) : inner_(std::move(inner)) {}
+  const TensorView* find(std::string_view name) const override { return inner_->find(stored(name)); }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const std::string& n : inner_->names()) {
+      if (n.rfind(kText, 0) == 0) out.push_back("model." + n.substr(kText.size()));
+      else if (n.rfind("model.visual.", 0) != 0) out.push_back(n);
+    }
+    return out;
+  }
+  std::string file_of(std::string_view name) const override { return inner_->file_of(stored(name)); }
+
+ private:
+  static constexpr std::string_view kText = "model.language_model.";
+  static std::string stored(std::string_view name) {
+    if (name.rfind("model.", 0) == 0) return std::string(kText) + std::string(name.substr(6));
+    return std::string(name);
+  }
+  std::unique_ptr<HFCheckpoint> inner_;
+};
+
+}  // namespace
+
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     std::unique_ptr<HFCheckpoint> ckpt = HFCheckpoint::open(path);
     ModelConfig config = ModelConfig::from_hf_json(ckpt->config(), path + "/config.json");
+    const nlohmann::json& raw = ckpt->config();
+    if (raw.contains("model_type") && raw["model_type"] == "exaone4_5") {
+      return from_source(std::move(config), std::make_unique<LanguageModelSource>(std::move(ckpt)), false, path,
+                         options);
+    }
     return from_source(std::move(config), std::move(ckpt), false, path, options);
   }
   if (!fs::exists(path, ec)) fail(path, ": no such file or directory (expected a Hugging Face folder or a .gguf file)");
@@ -592,8 +626,12 @@ void Model::Impl::run_step(const std::vector<Segment>& segs) {
 
   const int64_t half = hd / 2;
   for (size_t si = 0, r = 0; si < segs.size(); ++si) {
+    const InputEmbeddings* given = segs[si].cache->input_embeddings();
     for (int64_t t = 0; t < segs[si].n; ++t, ++r) {
-      kernels::to_f32(*w.embed, segs[si].tokens[t] * H, H, x.data() + static_cast<int64_t>(r) * H);
+      float* row = x.data() + static_cast<int64_t>(r) * H;
+      const float* e = given ? given->row_at(row_pos[r]) : nullptr;
+      if (e != nullptr) std::memcpy(row, e, static_cast<size_t>(H) * sizeof(float));
+      else kernels::to_f32(*w.embed, segs[si].tokens[t] * H, H, row);
     }
   }
   for_tokens(n, [&](int64_t t) {

@@ -2,10 +2,16 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "chat/template.h"
 #include "formats/gguf.h"
 #include "model/model.h"
+#include "model/vision.h"
+#include "util/rgb_image.h"
+#include "util/thread_pool.h"
 #include "runtime/speculative.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -40,6 +46,46 @@ const std::string& TokenTexts::text(int32_t id) const {
   return id < 0 || static_cast<size_t>(id) >= text_.size() ? none : text_[static_cast<size_t>(id)];
 }
 
+void Engine::open_vision(const EngineOptions& options) {
+  n_threads_ = options.n_threads;
+  const int64_t width = model_->config().hidden_size;
+  if (is_gguf_file(path_)) {
+    if (!options.mmproj.empty()) {
+      vision_ = VisionTower::from_mmproj(options.mmproj, width);
+    } else if (std::string found = find_mmproj_beside(path_); !found.empty()) {
+      // Found by name only: another model's projector beside it is not this model's tower.
+      std::unique_ptr<gguf::File> f = gguf::File::open(found);
+      const gguf::Value* type = f->get("clip.projector_type");
+      if (type != nullptr && type->type == gguf::ValueType::STRING && type->as_string() == "exaone4_5")
+        vision_ = VisionTower::from_mmproj(found, width);
+    }
+  } else {
+    if (!options.mmproj.empty())
+      fail("--mmproj ", options.mmproj, ": a Hugging Face folder carries its own vision tower (mmproj files go with GGUF models)");
+    std::error_code ec;
+    if (std::filesystem::is_directory(path_, ec)) {
+      std::ifstream in(path_ + "/config.json");
+      nlohmann::json cfg = nlohmann::json::parse(in, nullptr, false);
+      if (cfg.is_object() && cfg.value("model_type", "") == "exaone4_5") vision_ = VisionTower::from_hf(path_);
+    }
+  }
+  if (!vision_) return;
+  if (vision_->config().image_token_id >= 0) image_token_id_ = static_cast<int32_t>(vision_->config().image_token_id);
+  else if (tokenizer_) image_token_id_ = tokenizer_->token_id("<|image_pad|>").value_or(-1);
+}
+
+const VisionTower& Engine::vision() const {
+  if (!vision_) fail(path_, ": this model has no vision tower");
+  return *vision_;
+}
+
+std::vector<float> Engine::encode_image(const RgbImage& image) const {
+  const VisionTower& v = vision();
+  std::lock_guard<std::mutex> lock(vision_mutex_);
+  if (!vision_pool_) vision_pool_ = std::make_unique<ThreadPool>(n_threads_);
+  return v.encode(image, *vision_pool_);
+}
+
 bool TokenTexts::is_special(int32_t id) const {
   return id < 0 || static_cast<size_t>(id) >= special_.size() || special_[static_cast<size_t>(id)] != 0;
 }
@@ -71,6 +117,7 @@ std::unique_ptr<Engine> Engine::open(const std::string& spec, const EngineOption
              [&] { e->chat_template_ = std::make_unique<chat::ChatTemplate>(chat::ChatTemplate::load(e->path_)); });
   }
   if (!e->tokenizer_ && options.require_tokenizer) fail(e->tokenizer_error_);
+  e->open_vision(options);
   for (int64_t id : e->model_->config().eos_token_ids) e->stop_ids_.push_back(static_cast<int32_t>(id));
   if (e->tokenizer_)
     for (int32_t id : e->tokenizer_->eos_ids())

@@ -32,7 +32,10 @@ class Model;
 class KVCache;
 class Tokenizer;
 class SpeculativeGenerator;
+class ThreadPool;
+class VisionTower;
 struct ModelConfig;
+struct RgbImage;
 namespace chat {
 class ChatTemplate;
 }
@@ -45,6 +48,11 @@ struct EngineOptions {
   // false: a checkpoint without a tokenizer still opens (kexa run --tokens, kexa bench);
   // tokenizer() then throws, naming why it is missing.
   bool require_tokenizer = true;
+  // The vision tower of a GGUF vision-language model (llama.cpp's mmproj file, --mmproj). Empty:
+  // the mmproj llama.cpp's converter names after the model ("mmproj-<file name>", or the only
+  // mmproj*.gguf in its folder) is used when it is an exaone4_5 projector. An HF folder carries
+  // its tower itself.
+  std::string mmproj;
 };
 
 // Every token's text and whether it is special, decoded once: constrained decoding asks about
@@ -109,8 +117,19 @@ class Engine {
   // A speculative generator over `cache` drafting n_draft tokens per step (has_mtp() required).
   std::unique_ptr<SpeculativeGenerator> mtp_drafter(KVCache& cache, const SamplingParams& params, int n_draft) const;
 
+  // Images (EXAONE 4.5): true when a vision tower was loaded (HF folder or mmproj).
+  bool has_vision() const { return vision_ != nullptr; }
+  const VisionTower& vision() const;  // throws when there is none
+  // The token the chat template writes once per image, expanded into one position per image
+  // token (the merger's rows); -1 when unknown.
+  int32_t image_token_id() const { return image_token_id_; }
+  // Preprocesses and encodes one image: [tokens][hidden_size]. Thread-safe (one at a time, on the
+  // engine's own threads, so that it never competes with a forward pass for the model's pool).
+  std::vector<float> encode_image(const RgbImage& image) const;
+
  private:
   Engine() = default;
+  void open_vision(const EngineOptions& options);
 
   std::string path_;
   std::unique_ptr<Model> model_;
@@ -119,6 +138,11 @@ class Engine {
   std::unique_ptr<chat::ChatTemplate> chat_template_;
   std::string template_error_;
   std::vector<int32_t> stop_ids_;
+  std::unique_ptr<VisionTower> vision_;
+  int32_t image_token_id_ = -1;
+  int n_threads_ = 0;
+  mutable std::mutex vision_mutex_;
+  mutable std::unique_ptr<ThreadPool> vision_pool_;
   mutable std::once_flag texts_once_;
   mutable std::unique_ptr<TokenTexts> texts_;
 };

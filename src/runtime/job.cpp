@@ -19,6 +19,9 @@ JobEnd LocalGeneration::run(Job job, const std::function<bool(const JobEvent&)>&
   // with one --seed); others start a new one.
   if (!generator_ || !(generator_->sampler().params() == job.sampling))
     generator_ = std::make_unique<Generator>(model_, *cache_, job.sampling);
+  // Embedding inputs make equal ids mean different things: such a sequence is never reused.
+  if (job.embeddings || cache_->input_embeddings()) generator_->reset();
+  cache_->set_input_embeddings(job.embeddings);
   GenerateOptions options = job.options;
   options.filter = job.filter.get();
   options.on_logprob = {};  // each token's logprob travels in its event

@@ -18,6 +18,7 @@ namespace kexa {
 
 class Model;
 class KVCache;
+struct InputEmbeddings;
 
 // What one request asks the model to do.
 struct Job {
@@ -26,6 +27,8 @@ struct Job {
   // max_tokens, stop ids, logprobs; `filter` and the callbacks are ignored (see below).
   GenerateOptions options;
   std::shared_ptr<TokenFilter> filter;  // constrained decoding; null = none
+  // Prompt positions whose input is an embedding (image tokens); null = none.
+  std::shared_ptr<const InputEmbeddings> embeddings;
 };
 
 // Tokens produced since the last event. Stop ids are not included (they end the job).

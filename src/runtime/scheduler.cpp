@@ -213,6 +213,7 @@ void Scheduler::admit_waiting_jobs() {
       s->sampler.emplace(s->job.sampling, model_.config().vocab_size);
       s->next.emplace(*s->sampler, s->job.options, model_.config().eos_token_ids, s->job.prompt);
       s->cache.clear();
+      s->cache.set_input_embeddings(s->job.embeddings);
       s->prompt_done = 0;
       s->pending = -1;
       s->busy = true;

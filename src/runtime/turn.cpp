@@ -3,6 +3,9 @@
 #include <algorithm>
 
 #include "chat/template.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "model/vision.h"
 #include "runtime/engine.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -127,6 +130,48 @@ std::vector<int32_t> prompt_ids(const Engine& engine, const TurnRequest& request
   return request.prompt_ids;
 }
 
+// The template writes one image token per picture; each becomes as many positions as the vision
+// tower gives rows, and those rows are the positions' inputs (job.embeddings).
+void expand_images(const Engine& engine, const std::vector<RgbImage>& images, int64_t context, Job& job) {
+  const int32_t pad = engine.image_token_id();
+  if (pad < 0) fail("this model's image token is unknown (no image_token_id and no <|image_pad|> token)");
+  const size_t placeholders = static_cast<size_t>(std::count(job.prompt.begin(), job.prompt.end(), pad));
+  if (placeholders != images.size()) {
+    fail("the prompt has ", placeholders, " image placeholder", placeholders == 1 ? "" : "s", " but ", images.size(),
+         " image", images.size() == 1 ? " was" : "s were", " given");
+  }
+  // Sizes first: a prompt that cannot fit is refused before any image is encoded.
+  std::vector<int64_t> counts;
+  int64_t total = static_cast<int64_t>(job.prompt.size()) - static_cast<int64_t>(images.size());
+  for (const RgbImage& im : images) {
+    counts.push_back(engine.vision().token_count(im));
+    total += counts.back();
+  }
+  if (total >= context) {
+    fail("the prompt with its ", images.size(), " image", images.size() == 1 ? "" : "s", " is ", total,
+         " tokens; the context is ", context, " tokens");
+  }
+  auto e = std::make_shared<InputEmbeddings>();
+  e->width = engine.config().hidden_size;
+  std::vector<int32_t> ids;
+  ids.reserve(static_cast<size_t>(total));
+  size_t next = 0;
+  for (int32_t id : job.prompt) {
+    if (id != pad) {
+      ids.push_back(id);
+      continue;
+    }
+    std::vector<float> rows = engine.encode_image(images[next]);
+    const int64_t n = counts[next++];
+    if (static_cast<int64_t>(rows.size()) != n * e->width) fail("the vision tower gave ", rows.size(), " values for ", n, " tokens");
+    e->spans.push_back({static_cast<int64_t>(ids.size()), n, e->rows.size()});
+    e->rows.insert(e->rows.end(), rows.begin(), rows.end());
+    ids.insert(ids.end(), static_cast<size_t>(n), pad);
+  }
+  job.prompt = std::move(ids);
+  job.embeddings = std::move(e);
+}
+
 }  // namespace
 
 ojson TurnResult::assistant_message() const {
@@ -148,9 +193,10 @@ PreparedTurn prepare_turn(const Engine& engine, const TurnRequest& request, int6
   turn.parse_output = request.parse_output.value_or(turn.chat);
   turn.stop = request.stop;
   Job& job = turn.job;
-  if (!request.images.empty())
+  if (!request.images.empty() && !engine.has_vision())
     fail("this model does not read images (", request.images.size(), " given): it has no vision tower");
   job.prompt = prompt_ids(engine, request, turn);
+  if (!request.images.empty()) expand_images(engine, request.images, context, job);
   const int64_t n = static_cast<int64_t>(job.prompt.size());
   if (n == 0) fail("the prompt is empty");
   if (n >= context) fail("the prompt is ", n, " tokens; the context is ", context, " tokens");

@@ -44,7 +44,9 @@ struct TurnRequest {
   std::vector<int32_t> prompt_ids;
   // Pictures for a vision-language checkpoint, in the order their content parts appear in
   // `messages` (each part rendered by the template as its image placeholder). A checkpoint
-  // without a vision tower refuses a request that carries any.
+  // without a vision tower refuses a request that carries any. With one, prepare_turn expands
+  // each placeholder token into one position per row of the tower's output and hands the rows
+  // to the forward pass as those positions' inputs (Job::embeddings); they count as prompt tokens.
   std::vector<RgbImage> images;
   // Split the output into content, reasoning and tool calls (default for chat), or keep it as
   // plain text (completions; grammar-constrained SQL).
@@ -104,9 +106,10 @@ struct TurnResult {
   nlohmann::ordered_json assistant_message() const;
 };
 
-// Renders / encodes / validates. Throws kexa::Error naming the problem: no chat template, the
-// template raised, an empty prompt, a prompt that does not fit `context` (the message says how
-// many tokens each is).
+// Renders / encodes / validates, and encodes the images (on the engine's vision tower). Throws
+// kexa::Error naming the problem: no chat template, the template raised, an empty prompt, a prompt
+// that does not fit `context` (the message says how many tokens each is, image tokens included),
+// images for a model without a vision tower, placeholders and images that do not pair up.
 PreparedTurn prepare_turn(const Engine& engine, const TurnRequest& request, int64_t context);
 // Runs a prepared turn to its end. Generation errors do not throw: they end the turn with finish
 // Error and the message in `error` (the text produced until then is kept). Throws

@@ -29,6 +29,7 @@ std::unique_ptr<ServerState> open_state(const ServerOptions& options) {
                                               : options.model_name;
   EngineOptions engine_options;
   engine_options.n_threads = options.threads;
+  engine_options.mmproj = options.mmproj;
   st->engine = Engine::open(options.model_path, engine_options);
   if (!st->engine->has_chat_template()) {
     std::fprintf(stderr, "kexa serve: no chat template (%s); /v1/chat/completions is disabled\n",

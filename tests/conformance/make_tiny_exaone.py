@@ -4,6 +4,8 @@ tests/conformance/convert.sh, plus expected.json: the GGUF metadata llama.cpp's 
 write, computed here independently (rope_freqs with numpy float32, like its torch code).
 
 usage: make_tiny_exaone.py FIXTURES_DIR OUT_DIR   -> OUT_DIR/tiny-exaone, OUT_DIR/tiny-exaone4
+       make_tiny_exaone.py --exaone4_5 FIXTURES_DIR OUT_DIR   -> OUT_DIR/tiny-exaone4_5 only
+       make_tiny_exaone.py --exaone4_5-mtp FIXTURES_DIR OUT_DIR   -> the same with an MTP layer (mtp.*)
 """
 import json
 import math
@@ -14,6 +16,10 @@ import sys
 
 import numpy as np
 
+EXAONE4_5 = len(sys.argv) > 1 and sys.argv[1] in ("--exaone4_5", "--exaone4_5-mtp")
+WITH_MTP = EXAONE4_5 and sys.argv[1] == "--exaone4_5-mtp"
+if EXAONE4_5:
+    del sys.argv[1]
 fixtures, out = sys.argv[1], sys.argv[2]
 rng = np.random.default_rng(1234)
 
@@ -65,6 +71,145 @@ def copy_tokenizer(src, dst, files):
         if os.path.exists(os.path.join(src, f)):
             shutil.copy(os.path.join(src, f), os.path.join(dst, f))
 
+
+def make_exaone4_5(fixtures, out, with_mtp):
+    """EXAONE 4.5 style vision-language folder (tests/conformance/vision.sh): an exaone4 text tower
+    under model.language_model.* (64 layers LLLG, window 16, GQA, rope_parameters) and a Qwen2-VL style
+    vision tower under model.visual.* with grouped KV heads (4 query / 2 KV), window attention
+    (window 112 px = 4x4 merged patches, the value llama.cpp assumes) on blocks 0 and 2, full attention on 1 and 3, 2x2
+    merger into the text width; all F32. The EXAONE 4.0 tokenizer with its [unused*] tokens
+    renamed to the 4.5 role / vision tokens at 4.5's ids (image 67, video 68, <vision> 73)."""
+    g = np.random.default_rng(45)
+
+    def r(*shape, std=0.5):
+        return (g.standard_normal(shape) * std).astype(np.float32)
+
+    d = os.path.join(out, "tiny-exaone4_5")
+    os.makedirs(d, exist_ok=True)
+    # 64 text layers: llama.cpp's exaone4 runs sliding-window layers only for 64-layer models (the
+    # 32B / 33B shape); at any other depth it makes every layer global with RoPE.
+    V, H, L, nH, nKV, hd, I = 102400, 32, 64, 4, 2, 8, 64
+    C, vI, depth, vH, vKV, p = 32, 48, 4, 4, 2, 14
+    renamed = {62: "<|system|>", 63: "<|user|>", 64: "<|assistant|>", 65: "<|tool|>", 66: "<|tool_declare|>",
+               67: "<|image_pad|>", 68: "<|video_pad|>", 69: "<|endofturn|>", 73: "<vision>", 74: "</vision>"}
+    text = {
+        "model_type": "exaone4_5_text", "vocab_size": V, "hidden_size": H, "num_hidden_layers": L,
+        "num_attention_heads": nH, "num_key_value_heads": nKV, "head_dim": hd, "intermediate_size": I,
+        "hidden_act": "silu", "rms_norm_eps": 1e-5,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+        "max_position_embeddings": 8192, "sliding_window": 16,
+        "layer_types": ["full_attention" if l % 4 == 3 else "sliding_attention" for l in range(L)],
+        "bos_token_id": 1, "eos_token_id": 69, "pad_token_id": 0, "tie_word_embeddings": False,
+    }
+    vision = {
+        "depth": depth, "hidden_size": C, "intermediate_size": vI, "num_heads": vH, "num_key_value_heads": vKV,
+        "patch_size": p, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
+        "fullatt_block_indexes": [1, 3], "out_hidden_size": H, "in_chans": 3, "hidden_act": "silu",
+        "rms_norm_eps": 1e-6,
+    }
+    cfg = {
+        "architectures": ["Exaone4_5_ForConditionalGeneration"], "model_type": "exaone4_5",
+        "text_config": text, "vision_config": vision, "image_token_id": 67, "video_token_id": 68,
+        "vision_start_token_id": 73, "vision_end_token_id": 74, "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+    }
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
+    json.dump({"image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 4 * 28 * 28,
+               "max_pixels": 64 * 28 * 28, "patch_size": p, "merge_size": 2, "temporal_patch_size": 2,
+               "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]},
+              open(os.path.join(d, "preprocessor_config.json"), "w"), indent=2)
+    t = {"model.language_model.embed_tokens.weight": r(V, H)}
+    for l in range(L):
+        q = f"model.language_model.layers.{l}."
+        t[q + "self_attn.q_proj.weight"] = r(nH * hd, H)
+        t[q + "self_attn.k_proj.weight"] = r(nKV * hd, H)
+        t[q + "self_attn.v_proj.weight"] = r(nKV * hd, H)
+        t[q + "self_attn.o_proj.weight"] = r(H, nH * hd)
+        t[q + "self_attn.q_norm.weight"] = 1 + r(hd, std=0.1)
+        t[q + "self_attn.k_norm.weight"] = 1 + r(hd, std=0.1)
+        t[q + "post_attention_layernorm.weight"] = 1 + r(H, std=0.1)
+        t[q + "mlp.gate_proj.weight"] = r(I, H)
+        t[q + "mlp.up_proj.weight"] = r(I, H)
+        t[q + "mlp.down_proj.weight"] = r(H, I)
+        t[q + "post_feedforward_layernorm.weight"] = 1 + r(H, std=0.1)
+    t["model.language_model.norm.weight"] = 1 + r(H, std=0.1)
+    t["lm_head.weight"] = r(V, H, std=1.0)
+    v = "model.visual."
+    t[v + "patch_embed.proj.weight"] = r(C, 3, 2, p, p, std=0.05)
+    for b in range(depth):
+        q = f"{v}blocks.{b}."
+        t[q + "norm1.weight"] = 1 + r(C, std=0.1)
+        t[q + "attn.qkv.weight"] = r((vH + 2 * vKV) * (C // vH), C, std=0.2)
+        t[q + "attn.qkv.bias"] = r((vH + 2 * vKV) * (C // vH), std=0.1)
+        t[q + "attn.proj.weight"] = r(C, C, std=0.2)
+        t[q + "attn.proj.bias"] = r(C, std=0.1)
+        t[q + "norm2.weight"] = 1 + r(C, std=0.1)
+        t[q + "mlp.gate_proj.weight"] = r(vI, C, std=0.2)
+        t[q + "mlp.gate_proj.bias"] = r(vI, std=0.1)
+        t[q + "mlp.up_proj.weight"] = r(vI, C, std=0.2)
+        t[q + "mlp.up_proj.bias"] = r(vI, std=0.1)
+        t[q + "mlp.down_proj.weight"] = r(C, vI, std=0.2)
+        t[q + "mlp.down_proj.bias"] = r(C, std=0.1)
+    t[v + "merger.ln_q.weight"] = 1 + r(C, std=0.1)
+    t[v + "merger.mlp.0.weight"] = r(4 * C, 4 * C, std=0.1)
+    t[v + "merger.mlp.0.bias"] = r(4 * C, std=0.1)
+    t[v + "merger.mlp.2.weight"] = r(H, 4 * C, std=0.1)
+    t[v + "merger.mlp.2.bias"] = r(H, std=0.1)
+    if with_mtp:
+        # MTP (drawn last, so the towers above keep their weights): one post-norm layer shared by
+        # the draft steps, named as spec 4b has them.
+        text["num_nextn_predict_layers"], text["mtp_share_layers"] = 1, True
+        json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
+        q = "mtp.layers.0."
+        t[q + "self_attn.q_proj.weight"] = r(nH * hd, H)
+        t[q + "self_attn.k_proj.weight"] = r(nKV * hd, H)
+        t[q + "self_attn.v_proj.weight"] = r(nKV * hd, H)
+        t[q + "self_attn.o_proj.weight"] = r(H, nH * hd)
+        t[q + "self_attn.q_norm.weight"] = 1 + r(hd, std=0.1)
+        t[q + "self_attn.k_norm.weight"] = 1 + r(hd, std=0.1)
+        t[q + "post_attention_layernorm.weight"] = 1 + r(H, std=0.1)
+        t[q + "mlp.gate_proj.weight"] = r(I, H)
+        t[q + "mlp.up_proj.weight"] = r(I, H)
+        t[q + "mlp.down_proj.weight"] = r(H, I)
+        t[q + "post_feedforward_layernorm.weight"] = 1 + r(H, std=0.1)
+        t["mtp.fc.weight"] = r(H, 2 * H)
+        t["mtp.pre_fc_norm_embedding.weight"] = 1 + r(H, std=0.1)
+        t["mtp.pre_fc_norm_hidden.weight"] = 1 + r(H, std=0.1)
+        t["mtp.norm.weight"] = 1 + r(H, std=0.1)
+    write_safetensors(os.path.join(d, "model.safetensors"), t, "F32")
+
+    tok = os.path.join(fixtures, "exaone4-tokenizer")
+    copy_tokenizer(tok, d, ["merges.txt"])
+    vocab = json.load(open(os.path.join(tok, "vocab.json")))
+    by_id = {i: k for k, i in vocab.items()}
+    old = {i: by_id[i] for i in renamed}
+    for i, name in renamed.items():
+        del vocab[old[i]]
+        vocab[name] = i
+    json.dump(vocab, open(os.path.join(d, "vocab.json"), "w"), ensure_ascii=False)
+    tc = json.load(open(os.path.join(tok, "tokenizer_config.json")))
+    for i, name in renamed.items():
+        tc["added_tokens_decoder"][str(i)]["content"] = name
+        tc["added_tokens_decoder"][str(i)]["special"] = True
+    was = {o: i for i, o in old.items()}
+    tc["additional_special_tokens"] = [renamed[was[x]] if x in was else x for x in tc["additional_special_tokens"]]
+    tc["eos_token"] = "<|endofturn|>"
+    stm = json.load(open(os.path.join(tok, "special_tokens_map.json")))
+    stm["additional_special_tokens"] = tc["additional_special_tokens"]
+    stm["eos_token"] = "<|endofturn|>"
+    json.dump(stm, open(os.path.join(d, "special_tokens_map.json"), "w"), ensure_ascii=False, indent=1)
+    template = open(os.path.join(fixtures, "exaone45-template", "chat_template.jinja")).read()
+    tc["chat_template"] = template
+    json.dump(tc, open(os.path.join(d, "tokenizer_config.json"), "w"), ensure_ascii=False, indent=1)
+    open(os.path.join(d, "chat_template.jinja"), "w").write(template)
+    json.dump({"bos_token_id": 1, "eos_token_id": 69, "pad_token_id": 0},
+              open(os.path.join(d, "generation_config.json"), "w"))
+    print("ok")
+
+
+if EXAONE4_5:
+    make_exaone4_5(fixtures, out, WITH_MTP)
+    sys.exit(0)
 
 # ---- exaone (3.5 style: llama3 rope x8, tied embeddings, F32) ----
 d = os.path.join(out, "tiny-exaone")
