@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # EXAONE 4.5 images against llama.cpp's multimodal library (libmtmd, projector exaone4_5) on a
-# seeded tiny EXAONE 4.5 (make_tiny_exaone.py --exaone4_5: 64-layer exaone4 text tower, vision
+# seeded tiny EXAONE 4.5 (make_tiny_exaone.py --exaone4_5-mtp: 64-layer exaone4 text tower, vision
 # tower with grouped KV heads, window attention and full-attention blocks), as a Hugging Face
 # folder and as the GGUF pair `kexa convert` writes (text GGUF + mmproj-<name>.gguf):
 #   * preprocessing: resized size and image token count equal llama.cpp's for 13 sizes (tiny,
@@ -43,7 +43,7 @@ fail() { echo "FAIL $*"; failed=1; }
 
 g++ -std=c++17 -O1 -o oracle "$ROOT/tests/conformance/vision_oracle.cpp" -I"$LL/include" -I"$LL/ggml/include" \
   -I"$LL/tools/mtmd" -L"$LL/build/bin" -lmtmd -lllama -lggml -lggml-base -Wl,-rpath,"$LL/build/bin"
-"$PY" "$ROOT/tests/conformance/make_tiny_exaone.py" --exaone4_5 "$SHARED/fixtures" . >/dev/null
+"$PY" "$ROOT/tests/conformance/make_tiny_exaone.py" --exaone4_5-mtp "$SHARED/fixtures" . >/dev/null
 HF=tiny-exaone4_5
 "$KEXA" convert "$HF" tiny.gguf 2>convert.log || { cat convert.log; exit 1; }
 [[ -f mmproj-tiny.gguf ]] || { fail "kexa convert wrote no mmproj-tiny.gguf"; cat convert.log; exit 1; }
