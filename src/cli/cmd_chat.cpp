@@ -17,6 +17,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/device.h"
 #include "model/config.h"
 #include "runtime/engine.h"
 #include "runtime/turn.h"
@@ -114,7 +115,7 @@ int chat_main(int argc, char** argv) {
                "the reply streams to stdout (reasoning to stderr). " +
                    std::string(kHelp),
                "kexa chat"};
-  std::string model_path, system_prompt;
+  std::string model_path, system_prompt, device = "auto";
   bool think = false;
   int64_t n_predict = 512, threads = 0, ctx = 4096;
   SamplingParams sp;
@@ -129,13 +130,17 @@ int chat_main(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
   app.add_option("-c,--ctx", ctx, "context size in tokens (default 4096, capped at the model's maximum)")
       ->check(CLI::PositiveNumber);
+  add_device_option(app, device);
+  if (std::optional<int> rc = list_devices_if_asked(argc, argv)) return *rc;
   if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
   sp.seed = seed ? *seed : std::random_device{}();
   sp.validate();
 
   EngineOptions eo;
   eo.n_threads = static_cast<int>(threads);
+  eo.device = device_of(device);
   std::unique_ptr<Engine> engine = Engine::open(model_path, eo);
+  report_device(engine->model());
   const ModelConfig& cfg = engine->config();
   (void)engine->chat_template();  // fails now, naming why, when the checkpoint has none
   if (cfg.max_position > 0) ctx = std::min<int64_t>(ctx, cfg.max_position);

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/model.h"
 #include "runtime/sampler.h"
 
 namespace kexa {
@@ -39,6 +40,7 @@ class ChatTemplate;
 
 struct EngineOptions {
   int n_threads = 0;  // compute threads; 0 = all online CPUs
+  Device device = Device::Cpu;  // where the model runs (LoadOptions::device)
   // Turns a model argument into a local path (e.g. downloads a Hub name into the cache). Empty:
   // the argument is a local path already.
   std::function<std::string(const std::string& spec)> locate;

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The Vulkan backend (--device vulkan; lavapipe, Mesa's software Vulkan device, in CI) against the
+# CPU backend, which llamacpp_dense.sh and llamacpp_quant.sh check against llama.cpp:
+#  - F32 tiny models (exaone GQA, llama3 rope + tied, exaone4 sliding window 8 with NoPE globals,
+#    exaone4 all-global), HF folder and GGUF with chunked prefill (7): the same 64 greedy ids,
+#    max |dlogit| <= 1e-3 x max |logit|;
+#  - quantized files (llama-quantize's Q8_0 and Q4_K_M, kexa's BF16): the same 64 greedy ids,
+#    max |dlogit| <= 1e-2 x max |logit|, and mean KL from the F32 model over 512 teacher-forced
+#    positions within 5% of the CPU backend's;
+#  - fallback: with no loader (KEXA_VULKAN_LIBRARY=/nonexistent) --device vulkan prints what is
+#    missing and gives the CPU's ids; --device auto stays silent on the CPU; --device list says so;
+#  - a device allocation failing during a request (KEXA_VULKAN_FAIL_ALLOC) ends it with an error
+#    naming it (exit 1, no crash); weights larger than the device's memory (KEXA_VULKAN_MEMORY)
+#    give an error naming both sizes.
+# Without a usable Vulkan device (or in a build without Vulkan) the suite fails unless
+# KEXA_VULKAN_OPTIONAL=1, so CI cannot pass it by skipping.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BUILD="${KEXA_BUILD:-build}"
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+KEXA="$BUILD/kexa"
+PY=/usr/bin/python3
+CMP="$ROOT/tests/conformance/vulkan_compare.py"
+N=64
+PROMPT="1 5 17 99 300 41 7 260 261 262 300 301 302 44 45 46 47 48 49 50 400 401 402 403"
+VOCAB=512
+T="$(mktemp -d "${TMPDIR:-/tmp}/kexa-vulkan.XXXXXX")"
+trap 'rm -rf "$T"' EXIT
+cd "$ROOT"
+
+if ! "$KEXA" run --device list >"$T/list.txt" 2>&1 || ! grep -q "usable" "$T/list.txt"; then
+  cat "$T/list.txt"
+  if [[ "${KEXA_VULKAN_OPTIONAL:-0}" == 1 ]]; then echo "vulkan: no usable Vulkan device (KEXA_VULKAN_OPTIONAL=1)"; exit 0; fi
+  echo "vulkan: FAILED: no usable Vulkan device (install mesa-vulkan-drivers, or set KEXA_VULKAN_OPTIONAL=1)"
+  exit 1
+fi
+cat "$T/list.txt"
+fail=0
+
+# run NAME MODEL DEVICE CHUNK TOKENS N -> $T/NAME.{ids,bin,log}
+run() {
+  "$KEXA" run -m "$2" --device "$3" --chunk "$4" --tokens "$5" -n "$6" --ignore-eos --print-ids \
+    --dump-logits "$T/$1.bin" >"$T/$1.ids" 2>"$T/$1.log" || { echo "FAIL $1: kexa run failed:"; cat "$T/$1.log"; fail=1; return 1; }
+}
+
+start=$SECONDS
+seed=1
+for p in exaone-gqa exaone-llama3-tied exaone4-swa exaone4-global; do
+  "$PY" tools/make_test_model.py --preset "$p" --seed "$seed" --out "$T/$p" >/dev/null
+  "$KEXA" convert "$T/$p" "$T/$p.gguf" >/dev/null 2>&1
+  seed=$((seed + 1))
+  for src in hf gguf; do
+    model="$T/$p" chunk=512
+    [[ "$src" == gguf ]] && { model="$T/$p.gguf"; chunk=7; }
+    run "$p.$src.cpu" "$model" cpu "$chunk" "$PROMPT" "$N" || continue
+    run "$p.$src.vk" "$model" vulkan "$chunk" "$PROMPT" "$N" || continue
+    grep -q "kexa: " "$T/$p.$src.vk.log" && { echo "FAIL $p/$src: fell back:"; cat "$T/$p.$src.vk.log"; fail=1; }
+    "$PY" "$CMP" ids "$T/$p.$src.cpu.ids" "$T/$p.$src.vk.ids" "$T/$p.$src.cpu.bin" "$T/$p.$src.vk.bin" \
+      "$VOCAB" "$p/$src (chunk $chunk)" 1e-3 || fail=1
+  done
+done
+
+echo "(F32 presets: $((SECONDS - start)) s)"
+start=$SECONDS
+# Quantized files: the peaked tiny exaone4 of llamacpp_quant.sh (widths 256).
+DATA="$ROOT/tests/data/quant"
+"$PY" - "$T" <<'PYEOF'
+import json, os, sys
+import numpy as np
+sys.path.insert(0, "tools")
+import make_test_model as m
+out = os.path.join(sys.argv[1], "qhf")
+os.makedirs(out, exist_ok=True)
+spec = dict(model_type="exaone4", vocab=512, hidden=256, layers=1, heads=4, kv_heads=2, ffn=256,
+            theta=10000.0, llama3=None, tied=False, window=None, pattern=None)
+with open(os.path.join(out, "config.json"), "w") as f:
+    json.dump(m.make_config(spec, "f32"), f, indent=2)
+m.write_tokenizer(out, spec)
+m.write_safetensors(os.path.join(out, "model.safetensors"), m.tensor_plan(spec), "f32", np.random.default_rng(5))
+rng = np.random.default_rng(6)
+with open(os.path.join(sys.argv[1], "seq512.txt"), "w") as f:
+    f.write(" ".join(str(int(v)) for v in rng.integers(4, 512, 512)) + "\n")
+PYEOF
+"$KEXA" convert "$T/qhf" "$T/qf32.gguf" --name kexa-quant-conformance >/dev/null 2>&1
+"$KEXA" quantize "$T/qf32.gguf" "$T/qBF16.gguf" --type BF16 >/dev/null 2>&1
+QPROMPT="1 300 17 42 99 250 7 480"
+SEQ="$(cat "$T/seq512.txt")"
+run qf32.kl "$T/qf32.gguf" cpu 512 "$SEQ" 1 || true
+for q in "$DATA/tiny-Q8_0.gguf" "$DATA/tiny-Q4_K_M.gguf" "$T/qBF16.gguf"; do
+  name=$(basename "$q" .gguf)
+  run "$name.cpu" "$q" cpu 512 "$QPROMPT" "$N" || continue
+  run "$name.vk" "$q" vulkan 512 "$QPROMPT" "$N" || continue
+  "$PY" "$CMP" ids "$T/$name.cpu.ids" "$T/$name.vk.ids" "$T/$name.cpu.bin" "$T/$name.vk.bin" "$VOCAB" "$name" 1e-2 || fail=1
+  run "$name.kl.cpu" "$q" cpu 512 "$SEQ" 1 || continue
+  run "$name.kl.vk" "$q" vulkan 512 "$SEQ" 1 || continue
+  "$PY" "$CMP" kl "$T/qf32.kl.bin" "$T/$name.kl.cpu.bin" "$T/$name.kl.vk.bin" "$VOCAB" "$name" || fail=1
+done
+
+echo "(quantized: $((SECONDS - start)) s)"
+# No loader: --device vulkan names what is missing and runs on the CPU; auto stays quiet.
+M="$T/exaone4-swa.gguf"
+if KEXA_VULKAN_LIBRARY=/nonexistent/libvulkan.so.1 "$KEXA" run -m "$M" --device vulkan --tokens "$PROMPT" -n 8 \
+    --ignore-eos --print-ids >"$T/noloader.ids" 2>"$T/noloader.log"; then
+  if ! grep -q "/nonexistent/libvulkan.so.1" "$T/noloader.log" || ! grep -q "running on the CPU" "$T/noloader.log"; then
+    echo "FAIL no loader: the message does not name the loader and the fallback:"; cat "$T/noloader.log"; fail=1
+  fi
+  "$KEXA" run -m "$M" --device cpu --tokens "$PROMPT" -n 8 --ignore-eos --print-ids >"$T/cpu8.ids" 2>/dev/null
+  cmp -s "$T/noloader.ids" "$T/cpu8.ids" || { echo "FAIL no loader: ids differ from the CPU's"; fail=1; }
+  echo "ok no loader: $(head -1 "$T/noloader.log")"
+else
+  echo "FAIL no loader: kexa run failed:"; cat "$T/noloader.log"; fail=1
+fi
+KEXA_VULKAN_LIBRARY=/nonexistent/libvulkan.so.1 "$KEXA" run -m "$M" --tokens "$PROMPT" -n 8 --ignore-eos --print-ids \
+  >"$T/auto.ids" 2>"$T/auto.log" || { echo "FAIL auto without loader"; cat "$T/auto.log"; fail=1; }
+grep -q "^kexa: " "$T/auto.log" && { echo "FAIL auto without loader printed:"; cat "$T/auto.log"; fail=1; }
+cmp -s "$T/auto.ids" "$T/cpu8.ids" || { echo "FAIL auto without loader: ids differ from the CPU's"; fail=1; }
+if KEXA_VULKAN_LIBRARY=/nonexistent/libvulkan.so.1 "$KEXA" run --device list >"$T/nolist.txt" 2>&1; then
+  echo "FAIL --device list without loader exited 0"; fail=1
+fi
+grep -q "no Vulkan devices: .*/nonexistent/libvulkan.so.1" "$T/nolist.txt" || { echo "FAIL --device list:"; cat "$T/nolist.txt"; fail=1; }
+
+# A failing device allocation: at load (allocation 3: the third of the 8 matrices of the 1-layer
+# F32 model) and during the request (allocation 9: the first after the weights, made by the first
+# forward; -v prints its header line once the model is loaded): an error naming it, exit status
+# 1, no crash.
+for at in 3 9; do
+  set +e
+  KEXA_VULKAN_FAIL_ALLOC=$at "$KEXA" run -v -m "$T/qf32.gguf" --device vulkan --tokens "$QPROMPT" -n 4 --ignore-eos \
+    >"$T/oom.out" 2>"$T/oom.log"
+  rc=$?
+  set -e
+  loaded=0
+  grep -q "^kexa run: .* | device vulkan" "$T/oom.log" && loaded=1
+  if [[ $rc -ne 1 ]] || ! grep -q "simulated by KEXA_VULKAN_FAIL_ALLOC" "$T/oom.log" ||
+     [[ $loaded -ne $([[ $at == 9 ]] && echo 1 || echo 0) ]]; then
+    echo "FAIL allocation $at: exit $rc, loaded $loaded:"; cat "$T/oom.log"; fail=1
+  else
+    echo "ok allocation $at fails $([[ $loaded == 1 ]] && echo during the request || echo at load): $(tail -1 "$T/oom.log")"
+  fi
+done
+set +e
+KEXA_VULKAN_MEMORY=0 "$KEXA" run -m "$M" --device vulkan --tokens "$PROMPT" -n 4 >"$T/big.out" 2>"$T/big.log"
+rc=$?
+set -e
+if [[ $rc -ne 1 ]] || ! grep -q "MiB of device memory; the Vulkan device .* has 0 MiB" "$T/big.log"; then
+  echo "FAIL too large: exit $rc:"; cat "$T/big.log"; fail=1
+else
+  echo "ok too large: $(tail -1 "$T/big.log")"
+fi
+
+if [[ $fail -ne 0 ]]; then
+  echo "vulkan: FAILED"
+  exit 1
+fi
+echo "vulkan: all checks passed"
