@@ -271,6 +271,11 @@ struct Matrix {
   uint32_t rows = 0, cols = 0, row_bytes = 0;
 };
 
+// Push constants of every pipeline (words; the shaders declare a prefix of them).
+constexpr uint32_t kPushWords = 5;
+// Tokens per matvec workgroup (TT in matvec.comp).
+constexpr int64_t kTokenTile = 8;
+
 // What a matvec pipeline reads as activations: f32 rows, or the CPU kernels' int8 blocks.
 enum Act { kActF32, kAct32, kAct256 };
 static_assert(sizeof(kernels::quant::ActBlock32) == 40 && sizeof(kernels::quant::ActBlock256) == 292,
@@ -400,10 +405,10 @@ class VulkanContext final : public Context {
       for (const Product& p : products) {
         const Matrix& m = matrix(p.matrix);
         if (m.cols != m0.cols) fail("Vulkan: matmul of matrices with different column counts");
-        const uint32_t push[4] = {m.rows, m.cols, m.row_bytes, y_off};
+        const uint32_t push[kPushWords] = {m.rows, m.cols, m.row_bytes, y_off, static_cast<uint32_t>(n)};
         const uint32_t gx = std::min<uint32_t>(m.rows, 65535u), gz = (m.rows + 65534u) / 65535u;
         const Buffer* in = act_of(m.pipe) == kAct32 ? &slots_[1] : act_of(m.pipe) == kAct256 ? &slots_[3] : &slots_[0];
-        dispatch(c, m.pipe, {&m.buf, in, &slots_[2]}, push, gx, static_cast<uint32_t>(n), gz);
+        dispatch(c, m.pipe, {&m.buf, in, &slots_[2]}, push, gx, static_cast<uint32_t>((n + kTokenTile - 1) / kTokenTile), gz);
         y_off += m.rows * static_cast<uint32_t>(n);
       }
     });
@@ -421,7 +426,7 @@ class VulkanContext final : public Context {
     const uint64_t bytes = static_cast<uint64_t>(n * width) * sizeof(float);
     ensure_slots(bytes, 4, 4);
     std::memcpy(slots_[0].mapped, x, bytes);
-    uint32_t push[4] = {static_cast<uint32_t>(width), 0, w != 0 ? 1u : 0u, 0};
+    uint32_t push[kPushWords] = {static_cast<uint32_t>(width), 0, w != 0 ? 1u : 0u, 0, 0};
     std::memcpy(&push[1], &eps, 4);
     const Buffer* wb = w != 0 ? &matrix(w).buf : &slots_[1];
     VkCommandBuffer cb = recorded({2, static_cast<uint64_t>(n), static_cast<uint64_t>(width), w, push[1]},
@@ -439,7 +444,7 @@ class VulkanContext final : public Context {
     ensure_slots(bytes, bytes, 4);
     std::memcpy(slots_[0].mapped, gate, bytes);
     std::memcpy(slots_[1].mapped, up, bytes);
-    const uint32_t push[4] = {static_cast<uint32_t>(count), 0, 0, 0};
+    const uint32_t push[kPushWords] = {static_cast<uint32_t>(count), 0, 0, 0, 0};
     const uint64_t groups = (static_cast<uint64_t>(count) + 63) / 64;
     const uint32_t gx = static_cast<uint32_t>(std::min<uint64_t>(groups, 65535)), gy =
         static_cast<uint32_t>((groups + 65534) / 65535);
@@ -456,7 +461,7 @@ class VulkanContext final : public Context {
     ensure_slots(bytes, bytes, 4);
     std::memcpy(slots_[0].mapped, x, bytes);
     std::memcpy(slots_[1].mapped, d, bytes);
-    uint32_t push[4] = {static_cast<uint32_t>(width), 0, w != 0 ? 1u : 0u, 0};
+    uint32_t push[kPushWords] = {static_cast<uint32_t>(width), 0, w != 0 ? 1u : 0u, 0, 0};
     std::memcpy(&push[1], &eps, 4);
     const Buffer* wb = w != 0 ? &matrix(w).buf : &slots_[2];
     VkCommandBuffer cb = recorded({4, static_cast<uint64_t>(n), static_cast<uint64_t>(width), w, push[1]},
@@ -488,7 +493,7 @@ class VulkanContext final : public Context {
     lci.bindingCount = 3;
     lci.pBindings = b;
     check(fn_.vkCreateDescriptorSetLayout(dev_, &lci, nullptr, &dsl_), "vkCreateDescriptorSetLayout");
-    VkPushConstantRange pcr{VK_SHADER_STAGE_COMPUTE_BIT, 0, 16};
+    VkPushConstantRange pcr{VK_SHADER_STAGE_COMPUTE_BIT, 0, 4 * kPushWords};
     VkPipelineLayoutCreateInfo plci{};
     plci.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO;
     plci.setLayoutCount = 1;
@@ -746,12 +751,12 @@ class VulkanContext final : public Context {
     return set;
   }
 
-  void dispatch(VkCommandBuffer cb, int pipe, std::initializer_list<const Buffer*> bufs, const uint32_t push[4],
+  void dispatch(VkCommandBuffer cb, int pipe, std::initializer_list<const Buffer*> bufs, const uint32_t push[kPushWords],
                 uint32_t gx, uint32_t gy, uint32_t gz) {
     VkDescriptorSet set = descriptor_set(bufs);
     fn_.vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipes_[pipe]);
     fn_.vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout_, 0, 1, &set, 0, nullptr);
-    fn_.vkCmdPushConstants(cb, layout_, VK_SHADER_STAGE_COMPUTE_BIT, 0, 16, push);
+    fn_.vkCmdPushConstants(cb, layout_, VK_SHADER_STAGE_COMPUTE_BIT, 0, 4 * kPushWords, push);
     fn_.vkCmdDispatch(cb, gx, gy, gz);
   }
 

@@ -2,8 +2,10 @@
 # The Vulkan backend (--device vulkan; lavapipe, Mesa's software Vulkan device, in CI) against the
 # CPU backend, which llamacpp_dense.sh and llamacpp_quant.sh check against llama.cpp:
 #  - F32 tiny models (exaone GQA, llama3 rope + tied, exaone4 sliding window 8 with NoPE globals,
-#    exaone4 all-global), HF folder and GGUF with chunked prefill (7): the same 64 greedy ids,
-#    max |dlogit| <= 1e-3 x max |logit|;
+#    exaone4 all-global) as GGUF with chunked prefill (7; the GQA one also as an HF folder, one
+#    prefill): the same 64 greedy ids, max |dlogit| <= 1e-3 x max |logit|;
+#  - exaone_moe (F32): the same ids and bound; its MTP block: --mtp 2 on Vulkan gives the CPU's
+#    plain greedy ids;
 #  - quantized files (llama-quantize's Q8_0 and Q4_K_M, kexa's BF16): the same 64 greedy ids,
 #    max |dlogit| <= 1e-2 x max |logit|, and mean KL from the F32 model over 512 teacher-forced
 #    positions within 5% of the CPU backend's;
@@ -50,7 +52,10 @@ for p in exaone-gqa exaone-llama3-tied exaone4-swa exaone4-global; do
   "$PY" tools/make_test_model.py --preset "$p" --seed "$seed" --out "$T/$p" >/dev/null
   "$KEXA" convert "$T/$p" "$T/$p.gguf" >/dev/null 2>&1
   seed=$((seed + 1))
-  for src in hf gguf; do
+  # The backend sees the same weights either way: the HF folder once, every GGUF.
+  srcs=(gguf)
+  [[ "$p" == exaone-gqa ]] && srcs=(hf gguf)
+  for src in "${srcs[@]}"; do
     model="$T/$p" chunk=512
     [[ "$src" == gguf ]] && { model="$T/$p.gguf"; chunk=7; }
     run "$p.$src.cpu" "$model" cpu "$chunk" "$PROMPT" "$N" || continue
@@ -61,6 +66,22 @@ for p in exaone-gqa exaone-llama3-tied exaone4-swa exaone4-global; do
   done
 done
 
+# K-EXAONE (exaone_moe: sigmoid router with correction bias and group limit, shared expert): the
+# router and experts multiply on the device, the routing runs on the CPU.
+"$PY" tools/make_test_model.py --preset exaone-moe-tiny --seed 2 --out "$T/moe" >/dev/null
+if run moe.cpu "$T/moe" cpu 7 "$PROMPT" "$N" && run moe.vk "$T/moe" vulkan 7 "$PROMPT" "$N"; then
+  "$PY" "$CMP" ids "$T/moe.cpu.ids" "$T/moe.vk.ids" "$T/moe.cpu.bin" "$T/moe.vk.bin" "$VOCAB" "exaone-moe (chunk 7)" 1e-3 || fail=1
+fi
+# MTP speculative decoding: the MTP block runs through the same backend; greedy ids equal the
+# CPU's plain decoding.
+"$PY" tools/make_test_model.py --mtp-model exaone-moe-mtp-tiny --seed 2 --out "$T/mtp" >/dev/null
+"$KEXA" run -m "$T/mtp" --device cpu --mtp 0 --tokens "$PROMPT" -n "$N" --ignore-eos --print-ids >"$T/mtp.cpu.ids" 2>/dev/null
+if "$KEXA" run -m "$T/mtp" --device vulkan --mtp 2 --tokens "$PROMPT" -n "$N" --ignore-eos --print-ids \
+    >"$T/mtp.vk.ids" 2>"$T/mtp.vk.log" && cmp -s "$T/mtp.cpu.ids" "$T/mtp.vk.ids"; then
+  echo "ok exaone-moe MTP: --mtp 2 on Vulkan gives the CPU's plain greedy ids ($(grep -o 'acceptance [0-9.]*%' "$T/mtp.vk.log"))"
+else
+  echo "FAIL exaone-moe MTP on Vulkan:"; cat "$T/mtp.vk.log"; fail=1
+fi
 echo "(F32 presets: $((SECONDS - start)) s)"
 start=$SECONDS
 # Quantized files: the peaked tiny exaone4 of llamacpp_quant.sh (widths 256).

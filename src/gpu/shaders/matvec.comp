@@ -1,5 +1,7 @@
 #version 450
-// y[t][row] = sum_c W[row][c] * x[t][c]: one workgroup per (row, token). W keeps the file's bytes
+// y[t][row] = sum_c W[row][c] * x[t][c]: one workgroup per (row, tile of TT tokens), so a
+// prefill decodes each weight once per tile; every token's sum runs in the same order whatever the
+// tile holds, so a row of a batch equals the row alone. W keeps the file's bytes
 // (one of the TYPE_* block formats, decoded here exactly as kernels/quant_ref.cpp defines them);
 // y is f32, x f32 or int8 blocks (below). Rows past 65535 continue in gl_WorkGroupID.z.
 #include "common.glsl"
@@ -21,7 +23,11 @@ layout(push_constant) uniform Push {
   uint cols;
   uint row_bytes;
   uint y_offset;  // floats: matmul_many writes several products into one output buffer
+  uint n;         // tokens
 } p;
+
+#define TT 8
+shared float tile_part[TT * WG];
 
 uint b8(uint off) { return (w[off >> 2] >> ((off & 3u) * 8u)) & 0xFFu; }
 uint u16(uint off) { return b8(off) | (b8(off + 1u) << 8); }
@@ -47,39 +53,52 @@ void scale_min_k4(uint j, uint sc_off, out float sc, out float m) {
 void main() {
   const uint row = gl_WorkGroupID.x + gl_WorkGroupID.z * 65535u;
   if (row >= p.rows) return;  // the whole workgroup leaves together
-  const uint t = gl_WorkGroupID.y;
+  const uint t0 = gl_WorkGroupID.y * TT;
+  const uint nt = min(TT, p.n - t0);
   const uint lid = gl_LocalInvocationID.x;
   const uint base = row * p.row_bytes;
+  float acc[TT];
+  for (uint t = 0u; t < TT; ++t) acc[t] = 0.0;
 #if defined(TYPE_F32) || defined(TYPE_F16) || defined(TYPE_BF16)
-  const uint xb = t * p.cols;
-#elif defined(TYPE_Q8_0) || defined(TYPE_Q4_0)
-  const uint act = t * (p.cols / 32u) * 40u;
-#else
-  const uint act = t * (p.cols / 256u) * 292u;
-#endif
-  float acc = 0.0;
+  for (uint c = lid; c < p.cols; c += WG) {
 #if defined(TYPE_F32)
-  for (uint c = lid; c < p.cols; c += WG) acc += uintBitsToFloat(w[(base >> 2) + c]) * x[xb + c];
+    const float wv = uintBitsToFloat(w[(base >> 2) + c]);
 #elif defined(TYPE_F16)
-  for (uint c = lid; c < p.cols; c += WG) acc += f16(base + 2u * c) * x[xb + c];
-#elif defined(TYPE_BF16)
-  for (uint c = lid; c < p.cols; c += WG) acc += uintBitsToFloat(u16(base + 2u * c) << 16) * round_bf16(x[xb + c]);
-#elif defined(TYPE_Q8_0)
-  for (uint b = lid; b < p.cols / 32u; b += WG) {
-    const uint off = base + b * 34u, ao = act + b * 40u;
-    int s = 0;
-    for (uint j = 0u; j < 32u; ++j) s += i8(off + 2u + j) * a8(ao + j);
-    acc += f16(off) * ad(ao + 32u) * float(s);
-  }
-#elif defined(TYPE_Q4_0)
-  for (uint b = lid; b < p.cols / 32u; b += WG) {
-    const uint off = base + b * 18u, ao = act + b * 40u;
-    int s = 0;
-    for (uint j = 0u; j < 16u; ++j) {
-      const uint q = b8(off + 2u + j);
-      s += (int(q & 0xFu) - 8) * a8(ao + j) + (int(q >> 4) - 8) * a8(ao + j + 16u);
+    const float wv = f16(base + 2u * c);
+#else
+    const float wv = uintBitsToFloat(u16(base + 2u * c) << 16);
+#endif
+    for (uint t = 0u; t < nt; ++t) {
+#if defined(TYPE_BF16)
+      acc[t] += wv * round_bf16(x[(t0 + t) * p.cols + c]);
+#else
+      acc[t] += wv * x[(t0 + t) * p.cols + c];
+#endif
     }
-    acc += f16(off) * ad(ao + 32u) * float(s);
+  }
+#elif defined(TYPE_Q8_0) || defined(TYPE_Q4_0)
+  const uint stride = (p.cols / 32u) * 40u;
+  for (uint b = lid; b < p.cols / 32u; b += WG) {
+#if defined(TYPE_Q8_0)
+    const uint off = base + b * 34u;
+    int q[32];
+    for (uint j = 0u; j < 32u; ++j) q[j] = i8(off + 2u + j);
+#else
+    const uint off = base + b * 18u;
+    int q[32];
+    for (uint j = 0u; j < 16u; ++j) {
+      const uint v = b8(off + 2u + j);
+      q[j] = int(v & 0xFu) - 8;
+      q[j + 16u] = int(v >> 4) - 8;
+    }
+#endif
+    const float d = f16(off);
+    for (uint t = 0u; t < nt; ++t) {
+      const uint ao = (t0 + t) * stride + b * 40u;
+      int s = 0;
+      for (uint j = 0u; j < 32u; ++j) s += q[j] * a8(ao + j);
+      acc[t] += d * ad(ao + 32u) * float(s);
+    }
   }
 #elif defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
   // Unit u = 32 values: sub-block u % 8 of super-block u / 8.
@@ -88,47 +107,68 @@ void main() {
 #else
   const uint BLOCK = 176u, QS = 48u;
 #endif
+  const uint stride = (p.cols / 256u) * 292u;
   for (uint u = lid; u < p.cols / 32u; u += WG) {
     const uint blk = base + (u / 8u) * BLOCK, s = u % 8u;
-    const uint ab = act + (u / 8u) * 292u, ao = ab + s * 32u;
     float sc, m;
     scale_min_k4(s, blk + 4u, sc, m);
-    const uint q = blk + QS + 32u * (s / 2u);
+    const float dsc = f16(blk) * sc, dm = f16(blk + 2u) * m;
+    const uint qo = blk + QS + 32u * (s / 2u);
     const uint shift = (s & 1u) * 4u;
-    int dot = 0, sum = 0;
+    int q[32];
     for (uint l = 0u; l < 32u; ++l) {
-      uint v = (b8(q + l) >> shift) & 0xFu;
+      uint v = (b8(qo + l) >> shift) & 0xFu;
 #if defined(TYPE_Q5_K)
       v += ((b8(blk + 16u + l) >> s) & 1u) * 16u;
 #endif
-      const int xq = a8(ao + l);
-      dot += int(v) * xq;
-      sum += xq;
+      q[l] = int(v);
     }
-    acc += ad(ab + 256u) * (f16(blk) * sc * float(dot) - f16(blk + 2u) * m * float(sum));
+    for (uint t = 0u; t < nt; ++t) {
+      const uint ab = (t0 + t) * stride + (u / 8u) * 292u, ao = ab + s * 32u;
+      int dot = 0, sum = 0;
+      for (uint l = 0u; l < 32u; ++l) {
+        const int xq = a8(ao + l);
+        dot += q[l] * xq;
+        sum += xq;
+      }
+      acc[t] += ad(ab + 256u) * (dsc * float(dot) - dm * float(sum));
+    }
   }
 #elif defined(TYPE_Q6_K)
+  const uint stride = (p.cols / 256u) * 292u;
   for (uint u = lid; u < p.cols / 32u; u += WG) {
     const uint blk = base + (u / 8u) * 210u, s = u % 8u;
-    const uint ab = act + (u / 8u) * 292u, ao = ab + s * 32u;
     const uint half_ = s / 4u, k = s % 4u;
     const uint ql = blk + half_ * 64u + (k & 1u) * 32u;
     const uint qh = blk + 128u + half_ * 32u;
     const uint sc = blk + 192u + half_ * 8u + 2u * k;
-    int dot = 0;
-    for (uint g = 0u; g < 2u; ++g) {
-      int part = 0;
-      for (uint l = 16u * g; l < 16u * g + 16u; ++l) {
-        const int q = int(((b8(ql + l) >> ((k / 2u) * 4u)) & 0xFu) | (((b8(qh + l) >> (2u * k)) & 3u) << 4)) - 32;
-        part += q * a8(ao + l);
-      }
-      dot += i8(sc + g) * part;
+    const int sc0 = i8(sc), sc1 = i8(sc + 1u);
+    const float d = f16(blk + 208u);
+    int q[32];
+    for (uint l = 0u; l < 32u; ++l) {
+      q[l] = int(((b8(ql + l) >> ((k / 2u) * 4u)) & 0xFu) | (((b8(qh + l) >> (2u * k)) & 3u) << 4)) - 32;
     }
-    acc += f16(blk + 208u) * ad(ab + 256u) * float(dot);
+    for (uint t = 0u; t < nt; ++t) {
+      const uint ab = (t0 + t) * stride + (u / 8u) * 292u, ao = ab + s * 32u;
+      int p0 = 0, p1 = 0;
+      for (uint l = 0u; l < 16u; ++l) p0 += q[l] * a8(ao + l);
+      for (uint l = 16u; l < 32u; ++l) p1 += q[l] * a8(ao + l);
+      acc[t] += d * ad(ab + 256u) * float(sc0 * p0 + sc1 * p1);
+    }
   }
 #else
 #error "matvec.comp: no TYPE_* defined"
 #endif
-  const float sum = workgroup_sum(acc);
-  if (lid == 0u) y[p.y_offset + t * p.rows + row] = sum;
+  // One barrier per workgroup (llvmpipe runs barriers as coroutine switches): each subgroup's sums
+  // of all tokens, then invocation t adds token t's partials in subgroup order.
+  for (uint t = 0u; t < nt; ++t) {
+    const float v = subgroupAdd(acc[t]);
+    if (subgroupElect()) tile_part[t * WG + gl_SubgroupID] = v;
+  }
+  barrier();
+  if (lid < nt) {
+    float sum = 0.0;
+    for (uint i = 0u; i < gl_NumSubgroups; ++i) sum += tile_part[lid * WG + i];
+    y[p.y_offset + (t0 + lid) * p.rows + row] = sum;
+  }
 }
