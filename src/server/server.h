@@ -21,6 +21,7 @@ struct ServerOptions {
   int queue = 64;           // requests waiting for a slot before 429
   size_t max_body = 8u << 20;
   int threads = 0;          // compute threads (0 = all CPUs)
+  std::string device = "auto";  // where the model runs: auto, vulkan or cpu (EngineOptions::device)
   int http_threads = 64;    // concurrent connections served
   // Grounded answers and text-to-SQL (opt-in): /v1/rag/*, /v1/sql/query and the chat tools
   // kexa_rag_search / kexa_sql_query.
