@@ -59,7 +59,8 @@ int bench_main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "timed runs of each test (default 3)")
       ->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "seed of the random token ids (default 1234)");
-  add_device_option(app, device);
+  int64_t gpu_layers = -1;
+  add_device_option(app, device, gpu_layers);
   if (std::optional<int> rc = list_devices_if_asked(argc, argv)) return *rc;
   if (std::optional<int> rc = parse_args(app, argc, argv, [&] {
         if (n_prompt == 0 && n_gen == 0) throw CLI::ValidationError("--prompt and --gen are both 0");
@@ -69,6 +70,7 @@ int bench_main(int argc, char** argv) {
   EngineOptions eo;
   eo.n_threads = static_cast<int>(threads);
   eo.device = device_of(device);
+  eo.gpu_layers = gpu_layers;
   eo.require_tokenizer = false;  // the benchmark feeds random ids
   std::unique_ptr<Engine> engine = Engine::open(model_path, eo);
   Model* model = &engine->model();

@@ -130,7 +130,8 @@ int chat_main(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
   app.add_option("-c,--ctx", ctx, "context size in tokens (default 4096, capped at the model's maximum)")
       ->check(CLI::PositiveNumber);
-  add_device_option(app, device);
+  int64_t gpu_layers = -1;
+  add_device_option(app, device, gpu_layers);
   if (std::optional<int> rc = list_devices_if_asked(argc, argv)) return *rc;
   if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
   sp.seed = seed ? *seed : std::random_device{}();
@@ -139,6 +140,7 @@ int chat_main(int argc, char** argv) {
   EngineOptions eo;
   eo.n_threads = static_cast<int>(threads);
   eo.device = device_of(device);
+  eo.gpu_layers = gpu_layers;
   std::unique_ptr<Engine> engine = Engine::open(model_path, eo);
   report_device(engine->model());
   const ModelConfig& cfg = engine->config();

@@ -121,7 +121,7 @@ namespace {
 struct RunArgs {
   std::string model_path, prompt, tokens_text, dump_path, device = "auto";
   bool has_prompt = false;
-  int64_t n_predict = 128, threads = 0, ctx = 0, chunk = 512;
+  int64_t n_predict = 128, threads = 0, ctx = 0, chunk = 512, gpu_layers = -1;
   SamplingParams sp;
   bool print_ids = false, no_bos = false, ignore_eos = false, verbose = false, stats = false;
   int64_t mtp_draft = -1;  // -1 = default (2 when the model has an MTP block)
@@ -161,7 +161,7 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
                  "recent tokens the penalties look at (prompt included); -1 = all (default 64)");
   app.add_option("--seed", seed, "random seed for sampling (default: random, printed with -v)");
   app.add_option("-t,--threads", a.threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
-  add_device_option(app, a.device);
+  add_device_option(app, a.device, a.gpu_layers);
   app.add_option("-c,--ctx", a.ctx,
                  "context size (KV cache positions); 0 = prompt + n, capped at the model's "
                  "maximum (default)")
@@ -320,6 +320,7 @@ int run_main(int argc, char** argv) {
   EngineOptions eo;
   eo.n_threads = static_cast<int>(a.threads);
   eo.device = device_of(a.device);
+  eo.gpu_layers = a.gpu_layers;
   eo.require_tokenizer = false;  // --tokens runs models that carry none
   std::unique_ptr<Engine> engine = Engine::open(a.model_path, eo);
   Model& model = engine->model();

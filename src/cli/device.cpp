@@ -8,11 +8,15 @@
 
 namespace kexa::cli {
 
-void add_device_option(CLI::App& app, std::string& device) {
+void add_device_option(CLI::App& app, std::string& device, int64_t& gpu_layers) {
   app.add_option("--device", device,
                  "where the model runs: auto (a Vulkan GPU when present, else the CPU; default), vulkan (any "
                  "Vulkan device, CPU ones included), cpu, or list (print the Vulkan devices and exit)")
       ->check(CLI::IsMember({"auto", "vulkan", "cpu", "list"}));
+  app.add_option("--gpu-layers", gpu_layers,
+                 "on a Vulkan device: run the first N layers there and the rest on the CPU (the output "
+                 "matrix stays on the CPU too); -1 = all (default)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 20));
 }
 
 std::optional<int> list_devices_if_asked(int argc, char** argv) {

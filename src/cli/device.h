@@ -10,8 +10,8 @@
 
 namespace kexa::cli {
 
-// Adds --device auto|vulkan|cpu|list to `app`, stored in `device`.
-void add_device_option(CLI::App& app, std::string& device);
+// Adds --device auto|vulkan|cpu|list to `app`, stored in `device`, and --gpu-layers N.
+void add_device_option(CLI::App& app, std::string& device, int64_t& gpu_layers);
 // When argv asks for --device list: prints the Vulkan devices (or why there are none) and
 // returns the exit code (0 when the loader lists devices, 1 otherwise). Checked before parsing,
 // so a command's required options are not needed for it.

@@ -35,6 +35,9 @@ class Backend {
   // Called once after the weights are bound (and packed for the CPU): a device backend uploads
   // them here. Throws kexa::Error naming the sizes when they do not fit.
   virtual void prepare(const ModelWeights& weights) = 0;
+  // The decoder layer whose operations follow (-1: the embedding, output head and MTP block), so a
+  // backend holding only some layers (LoadOptions::gpu_layers) runs the others on the CPU.
+  virtual void begin_layer(int64_t layer) = 0;
 
   // y[t] = W x[t] for t < n (kernels::matmul's contract). exact_rows: every row bit for bit what
   // the same call with n = 1 gives (speculative verification, model/exact_matmul.h).
@@ -57,5 +60,7 @@ std::unique_ptr<Backend> make_cpu_backend(ThreadPool& pool);
 // be used (no loader, no device, built without Vulkan), returns the CPU backend and sets `note`
 // to what is missing; Device::Auto sets it only when a GPU was found but failed to open.
 std::unique_ptr<Backend> make_backend(const LoadOptions& options, ThreadPool& pool, std::string& note);
+// Throws kexa::Error unless options.gpu_layers is -1 or in [0, n_layers].
+void check_gpu_layers(const LoadOptions& options, int64_t n_layers);
 
 }  // namespace kexa::model_detail

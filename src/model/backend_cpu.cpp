@@ -15,6 +15,7 @@ class CpuBackend final : public Backend {
 
   std::string name() const override { return "cpu"; }
   void prepare(const ModelWeights&) override {}
+  void begin_layer(int64_t) override {}
 
   void matmul(const kernels::Weight& W, const float* x, int64_t n, float* y, bool exact_rows) override {
     if (exact_rows && n > 1) {

@@ -355,6 +355,7 @@ std::unique_ptr<Model> Model::from_source(ModelConfig config, std::unique_ptr<Te
   d.source = std::move(source);
   d.pool = std::make_unique<ThreadPool>(options.n_threads);
   pack_weights(*d.source, d.w, *d.pool);
+  model_detail::check_gpu_layers(options, d.config.n_layers);
   d.backend = model_detail::make_backend(options, *d.pool, d.device_note);
   d.backend->prepare(d.w);
   d.inv_freq = d.config.rope_inv_freq();
@@ -598,9 +599,11 @@ void Model::Impl::run_step(const std::vector<Segment>& segs) {
 
   for (int64_t li = 0; li < c.n_layers; ++li) {
     const LayerWeights& l = w.layers[static_cast<size_t>(li)];
+    backend->begin_layer(li);
     attention_block(l, c.layers[static_cast<size_t>(li)], li, n, segs);
     mlp_block(l, n);
   }
+  backend->begin_layer(-1);
   for (const Segment& sg : segs) sg.cache->advance(sg.n);
   store_hidden(segs);
 
@@ -856,6 +859,7 @@ void Model::Impl::mtp_step(const Segment& sg, const float* hidden, float* out_hi
                           rope_sin.data() + t * half);
   });
   mm(*m.fc, mtp_u.data(), n, x.data());
+  backend->begin_layer(-1);
   attention_block(m.layer, c.mtp_layer, 0, n, segs);
   mlp_block(m.layer, n);
   sg.cache->advance(n);

@@ -31,6 +31,10 @@ std::optional<Device> parse_device(std::string_view name);
 struct LoadOptions {
   int n_threads = 0;  // 0 = all online CPUs
   Device device = Device::Cpu;
+  // On a device backend: how many of the first layers run there (their weights uploaded); the
+  // others run on the CPU from the mapped file. -1 = all layers, the output matrix and the MTP
+  // block; with fewer, the output matrix and MTP block stay on the CPU too.
+  int64_t gpu_layers = -1;
 };
 
 class Model {

@@ -5,7 +5,8 @@
 #    exaone4 all-global) as GGUF with chunked prefill (7; the GQA one also as an HF folder, one
 #    prefill): the same 64 greedy ids, max |dlogit| <= 1e-3 x max |logit|;
 #  - exaone_moe (F32): the same ids and bound; its MTP block: --mtp 2 on Vulkan gives the CPU's
-#    plain greedy ids;
+#    plain greedy ids; partial offload (--gpu-layers half, exaone4 and exaone_moe): the same ids
+#    and bound;
 #  - quantized files (llama-quantize's Q8_0 and Q4_K_M, kexa's BF16): the same 64 greedy ids,
 #    max |dlogit| <= 1e-2 x max |logit|, and mean KL from the F32 model over 512 teacher-forced
 #    positions within 5% of the CPU backend's;
@@ -72,6 +73,16 @@ done
 if run moe.cpu "$T/moe" cpu 7 "$PROMPT" "$N" && run moe.vk "$T/moe" vulkan 7 "$PROMPT" "$N"; then
   "$PY" "$CMP" ids "$T/moe.cpu.ids" "$T/moe.vk.ids" "$T/moe.cpu.bin" "$T/moe.vk.bin" "$VOCAB" "exaone-moe (chunk 7)" 1e-3 || fail=1
 fi
+# Partial offload: the first half of the layers on the device, the rest (and the output matrix) on
+# the CPU: the same greedy ids, logits within the same bound.
+for p in exaone4-swa moe; do
+  half=$(( $("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['num_hidden_layers'])" "$T/$p/config.json") / 2 ))
+  model="$T/$p.gguf"; [[ -f "$model" ]] || model="$T/$p"
+  ref="$p.gguf.cpu"; [[ -f "$T/$ref.ids" ]] || ref="moe.cpu"
+  "$KEXA" run -m "$model" --device vulkan --gpu-layers "$half" --chunk 7 --tokens "$PROMPT" -n "$N" --ignore-eos --print-ids \
+    --dump-logits "$T/$p.half.bin" >"$T/$p.half.ids" 2>"$T/$p.half.log" || { echo "FAIL $p --gpu-layers $half:"; cat "$T/$p.half.log"; fail=1; continue; }
+  "$PY" "$CMP" ids "$T/$ref.ids" "$T/$p.half.ids" "$T/$ref.bin" "$T/$p.half.bin" "$VOCAB" "$p --gpu-layers $half" 1e-3 || fail=1
+done
 # MTP speculative decoding: the MTP block runs through the same backend; greedy ids equal the
 # CPU's plain decoding.
 "$PY" tools/make_test_model.py --mtp-model exaone-moe-mtp-tiny --seed 2 --out "$T/mtp" >/dev/null

@@ -510,11 +510,12 @@ std::unique_ptr<MemorySource> memory_source(const Tiny& m) {
   return src;
 }
 
-std::unique_ptr<Model> load_tiny(const Tiny& m, int threads = 2, Device device = Device::Cpu) {
+std::unique_ptr<Model> load_tiny(const Tiny& m, int threads = 2, Device device = Device::Cpu, int64_t gpu_layers = -1) {
   ModelConfig c = ModelConfig::from_hf_json(m.config, "tiny");
   LoadOptions o;
   o.n_threads = threads;
   o.device = device;
+  o.gpu_layers = gpu_layers;
   return Model::from_source(c, memory_source(m), false, "tiny", o);
 }
 
@@ -751,6 +752,12 @@ TEST(ModelVulkan, SlidingNoPEAndLlama3GqaFollowTheReference) {
   KVCache cache(model->config(), 64, 4);
   expect_close(run_kexa(*model, cache, toks, {4, 4, 2, 1, 1, 1, 1}), reference_logits(m, toks), 1e-4,
                "vulkan exaone4 sliding+NoPE");
+  // Partial offload: layer 0 on the device, layer 1 and the output on the CPU.
+  auto half = load_tiny(m, 2, Device::Vulkan, 1);
+  KVCache cache_h(half->config(), 64, 4);
+  expect_close(run_kexa(*half, cache_h, toks, {4, 4, 2, 1, 1, 1, 1}), reference_logits(m, toks), 1e-4,
+               "vulkan --gpu-layers 1");
+  EXPECT_THROW(load_tiny(m, 2, Device::Vulkan, 3), Error);
 
   TinySpec e;  // exaone 3.x: pre-norm, GQA, llama3 rope bands, tied
   e.arch = "exaone";
