@@ -766,6 +766,8 @@ class VulkanContext final : public Context {
   VkCommandBuffer recorded(const std::vector<uint64_t>& key, Record&& record) {
     auto it = recorded_.find(key);
     if (it != recorded_.end()) return it->second;
+    // Batches of every size (a server's varying rows) would otherwise accumulate without bound.
+    if (recorded_.size() >= kMaxRecorded) drop_recorded();
     VkCommandBuffer cb = allocate_cb();
     VkCommandBufferBeginInfo bi{};
     bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
@@ -788,6 +790,7 @@ class VulkanContext final : public Context {
   }
 
   static constexpr uint32_t kSetsPerPool = 256;
+  static constexpr size_t kMaxRecorded = 4096;
 
   Instance& in_;
   Fns fn_;

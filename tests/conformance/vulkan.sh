@@ -10,6 +10,7 @@
 #  - quantized files (llama-quantize's Q8_0 and Q4_K_M, kexa's BF16): the same 64 greedy ids,
 #    max |dlogit| <= 1e-2 x max |logit|, and mean KL from the F32 model over 512 teacher-forced
 #    positions within 5% of the CPU backend's;
+#  - kexa serve --device vulkan: 4 concurrent greedy completions (batched) equal the CPU's;
 #  - fallback: with no loader (KEXA_VULKAN_LIBRARY=/nonexistent) --device vulkan prints what is
 #    missing and gives the CPU's ids; --device auto stays silent on the CPU; --device list says so;
 #  - a device allocation failing during a request (KEXA_VULKAN_FAIL_ALLOC) ends it with an error
@@ -130,6 +131,46 @@ for q in "$DATA/tiny-Q8_0.gguf" "$DATA/tiny-Q4_K_M.gguf" "$T/qBF16.gguf"; do
 done
 
 echo "(quantized: $((SECONDS - start)) s)"
+
+# The server's continuous batching on the device: 4 concurrent greedy completions (batched
+# forwards) on --device vulkan each run their 24 tokens and give the CPU's text. (The random
+# model's text is mostly U+FFFD, so the text is a weak check; the ids are checked above.)
+serve_texts() {  # device count -> one line per completion (JSON-escaped text)
+  "$KEXA" serve -m "$T/exaone4-global" --port 0 --device "$1" --parallel 4 --ctx 256 >/dev/null 2>"$T/serve.$1.log" &
+  local pid=$! base=""
+  for _ in $(seq 100); do
+    base=$(grep -o 'http://127.0.0.1:[0-9]*' "$T/serve.$1.log" | head -1 || true)
+    [[ -n "$base" ]] && break
+    sleep 0.2
+  done
+  "$PY" - "$base" "$2" <<'PYEOF' || true
+import json, sys, threading, urllib.request
+base, n = sys.argv[1], int(sys.argv[2])
+out = [None] * n
+def go(i):
+    body = json.dumps({"prompt": "hello world", "max_tokens": 24, "temperature": 0}).encode()
+    req = urllib.request.Request(base + "/v1/completions", body, {"content-type": "application/json"})
+    r = json.load(urllib.request.urlopen(req, timeout=120))
+    out[i] = json.dumps([r["usage"]["completion_tokens"], r["choices"][0]["text"]])
+ts = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print("\n".join(str(o) for o in out))
+PYEOF
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+}
+if ! "$KEXA" serve --help >/dev/null 2>&1; then
+  echo "(kexa serve is not in this build: -DKEXA_APPS=OFF)"
+else
+serve_texts cpu 1 >"$T/serve.cpu.txt"
+serve_texts vulkan 4 >"$T/serve.vk.txt"
+if [[ $(sort -u "$T/serve.vk.txt" | wc -l) -eq 1 ]] && [[ "$(head -1 "$T/serve.vk.txt")" == "$(cat "$T/serve.cpu.txt")" ]] &&
+   [[ "$(cat "$T/serve.cpu.txt")" == "[24, "* ]]; then
+  echo "ok serve --device vulkan: 4 concurrent greedy completions equal the CPU's"
+else
+  echo "FAIL serve --device vulkan:"; cat "$T/serve.cpu.txt" "$T/serve.vk.txt" "$T/serve.vulkan.log"; fail=1
+fi
+fi
 # No loader: --device vulkan names what is missing and runs on the CPU; auto stays quiet.
 M="$T/exaone4-swa.gguf"
 if KEXA_VULKAN_LIBRARY=/nonexistent/libvulkan.so.1 "$KEXA" run -m "$M" --device vulkan --tokens "$PROMPT" -n 8 \
