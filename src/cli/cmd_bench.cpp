@@ -12,6 +12,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/device.h"
 #include "kernels/kernels.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -45,7 +46,7 @@ int bench_main(int argc, char** argv) {
       "forwards from an empty context) speed; median of --repeats runs, each with a fresh KV "
       "cache, after one untimed warm-up. The last stdout line is a JSON object with the figures.",
       "kexa bench"};
-  std::string model_path;
+  std::string model_path, device = "auto";
   int64_t threads = 0, n_prompt = 512, n_gen = 128, repeats = 3;
   uint64_t seed = 1234;
   app.add_option("-m,--model", model_path, "model: Hugging Face folder or .gguf file")->required();
@@ -58,6 +59,9 @@ int bench_main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "timed runs of each test (default 3)")
       ->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "seed of the random token ids (default 1234)");
+  int64_t gpu_layers = -1;
+  add_device_option(app, device, gpu_layers);
+  if (std::optional<int> rc = list_devices_if_asked(argc, argv)) return *rc;
   if (std::optional<int> rc = parse_args(app, argc, argv, [&] {
         if (n_prompt == 0 && n_gen == 0) throw CLI::ValidationError("--prompt and --gen are both 0");
       }))
@@ -65,9 +69,12 @@ int bench_main(int argc, char** argv) {
 
   EngineOptions eo;
   eo.n_threads = static_cast<int>(threads);
+  eo.device = device_of(device);
+  eo.gpu_layers = gpu_layers;
   eo.require_tokenizer = false;  // the benchmark feeds random ids
   std::unique_ptr<Engine> engine = Engine::open(model_path, eo);
   Model* model = &engine->model();
+  report_device(*model);
   const ModelConfig& cfg = model->config();
   const int64_t vocab = cfg.vocab_size;
   const int64_t ctx = std::max<int64_t>({n_prompt, n_gen, 1});
@@ -114,6 +121,7 @@ int bench_main(int argc, char** argv) {
 
   std::printf("model    %s\n", model_path.c_str());
   std::printf("config   %s\n", cfg.summary().c_str());
+  std::printf("device   %s\n", model->backend_name().c_str());
   std::printf("threads  %d   kernels %s   weights %.1f MiB   KV cache %.2f MiB (ctx %lld)\n",
               model->pool().size(), path.c_str(), static_cast<double>(weight_bytes) / 1048576.0,
               static_cast<double>(kv_bytes) / 1048576.0, static_cast<long long>(ctx));
@@ -128,6 +136,7 @@ int bench_main(int argc, char** argv) {
 
   nlohmann::ordered_json j;  // keys in the order written, "model" first
   j["model"] = model_path;
+  j["device"] = model->backend_name();
   j["model_type"] = cfg.model_type;
   j["threads"] = model->pool().size();
   j["prompt_tokens"] = n_prompt;

@@ -18,6 +18,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/image_input.h"
+#include "cli/device.h"
 #include "model/config.h"
 #include "runtime/engine.h"
 #include "runtime/turn.h"
@@ -117,7 +118,7 @@ int chat_main(int argc, char** argv) {
                "the reply streams to stdout (reasoning to stderr). " +
                    std::string(kHelp),
                "kexa chat"};
-  std::string model_path, system_prompt, mmproj;
+  std::string model_path, system_prompt, mmproj, device = "auto";
   bool think = false;
   int64_t n_predict = 512, threads = 0, ctx = 4096;
   SamplingParams sp;
@@ -133,6 +134,9 @@ int chat_main(int argc, char** argv) {
   app.add_option("--mmproj", mmproj, "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)");
   app.add_option("-c,--ctx", ctx, "context size in tokens (default 4096, capped at the model's maximum)")
       ->check(CLI::PositiveNumber);
+  int64_t gpu_layers = -1;
+  add_device_option(app, device, gpu_layers);
+  if (std::optional<int> rc = list_devices_if_asked(argc, argv)) return *rc;
   if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
   sp.seed = seed ? *seed : std::random_device{}();
   sp.validate();
@@ -140,7 +144,10 @@ int chat_main(int argc, char** argv) {
   EngineOptions eo;
   eo.n_threads = static_cast<int>(threads);
   eo.mmproj = mmproj;
+  eo.device = device_of(device);
+  eo.gpu_layers = gpu_layers;
   std::unique_ptr<Engine> engine = Engine::open(model_path, eo);
+  report_device(engine->model());
   const ModelConfig& cfg = engine->config();
   (void)engine->chat_template();  // fails now, naming why, when the checkpoint has none
   if (cfg.max_position > 0) ctx = std::min<int64_t>(ctx, cfg.max_position);

@@ -20,6 +20,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/image_input.h"
+#include "cli/device.h"
 #include "kernels/kernels.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -121,9 +122,9 @@ void print_stats(const Model& model, const GenerateResult& r, const Model::Exper
 namespace {
 
 struct RunArgs {
-  std::string model_path, prompt, tokens_text, dump_path, mmproj;
+  std::string model_path, prompt, tokens_text, dump_path, mmproj, device = "auto";
   bool has_prompt = false;
-  int64_t n_predict = 128, threads = 0, ctx = 0, chunk = 512;
+  int64_t n_predict = 128, threads = 0, ctx = 0, chunk = 512, gpu_layers = -1;
   SamplingParams sp;
   bool print_ids = false, no_bos = false, ignore_eos = false, verbose = false, stats = false;
   int64_t mtp_draft = -1;  // -1 = default (2 when the model has an MTP block)
@@ -165,6 +166,7 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
   app.add_option("--seed", seed, "random seed for sampling (default: random, printed with -v)");
   app.add_option("-t,--threads", a.threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
   app.add_option("--mmproj", a.mmproj, "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)");
+  add_device_option(app, a.device, a.gpu_layers);
   app.add_option("-c,--ctx", a.ctx,
                  "context size (KV cache positions); 0 = prompt + n, capped at the model's "
                  "maximum (default)")
@@ -358,6 +360,7 @@ int run_with_images(Engine& engine, const RunArgs& a, std::vector<RgbImage> pict
 
 int run_main(int argc, char** argv) {
   RunArgs a;
+  if (std::optional<int> rc = list_devices_if_asked(argc, argv)) return *rc;
   if (std::optional<int> rc = parse_run_args(argc, argv, a)) return *rc;
   // Pictures first: a bad one fails before the model loads.
   std::vector<RgbImage> pictures;
@@ -367,10 +370,13 @@ int run_main(int argc, char** argv) {
   EngineOptions eo;
   eo.n_threads = static_cast<int>(a.threads);
   eo.mmproj = a.mmproj;
+  eo.device = device_of(a.device);
+  eo.gpu_layers = a.gpu_layers;
   eo.require_tokenizer = false;  // --tokens runs models that carry none
   std::unique_ptr<Engine> engine = Engine::open(a.model_path, eo);
   if (!a.images.empty()) return run_with_images(*engine, a, std::move(pictures));
   Model& model = engine->model();
+  report_device(model);
   const ModelConfig& cfg = engine->config();
   std::vector<int32_t> prompt_ids;
   if (std::optional<int> rc = prompt_ids_of(*engine, a, prompt_ids)) return *rc;
@@ -402,9 +408,9 @@ int run_main(int argc, char** argv) {
   }
   if (a.verbose) {
     std::fprintf(stderr,
-                 "kexa run: %s | %s | loaded in %.2f s | threads %d | kernels %s | weights %.1f "
+                 "kexa run: %s | %s | loaded in %.2f s | device %s | threads %d | kernels %s | weights %.1f "
                  "MiB | KV cache %.2f MiB (ctx %lld, chunk %lld) | seed %llu\n",
-                 a.model_path.c_str(), cfg.summary().c_str(), load_s, model.pool().size(),
+                 a.model_path.c_str(), cfg.summary().c_str(), load_s, model.backend_name().c_str(), model.pool().size(),
                  kernels::path_name(kernels::active_path()).c_str(), mib(model.weight_bytes()), mib(cache.bytes()),
                  static_cast<long long>(ctx), static_cast<long long>(cache.chunk()),
                  static_cast<unsigned long long>(a.sp.seed));

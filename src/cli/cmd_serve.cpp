@@ -1,6 +1,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/device.h"
 #include "server/server.h"
 
 namespace kexa::cli {
@@ -25,6 +26,8 @@ int serve_main(int argc, char** argv) {
   app.add_option("--queue", opt.queue, "requests that may wait for a slot before 429")->check(CLI::Range(0, 1 << 16));
   app.add_option("--threads", opt.threads, "compute threads (default: all CPUs)")->check(CLI::Range(0, 1024));
   app.add_option("--mmproj", opt.mmproj, "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)");
+  add_device_option(app, opt.device, opt.gpu_layers);
+  if (std::optional<int> rc = list_devices_if_asked(argc, argv)) return *rc;
   app.add_option("--max-body", opt.max_body, "largest request body in bytes");
   app.add_option("--name", opt.model_name, "model id reported by /v1/models");
   app.add_option("--rag-store", opt.rag_store,

@@ -11,7 +11,7 @@
 #include "formats/hf_checkpoint.h"
 #include "kernels/kernels.h"
 #include "kernels/packed.h"
-#include "model/exact_matmul.h"
+#include "model/backend.h"
 #include "model/kv_cache.h"
 #include "model/moe.h"
 #include "model/weights.h"
@@ -151,6 +151,9 @@ struct Model::Impl {
   std::unique_ptr<TensorSource> source;
   ModelWeights w;
   std::unique_ptr<ThreadPool> pool;
+  // Runs the decoder's matrix products, norms, SwiGLU and residual updates (model/backend.h).
+  std::unique_ptr<model_detail::Backend> backend;
+  std::string device_note;  // why the device asked for is not the one used; empty when it is
   std::vector<float> inv_freq;
 
   // Activations for up to `rows` tokens, reused across calls.
@@ -196,7 +199,6 @@ struct Model::Impl {
   // Matrix products of the forward pass; with exact_rows (speculative verification) every row of
   // a batch is bit for bit what evaluating it alone gives (model/exact_matmul.h).
   bool exact_rows = false;
-  std::vector<std::unique_ptr<ThreadPool>> inline_pools;
   void mm(const kernels::Weight& W, const float* in, int64_t n, float* out);
   void mm_many(std::span<const kernels::MatmulOut> outs, const float* in, int64_t n);
   // MTP (see the section at the end of this file).
@@ -222,6 +224,8 @@ Model::~Model() = default;
 
 const ModelConfig& Model::config() const { return impl_->config; }
 const std::string& Model::path() const { return impl_->path; }
+std::string Model::backend_name() const { return impl_->backend->name(); }
+const std::string& Model::device_note() const { return impl_->device_note; }
 ThreadPool& Model::pool() { return *impl_->pool; }
 bool Model::tied_embeddings() const { return impl_->w.tied; }
 
@@ -387,6 +391,9 @@ std::unique_ptr<Model> Model::from_source(ModelConfig config, std::unique_ptr<Te
   d.source = std::move(source);
   d.pool = std::make_unique<ThreadPool>(options.n_threads);
   pack_weights(*d.source, d.w, *d.pool);
+  model_detail::check_gpu_layers(options, d.config.n_layers);
+  d.backend = model_detail::make_backend(options, *d.pool, d.device_note);
+  d.backend->prepare(d.w);
   d.inv_freq = d.config.rope_inv_freq();
   return m;
 }
@@ -530,7 +537,7 @@ void Model::Impl::attention_block(const LayerWeights& l, const LayerPlan& plan, 
   // 4.0 (post-norm) feeds the raw residual stream to the projections.
   const float* in = x.data();
   if (pre) {
-    for_tokens(n, [&](int64_t t) { kernels::rmsnorm(x.data() + t * H, l.attn_norm.data(), H, eps, xn.data() + t * H); });
+    backend->rmsnorm(x.data(), l.attn_norm.data(), n, H, eps, xn.data());
     in = xn.data();
   }
   const kernels::MatmulOut qkv[] = {{l.wq, q.data()}, {l.wk, k.data()}, {l.wv, v.data()}};
@@ -560,12 +567,7 @@ void Model::Impl::attention_block(const LayerWeights& l, const LayerPlan& plan, 
   });
   attention(li, plan.window, n, segs);
   mm(*l.wo, att.data(), n, o.data());
-  for_tokens(n, [&](int64_t t) {
-    float* ot = o.data() + t * H;
-    if (!pre) kernels::rmsnorm(ot, l.post_attn_norm.data(), H, eps, ot);
-    float* xt = x.data() + t * H;
-    for (int64_t i = 0; i < H; ++i) xt[i] += ot[i];
-  });
+  backend->add_residual(x.data(), o.data(), pre ? nullptr : l.post_attn_norm.data(), n, H, eps);
 }
 
 // MLP sub-block of one layer on the step's n rows of x (norm, feed-forward, residual add).
@@ -576,7 +578,7 @@ void Model::Impl::mlp_block(const LayerWeights& l, int64_t n) {
   const bool pre = c.norm == NormPlacement::Pre;
   const float* in = x.data();
   if (pre) {
-    for_tokens(n, [&](int64_t t) { kernels::rmsnorm(x.data() + t * H, l.ffn_norm.data(), H, eps, xn.data() + t * H); });
+    backend->rmsnorm(x.data(), l.ffn_norm.data(), n, H, eps, xn.data());
     in = xn.data();
   }
   if (l.moe != nullptr) {
@@ -584,12 +586,7 @@ void Model::Impl::mlp_block(const LayerWeights& l, int64_t n) {
   } else {
     dense_ffn(l, in, n);
   }
-  for_tokens(n, [&](int64_t t) {
-    float* dt = down.data() + t * H;
-    if (!pre) kernels::rmsnorm(dt, l.post_ffn_norm.data(), H, eps, dt);
-    float* xt = x.data() + t * H;
-    for (int64_t i = 0; i < H; ++i) xt[i] += dt[i];
-  });
+  backend->add_residual(x.data(), down.data(), pre ? nullptr : l.post_ffn_norm.data(), n, H, eps);
 }
 
 // Dense SwiGLU feed-forward of n rows of `in`; the result is left in `down`.
@@ -597,7 +594,7 @@ void Model::Impl::dense_ffn(const LayerWeights& l, const float* in, int64_t n) {
   const int64_t I = l.gate->shape[0];
   const kernels::MatmulOut gate_up[] = {{l.gate, gate.data()}, {l.up, up.data()}};
   mm_many(gate_up, in, n);
-  for_tokens(n, [&](int64_t t) { kernels::swiglu(gate.data() + t * I, up.data() + t * I, I, gate.data() + t * I); });
+  backend->swiglu(gate.data(), up.data(), n, I);
   mm(*l.down, gate.data(), n, down.data());
 }
 
@@ -642,9 +639,11 @@ void Model::Impl::run_step(const std::vector<Segment>& segs) {
 
   for (int64_t li = 0; li < c.n_layers; ++li) {
     const LayerWeights& l = w.layers[static_cast<size_t>(li)];
+    backend->begin_layer(li);
     attention_block(l, c.layers[static_cast<size_t>(li)], li, n, segs);
     mlp_block(l, n);
   }
+  backend->begin_layer(-1);
   for (const Segment& sg : segs) sg.cache->advance(sg.n);
   store_hidden(segs);
 
@@ -708,7 +707,7 @@ void Model::Impl::moe_ffn(const model_detail::MoeWeights& m, const float* in, in
   if (m.shared_gate != nullptr) {
     mm(*m.shared_gate, in, n, moe_gate.data());
     mm(*m.shared_up, in, n, moe_up.data());
-    for_tokens(n, [&](int64_t t) { kernels::swiglu(moe_gate.data() + t * Is, moe_up.data() + t * Is, Is, moe_gate.data() + t * Is); });
+    backend->swiglu(moe_gate.data(), moe_up.data(), n, Is);
     mm(*m.shared_down, moe_gate.data(), n, y);
   } else {
     std::fill(y, y + n * H, 0.0f);
@@ -728,7 +727,7 @@ void Model::Impl::moe_ffn(const model_detail::MoeWeights& m, const float* in, in
     }
     mm(m.gate[static_cast<size_t>(e)], x, cnt, moe_gate.data());
     mm(m.up[static_cast<size_t>(e)], x, cnt, moe_up.data());
-    for_tokens(cnt, [&](int64_t j) { kernels::swiglu(moe_gate.data() + j * Im, moe_up.data() + j * Im, Im, moe_gate.data() + j * Im); });
+    backend->swiglu(moe_gate.data(), moe_up.data(), cnt, Im);
     mm(m.down[static_cast<size_t>(e)], moe_gate.data(), cnt, moe_out.data());
     for (int64_t j = 0; j < cnt; ++j) {
       const float wgt = moe_row_w[static_cast<size_t>(r0 + j)];
@@ -864,19 +863,11 @@ bool Model::has_mtp() const { return impl_->w.mtp != nullptr; }
 void Model::set_exact_rows(bool on) { impl_->exact_rows = on; }
 
 void Model::Impl::mm(const kernels::Weight& W, const float* in, int64_t n, float* out) {
-  if (exact_rows && n > 1) {
-    model_detail::matmul_rows_exact(W, in, n, out, *pool, inline_pools);
-  } else {
-    kernels::matmul(W, in, n, out, *pool);
-  }
+  backend->matmul(W, in, n, out, exact_rows);
 }
 
 void Model::Impl::mm_many(std::span<const kernels::MatmulOut> outs, const float* in, int64_t n) {
-  if (exact_rows && n > 1) {
-    for (const kernels::MatmulOut& o : outs) model_detail::matmul_rows_exact(*o.w, in, n, o.y, *pool, inline_pools);
-  } else {
-    kernels::matmul_many(outs, in, n, *pool);
-  }
+  backend->matmul_many(outs, in, n, exact_rows);
 }
 
 std::unique_ptr<KVCache> Model::make_mtp_cache(int64_t max_context, int64_t chunk) const {
@@ -908,11 +899,12 @@ void Model::Impl::mtp_step(const Segment& sg, const float* hidden, float* out_hi
                           rope_sin.data() + t * half);
   });
   mm(*m.fc, mtp_u.data(), n, x.data());
+  backend->begin_layer(-1);
   attention_block(m.layer, c.mtp_layer, 0, n, segs);
   mlp_block(m.layer, n);
   sg.cache->advance(n);
 
-  for_tokens(n, [&](int64_t t) { kernels::rmsnorm(x.data() + t * H, m.norm.data(), H, eps, xn.data() + t * H); });
+  backend->rmsnorm(x.data(), m.norm.data(), n, H, eps, xn.data());
   if (out_hidden != nullptr) std::memcpy(out_hidden, xn.data(), sizeof(float) * static_cast<size_t>(n * H));
   if (sg.logits == nullptr) return;
   if (sg.all_logits) {

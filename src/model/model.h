@@ -3,8 +3,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "formats/tensor.h"
 #include "model/config.h"
@@ -17,8 +19,22 @@ namespace gguf {
 class File;
 }
 
+// Where the decoder's operations run (model/backend.h).
+enum class Device {
+  Cpu,     // the CPU kernels
+  Vulkan,  // the first Vulkan device, GPU or not (lavapipe included); the CPU when none is usable
+  Auto,    // a Vulkan GPU (discrete, integrated or virtual) when one is usable, else the CPU
+};
+// "cpu", "vulkan", "auto"; nullopt for anything else.
+std::optional<Device> parse_device(std::string_view name);
+
 struct LoadOptions {
   int n_threads = 0;  // 0 = all online CPUs
+  Device device = Device::Cpu;
+  // On a device backend: how many of the first layers run there (their weights uploaded); the
+  // others run on the CPU from the mapped file. -1 = all layers, the output matrix and the MTP
+  // block; with fewer, the output matrix and MTP block stay on the CPU too.
+  int64_t gpu_layers = -1;
 };
 
 class Model {
@@ -39,6 +55,11 @@ class Model {
   const ModelConfig& config() const;
   const std::string& path() const;
   ThreadPool& pool();
+  // The backend the decoder runs on: "cpu" or "vulkan (<device name>)".
+  std::string backend_name() const;
+  // Why the device asked for in LoadOptions is not the one used (e.g. "Vulkan: libvulkan.so.1
+  // not found (...); running on the CPU"); empty when it is, and for Device::Auto without a GPU.
+  const std::string& device_note() const;
   // Bytes of weights read per decoded token (for bandwidth rooflines).
   size_t weight_bytes() const;
   // Mixture-of-experts models: bytes of all routed experts (0 for dense models), and the expert

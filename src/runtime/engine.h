@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/model.h"
 #include "runtime/sampler.h"
 
 namespace kexa {
@@ -42,6 +43,8 @@ class ChatTemplate;
 
 struct EngineOptions {
   int n_threads = 0;  // compute threads; 0 = all online CPUs
+  Device device = Device::Cpu;  // where the model runs (LoadOptions::device)
+  int64_t gpu_layers = -1;      // LoadOptions::gpu_layers
   // Turns a model argument into a local path (e.g. downloads a Hub name into the cache). Empty:
   // the argument is a local path already.
   std::function<std::string(const std::string& spec)> locate;

@@ -30,7 +30,12 @@ std::unique_ptr<ServerState> open_state(const ServerOptions& options) {
   EngineOptions engine_options;
   engine_options.n_threads = options.threads;
   engine_options.mmproj = options.mmproj;
+  engine_options.device = parse_device(options.device).value_or(Device::Auto);
+  engine_options.gpu_layers = options.gpu_layers;
   st->engine = Engine::open(options.model_path, engine_options);
+  if (!st->engine->model().device_note().empty()) {
+    std::fprintf(stderr, "kexa serve: %s\n", st->engine->model().device_note().c_str());
+  }
   if (!st->engine->has_chat_template()) {
     std::fprintf(stderr, "kexa serve: no chat template (%s); /v1/chat/completions is disabled\n",
                  st->engine->chat_template_error().c_str());

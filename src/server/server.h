@@ -22,6 +22,8 @@ struct ServerOptions {
   size_t max_body = 8u << 20;
   int threads = 0;          // compute threads (0 = all CPUs)
   std::string mmproj;       // vision tower of a GGUF model (EngineOptions::mmproj)
+  std::string device = "auto";  // where the model runs: auto, vulkan or cpu (EngineOptions::device)
+  int64_t gpu_layers = -1;      // EngineOptions::gpu_layers
   int http_threads = 64;    // concurrent connections served
   // Grounded answers and text-to-SQL (opt-in): /v1/rag/*, /v1/sql/query and the chat tools
   // kexa_rag_search / kexa_sql_query.

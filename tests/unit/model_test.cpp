@@ -510,10 +510,12 @@ std::unique_ptr<MemorySource> memory_source(const Tiny& m) {
   return src;
 }
 
-std::unique_ptr<Model> load_tiny(const Tiny& m, int threads = 2) {
+std::unique_ptr<Model> load_tiny(const Tiny& m, int threads = 2, Device device = Device::Cpu, int64_t gpu_layers = -1) {
   ModelConfig c = ModelConfig::from_hf_json(m.config, "tiny");
   LoadOptions o;
   o.n_threads = threads;
+  o.device = device;
+  o.gpu_layers = gpu_layers;
   return Model::from_source(c, memory_source(m), false, "tiny", o);
 }
 
@@ -726,6 +728,52 @@ TEST(ModelForward, Exaone3PreNormGqaLlama3) {
   EXPECT_TRUE(tied->tied_embeddings());
   KVCache c2(tied->config(), 12, 512);
   expect_close(run_kexa(*tied, c2, toks, {6, 6}), reference_logits(mt, toks), 1e-4, "exaone tied fallback");
+}
+
+// The same models on the Vulkan backend (lavapipe in CI), against the same double-precision
+// references and tolerance: matrix products, norms, SwiGLU and residuals run in shaders.
+// Without a usable device the backend falls back to the CPU (the note says why): the test then
+// skips, or fails under KEXA_REQUIRE_VULKAN=1.
+#define KEXA_EXPECT_VULKAN(model)                                                       \
+  if ((model)->backend_name().rfind("vulkan", 0) != 0) {                                \
+    const char* req_ = std::getenv("KEXA_REQUIRE_VULKAN");                              \
+    if (req_ != nullptr && std::string(req_) == "1") {                                 \
+      FAIL() << (model)->device_note();                                                 \
+    }                                                                                   \
+    GTEST_SKIP() << "not on Vulkan: " << (model)->device_note();                        \
+  }
+
+TEST(ModelVulkan, SlidingNoPEAndLlama3GqaFollowTheReference) {
+  TinySpec s;  // exaone4: layer 0 sliding W=3 with RoPE, layer 1 global NoPE, post-norm, QK-norm
+  Tiny m = make_tiny(s);
+  auto model = load_tiny(m, 2, Device::Vulkan);
+  KEXA_EXPECT_VULKAN(model);
+  std::vector<int32_t> toks = some_tokens(14, s.V, 7);
+  KVCache cache(model->config(), 64, 4);
+  expect_close(run_kexa(*model, cache, toks, {4, 4, 2, 1, 1, 1, 1}), reference_logits(m, toks), 1e-4,
+               "vulkan exaone4 sliding+NoPE");
+  // Partial offload: layer 0 on the device, layer 1 and the output on the CPU.
+  auto half = load_tiny(m, 2, Device::Vulkan, 1);
+  KVCache cache_h(half->config(), 64, 4);
+  expect_close(run_kexa(*half, cache_h, toks, {4, 4, 2, 1, 1, 1, 1}), reference_logits(m, toks), 1e-4,
+               "vulkan --gpu-layers 1");
+  EXPECT_THROW(load_tiny(m, 2, Device::Vulkan, 3), Error);
+
+  TinySpec e;  // exaone 3.x: pre-norm, GQA, llama3 rope bands, tied
+  e.arch = "exaone";
+  e.windows = {0, 0};
+  e.rope = {true, true};
+  e.nKV = 1;
+  e.seed = 11;
+  e.orig = 16;
+  e.tied = true;
+  Tiny me = make_tiny(e);
+  auto model_e = load_tiny(me, 2, Device::Vulkan);
+  KEXA_EXPECT_VULKAN(model_e);
+  std::vector<int32_t> toks_e = some_tokens(12, e.V, 5);
+  KVCache cache_e(model_e->config(), 12, 5);
+  expect_close(run_kexa(*model_e, cache_e, toks_e, {12}), reference_logits(me, toks_e), 1e-4,
+               "vulkan exaone pre-norm GQA llama3 tied");
 }
 
 uint16_t to_bf16(float f) {

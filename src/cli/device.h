@@ -1,0 +1,24 @@
+// --device for the commands that run a model (run, chat, bench, serve).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "model/model.h"
+
+namespace kexa::cli {
+
+// Adds --device auto|vulkan|cpu|list to `app`, stored in `device`, and --gpu-layers N.
+void add_device_option(CLI::App& app, std::string& device, int64_t& gpu_layers);
+// When argv asks for --device list: prints the Vulkan devices (or why there are none) and
+// returns the exit code (0 when the loader lists devices, 1 otherwise). Checked before parsing,
+// so a command's required options are not needed for it.
+std::optional<int> list_devices_if_asked(int argc, char** argv);
+// The Device of a validated --device value other than "list".
+Device device_of(const std::string& device);
+// Prints to stderr why the model does not run on the device asked for (Model::device_note).
+void report_device(const Model& model);
+
+}  // namespace kexa::cli
