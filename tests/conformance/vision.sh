@@ -13,9 +13,8 @@
 #     libmtmd, on kexa's GGUF pair) = kexa HF folder (LocalGeneration) = kexa GGUF pair with the
 #     mmproj found beside it (Scheduler) = with --mmproj given; the prompt's token count (image
 #     tokens included) equals llama.cpp's positions.
-# The oracle is a test-side program (vision_oracle.cpp) compiled here against the llama.cpp build
-# in $LLAMA_CPP_DIR (default /tmp/llama.cpp; `bench/build-llamacpp`, then `cmake --build
-# /tmp/llama.cpp/build --target mtmd`). Under sanitizers the generation part runs kexa only.
+# The oracle is a test-side program (vision_oracle.cpp) compiled here against llama.cpp's libmtmd
+# (see below for which build). Under sanitizers the generation part runs kexa only.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -24,14 +23,24 @@ case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 KEXA="$BUILD/kexa"
 PROBE="$BUILD/kexa_vision_probe"
 PY=/usr/bin/python3
-LL="${LLAMA_CPP_DIR:-/tmp/llama.cpp}"
 SHARED="${KEXA_SHARED:-$ROOT/../shared}"
 IMAGES="$ROOT/tests/data/images"
 
 [[ -x "$KEXA" && -x "$PROBE" ]] || { echo "vision: $KEXA or $PROBE not built" >&2; exit 1; }
+# The oracle: LLAMA_CPP_DIR when given (a llama.cpp tree built with `--target mtmd`), else libmtmd
+# compiled from node-llama-cpp's bundled source against its prebuilt llama/ggml libraries
+# (lib/build_mtmd.sh, kept between runs in a folder named after the bundle).
+if [[ -n "${LLAMA_CPP_DIR:-}" ]]; then
+  LL="$LLAMA_CPP_DIR"
+else
+  bundle="$ROOT/node_modules/node-llama-cpp/llama/gitRelease.bundle"
+  [[ -f "$bundle" ]] || { echo "FAIL vision: no $bundle (npm install)"; exit 1; }
+  LL="${TMPDIR:-/tmp}/kexa-mtmd-$(stat -c %s-%Y "$bundle")"
+  "$ROOT/tests/conformance/lib/build_mtmd.sh" "$LL" || { echo "FAIL vision: building llama.cpp's libmtmd failed"; exit 1; }
+  export KEXA_GGML_BACKENDS="$LL/build/bin"
+fi
 if [[ ! -e "$LL/build/bin/libmtmd.so" || ! -e "$LL/tools/mtmd/mtmd.h" ]]; then
-  echo "FAIL vision: llama.cpp's multimodal library is not built in $LL (bench/build-llamacpp, then" \
-       "cmake --build $LL/build --target mtmd)"
+  echo "FAIL vision: llama.cpp's multimodal library is not built in $LL (cmake --build $LL/build --target mtmd)"
   exit 1
 fi
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/kexa-vision.XXXXXX")"

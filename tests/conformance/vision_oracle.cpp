@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "ggml-backend.h"
 #include "ggml.h"
 #include "llama.h"
 #include "mtmd-helper.h"
@@ -59,6 +60,9 @@ struct Session {
     llama_log_set(quiet, nullptr);
     mtmd_helper_log_set(quiet, nullptr);
     llama_backend_init();
+    // llama.cpp built with loadable backends (node-llama-cpp's prebuilt libraries) finds its CPU
+    // backend in this folder; a build with the backend linked in needs nothing.
+    if (const char* dir = std::getenv("KEXA_GGML_BACKENDS")) ggml_backend_load_all_from_path(dir);
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
     model = llama_model_load_from_file(text, mp);
