@@ -16,6 +16,7 @@
 #include "server/knowledge_routes.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace kexa::server {
 
@@ -77,12 +78,19 @@ std::function<std::shared_ptr<TokenFilter>(const PreparedTurn&)> filter_maker(co
   };
 }
 
+// One token's text for a JSON string field. A token may hold part of a character (byte-level BPE
+// splits multi-byte characters): its invalid bytes show as U+FFFD, as OpenAI shows them; the exact
+// bytes are in the chat entries' "bytes" array.
+std::string token_text(const Tokenizer& tok, int32_t id) {
+  return sanitize_utf8(tok.decode(std::span<const int32_t>(&id, 1)));
+}
+
 json logprob_json(const Tokenizer& tok, const TokenLogprob& lp) {
   auto entry = [&](int32_t id, float logprob) {
     std::string text = tok.decode(std::span<const int32_t>(&id, 1));
     json bytes = json::array();
     for (unsigned char c : text) bytes.push_back(static_cast<int>(c));
-    return json{{"token", text}, {"logprob", logprob}, {"bytes", bytes}};
+    return json{{"token", sanitize_utf8(text)}, {"logprob", logprob}, {"bytes", bytes}};
   };
   json j = entry(lp.token, lp.logprob);
   json top = json::array();
@@ -143,7 +151,7 @@ json completion_choice(const ServerState& st, const TurnResult& r, size_t index,
   if (want_logprobs) {
     json tokens = json::array(), values = json::array();
     for (const auto& lp : r.logprobs) {
-      tokens.push_back(st.engine->tokenizer().decode(std::span<const int32_t>(&lp.token, 1)));
+      tokens.push_back(token_text(st.engine->tokenizer(), lp.token));
       values.push_back(lp.logprob);
     }
     choice["logprobs"] = {{"tokens", tokens}, {"token_logprobs", values}};

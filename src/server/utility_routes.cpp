@@ -10,6 +10,7 @@
 #include "server/web_assets.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace kexa::server {
 
@@ -25,7 +26,19 @@ json tokenize(const Tokenizer& tok, const json& body) {
   json out = {{"tokens", ids}, {"count", ids.size()}};
   if (bool_field(body, "with_pieces", false)) {
     json pieces = json::array();
-    for (int32_t id : ids) pieces.push_back({{"id", id}, {"piece", tok.decode(std::span<const int32_t>(&id, 1))}});
+    for (int32_t id : ids) {
+      // A piece that holds part of a character is given as its bytes (as llama.cpp's server
+      // does): a JSON string cannot carry it.
+      std::string piece = tok.decode(std::span<const int32_t>(&id, 1));
+      size_t invalid = 0;
+      (void)sanitize_utf8(piece, &invalid);
+      json value = piece;
+      if (invalid > 0) {
+        value = json::array();
+        for (unsigned char c : piece) value.push_back(static_cast<int>(c));
+      }
+      pieces.push_back({{"id", id}, {"piece", value}});
+    }
     out["tokens"] = pieces;
   }
   return out;

@@ -91,6 +91,24 @@ const forcedText = (await post("/detokenize", { tokens: [forcedId, forcedId, for
 check("completions: a +100 bias forces the token (sampling too)", forced.choices[0].text === forcedText && forced.usage.completion_tokens === 4,
   JSON.stringify([forced.choices[0].text, forcedText]));
 
+// A token that holds part of a character (byte-level BPE splits a rare emoji into byte tokens):
+// its text shows as U+FFFD in the logprobs (chat keeps the exact bytes), and /tokenize gives its
+// piece as a bytes array; none of it may break the JSON (it once ended in a 500).
+const emoji = await post("/tokenize", { content: "\u{1F999}", add_special: false, parse_special: false, with_pieces: true });
+const bytePiece = (emoji.json?.tokens ?? []).find((p) => Array.isArray(p.piece));
+check("/tokenize: a partial-character piece is a bytes array", emoji.status === 200 && bytePiece !== undefined,
+  JSON.stringify(emoji.json));
+if (bytePiece) {
+  const partial = await client.completions.create({ model: "m", prompt, max_tokens: 2, temperature: 0, logprobs: 1, logit_bias: { [bytePiece.id]: 100 } });
+  check("completions: logprobs of a partial-character token show U+FFFD", /^\uFFFD+$/u.test(partial.choices[0].logprobs.tokens[0]),
+    JSON.stringify(partial.choices[0].logprobs));
+  const partialChat = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 2,
+    temperature: 0, logprobs: true, top_logprobs: 1, logit_bias: { [bytePiece.id]: 100 } });
+  const entry = partialChat.choices[0].logprobs.content[0];
+  check("chat: logprobs of a partial-character token keep its bytes", /^\uFFFD+$/u.test(entry.token) &&
+    JSON.stringify(entry.bytes) === JSON.stringify(bytePiece.piece), JSON.stringify([entry, bytePiece]));
+}
+
 // 3. logit_bias on chat, streamed and not, alone and batched beside unbiased requests.
 const chatPlain = await client.chat.completions.create({ model: "m", messages, max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 2 });
 const chatFirst = chatPlain.choices[0].logprobs.content[0].token;
