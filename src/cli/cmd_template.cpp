@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat/template.h"
+#include "cli/arg_cursor.h"
 #include "cli/commands.h"
 #include "runtime/engine.h"
 #include "util/error.h"
@@ -84,33 +85,25 @@ int run_batch(const std::string& path) {
 int template_main(int argc, char** argv) {
   std::string model, template_file, messages_file, tools_file, kwargs_text, batch, name;
   bool add_gen = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) fail("kexa template: ", a, " needs a value\n", kUsage);
-      return argv[++i];
-    };
-    if (a == "-m" || a == "--model") {
-      model = next();
-    } else if (a == "--template") {
-      template_file = next();
-    } else if (a == "--messages") {
-      messages_file = next();
-    } else if (a == "--tools") {
-      tools_file = next();
-    } else if (a == "--kwargs") {
-      kwargs_text = next();
-    } else if (a == "--add-generation-prompt") {
+  for (ArgCursor arg(argc, argv, "kexa template: ", std::string("\n") + kUsage); arg.next();) {
+    if (arg.is({"-m", "--model"})) {
+      model = arg.value();
+    } else if (arg.is({"--template"})) {
+      template_file = arg.value();
+    } else if (arg.is({"--messages"})) {
+      messages_file = arg.value();
+    } else if (arg.is({"--tools"})) {
+      tools_file = arg.value();
+    } else if (arg.is({"--kwargs"})) {
+      kwargs_text = arg.value();
+    } else if (arg.is({"--add-generation-prompt"})) {
       add_gen = true;
-    } else if (a == "--name") {
-      name = next();
-    } else if (a == "--batch") {
-      batch = next();
-    } else if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      return 0;
+    } else if (arg.is({"--name"})) {
+      name = arg.value();
+    } else if (arg.is({"--batch"})) {
+      batch = arg.value();
     } else {
-      fail("kexa template: unknown argument '", a, "'\n", kUsage);
+      return arg.help_or_unknown("kexa template: unknown argument '", kUsage);
     }
   }
   if (!batch.empty()) return run_batch(batch);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/arg_cursor.h"
 #include "cli/commands.h"
 #include "runtime/engine.h"
 #include "tokenizer/tokenizer.h"
@@ -52,57 +53,42 @@ uint64_t parse_count(const std::string& flag, const std::string& v) {
   return n;
 }
 
-// Collects values after a flag until the next --option.
-std::vector<std::string> take_values(int argc, char** argv, int& i) {
-  std::vector<std::string> out;
-  while (i + 1 < argc && std::strncmp(argv[i + 1], "--", 2) != 0) out.push_back(argv[++i]);
-  if (out.empty()) fail(argv[i], " needs a value");
-  return out;
-}
-
 int train_main(int argc, char** argv) {
   bpe::TrainOptions opt;
   opt.progress = isatty(2);
   std::string out_dir, transition;
   bool have_vocab = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) fail(a, " needs a value");
-      return argv[++i];
-    };
-    if (a == "--corpus") {
-      for (auto& v : take_values(argc, argv, i)) opt.corpus.push_back(v);
-    } else if (a == "--special") {
-      for (auto& v : take_values(argc, argv, i)) opt.specials.push_back(v);
-    } else if (a == "--vocab-size") {
-      opt.vocab_size = parse_count(a, value());
+  for (ArgCursor arg(argc, argv); arg.next();) {
+    const std::string& a = arg.arg();
+    if (arg.is({"--corpus"})) {
+      for (auto& v : arg.values()) opt.corpus.push_back(v);
+    } else if (arg.is({"--special"})) {
+      for (auto& v : arg.values()) opt.specials.push_back(v);
+    } else if (arg.is({"--vocab-size"})) {
+      opt.vocab_size = parse_count(a, arg.value());
       have_vocab = true;
-    } else if (a == "--superword") {
+    } else if (arg.is({"--superword"})) {
       opt.superword = true;
-    } else if (a == "--transition-at") {
-      transition = value();
-    } else if (a == "--normalizer") {
-      std::string v = value();
+    } else if (arg.is({"--transition-at"})) {
+      transition = arg.value();
+    } else if (arg.is({"--normalizer"})) {
+      std::string v = arg.value();
       if (v == "nfc" || v == "NFC") opt.nfc = true;
       else if (v == "none") opt.nfc = false;
       else fail("--normalizer expects nfc or none, got '", v, "'");
-    } else if (a == "--threads") {
-      opt.threads = int(parse_count(a, value()));
-    } else if (a == "--min-frequency") {
-      opt.min_frequency = parse_count(a, value());
-    } else if (a == "--max-pretokens") {
-      opt.max_pretokens = parse_count(a, value());
+    } else if (arg.is({"--threads"})) {
+      opt.threads = int(parse_count(a, arg.value()));
+    } else if (arg.is({"--min-frequency"})) {
+      opt.min_frequency = parse_count(a, arg.value());
+    } else if (arg.is({"--max-pretokens"})) {
+      opt.max_pretokens = parse_count(a, arg.value());
       if (opt.max_pretokens < 2) fail("--max-pretokens must be at least 2");
-    } else if (a == "--quiet") {
+    } else if (arg.is({"--quiet"})) {
       opt.progress = false;
-    } else if (a == "--out") {
-      out_dir = value();
-    } else if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      return 0;
+    } else if (arg.is({"--out"})) {
+      out_dir = arg.value();
     } else {
-      fail("tokenizer train: unknown option '", a, "'\n", kUsage);
+      return arg.help_or_unknown("tokenizer train: unknown option '", kUsage);
     }
   }
   if (opt.corpus.empty()) fail("tokenizer train: --corpus is required");
@@ -145,29 +131,32 @@ int train_main(int argc, char** argv) {
   return 0;
 }
 
+// stats and encode read text files (--file) with the tokenizer of -m.
+auto open_tokenizer(const char* command, const std::string& model, bool have_files) {
+  if (model.empty() || !have_files) fail(command, ": -m and --file are required");
+  return Engine::open_tokenizer(model);
+}
+
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 int stats_main(int argc, char** argv) {
   std::string model;
   std::vector<std::string> files;
   bool json = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-m" || a == "--model") {
-      if (i + 1 >= argc) fail(a, " needs a value");
-      model = argv[++i];
-    } else if (a == "--file") {
-      for (auto& v : take_values(argc, argv, i)) files.push_back(v);
-    } else if (a == "--json") {
+  for (ArgCursor arg(argc, argv); arg.next();) {
+    if (arg.is({"-m", "--model"})) {
+      model = arg.value();
+    } else if (arg.is({"--file"})) {
+      for (auto& v : arg.values()) files.push_back(v);
+    } else if (arg.is({"--json"})) {
       json = true;
     } else {
-      fail("tokenizer stats: unknown option '", a, "'\n", kUsage);
+      arg.unknown("tokenizer stats: unknown option '", kUsage);
     }
   }
-  if (model.empty() || files.empty()) fail("tokenizer stats: -m and --file are required");
   // Measured with the engine's tokenizer, so any vocabulary kexa runs (GGUF, EXAONE 3.x digit
   // splitting, ...) can be compared, not only the ones this trainer writes.
-  auto tok = Engine::open_tokenizer(model);
+  auto tok = open_tokenizer("tokenizer stats", model, !files.empty());
   if (!json) {
     std::printf("%-40s %10s %10s %8s %8s %10s\n", "file", "bytes", "tokens", "B/tok",
                 "words/tok", "multiword");
@@ -227,18 +216,17 @@ int stats_main(int argc, char** argv) {
 int encode_main(int argc, char** argv) {
   std::string model, file;
   bool lines = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if ((a == "-m" || a == "--model" || a == "--file") && i + 1 < argc) {
-      (a == "--file" ? file : model) = argv[++i];
-    } else if (a == "--lines") {
+  for (ArgCursor arg(argc, argv); arg.next();) {
+    // A flag without its value is an unknown option here (as it always was for this command).
+    if (arg.is({"-m", "--model", "--file"}) && arg.has_value()) {
+      (arg.is({"--file"}) ? file : model) = arg.value();
+    } else if (arg.is({"--lines"})) {
       lines = true;
     } else {
-      fail("tokenizer encode: unknown option '", a, "'\n", kUsage);
+      arg.unknown("tokenizer encode: unknown option '", kUsage);
     }
   }
-  if (model.empty() || file.empty()) fail("tokenizer encode: -m and --file are required");
-  auto tok = Engine::open_tokenizer(model);
+  auto tok = open_tokenizer("tokenizer encode", model, !file.empty());
   const std::string clean = sanitize_utf8(read_file(file));
   std::string out;
   auto emit = [&](std::string_view t) {

@@ -10,6 +10,7 @@
 #    database file is unchanged.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+source tests/conformance/lib/tiny_model.sh
 KEXA="$PWD/${KEXA_BUILD:-build}/kexa"
 SHARED="${KEXA_SHARED:-$(cd .. && pwd)/shared}"
 PY=/usr/bin/python3
@@ -20,8 +21,7 @@ pass() { echo "  ok   $1"; }
 failed() { echo "  FAIL $1"; fails=$((fails + 1)); }
 
 model="$work/model"
-$PY tools/make_test_model.py --shape exaone4-tiny-real-vocab --seed 5 --out "$model" \
-  --tokenizer-from "$SHARED/fixtures/exaone4-tokenizer" >/dev/null || exit 1
+make_tiny_model "$model" "$SHARED" || exit 1
 
 echo "rag query"
 mkdir -p "$work/docs/sub"

@@ -8,6 +8,7 @@
 # Jinja2 (tests/jinja_reference.py).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+source tests/conformance/lib/tiny_model.sh
 KEXA="$PWD/${KEXA_BUILD:-build}/kexa"
 SHARED="${KEXA_SHARED:-$(cd .. && pwd)/shared}"
 work=$(mktemp -d)
@@ -21,8 +22,7 @@ cleanup() {
 trap cleanup EXIT
 
 model="$work/model"
-/usr/bin/python3 tools/make_test_model.py --shape exaone4-tiny-real-vocab --seed 5 --out "$model" \
-  --tokenizer-from "$SHARED/fixtures/exaone4-tokenizer" >/dev/null || exit 1
+make_tiny_model "$model" "$SHARED" || exit 1
 
 # The reference rendering of the tools conversation the SDK test sends.
 cat > "$work/req.jsonl" <<EOF

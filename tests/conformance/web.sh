@@ -12,6 +12,7 @@
 # kexa_web_search, the UI's Web mode in Playwright).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+source tests/conformance/lib/tiny_model.sh
 KEXA="$PWD/${KEXA_BUILD:-build}/kexa"
 SHARED="${KEXA_SHARED:-$(cd .. && pwd)/shared}"
 PY=/usr/bin/python3
@@ -19,8 +20,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 model="$work/model"
-$PY tools/make_test_model.py --shape exaone4-tiny-real-vocab --seed 5 --out "$model" \
-  --tokenizer-from "$SHARED/fixtures/exaone4-tokenizer" >/dev/null || { echo "  FAIL test model"; exit 1; }
+make_tiny_model "$model" "$SHARED" || { echo "  FAIL test model"; exit 1; }
 # Proxies in the environment must not matter: kexa connects directly to the checked address.
 http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 $PY tests/conformance/web_check.py "$KEXA" "$work" "$model"
 fails=$?

@@ -151,62 +151,88 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
     def do_GET(self):
-        site = self.server.site
         u = urlparse(self.path)
         qs = parse_qs(u.query)
-        if site == "search":
-            q = qs.get("q", [""])[0]
-            if u.path == "/__counts":
-                with LOCK: return self.send(200, "application/json", json.dumps(COUNTS).encode())
-            if u.path == "/search" and qs.get("format") == ["json"]:
-                return self.send(200, "application/json", json.dumps({"query": q, "results": search(q)}).encode())
-            if u.path == "/fixed/failures":
-                res = [{"url": f"http://127.0.0.1:{PORTS['a']}{p}", "title": p, "content": ""} for p in SPECIAL]
-                return self.send(200, "application/json", json.dumps({"results": res}).encode())
-            if u.path == "/fixed/villages":
-                # Whatever the query (a random model's tool calls write anything): first a page that
-                # quotes the query, so its passages are never empty, then every English village page.
-                res = [{"url": f"http://127.0.0.1:{PORTS['a']}/echo.html?q={quote(q)}", "title": "Search echo", "content": ""}]
-                res += [{"url": f"http://127.0.0.1:{PORTS[site]}{path}", "title": t, "content": ""}
-                        for site in ("a", "b") for path, (_, _, t, _) in SITES[site].items() if path.startswith("/en/")]
-                return self.send(200, "application/json", json.dumps({"results": res}).encode())
-            if u.path == "/robots.txt":  # to the never-allowed port: refused, so no rules
-                return self.send(302, "text/plain", b"", [("Location", f"http://127.0.0.1:{PORTS['f']}/robots.txt")])
-            if u.path == "/garbage":
-                return self.send(200, "text/html", b"<html>Too many requests, try later</html>")
-            if u.path == "/error":
-                return self.send(502, "text/plain", b"bad gateway")
-            if u.path == "/dupes":
-                a = f"http://127.0.0.1:{PORTS['a']}"
-                res = [{"url": a + "/inject.html", "title": "x"}, {"url": a + "/inject.html#top", "title": "y"},
-                       {"url": a.replace("http", "HTTP") + "/inject.html", "title": "z"}, {"url": a + "/bad-utf8.html", "title": "w"}]
-                return self.send(200, "application/json", json.dumps({"results": res}).encode())
-            return self.send(404, "text/plain", b"not found")
-        if site == "a" and u.path == "/slow.html":
-            time.sleep(8)
-            return self.send(200, "text/html", html("slow", "<p>slow page</p>").encode())
-        if site == "a" and u.path == "/huge.html":
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            chunk = b"<p>" + b"filler text " * 5000 + b"</p>\n"
-            try:
-                for _ in range(50 * 1024 * 1024 // len(chunk) + 1): self.wfile.write(chunk)
-            except (BrokenPipeError, ConnectionResetError): pass
+        route = ROUTES.get((self.server.site, u.path))
+        if route:
+            reply = route(self, qs.get("q", [""])[0], qs)
+            if reply: self.send(*reply)
             return
-        if site == "a" and u.path == "/redirect.html":
-            return self.send(302, "text/plain", b"", [("Location", f"http://127.0.0.1:{PORTS['f']}/secret")])
-        if site == "a" and u.path == "/echo.html":
-            q = escape(qs.get("q", [""])[0])
-            return self.send(200, "text/html; charset=utf-8",
-                             html("Search echo", f"<main><h1>Search echo</h1><p>You searched for: {q}</p></main>").encode())
-        if site == "b" and u.path == "/robots.txt":
-            return self.send(301, "text/plain", b"", [("Location", f"http://127.0.0.1:{PORTS['a']}/robots-b.txt")])
-        if site == "a" and u.path == "/hop.html":  # an allowed redirect, relative
-            return self.send(301, "text/plain", b"", [("Location", "/inject.html")])
-        page = SITES[site].get(u.path)
+        page = SITES.get(self.server.site, {}).get(u.path)
         if not page: return self.send(404, "text/plain", b"not found")
         return self.send(200, page[0], page[1])
+
+def site_url(site):
+    return f"http://127.0.0.1:{PORTS[site]}"
+
+# The answers that are not plain pages, by (site, path). A route takes (handler, q, query string) and
+# returns send()'s arguments, or None when it wrote the response itself. Routes of the search site
+# that are not here answer 404.
+def reply(code, ctype, data, extra=()):
+    return lambda handler, q, qs: (code, ctype, data, extra)
+
+def redirect(code, to):  # to(): the Location, once PORTS is known
+    return lambda handler, q, qs: (code, "text/plain", b"", [("Location", to())])
+
+def search_json(results):  # results(q): a SearXNG-shaped JSON answer
+    return lambda handler, q, qs: (200, "application/json", json.dumps(results(q)).encode())
+
+def counts(handler, q, qs):
+    with LOCK: return 200, "application/json", json.dumps(COUNTS).encode()
+
+def searxng(handler, q, qs):
+    if qs.get("format") != ["json"]: return 404, "text/plain", b"not found"
+    return 200, "application/json", json.dumps({"query": q, "results": search(q)}).encode()
+
+def villages(q):
+    # Whatever the query (a random model's tool calls write anything): first a page that quotes
+    # the query, so its passages are never empty, then every English village page.
+    res = [{"url": f"{site_url('a')}/echo.html?q={quote(q)}", "title": "Search echo", "content": ""}]
+    res += [{"url": site_url(site) + path, "title": t, "content": ""}
+            for site in ("a", "b") for path, (_, _, t, _) in SITES[site].items() if path.startswith("/en/")]
+    return {"results": res}
+
+def dupes(q):
+    a = site_url("a")
+    return {"results": [{"url": a + "/inject.html", "title": "x"}, {"url": a + "/inject.html#top", "title": "y"},
+                        {"url": a.replace("http", "HTTP") + "/inject.html", "title": "z"},
+                        {"url": a + "/bad-utf8.html", "title": "w"}]}
+
+def slow(handler, q, qs):
+    time.sleep(8)
+    return 200, "text/html", html("slow", "<p>slow page</p>").encode()
+
+def huge(handler, q, qs):
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/html")
+    handler.end_headers()
+    chunk = b"<p>" + b"filler text " * 5000 + b"</p>\n"
+    try:
+        for _ in range(50 * 1024 * 1024 // len(chunk) + 1): handler.wfile.write(chunk)
+    except (BrokenPipeError, ConnectionResetError): pass
+
+def echo(handler, q, qs):
+    return (200, "text/html; charset=utf-8",
+            html("Search echo", f"<main><h1>Search echo</h1><p>You searched for: {escape(q)}</p></main>").encode())
+
+ROUTES = {
+    ("search", "/__counts"): counts,
+    ("search", "/search"): searxng,
+    ("search", "/fixed/failures"): search_json(
+        lambda q: {"results": [{"url": site_url("a") + p, "title": p, "content": ""} for p in SPECIAL]}),
+    ("search", "/fixed/villages"): search_json(villages),
+    # To the never-allowed port: refused, so no rules.
+    ("search", "/robots.txt"): redirect(302, lambda: f"{site_url('f')}/robots.txt"),
+    ("search", "/garbage"): reply(200, "text/html", b"<html>Too many requests, try later</html>"),
+    ("search", "/error"): reply(502, "text/plain", b"bad gateway"),
+    ("search", "/dupes"): search_json(dupes),
+    ("a", "/slow.html"): slow,
+    ("a", "/huge.html"): huge,
+    ("a", "/redirect.html"): redirect(302, lambda: f"{site_url('f')}/secret"),
+    ("a", "/echo.html"): echo,
+    ("b", "/robots.txt"): redirect(301, lambda: f"{site_url('a')}/robots-b.txt"),
+    ("a", "/hop.html"): redirect(301, lambda: "/inject.html"),  # an allowed redirect, relative
+}
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
