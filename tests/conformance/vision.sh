@@ -12,7 +12,10 @@
 #   * greedy generation, 64 ids with one and with two images: llama.cpp (vision_oracle over
 #     libmtmd, on kexa's GGUF pair) = kexa HF folder (LocalGeneration) = kexa GGUF pair with the
 #     mmproj found beside it (Scheduler) = with --mmproj given; the prompt's token count (image
-#     tokens included) equals llama.cpp's positions.
+#     tokens included) equals llama.cpp's positions;
+#   * MTP: greedy ids identical with --mtp 0, 2 and 3 (text prompt; HF folder and GGUF);
+#   * `kexa run --image` = `kexa serve` + the openai SDK (vision_server.mjs, whole and streamed),
+#     whose usage.prompt_tokens counts the image tokens.
 # The oracle is a test-side program (vision_oracle.cpp) compiled here against llama.cpp's libmtmd
 # (see below for which build). Under sanitizers the generation part runs kexa only.
 set -euo pipefail
@@ -69,6 +72,7 @@ else
 fi
 
 # --- pixels and embeddings per test picture
+declare -A IMAGE_TOKENS
 for n in small-64x48 landscape-200x120 wide-330x60 tall-90x250; do
   png="$IMAGES/$n.png"
   read -r tokens w h < <(./oracle embed tiny.gguf mmproj-tiny.gguf "$png" "o-$n" 2>>oracle.log) || { cat oracle.log; exit 1; }
@@ -87,6 +91,7 @@ EOF
   vs_ref=$("$PY" "$ROOT/tests/conformance/vision_reference.py" "$HF" "o-$n.pre" "$w" "$h" "k-$n.emb")
   awk -v x="$vs_llama" 'BEGIN { exit !(x + 0 == x && x <= 1e-3) }' || fail "$n: embeddings differ from llama.cpp's by $vs_llama of max"
   awk -v x="$vs_ref" 'BEGIN { exit !(x + 0 == x && x <= 1e-5) }' || fail "$n: embeddings differ from the float64 reference by $vs_ref of max"
+  IMAGE_TOKENS[$n]=$tokens
   echo "ok $n: ${w}x${h}, $tokens image tokens, pixels identical, embeddings vs llama.cpp $vs_llama, vs float64 reference $vs_ref, HF = GGUF"
 done
 
@@ -119,6 +124,41 @@ gen() {  # label, images...
 }
 gen one-image landscape-200x120 || fail "one image: generation failed"
 gen two-images wide-330x60 tall-90x250 || fail "two images: generation failed"
+
+# --- MTP: the text tower's MTP layer drafts; greedy output does not change (256 tokens, HF and GGUF;
+# 64 under sanitizers)
+MTP_N=256; [[ -n "${KEXA_SANITIZED:-}" ]] && MTP_N=64
+for m in "$HF" tiny.gguf; do
+  "$KEXA" run -m "$m" -p "Once upon a time" -n "$MTP_N" --ignore-eos --print-ids --mtp 0 >mtp0.ids 2>mtp.err || { cat mtp.err; fail "$m: --mtp 0 failed"; }
+  for d in 2 3; do
+    "$KEXA" run -m "$m" -p "Once upon a time" -n "$MTP_N" --ignore-eos --print-ids --mtp "$d" -v >mtp$d.ids 2>mtp.err || { cat mtp.err; fail "$m: --mtp $d failed"; }
+    grep -qi 'accept' mtp.err || fail "$m: --mtp $d reported no drafting"
+    cmp -s mtp0.ids mtp$d.ids || fail "$m: greedy ids differ between --mtp 0 and --mtp $d"
+  done
+  [[ $(wc -w <mtp0.ids) -ge $MTP_N ]] || fail "$m: expected $MTP_N ids"
+done
+echo "ok mtp: $MTP_N greedy ids identical with --mtp 0, 2 and 3 (HF folder and GGUF)"
+
+# --- the command line and the server: `kexa run --image` and `kexa serve` with the openai SDK
+PNG="$IMAGES/landscape-200x120.png"
+"$KEXA" run -m "$HF" --image "$PNG" -p "Describe the picture." -n 24 >run.txt 2>run.err || { cat run.err; fail "kexa run --image failed"; }
+"$KEXA" serve -m "$HF" --port 0 --parallel 2 --ctx 512 --threads 2 >serve.log 2>&1 &
+serve_pid=$!
+trap 'kill $serve_pid 2>/dev/null; rm -rf "$TMP"' EXIT
+base=""
+for _ in $(seq 600); do
+  base=$(grep -o 'http://127.0.0.1:[0-9]*' serve.log | head -1 || true)
+  [[ -n "$base" ]] && curl -sf "$base/health" >/dev/null && break
+  kill -0 $serve_pid 2>/dev/null || break
+  sleep 0.2
+done
+if [[ -n "$base" ]]; then
+  node "$ROOT/tests/conformance/vision_server.mjs" "$base" "$PNG" run.txt "${IMAGE_TOKENS[landscape-200x120]}" ||
+    fail "the server's reply to a picture differs from kexa run --image (or its usage is wrong)"
+else
+  cat serve.log; fail "kexa serve did not start"
+fi
+kill $serve_pid 2>/dev/null; wait $serve_pid 2>/dev/null || true
 
 # --- named errors
 "$PY" - mmproj-tiny.gguf other.gguf <<'EOF'
