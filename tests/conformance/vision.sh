@@ -15,7 +15,8 @@
 #     tokens included) equals llama.cpp's positions;
 #   * MTP: greedy ids identical with --mtp 0, 2 and 3 (text prompt; HF folder and GGUF);
 #   * `kexa run --image` = `kexa serve` + the openai SDK (vision_server.mjs, whole and streamed),
-#     whose usage.prompt_tokens counts the image tokens.
+#     whose usage.prompt_tokens counts the image tokens; the web UI (vision_browser.mjs, headless
+#     Chromium) sends an attached picture and shows the reply.
 # The oracle is a test-side program (vision_oracle.cpp) compiled here against llama.cpp's libmtmd
 # (see below for which build). Under sanitizers the generation part runs kexa only.
 set -euo pipefail
@@ -155,6 +156,7 @@ done
 if [[ -n "$base" ]]; then
   node "$ROOT/tests/conformance/vision_server.mjs" "$base" "$PNG" run.txt "${IMAGE_TOKENS[landscape-200x120]}" ||
     fail "the server's reply to a picture differs from kexa run --image (or its usage is wrong)"
+  node "$ROOT/tests/conformance/vision_browser.mjs" "$base" "$PNG" || fail "the web UI did not show a reply to a picture"
 else
   cat serve.log; fail "kexa serve did not start"
 fi
