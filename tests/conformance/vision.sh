@@ -145,7 +145,7 @@ PNG="$IMAGES/landscape-200x120.png"
 "$KEXA" run -m "$HF" --image "$PNG" -p "Describe the picture." -n 24 >run.txt 2>run.err || { cat run.err; fail "kexa run --image failed"; }
 "$KEXA" serve -m "$HF" --port 0 --parallel 2 --ctx 512 --threads 2 >serve.log 2>&1 &
 serve_pid=$!
-trap 'kill $serve_pid 2>/dev/null; rm -rf "$TMP"' EXIT
+trap 'kill $serve_pid 2>/dev/null || true; rm -rf "$TMP"' EXIT
 base=""
 for _ in $(seq 600); do
   base=$(grep -o 'http://127.0.0.1:[0-9]*' serve.log | head -1 || true)
