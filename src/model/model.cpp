@@ -889,10 +889,15 @@ void Model::Impl::mtp_step(const Segment& sg, const float* hidden, float* out_hi
   reserve(n, std::min(sg.cache->max_context(), p0 + n));
   if (mtp_u.size() < static_cast<size_t>(n * 2 * H)) mtp_u.resize(static_cast<size_t>(n * 2 * H));
 
+  // Row p's input is position p + 1's: an image row there replaces the token's embedding, as the
+  // main model reads it (vLLM's MTP drafter takes the multimodal embeddings shifted by one).
+  const InputEmbeddings* given = sg.cache->input_embeddings();
   for_tokens(n, [&](int64_t t) {
     float* u = mtp_u.data() + t * 2 * H;
     // Embedding first, hidden second (spec 4.6 item 3).
-    kernels::to_f32(*w.embed, static_cast<int64_t>(sg.tokens[t]) * H, H, xn.data() + t * H);
+    const float* e = given ? given->row_at(row_pos[static_cast<size_t>(t)] + 1) : nullptr;
+    if (e != nullptr) std::memcpy(xn.data() + t * H, e, static_cast<size_t>(H) * sizeof(float));
+    else kernels::to_f32(*w.embed, static_cast<int64_t>(sg.tokens[t]) * H, H, xn.data() + t * H);
     kernels::rmsnorm(xn.data() + t * H, m.enorm.data(), H, eps, u);
     kernels::rmsnorm(hidden + t * H, m.hnorm.data(), H, eps, u + H);
     kernels::rope_cos_sin(inv_freq.data(), half, row_pos[static_cast<size_t>(t)], rope_cos.data() + t * half,

@@ -157,7 +157,11 @@ def make_exaone4_5(fixtures, out, with_mtp):
     t[v + "merger.mlp.2.bias"] = r(H, std=0.1)
     if with_mtp:
         # MTP (drawn last, so the towers above keep their weights): one post-norm layer shared by
-        # the draft steps, named as spec 4b has them.
+        # the draft steps, named as spec 4b has them. Built so that drafts are accepted often
+        # enough to count: fc passes the hidden half (the main model's final state at t) through,
+        # plus a little of the embedding half (the token or image row at t + 1), and the layer's
+        # post-norms are small, so a draft is mostly the main model's own last prediction again,
+        # which this random tower often repeats.
         text["num_nextn_predict_layers"], text["mtp_share_layers"] = 1, True
         json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
         q = "mtp.layers.0."
@@ -167,15 +171,15 @@ def make_exaone4_5(fixtures, out, with_mtp):
         t[q + "self_attn.o_proj.weight"] = r(H, nH * hd)
         t[q + "self_attn.q_norm.weight"] = 1 + r(hd, std=0.1)
         t[q + "self_attn.k_norm.weight"] = 1 + r(hd, std=0.1)
-        t[q + "post_attention_layernorm.weight"] = 1 + r(H, std=0.1)
+        t[q + "post_attention_layernorm.weight"] = r(H, std=0.05)
         t[q + "mlp.gate_proj.weight"] = r(I, H)
         t[q + "mlp.up_proj.weight"] = r(I, H)
         t[q + "mlp.down_proj.weight"] = r(H, I)
-        t[q + "post_feedforward_layernorm.weight"] = 1 + r(H, std=0.1)
-        t["mtp.fc.weight"] = r(H, 2 * H)
+        t[q + "post_feedforward_layernorm.weight"] = r(H, std=0.05)
+        t["mtp.fc.weight"] = np.concatenate([r(H, H, std=0.02), np.eye(H, dtype=np.float32)], axis=1)
         t["mtp.pre_fc_norm_embedding.weight"] = 1 + r(H, std=0.1)
-        t["mtp.pre_fc_norm_hidden.weight"] = 1 + r(H, std=0.1)
-        t["mtp.norm.weight"] = 1 + r(H, std=0.1)
+        t["mtp.pre_fc_norm_hidden.weight"] = np.ones(H, dtype=np.float32)
+        t["mtp.norm.weight"] = np.ones(H, dtype=np.float32)
     write_safetensors(os.path.join(d, "model.safetensors"), t, "F32")
 
     tok = os.path.join(fixtures, "exaone4-tokenizer")
