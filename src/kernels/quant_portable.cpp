@@ -46,48 +46,24 @@ void add_high_bits(const uint8_t* qh4, int8_t* q) {
   for (int j = 0; j < 32; ++j) q[j] = static_cast<int8_t>(q[j] | (((qh >> j) & 1u) << 4));
 }
 
-void dot_q4_0(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
-  dot_blocks32(w, sizeof(BlockQ4_0), act, stride, n_tok, nb, out,
-               [](const uint8_t* p, const ActBlock32& a) {
-                 const auto* b = reinterpret_cast<const BlockQ4_0*>(p);
-                 int8_t q[32];
-                 unpack_nibbles(b->qs, q);
-                 return half_to_float(b->d) * a.d * static_cast<float>(dot32(q, a.qs) - 8 * a.sum);
-               });
-}
-
-void dot_q4_1(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
-  dot_blocks32(w, sizeof(BlockQ4_1), act, stride, n_tok, nb, out,
-               [](const uint8_t* p, const ActBlock32& a) {
-                 const auto* b = reinterpret_cast<const BlockQ4_1*>(p);
-                 int8_t q[32];
-                 unpack_nibbles(b->qs, q);
-                 return a.d * (half_to_float(b->d) * static_cast<float>(dot32(q, a.qs)) +
-                               half_to_float(b->m) * static_cast<float>(a.sum));
-               });
-}
-
-void dot_q5_0(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
-  dot_blocks32(w, sizeof(BlockQ5_0), act, stride, n_tok, nb, out,
-               [](const uint8_t* p, const ActBlock32& a) {
-                 const auto* b = reinterpret_cast<const BlockQ5_0*>(p);
-                 int8_t q[32];
-                 unpack_nibbles(b->qs, q);
-                 add_high_bits(b->qh, q);
-                 return half_to_float(b->d) * a.d * static_cast<float>(dot32(q, a.qs) - 16 * a.sum);
-               });
-}
-
-void dot_q5_1(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
-  dot_blocks32(w, sizeof(BlockQ5_1), act, stride, n_tok, nb, out,
-               [](const uint8_t* p, const ActBlock32& a) {
-                 const auto* b = reinterpret_cast<const BlockQ5_1*>(p);
-                 int8_t q[32];
-                 unpack_nibbles(b->qs, q);
-                 add_high_bits(b->qh, q);
-                 return a.d * (half_to_float(b->d) * static_cast<float>(dot32(q, a.qs)) +
-                               half_to_float(b->m) * static_cast<float>(a.sum));
-               });
+// Q4_0, Q4_1, Q5_0, Q5_1: nibbles (plus the fifth bit for Q5_*); the _0 types take their offset
+// (half the range) off with the activations' sum, the _1 types add m times it.
+template <class Block>
+void dot_q(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
+  dot_blocks32(w, sizeof(Block), act, stride, n_tok, nb, out, [](const uint8_t* p, const ActBlock32& a) {
+    const auto* b = reinterpret_cast<const Block*>(p);
+    int8_t q[32];
+    unpack_nibbles(b->qs, q);
+    constexpr bool kFive = requires { b->qh; };
+    if constexpr (kFive) add_high_bits(b->qh, q);
+    if constexpr (requires { b->m; }) {
+      return a.d * (half_to_float(b->d) * static_cast<float>(dot32(q, a.qs)) +
+                    half_to_float(b->m) * static_cast<float>(a.sum));
+    } else {
+      constexpr int kHalf = kFive ? 16 : 8;
+      return half_to_float(b->d) * a.d * static_cast<float>(dot32(q, a.qs) - kHalf * a.sum);
+    }
+  });
 }
 
 void dot_q8_0(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
@@ -214,10 +190,10 @@ void dot_k(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t 
 
 const DotKernels& portable_dots() {
   static const DotKernels k = {
-      dot_q4_0,
-      dot_q4_1,
-      dot_q5_0,
-      dot_q5_1,
+      dot_q<BlockQ4_0>,
+      dot_q<BlockQ4_1>,
+      dot_q<BlockQ5_0>,
+      dot_q<BlockQ5_1>,
       dot_q8_0,
       dot_k<decode_q2_k, sizeof(BlockQ2_K)>,
       dot_k<decode_q3_k, sizeof(BlockQ3_K)>,
