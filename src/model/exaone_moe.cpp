@@ -13,6 +13,15 @@ namespace kexa {
 
 namespace moe {
 
+RouterParams router_params(const ModelConfig& c) {
+  return {.n_experts = c.n_experts,
+          .n_used = c.n_experts_used,
+          .n_group = c.n_group,
+          .topk_group = c.topk_group,
+          .norm_topk_prob = c.norm_topk_prob,
+          .scaling = c.routed_scaling_factor};
+}
+
 void route(const float* logits, const float* bias, const RouterParams& p, int32_t* experts,
            float* weights, std::vector<float>& scratch) {
   const int64_t E = p.n_experts, k = p.n_used;

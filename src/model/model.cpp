@@ -676,13 +676,7 @@ void Model::Impl::moe_ffn(const model_detail::MoeWeights& m, const float* in, in
   const ModelConfig& c = config;
   const int64_t H = c.hidden_size, E = c.n_experts, K = c.n_experts_used;
   const int64_t Im = c.moe_intermediate_size, Is = c.shared_intermediate_size;
-  moe::RouterParams rp;
-  rp.n_experts = E;
-  rp.n_used = K;
-  rp.n_group = c.n_group;
-  rp.topk_group = c.topk_group;
-  rp.norm_topk_prob = c.norm_topk_prob;
-  rp.scaling = c.routed_scaling_factor;
+  const moe::RouterParams rp = moe::router_params(c);
 
   mm(m.router, in, n, moe_logits.data());
   for (int64_t t = 0; t < n; ++t) {
