@@ -125,21 +125,14 @@ void decode_k4_scales(const uint8_t* scales, DecodedK& k) {
   }
 }
 
-void decode_q4_k(const uint8_t* p, DecodedK& k) {
-  const auto* b = reinterpret_cast<const BlockQ4_K*>(p);
-  for (int e = 0; e < 256; ++e)
-    k.q[e] = static_cast<int8_t>((b->qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0xF);
-  decode_k4_scales(b->scales, k);
-  k.d = half_to_float(b->d);
-  k.dmin = half_to_float(b->dmin);
-}
-
-void decode_q5_k(const uint8_t* p, DecodedK& k) {
-  const auto* b = reinterpret_cast<const BlockQ5_K*>(p);
+// Q4_K, and Q5_K whose fifth bit of element e is bit e / 32 of qh[e % 32].
+template <class Block>
+void decode_k4(const uint8_t* p, DecodedK& k) {
+  const auto* b = reinterpret_cast<const Block*>(p);
   for (int e = 0; e < 256; ++e) {
-    const int low = (b->qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0xF;
-    const int high = (b->qh[e % 32] >> (e / 32)) & 1;
-    k.q[e] = static_cast<int8_t>(low | (high << 4));
+    int level = (b->qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0xF;
+    if constexpr (requires { b->qh; }) level |= ((b->qh[e % 32] >> (e / 32)) & 1) << 4;
+    k.q[e] = static_cast<int8_t>(level);
   }
   decode_k4_scales(b->scales, k);
   k.d = half_to_float(b->d);
@@ -190,16 +183,16 @@ void dot_k(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t 
 
 const DotKernels& portable_dots() {
   static const DotKernels k = {
-      dot_q<BlockQ4_0>,
-      dot_q<BlockQ4_1>,
-      dot_q<BlockQ5_0>,
-      dot_q<BlockQ5_1>,
-      dot_q8_0,
-      dot_k<decode_q2_k, sizeof(BlockQ2_K)>,
-      dot_k<decode_q3_k, sizeof(BlockQ3_K)>,
-      dot_k<decode_q4_k, sizeof(BlockQ4_K)>,
-      dot_k<decode_q5_k, sizeof(BlockQ5_K)>,
-      dot_k<decode_q6_k, sizeof(BlockQ6_K)>,
+      .q4_0 = dot_q<BlockQ4_0>,
+      .q4_1 = dot_q<BlockQ4_1>,
+      .q5_0 = dot_q<BlockQ5_0>,
+      .q5_1 = dot_q<BlockQ5_1>,
+      .q8_0 = dot_q8_0,
+      .q2_k = dot_k<decode_q2_k, sizeof(BlockQ2_K)>,
+      .q3_k = dot_k<decode_q3_k, sizeof(BlockQ3_K)>,
+      .q4_k = dot_k<decode_k4<BlockQ4_K>, sizeof(BlockQ4_K)>,
+      .q5_k = dot_k<decode_k4<BlockQ5_K>, sizeof(BlockQ5_K)>,
+      .q6_k = dot_k<decode_q6_k, sizeof(BlockQ6_K)>,
   };
   return k;
 }

@@ -7,6 +7,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_matmul.h"
@@ -253,15 +254,24 @@ SymmetricFit round_symmetric(int n, int nmax, const float* x, float iscale, int8
   return f;
 }
 
+// The first fit of a symmetric search, at iscale = -nmax / max with max the value of largest
+// magnitude (stored in *max); nullopt, with L zeroed, when the group is all but zero.
+std::optional<SymmetricFit> start_symmetric(int n, int nmax, const float* x, int8_t* L, int offset, float* max) {
+  *max = max_magnitude(x, n);
+  if (std::fabs(*max) < kGroupMaxEps) {
+    std::fill(L, L + n, 0);
+    return std::nullopt;
+  }
+  return round_symmetric(n, nmax, x, -nmax / *max, L, offset);
+}
+
 // Symmetric quantization of n values to [-nmax, nmax-1] with the scale chosen among 19
 // candidates to maximise the x^2-weighted fit; returns the scale, L holds q + nmax.
 float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
-  const float max = max_magnitude(x, n);
-  if (std::fabs(max) < kGroupMaxEps) {
-    std::fill(L, L + n, 0);
-    return 0.f;
-  }
-  SymmetricFit f = round_symmetric(n, nmax, x, -nmax / max, L, nmax);
+  float max;
+  std::optional<SymmetricFit> first = start_symmetric(n, nmax, x, L, nmax, &max);
+  if (!first) return 0.f;
+  SymmetricFit f = *first;
   float scale = f.suml2 != 0.f ? f.sumlx / f.suml2 : 0.0f;
   float best = scale * f.sumlx;
   for (int is = -9; is <= 9; ++is) {
@@ -280,12 +290,10 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
 
 // Symmetric 3-bit fit refined by coordinate descent on the x^2-weighted error (Q3_K).
 float fit_symmetric_q3(int n, int nmax, const float* x, int8_t* L) {
-  const float max = max_magnitude(x, n);
-  if (std::fabs(max) < kGroupMaxEps) {
-    std::fill(L, L + n, 0);
-    return 0.f;
-  }
-  auto [sumlx, suml2] = round_symmetric(n, nmax, x, -nmax / max, L, 0);
+  float max;
+  std::optional<SymmetricFit> first = start_symmetric(n, nmax, x, L, 0, &max);
+  if (!first) return 0.f;
+  auto [sumlx, suml2] = *first;
   for (int itry = 0; itry < 5; ++itry) {
     int n_changed = 0;
     for (int i = 0; i < n; ++i) {
@@ -397,6 +405,14 @@ void pack_2bit(const Level* L, uint8_t* qs) {
       qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
 }
 
+// Fits the 16 groups of 16 of a super-block with `fit` (levels into L, scales into `scales`) and
+// returns the group scale of largest magnitude.
+float fit_groups16(float (*fit)(int, int, const float*, int8_t*), int nmax, const float* x, int8_t* L,
+                   float scales[16]) {
+  for (int g = 0; g < 16; ++g) scales[g] = fit(16, nmax, x + 16 * g, L + 16 * g);
+  return max_magnitude(scales, 16);
+}
+
 // The final levels of 16 groups of 16 under the stored scales d * sc[g], as l + nmax with l in
 // [-nmax, nmax-1]; groups whose scale is 0 keep the levels of the search.
 void requantize_16x16(const float* x, uint16_t d_half, const int8_t* sc, int nmax, int8_t* L) {
@@ -457,15 +473,7 @@ void quant_q3_k(const float* x, int64_t nb, BlockQ3_K* y) {
   int8_t L[256];
   float scales[16];
   for (int64_t i = 0; i < nb; ++i, x += 256) {
-    float max_scale = 0, amax = 0;
-    for (int j = 0; j < 16; ++j) {
-      scales[j] = fit_symmetric_q3(16, 4, x + 16 * j, L + 16 * j);
-      const float scale = std::fabs(scales[j]);
-      if (scale > amax) {
-        amax = scale;
-        max_scale = scales[j];
-      }
-    }
+    const float max_scale = fit_groups16(fit_symmetric_q3, 4, x, L, scales);
     std::memset(y[i].scales, 0, 12);
     if (max_scale != 0.f) {
       const float iscale = -32.f / max_scale;
@@ -547,38 +555,33 @@ void fit_k4_superblock(const float* x, int nmax, float rmin, int nstep, uint8_t 
   }
 }
 
-void quant_q4_k(const float* x, int64_t nb, BlockQ4_K* y) {
+// Q4_K (levels 0..15), and Q5_K (0..31) whose fifth bits go to qh as deq_k4 reads them.
+template <class Block>
+void quant_k4(const float* x, int64_t nb, Block* y) {
+  constexpr bool kFive = requires(const Block& k) { k.qh; };
+  constexpr int kNmax = kFive ? 31 : 15, kSteps = kFive ? 15 : 20;
+  constexpr float kRmin = kFive ? -0.5f : -1.f;
   uint8_t L[256];
   for (int64_t i = 0; i < nb; ++i, x += 256) {
     std::memset(y[i].scales, 0, 12);
-    fit_k4_superblock(x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, L);
+    fit_k4_superblock(x, kNmax, kRmin, kSteps, y[i].scales, &y[i].d, &y[i].dmin, L);
     uint8_t* q = y[i].qs;
-    for (int j = 0; j < 256; j += 64, q += 32)
-      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
-  }
-}
-
-void quant_q5_k(const float* x, int64_t nb, BlockQ5_K* y) {
-  uint8_t L[256];
-  for (int64_t i = 0; i < nb; ++i, x += 256) {
-    std::memset(y[i].scales, 0, 12);
-    fit_k4_superblock(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, L);
-    uint8_t* qh = y[i].qh;
-    uint8_t* ql = y[i].qs;
-    std::memset(qh, 0, 32);
+    if constexpr (kFive) std::memset(y[i].qh, 0, 32);
     uint8_t m1 = 1, m2 = 2;
-    for (int n = 0; n < 256; n += 64, ql += 32) {
+    for (int n = 0; n < 256; n += 64, q += 32) {
       for (int j = 0; j < 32; ++j) {
         int l1 = L[n + j], l2 = L[n + j + 32];
-        if (l1 > 15) {
-          l1 -= 16;
-          qh[j] = static_cast<uint8_t>(qh[j] | m1);
+        if constexpr (kFive) {
+          if (l1 > 15) {
+            l1 -= 16;
+            y[i].qh[j] = static_cast<uint8_t>(y[i].qh[j] | m1);
+          }
+          if (l2 > 15) {
+            l2 -= 16;
+            y[i].qh[j] = static_cast<uint8_t>(y[i].qh[j] | m2);
+          }
         }
-        if (l2 > 15) {
-          l2 -= 16;
-          qh[j] = static_cast<uint8_t>(qh[j] | m2);
-        }
-        ql[j] = static_cast<uint8_t>(l1 | (l2 << 4));
+        q[j] = static_cast<uint8_t>(l1 | (l2 << 4));
       }
       m1 = static_cast<uint8_t>(m1 << 2);
       m2 = static_cast<uint8_t>(m2 << 2);
@@ -590,15 +593,8 @@ void quant_q6_k(const float* x, int64_t nb, BlockQ6_K* y) {
   int8_t L[256];
   float scales[16];
   for (int64_t i = 0; i < nb; ++i, x += 256) {
-    float max_scale = 0, max_abs_scale = 0;
-    for (int ib = 0; ib < 16; ++ib) {
-      scales[ib] = fit_symmetric(16, 32, x + 16 * ib, L + 16 * ib);
-      if (std::fabs(scales[ib]) > max_abs_scale) {
-        max_abs_scale = std::fabs(scales[ib]);
-        max_scale = scales[ib];
-      }
-    }
-    if (max_abs_scale < kGroupMaxEps) {
+    const float max_scale = fit_groups16(fit_symmetric, 32, x, L, scales);
+    if (std::fabs(max_scale) < kGroupMaxEps) {
       std::memset(&y[i], 0, sizeof(BlockQ6_K));
       continue;
     }
@@ -676,8 +672,8 @@ void quantize(DType type, const float* x, int64_t n, uint8_t* out) {
     case DType::Q8_0: return quant_q8_0(x, nb, reinterpret_cast<BlockQ8_0*>(out));
     case DType::Q2_K: return quant_q2_k(x, nb, reinterpret_cast<BlockQ2_K*>(out));
     case DType::Q3_K: return quant_q3_k(x, nb, reinterpret_cast<BlockQ3_K*>(out));
-    case DType::Q4_K: return quant_q4_k(x, nb, reinterpret_cast<BlockQ4_K*>(out));
-    case DType::Q5_K: return quant_q5_k(x, nb, reinterpret_cast<BlockQ5_K*>(out));
+    case DType::Q4_K: return quant_k4(x, nb, reinterpret_cast<BlockQ4_K*>(out));
+    case DType::Q5_K: return quant_k4(x, nb, reinterpret_cast<BlockQ5_K*>(out));
     case DType::Q6_K: return quant_q6_k(x, nb, reinterpret_cast<BlockQ6_K*>(out));
     default: break;
   }
