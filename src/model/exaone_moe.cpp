@@ -13,15 +13,6 @@ namespace kexa {
 
 namespace moe {
 
-RouterParams router_params(const ModelConfig& c) {
-  return {.n_experts = c.n_experts,
-          .n_used = c.n_experts_used,
-          .n_group = c.n_group,
-          .topk_group = c.topk_group,
-          .norm_topk_prob = c.norm_topk_prob,
-          .scaling = c.routed_scaling_factor};
-}
-
 void route(const float* logits, const float* bias, const RouterParams& p, int32_t* experts,
            float* weights, std::vector<float>& scratch) {
   const int64_t E = p.n_experts, k = p.n_used;
@@ -99,7 +90,7 @@ kernels::Weight row_slice(const TensorView& t, int64_t row0, int64_t n, int64_t 
 }
 
 void bind_moe_layer(const ModelConfig& c, bool gguf_names, const std::string& p, Binder& b, MoeWeights& m) {
-  const int64_t H = c.hidden_size, E = c.n_experts, I = c.moe_intermediate_size, Is = c.shared_intermediate_size;
+  const int64_t H = c.hidden_size, E = c.router.n_experts, I = c.moe_intermediate_size, Is = c.shared_intermediate_size;
   const kernels::Weight* router = b.matrix(p + (gguf_names ? "ffn_gate_inp.weight" : "mlp.gate.weight"), E, H);
   m.router_data.assign(static_cast<size_t>(E * H), 0.0f);
   if (router != nullptr) kernels::to_f32(*router, 0, E * H, m.router_data.data());

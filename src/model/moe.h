@@ -5,8 +5,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/config.h"
-
 namespace kexa::moe {
 
 struct RouterParams {
@@ -17,9 +15,6 @@ struct RouterParams {
   bool norm_topk_prob = true;
   double scaling = 1.0;    // routed_scaling_factor, applied after the normalisation
 };
-
-// The router of a mixture-of-experts model as its config describes it.
-RouterParams router_params(const ModelConfig& c);
 
 // One token: logits[E] (fp32 router output) and bias[E] (e_score_correction_bias, may be null)
 // -> experts[n_used] and weights[n_used]. Scores are sigmoid(logits); the bias only influences
