@@ -66,19 +66,29 @@ def w(*shape, std=0.5):
     return (rng.standard_normal(shape) * std).astype(np.float32)
 
 
-def post_norm_layer(t, p, draw, H, nH, nKV, hd, I):
-    """An exaone4 decoder layer (QK-norm; RMSNorm after attention and after the MLP) under the name
-    prefix p, its weights drawn by draw(*shape, std=...) in this order."""
+# Layer parts under the name prefix p, drawn by draw(*shape, std=...) in the order written: the
+# generated files depend on it.
+def qk_norm_attention(t, p, draw, H, nH, nKV, hd):
+    """Q/K/V/O projections with per-head RMSNorm of q and k (exaone4, exaone_moe)."""
     t[p + "self_attn.q_proj.weight"] = draw(nH * hd, H)
     t[p + "self_attn.k_proj.weight"] = draw(nKV * hd, H)
     t[p + "self_attn.v_proj.weight"] = draw(nKV * hd, H)
     t[p + "self_attn.o_proj.weight"] = draw(H, nH * hd)
     t[p + "self_attn.q_norm.weight"] = 1 + draw(hd, std=0.1)
     t[p + "self_attn.k_norm.weight"] = 1 + draw(hd, std=0.1)
-    t[p + "post_attention_layernorm.weight"] = 1 + draw(H, std=0.1)
+
+
+def swiglu_mlp(t, p, draw, H, I):
     t[p + "mlp.gate_proj.weight"] = draw(I, H)
     t[p + "mlp.up_proj.weight"] = draw(I, H)
     t[p + "mlp.down_proj.weight"] = draw(H, I)
+
+
+def post_norm_layer(t, p, draw, H, nH, nKV, hd, I):
+    """An exaone4 decoder layer: RMSNorm after the attention and after the MLP."""
+    qk_norm_attention(t, p, draw, H, nH, nKV, hd)
+    t[p + "post_attention_layernorm.weight"] = 1 + draw(H, std=0.1)
+    swiglu_mlp(t, p, draw, H, I)
     t[p + "post_feedforward_layernorm.weight"] = 1 + draw(H, std=0.1)
 
 
@@ -379,19 +389,12 @@ t = {"model.embed_tokens.weight": w(V, H)}
 
 def attn(p):
     t[p + "input_layernorm.weight"] = 1 + w(H, std=0.1)
-    t[p + "self_attn.q_proj.weight"] = w(nH * hd, H)
-    t[p + "self_attn.k_proj.weight"] = w(nKV * hd, H)
-    t[p + "self_attn.v_proj.weight"] = w(nKV * hd, H)
-    t[p + "self_attn.o_proj.weight"] = w(H, nH * hd)
-    t[p + "self_attn.q_norm.weight"] = 1 + w(hd, std=0.1)
-    t[p + "self_attn.k_norm.weight"] = 1 + w(hd, std=0.1)
+    qk_norm_attention(t, p, w, H, nH, nKV, hd)
     t[p + "post_attention_layernorm.weight"] = 1 + w(H, std=0.1)
 
 
 def dense(p):
-    t[p + "mlp.gate_proj.weight"] = w(I, H)
-    t[p + "mlp.up_proj.weight"] = w(I, H)
-    t[p + "mlp.down_proj.weight"] = w(H, I)
+    swiglu_mlp(t, p, w, H, I)
 
 
 for l in range(L):
