@@ -166,7 +166,7 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
                  "recent tokens the penalties look at (prompt included); -1 = all (default 64)");
   app.add_option("--seed", seed, "random seed for sampling (default: random, printed with -v)");
   app.add_option("-t,--threads", a.threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
-  app.add_option("--mmproj", a.mmproj, "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)");
+  add_mmproj_option(app, a.mmproj);
   add_device_option(app, a.device, a.gpu_layers);
   app.add_option("-c,--ctx", a.ctx,
                  "context size (KV cache positions); 0 = prompt + n, capped at the model's "

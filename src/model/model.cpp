@@ -237,7 +237,7 @@ size_t Model::weight_bytes() const {
     if (l.moe != nullptr) {
       // A decoded token reads the router, the shared experts and k routed experts.
       const model_detail::MoeWeights& m = *l.moe;
-      total += m.router.nbytes + static_cast<size_t>(impl_->config.n_experts_used) * m.expert_bytes;
+      total += m.router.nbytes + static_cast<size_t>(impl_->config.router.n_used) * m.expert_bytes;
       for (const kernels::Weight* t : {m.shared_gate, m.shared_up, m.shared_down}) total += t != nullptr ? t->nbytes : 0;
     }
   }
@@ -413,8 +413,8 @@ void Model::Impl::reserve(int64_t n, int64_t max_keys) {
     v.resize(N * c.kv_dim());
     gate.resize(N * c.intermediate_size);
     up.resize(N * c.intermediate_size);
-    if (c.n_experts > 0) {
-      const size_t E = static_cast<size_t>(c.n_experts), K = static_cast<size_t>(c.n_experts_used);
+    if (c.router.n_experts > 0) {
+      const size_t E = static_cast<size_t>(c.router.n_experts), K = static_cast<size_t>(c.router.n_used);
       const size_t width = static_cast<size_t>(std::max(c.moe_intermediate_size, c.shared_intermediate_size));
       moe_logits.resize(N * E);
       moe_weights.resize(N * K);
@@ -674,19 +674,12 @@ void Model::Impl::run_step(const std::vector<Segment>& segs) {
 // its k experts.
 void Model::Impl::moe_ffn(const model_detail::MoeWeights& m, const float* in, int64_t n, float* y) {
   const ModelConfig& c = config;
-  const int64_t H = c.hidden_size, E = c.n_experts, K = c.n_experts_used;
+  const int64_t H = c.hidden_size, E = c.router.n_experts, K = c.router.n_used;
   const int64_t Im = c.moe_intermediate_size, Is = c.shared_intermediate_size;
-  moe::RouterParams rp;
-  rp.n_experts = E;
-  rp.n_used = K;
-  rp.n_group = c.n_group;
-  rp.topk_group = c.topk_group;
-  rp.norm_topk_prob = c.norm_topk_prob;
-  rp.scaling = c.routed_scaling_factor;
 
   mm(m.router, in, n, moe_logits.data());
   for (int64_t t = 0; t < n; ++t) {
-    moe::route(moe_logits.data() + t * E, m.bias.data(), rp, moe_experts.data() + t * K, moe_weights.data() + t * K,
+    moe::route(moe_logits.data() + t * E, m.bias.data(), c.router, moe_experts.data() + t * K, moe_weights.data() + t * K,
                moe_route_scratch);
   }
   // Bucket the (row, weight) pairs by expert, rows ascending within an expert.
