@@ -143,63 +143,71 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
       "kexa run"};
   std::optional<uint64_t> seed;
   SamplingParams& sp = a.sp;
-  app.add_option("-m,--model", a.model_path, "model: Hugging Face folder or .gguf file")->required();
-  auto* opt_prompt = app.add_option("-p,--prompt", a.prompt, "prompt text (needs the tokenizer)");
-  auto* opt_tokens = app.add_option("--tokens", a.tokens_text,
-                                    "prompt as token ids \"ID ID ...\" (no tokenizer needed, "
-                                    "no BOS added)");
+  // --help lists the options by concern (as cmd_serve does).
+  CLI::App& model = *app.add_option_group("Model");
+  model.add_option("-m,--model", a.model_path, "model: Hugging Face folder or .gguf file")->required();
+  add_mmproj_option(model, a.mmproj);
+  model.add_option("-t,--threads", a.threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
+  add_device_option(model, a.device, a.gpu_layers);
+  model
+      .add_option("-c,--ctx", a.ctx,
+                  "context size (KV cache positions); 0 = prompt + n, capped at the model's maximum (default)")
+      ->check(CLI::NonNegativeNumber);
+  model.add_option("--chunk", a.chunk, "prefill chunk: most tokens per forward pass (default 512)")
+      ->check(CLI::PositiveNumber);
+  model
+      .add_option("--mtp", a.mtp_draft,
+                  "draft tokens per step for MTP speculative decoding; 0 = off (default 2 when the model has an "
+                  "MTP block)")
+      ->check(CLI::NonNegativeNumber);
+
+  CLI::App& input = *app.add_option_group("Prompt");
+  auto* opt_prompt = input.add_option("-p,--prompt", a.prompt, "prompt text (needs the tokenizer)");
+  auto* opt_tokens = input.add_option("--tokens", a.tokens_text,
+                                      "prompt as token ids \"ID ID ...\" (no tokenizer needed, no BOS added)");
   opt_prompt->excludes(opt_tokens);
   opt_tokens->excludes(opt_prompt);
-  app.add_option("-n,--n-predict", a.n_predict, "tokens to generate (default 128)")->check(CLI::NonNegativeNumber);
-  app.add_option("--temp", sp.temperature, "temperature; 0 = greedy (default 0)")->check(CLI::NonNegativeNumber);
-  app.add_option("--top-k", sp.top_k, "keep the k most likely tokens; 0 = off (default)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--top-p", sp.top_p, "nucleus sampling threshold in (0, 1]; 1 = off (default)");
-  app.add_option("--min-p", sp.min_p, "drop tokens below min-p x p(max) in [0, 1]; 0 = off (default)");
-  app.add_option("--repeat-penalty", sp.repeat_penalty,
-                 "divide positive / multiply negative logits of recent tokens; 1 = off (default)");
-  app.add_option("--presence-penalty", sp.presence_penalty,
-                 "subtract from recent tokens' logits once; 0 = off (default)");
-  app.add_option("--frequency-penalty", sp.frequency_penalty,
-                 "subtract per occurrence in recent tokens; 0 = off (default)");
-  app.add_option("--repeat-last-n", sp.penalty_last_n,
-                 "recent tokens the penalties look at (prompt included); -1 = all (default 64)");
-  app.add_option("--seed", seed, "random seed for sampling (default: random, printed with -v)");
-  app.add_option("-t,--threads", a.threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
-  add_mmproj_option(app, a.mmproj);
-  add_device_option(app, a.device, a.gpu_layers);
-  app.add_option("-c,--ctx", a.ctx,
-                 "context size (KV cache positions); 0 = prompt + n, capped at the model's "
-                 "maximum (default)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--chunk", a.chunk, "prefill chunk: most tokens per forward pass (default 512)")
-      ->check(CLI::PositiveNumber);
-  app.add_flag("--print-ids", a.print_ids,
-               "print the generated ids (space separated, one line; the stop id included) "
-               "instead of text");
-  app.add_option("--dump-logits", a.dump_path,
-                 "write the logits of every evaluated position (prompt, then generated; the last "
-                 "generated token is not evaluated) as little-endian float32 [positions x vocab]");
-  app.add_flag("--no-bos", a.no_bos, "-p: do not add the tokenizer's BOS / special tokens");
-  app.add_flag("--ignore-eos", a.ignore_eos, "do not stop at the model's EOS ids");
-  app.add_flag("-v,--verbose", a.verbose, "more detail on stderr");
-  app.add_flag("--stats", a.stats,
-               "print memory use (peak RSS) and, for mixture-of-experts models, the expert bytes "
-               "read per decoded token against the total expert bytes");
-  app.add_option("--mtp", a.mtp_draft,
-                 "draft tokens per step for MTP speculative decoding; 0 = off (default 2 when the "
-                 "model has an MTP block)")
-      ->check(CLI::NonNegativeNumber);
-  auto* opt_image = app.add_option("--image", a.images,
-                                   "a picture (PNG, JPEG, WebP, GIF, BMP) for a vision model; repeatable. The "
-                                   "prompt then goes through the chat template as one user message: the pictures, "
-                                   "then the -p text (as the server's /v1/chat/completions reads it)")
+  auto* opt_image = input
+                        .add_option("--image", a.images,
+                                    "a picture (PNG, JPEG, WebP, GIF, BMP) for a vision model; repeatable. The "
+                                    "prompt then goes through the chat template as one user message: the pictures, "
+                                    "then the -p text (as the server's /v1/chat/completions reads it)")
                         ->allow_extra_args(false);
   opt_image->excludes(opt_tokens);
-  app.add_flag("--mtp-compare", a.mtp_compare,
-               "with MTP on: afterwards decode the same prompt again without MTP (output not "
-               "printed) and report the measured speed-up; greedy runs also check that both "
-               "outputs are identical (exit 1 when not)");
+  input.add_flag("--no-bos", a.no_bos, "-p: do not add the tokenizer's BOS / special tokens");
+  input.add_option("-n,--n-predict", a.n_predict, "tokens to generate (default 128)")->check(CLI::NonNegativeNumber);
+  input.add_flag("--ignore-eos", a.ignore_eos, "do not stop at the model's EOS ids");
+
+  CLI::App& sampling = *app.add_option_group("Sampling");
+  sampling.add_option("--temp", sp.temperature, "temperature; 0 = greedy (default 0)")->check(CLI::NonNegativeNumber);
+  sampling.add_option("--top-k", sp.top_k, "keep the k most likely tokens; 0 = off (default)")
+      ->check(CLI::NonNegativeNumber);
+  sampling.add_option("--top-p", sp.top_p, "nucleus sampling threshold in (0, 1]; 1 = off (default)");
+  sampling.add_option("--min-p", sp.min_p, "drop tokens below min-p x p(max) in [0, 1]; 0 = off (default)");
+  sampling.add_option("--repeat-penalty", sp.repeat_penalty,
+                      "divide positive / multiply negative logits of recent tokens; 1 = off (default)");
+  sampling.add_option("--presence-penalty", sp.presence_penalty,
+                      "subtract from recent tokens' logits once; 0 = off (default)");
+  sampling.add_option("--frequency-penalty", sp.frequency_penalty,
+                      "subtract per occurrence in recent tokens; 0 = off (default)");
+  sampling.add_option("--repeat-last-n", sp.penalty_last_n,
+                      "recent tokens the penalties look at (prompt included); -1 = all (default 64)");
+  sampling.add_option("--seed", seed, "random seed for sampling (default: random, printed with -v)");
+
+  CLI::App& report = *app.add_option_group("Output and diagnostics");
+  report.add_flag("--print-ids", a.print_ids,
+                  "print the generated ids (space separated, one line; the stop id included) instead of text");
+  report.add_option("--dump-logits", a.dump_path,
+                    "write the logits of every evaluated position (prompt, then generated; the last generated "
+                    "token is not evaluated) as little-endian float32 [positions x vocab]");
+  report.add_flag("-v,--verbose", a.verbose, "more detail on stderr");
+  report.add_flag("--stats", a.stats,
+                  "print memory use (peak RSS) and, for mixture-of-experts models, the expert bytes read per "
+                  "decoded token against the total expert bytes");
+  report.add_flag("--mtp-compare", a.mtp_compare,
+                  "with MTP on: afterwards decode the same prompt again without MTP (output not printed) and "
+                  "report the measured speed-up; greedy runs also check that both outputs are identical (exit 1 "
+                  "when not)");
   if (std::optional<int> rc = parse_args(app, argc, argv, [&] {
         if (!opt_prompt->count() && !opt_tokens->count()) throw CLI::RequiredError("one of -p/--prompt or --tokens");
       }))
