@@ -406,7 +406,8 @@ void q6_k_tile_joined(const PackedQ6_K* blk, int64_t nb, const ActBlock256* cons
       const __m256i sc[2] = {_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8)),  // (sc, sc) per row
                              _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(s8, s8))};
       for (int h = 0; h < 2; ++h) {
-        const __m256i l0 = load256(p.g[g].ql[0] + 32 * h), l1 = load256(p.g[g].ql[1] + 32 * h);
+        // Pinned, as in q45_k_tile_joined: one load each.
+        const __m256i l0 = pin(load256(p.g[g].ql[0] + 32 * h)), l1 = pin(load256(p.g[g].ql[1] + 32 * h));
         const __m256i hb = load256(p.g[g].qh + 32 * h);
         const __m256i w0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
         const __m256i w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
