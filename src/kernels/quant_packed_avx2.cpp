@@ -367,6 +367,26 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
   store_tile<T>(accf, y, y_stride);
 }
 
+// The six-bit levels (stored +32) of steps 4g .. 4g+3 of rows 8h .. 8h+7: low nibbles from ql,
+// the two high bits of step 4g+k at bits 2k, 2k+1 of qh. Each ql chunk is pinned to a register,
+// as in q45_k_tile_joined, so that it is loaded once.
+inline void q6_k_levels(const PackedQ6_K::Group& grp, int h, __m256i (&w)[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  const __m256i l0 = pin(load256(grp.ql[0] + 32 * h)), l1 = pin(load256(grp.ql[1] + 32 * h));
+  const __m256i hb = load256(grp.qh + 32 * h);
+  w[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+  w[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+  w[2] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(hb, m30));
+  w[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+}
+// sumi + the group's 16 products with activations x, times the rows' scales sc (int16 pairs
+// (sc, sc)). Levels <= 63: pair sums <= 16002, two steps per int16 sum (32004).
+inline __m256i q6_k_group_dot(const __m256i (&w)[4], const int8_t* x, __m256i sc, __m256i sumi) {
+  const __m256i s01 = _mm256_add_epi16(mb(w[0], word(x)), mb(w[1], word(x + 4)));
+  const __m256i s23 = _mm256_add_epi16(mb(w[2], word(x + 8)), mb(w[3], word(x + 12)));
+  return pin(_mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc))));
+}
+
 // q6_k_tile for one or two tokens: both halves of a group go through the inner loop together,
 // sharing each activation broadcast and the load of the group's 16 scales, and the offset term
 // is summed over all 16 rows at once. The block's lines are requested group by group, kSpreadAhead
@@ -376,7 +396,6 @@ template <int T>
 void q6_k_tile_joined(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
   __m256 accf[2][T];
   zero_tile<T>(accf);
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   const int ahead = prefetch_distance(kSpreadAhead);
   for (int64_t i = 0; i < nb; ++i) {
     const PackedQ6_K& p = blk[i];
@@ -406,22 +425,9 @@ void q6_k_tile_joined(const PackedQ6_K* blk, int64_t nb, const ActBlock256* cons
       const __m256i sc[2] = {_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8)),  // (sc, sc) per row
                              _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(s8, s8))};
       for (int h = 0; h < 2; ++h) {
-        // Pinned, as in q45_k_tile_joined: one load each.
-        const __m256i l0 = pin(load256(p.g[g].ql[0] + 32 * h)), l1 = pin(load256(p.g[g].ql[1] + 32 * h));
-        const __m256i hb = load256(p.g[g].qh + 32 * h);
-        const __m256i w0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
-        const __m256i w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                           _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
-        const __m256i w2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(hb, m30));
-        const __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                           _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
-        for (int t = 0; t < T; ++t) {
-          const int8_t* x = a[t][i].qs + 16 * g;
-          const __m256i s01 = _mm256_add_epi16(mb(w0, word(x)), mb(w1, word(x + 4)));
-          const __m256i s23 = _mm256_add_epi16(mb(w2, word(x + 8)), mb(w3, word(x + 12)));
-          sumi[h][t] = pin(_mm256_add_epi32(sumi[h][t], _mm256_add_epi32(_mm256_madd_epi16(s01, sc[h]),
-                                                                          _mm256_madd_epi16(s23, sc[h]))));
-        }
+        __m256i w[4];
+        q6_k_levels(p.g[g], h, w);
+        for (int t = 0; t < T; ++t) sumi[h][t] = q6_k_group_dot(w, a[t][i].qs + 16 * g, sc[h], sumi[h][t]);
       }
     }
     for (int h = 0; h < 2; ++h) {
@@ -441,7 +447,6 @@ void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, f
   }
   __m256 accf[2][T];
   zero_tile<T>(accf);
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   const int ahead = prefetch_distance(kPrefetchBytes);
   for (int64_t i = 0; i < nb; ++i) {
     const PackedQ6_K& p = blk[i];
@@ -465,21 +470,9 @@ void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, f
         if (h == 0) prefetch_slice<sizeof(p.g[g])>(&p.g[g], ahead);
         const __m128i s8 = load64(p.scales[g] + H * h);
         const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8));  // (sc, sc) per row
-        const __m256i l0 = load256(p.g[g].ql[0] + 32 * h), l1 = load256(p.g[g].ql[1] + 32 * h);
-        const __m256i hb = load256(p.g[g].qh + 32 * h);
-        const __m256i w0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
-        const __m256i w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                           _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
-        const __m256i w2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(hb, m30));
-        const __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                           _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
-        for (int t = 0; t < T; ++t) {
-          // Levels <= 63: pair sums <= 16002, two steps per int16 sum (32004).
-          const int8_t* x = a[t][i].qs + 16 * g;
-          const __m256i s01 = _mm256_add_epi16(mb(w0, word(x)), mb(w1, word(x + 4)));
-          const __m256i s23 = _mm256_add_epi16(mb(w2, word(x + 8)), mb(w3, word(x + 12)));
-          sumi[t] = pin(_mm256_add_epi32(sumi[t], _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc))));
-        }
+        __m256i w[4];
+        q6_k_levels(p.g[g], h, w);
+        for (int t = 0; t < T; ++t) sumi[t] = q6_k_group_dot(w, a[t][i].qs + 16 * g, sc, sumi[t]);
       }
       const __m256 d = halves8(p.d + H * h);
       for (int t = 0; t < T; ++t)
