@@ -304,9 +304,10 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
   zero_tile<T>(accf);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m63 = _mm256_set1_epi32(63), m15 = _mm256_set1_epi32(15);
   const __m256i bit4 = _mm256_set1_epi8(0x10);
+  const int ahead = prefetch_distance(kSpreadAhead);
   for (int64_t i = 0; i < nb; ++i) {
     const Packed& p = blk[i];
-    prefetch_ahead<kOwnBlock>(&p, sizeof(p));
+    prefetch_slice<offsetof(Packed, sub)>(&p, ahead);
     int32_t sums[T][4];  // per token, sub-block activation sums as int16 pairs (S_2q, S_2q+1)
     for (int t = 0; t < T; ++t) {
       const __m128i* bs = reinterpret_cast<const __m128i*>(a[t][i].bsums);
@@ -332,6 +333,7 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
       __m256i sumi[T];
       for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
       for (int j = 0; j < 8; ++j) {
+        if (h == 0) prefetch_slice<sizeof(p.sub[j])>(&p.sub[j], ahead);
         const __m256i sc = dup16(j < 4 ? _mm256_and_si256(sbyte(j), m63)
                                        : _mm256_or_si256(_mm256_and_si256(sbyte(j + 4), m15),
                                                          _mm256_slli_epi32(_mm256_srli_epi32(sbyte(j - 4), 6), 4)));
