@@ -40,13 +40,14 @@ constexpr int H = R / 2;  // rows per 256-bit half step
 // 8 and 512 tokens), as each unpacked weight register serves twice the tokens.
 constexpr int kTileTokens = 8;
 
-// Software prefetch distance in bytes: every line of a block `ahead` bytes further is requested
-// as the block starts. Q4_K and Q5_K ask for their own block's lines (ahead = 0, the 36 or 44
-// lines requested together), the others 4 KiB ahead as on AVX-512. Zen 3, CPU time of a
-// 102400 x 2048 product streaming from DRAM (one thread, under load, 3 alternations): Q4_K 6.6 ms
-// at 0, 7.5-7.8 at 4096, 8.3-8.9 without software prefetch; Q5_K 8.8-8.9 against 8.9-9.5;
-// Q4_0 (4.5 lines a block) 7.6-8.5 against 6.4-7.4; Q6_K and Q8_0 within the noise. KEXA_PREFETCH
-// (bytes, or "off") overrides it for every type, to compare on a quiet machine.
+// Software prefetch distance in bytes. Q8_0 and Q4_0 request every line of a block 4 KiB ahead
+// as the block starts (prefetch_ahead), as on AVX-512. Q4_K, Q5_K and Q6_K request each slice of
+// a block (its scales, then each sub-block or group) as they reach it (prefetch_slice). Before,
+// Q4_K and Q5_K asked for their own block's lines at its start (Zen 3, CPU time of a one-token
+// 102400 x 2048 product from DRAM, one thread, under load: Q4_K 6.6 ms there, 7.5-7.8 at 4096,
+// 8.3-8.9 without software prefetch); Q4_0 (4.5 lines a block) measured 7.6-8.5 ms at its own
+// block against 6.4-7.4 at 4096. KEXA_PREFETCH (bytes, or "off") overrides the distance for
+// every type, to compare on a quiet machine.
 const int prefetch_override = [] {
   const char* env = std::getenv("KEXA_PREFETCH");
   if (env == nullptr || *env == '\0') return -2;
@@ -64,19 +65,17 @@ inline void prefetch_ahead(const void* block, size_t bytes) {
   for (uintptr_t line = begin; line < end; line += 64)
     __builtin_prefetch(reinterpret_cast<const char*>(line + ahead), 0, 2);
 }
-constexpr int kOwnBlock = 0;
-
-// The one- and two-token K-quant tiles and the Q6_K tiles request a block's lines slice by slice
-// as they reach each sub-block or group (prefetch_slice), `ahead` bytes further, instead of all
-// at the block's start: a burst of 36-53 requests fills the core's miss buffers and stalls the
-// loads behind it, and the per-line loop costs instructions. Zen 3, CPU time per 102400 x 2048
-// product from DRAM (one thread, under load): Q4_K one token 6.6-7.0 -> 5.2-5.5 ms, Q6_K one
-// token 12.5-13.5 -> 7.1-7.9 ms (with the joined tile), Q6_K 8 tokens 26.0-26.6 -> 21.9-22.4 ms;
-// for one token any distance from 2 to 8 blocks was within the noise, one block was worse.
+// Slice by slice rather than all of a block's lines at its start: a burst of 36-53 requests
+// fills the core's miss buffers and stalls the loads behind it, and the per-line loop costs
+// instructions (12-16% of a one-token product's CPU time from L2). Zen 3, CPU time per
+// 102400 x 2048 product from DRAM (one thread, under load): Q4_K one token 6.6-7.0 -> 5.2-5.5 ms,
+// Q6_K one token 12.5-13.5 -> 7.1-7.9 ms (with the joined tile), Q6_K 8 tokens 26.0-26.6 ->
+// 21.9-22.4 ms (4 KiB ahead), Q4_K / Q5_K 8 tokens 19.0 / 28.7 -> 18.4 / 26.7 ms; for one token
+// any distance from 2 to 8 blocks was within the noise, one block was worse.
 constexpr int kSpreadAhead = 8192;
 inline int prefetch_distance(int ahead) { return prefetch_override == -2 ? ahead : prefetch_override; }
-// Every 64 bytes of [p, p + kBytes), `ahead` bytes further (none when ahead < 0). A slice's tail
-// line is the next slice's first, requested with it.
+// Every 64 bytes of [p, p + kBytes), `ahead` bytes further (none when ahead < 0). A misaligned
+// slice's last, partial line is the next slice's first and is requested with that slice.
 template <size_t kBytes>
 inline void prefetch_slice(const void* p, int ahead) {
   if (ahead < 0) return;
