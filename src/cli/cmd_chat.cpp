@@ -131,7 +131,7 @@ int chat_main(int argc, char** argv) {
   app.add_option("--top-p", sp.top_p, "nucleus sampling threshold in (0, 1]");
   app.add_option("--seed", seed, "random seed");
   app.add_option("-t,--threads", threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
-  app.add_option("--mmproj", mmproj, "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)");
+  add_mmproj_option(app, mmproj);
   app.add_option("-c,--ctx", ctx, "context size in tokens (default 4096, capped at the model's maximum)")
       ->check(CLI::PositiveNumber);
   int64_t gpu_layers = -1;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -165,7 +166,7 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
                  "recent tokens the penalties look at (prompt included); -1 = all (default 64)");
   app.add_option("--seed", seed, "random seed for sampling (default: random, printed with -v)");
   app.add_option("-t,--threads", a.threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
-  app.add_option("--mmproj", a.mmproj, "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)");
+  add_mmproj_option(app, a.mmproj);
   add_device_option(app, a.device, a.gpu_layers);
   app.add_option("-c,--ctx", a.ctx,
                  "context size (KV cache positions); 0 = prompt + n, capped at the model's "
@@ -244,14 +245,19 @@ std::optional<int> prompt_ids_of(const Engine& engine, RunArgs& a, std::vector<i
   return std::nullopt;
 }
 
-// Streams the generated tokens to stdout: text (stop ids left out) or ids.
+// Streams the generated tokens to stdout, stop ids left out: text, or ids (the stop id included).
+// A chat turn's text (--image) is split as the server splits it: content to stdout, reasoning to
+// stderr.
 class TokenPrinter {
  public:
-  TokenPrinter(const Engine& engine, const RunArgs& a, std::span<const int32_t> prompt)
-      : print_ids_(a.print_ids) {
-    if (!a.ignore_eos)
-      for (int64_t id : engine.config().eos_token_ids) stop_ids_.push_back(static_cast<int32_t>(id));
+  TokenPrinter(const Engine& engine, const RunArgs& a, std::span<const int32_t> prompt, std::vector<int32_t> stop_ids,
+               const PreparedTurn* turn)
+      : print_ids_(a.print_ids), stop_ids_(std::move(stop_ids)) {
     if (print_ids_) return;
+    if (turn != nullptr) {
+      turn_ = std::make_unique<TurnOutput>(engine.tokenizer(), *turn, turn_result_);
+      return;
+    }
     decoder_ = std::make_unique<StreamDecoder>(engine.tokenizer(), /*skip_special=*/true);
     // The prompt goes through the decoder first (output dropped) so the first generated piece
     // keeps its leading space exactly as in decode(prompt + generated).
@@ -262,12 +268,19 @@ class TokenPrinter {
       std::printf(first_ ? "%d" : " %d", id);
       first_ = false;
     } else if (std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end()) {
-      const std::string piece = decoder_->push(id);
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      if (turn_) {
+        JobEvent ev;
+        ev.tokens.push_back(id);
+        write(turn_->feed(ev));
+      } else {
+        const std::string piece = decoder_->push(id);
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+      }
     }
     std::fflush(stdout);
   }
   void finish() {
+    if (turn_) write(turn_->finish());
     if (decoder_) {
       const std::string rest = decoder_->finish();
       std::fwrite(rest.data(), 1, rest.size(), stdout);
@@ -277,10 +290,17 @@ class TokenPrinter {
   }
 
  private:
+  static void write(const TurnDelta& d) {
+    std::fwrite(d.reasoning.data(), 1, d.reasoning.size(), stderr);
+    std::fwrite(d.content.data(), 1, d.content.size(), stdout);
+  }
+
   bool print_ids_;
   bool first_ = true;
   std::vector<int32_t> stop_ids_;
   std::unique_ptr<StreamDecoder> decoder_;
+  TurnResult turn_result_;
+  std::unique_ptr<TurnOutput> turn_;
 };
 
 void print_mtp_stats(const SpeculativeGenerator& spec, const GenerateResult& r, double tg) {
@@ -320,9 +340,10 @@ int compare_with_plain(Generator& gen, const GenerateOptions& go, std::span<cons
   return 0;
 }
 
-// --image: one chat turn (the template, the pictures, then the -p text as one user message) on a
-// local sequence, as the server runs /v1/chat/completions. Content to stdout, reasoning to stderr.
-int run_with_images(Engine& engine, const RunArgs& a, std::vector<RgbImage> pictures) {
+// --image: one chat turn, the template, the pictures, then the -p text as one user message (as
+// the server reads /v1/chat/completions); its image tokens expanded and their rows encoded
+// (prepare_turn). The turn's stop ids end the reply (none with --ignore-eos).
+PreparedTurn image_turn(const Engine& engine, const RunArgs& a, std::vector<RgbImage> pictures) {
   using ojson = nlohmann::ordered_json;
   ojson content = ojson::array();
   for (size_t i = 0; i < pictures.size(); ++i) content.push_back(ojson{{"type", "image"}});
@@ -336,24 +357,13 @@ int run_with_images(Engine& engine, const RunArgs& a, std::vector<RgbImage> pict
   req.images = std::move(pictures);
   req.sampling = a.sp;
   req.max_tokens = a.n_predict;
-  int64_t ctx = a.ctx > 0 ? a.ctx : 4096;
-  if (engine.config().max_position > 0) ctx = std::min(ctx, engine.config().max_position);
-  LocalGeneration local(engine.model(), ctx);
-  TurnCallbacks callbacks;
-  callbacks.on_delta = [](const TurnDelta& d) {
-    std::fwrite(d.reasoning.data(), 1, d.reasoning.size(), stderr);
-    std::fwrite(d.content.data(), 1, d.content.size(), stdout);
-    std::fflush(stdout);
-    return true;
-  };
-  const TurnResult r = run_chat_turn(engine, local, req, callbacks);
-  std::printf("\n");
-  std::fflush(stdout);
-  std::fprintf(stderr, "kexa run: %zu image(s) | prompt %lld tok | generated %lld tok | stop %s\n", req.images.size(),
-               static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.completion_tokens),
-               stop_reason_name(r.finish));
-  if (r.finish == StopReason::Error) fail("generation failed: ", r.error);
-  return 0;
+  // The context is sized from the prompt below; here only an explicit one (or the model's
+  // maximum) bounds it.
+  int64_t limit = a.ctx > 0 ? a.ctx : engine.config().max_position;
+  if (limit <= 0) limit = std::numeric_limits<int64_t>::max();
+  PreparedTurn turn = prepare_turn(engine, req, limit);
+  if (a.ignore_eos) turn.job.options.stop_ids.clear();
+  return turn;
 }
 
 }  // namespace
@@ -374,12 +384,17 @@ int run_main(int argc, char** argv) {
   eo.gpu_layers = a.gpu_layers;
   eo.require_tokenizer = false;  // --tokens runs models that carry none
   std::unique_ptr<Engine> engine = Engine::open(a.model_path, eo);
-  if (!a.images.empty()) return run_with_images(*engine, a, std::move(pictures));
   Model& model = engine->model();
   report_device(model);
   const ModelConfig& cfg = engine->config();
   std::vector<int32_t> prompt_ids;
-  if (std::optional<int> rc = prompt_ids_of(*engine, a, prompt_ids)) return *rc;
+  std::optional<PreparedTurn> turn;  // --image
+  if (a.images.empty()) {
+    if (std::optional<int> rc = prompt_ids_of(*engine, a, prompt_ids)) return *rc;
+  } else {
+    turn = image_turn(*engine, a, std::move(pictures));
+    prompt_ids = turn->job.prompt;
+  }
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
 
   const int64_t n_prompt = static_cast<int64_t>(prompt_ids.size());
@@ -389,12 +404,18 @@ int run_main(int argc, char** argv) {
     if (cfg.max_position > 0) ctx = std::min(ctx, std::max(cfg.max_position, n_prompt));
   }
   KVCache cache(cfg, ctx, a.chunk);
+  // The pictures' rows: the inputs at their image-token positions, for plain and MTP decoding.
+  if (turn) cache.set_input_embeddings(turn->job.embeddings);
   Generator gen(model, cache, a.sp);
 
   std::unique_ptr<std::ofstream> dump;
   GenerateOptions go;
   go.max_tokens = a.n_predict;
   go.use_model_eos = !a.ignore_eos;
+  if (turn) {
+    go.stop_ids = turn->job.options.stop_ids;  // the end of a reply (end-of-turn too)
+    go.use_model_eos = false;
+  }
   int64_t dumped_rows = 0;
   if (!a.dump_path.empty()) {
     static_assert(std::endian::native == std::endian::little,
@@ -419,7 +440,7 @@ int run_main(int argc, char** argv) {
     std::fprintf(stderr, "\n");
   }
 
-  TokenPrinter printer(*engine, a, prompt_ids);
+  TokenPrinter printer(*engine, a, prompt_ids, stop_ids(go, cfg.eos_token_ids), turn ? &*turn : nullptr);
   Model::ExpertStats after_prefill{};
   bool prefill_done = false;
   auto on_token = [&](int32_t id) {
@@ -448,9 +469,10 @@ int run_main(int argc, char** argv) {
   const double tg = decode_rate(r);
   if (spec) print_mtp_stats(*spec, r, tg);
   std::fprintf(stderr,
-               "kexa run: prompt %lld tok (%.1f tok/s) | generated %zu tok (%.1f tok/s) | stop %s | "
+               "kexa run: %sprompt %lld tok (%.1f tok/s) | generated %zu tok (%.1f tok/s) | stop %s | "
                "KV cache %.2f MiB (%zu bytes, ctx %lld)%s\n",
-               static_cast<long long>(n_prompt), pp, r.tokens.size(), tg, stop_reason_name(r.reason),
+               turn ? concat(a.images.size(), " image(s) | ").c_str() : "", static_cast<long long>(n_prompt), pp,
+               r.tokens.size(), tg, stop_reason_name(r.reason),
                mib(cache.bytes()), cache.bytes(), static_cast<long long>(ctx),
                dump ? concat(" | dumped ", dumped_rows, " logit rows").c_str() : "");
   if (a.stats) print_stats(model, r, after_prefill);

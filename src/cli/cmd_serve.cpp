@@ -25,7 +25,7 @@ int serve_main(int argc, char** argv) {
   app.add_option("--ctx", opt.context, "context length per sequence")->check(CLI::Range(16, 1 << 20));
   app.add_option("--queue", opt.queue, "requests that may wait for a slot before 429")->check(CLI::Range(0, 1 << 16));
   app.add_option("--threads", opt.threads, "compute threads (default: all CPUs)")->check(CLI::Range(0, 1024));
-  app.add_option("--mmproj", opt.mmproj, "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)");
+  add_mmproj_option(app, opt.mmproj);
   add_device_option(app, opt.device, opt.gpu_layers);
   if (std::optional<int> rc = list_devices_if_asked(argc, argv)) return *rc;
   app.add_option("--max-body", opt.max_body, "largest request body in bytes");

@@ -111,7 +111,7 @@ struct LlamaPlanner {
     p.push_back({s + "mlp.down_proj.weight", b + "ffn_down.weight", {H, I}});
   }
   void moe(const std::string& s, const std::string& b) {
-    const int64_t H = c.hidden_size, E = c.n_experts, Im = c.moe_intermediate_size;
+    const int64_t H = c.hidden_size, E = c.router.n_experts, Im = c.moe_intermediate_size;
     const int64_t Is = c.moe_intermediate_size * c.n_shared_experts;
     Planned router{s + "mlp.gate.weight", b + "ffn_gate_inp.weight", {E, H}};
     router.force_f32 = true;

@@ -176,7 +176,7 @@ void convert_llama2c_to_hf(const std::string& src, const std::string& dst_dir, c
   auto ck = llama2c::Checkpoint::open(src);
   const llama2c::Config& c = ck->config();
   const DType out = opt.out_type.value_or(DType::F32);
-  const int64_t hd = c.head_dim();
+  const int64_t hd = c.head_dim;
 
   std::optional<llama2c::Tokenizer> tok;
   if (!opt.tokenizer.empty()) tok = llama2c::Tokenizer::load(opt.tokenizer, c.vocab_size);
@@ -230,12 +230,12 @@ void convert_llama2c_to_hf(const std::string& src, const std::string& dst_dir, c
   cfg["architectures"] = ojson::array({"ExaoneForCausalLM"});
   cfg["model_type"] = "exaone";
   cfg["vocab_size"] = c.vocab_size;
-  cfg["hidden_size"] = c.dim;
+  cfg["hidden_size"] = c.hidden_size;
   cfg["num_layers"] = c.n_layers;
   cfg["num_attention_heads"] = c.n_heads;
   cfg["num_key_value_heads"] = c.n_kv_heads;
   cfg["head_dim"] = hd;
-  cfg["intermediate_size"] = c.hidden_dim;
+  cfg["intermediate_size"] = c.intermediate_size;
   cfg["activation_function"] = "silu";
   cfg["layer_norm_epsilon"] = 1e-5;
   cfg["rope_theta"] = 10000.0;

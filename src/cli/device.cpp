@@ -19,6 +19,11 @@ void add_device_option(CLI::App& app, std::string& device, int64_t& gpu_layers) 
       ->check(CLI::Range(int64_t{-1}, int64_t{1} << 20));
 }
 
+void add_mmproj_option(CLI::App& app, std::string& mmproj) {
+  app.add_option("--mmproj", mmproj,
+                 "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)");
+}
+
 std::optional<int> list_devices_if_asked(int argc, char** argv) {
   bool asked = false;
   for (int i = 1; i < argc; ++i) {

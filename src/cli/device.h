@@ -1,4 +1,4 @@
-// --device for the commands that run a model (run, chat, bench, serve).
+// --device and --mmproj for the commands that run a model (run, chat, bench, serve).
 #pragma once
 
 #include <optional>
@@ -12,6 +12,8 @@ namespace kexa::cli {
 
 // Adds --device auto|vulkan|cpu|list to `app`, stored in `device`, and --gpu-layers N.
 void add_device_option(CLI::App& app, std::string& device, int64_t& gpu_layers);
+// Adds --mmproj FILE (the vision tower of a GGUF model, for EngineOptions::mmproj) to `app`.
+void add_mmproj_option(CLI::App& app, std::string& mmproj);
 // When argv asks for --device list: prints the Vulkan devices (or why there are none) and
 // returns the exit code (0 when the loader lists devices, 1 otherwise). Checked before parsing,
 // so a command's required options are not needed for it.

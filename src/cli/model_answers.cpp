@@ -44,6 +44,20 @@ struct LocalChat {
   }
 };
 
+// --temperature and --seed, as every command that answers with a local model takes them.
+void add_sampling_options(CLI::App& app, SamplingParams& sp) {
+  app.add_option("--temperature", sp.temperature, "0 = greedy");
+  app.add_option("--seed", sp.seed, "sampling seed");
+}
+
+// How a cited answer is generated (rag query, web ask): length, context, quoted bytes, sampling.
+void add_answer_generation_options(CLI::App& app, rag::AnswerOptions& opt) {
+  app.add_option("--max-tokens", opt.max_tokens, "answer length cap");
+  app.add_option("--ctx", opt.context, "context size (prompt + answer)");
+  app.add_option("--max-source-chars", opt.max_source_chars, "bytes of each chunk quoted");
+  add_sampling_options(app, opt.sampling);
+}
+
 std::string dump(const nlohmann::json& j, int indent = 2) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -82,11 +96,7 @@ int rag_query_main(int argc, char** argv) {
   app.add_option("--min-score", opt.min_score,
                  "abstain unless the best chunk's BM25 score reaches this (default 2.0: one occurrence "
                  "of a term found in about 1 chunk in 8)");
-  app.add_option("--max-tokens", opt.max_tokens, "answer length cap");
-  app.add_option("--ctx", opt.context, "context size (prompt + answer)");
-  app.add_option("--max-source-chars", opt.max_source_chars, "bytes of each chunk quoted");
-  app.add_option("--temperature", opt.sampling.temperature, "0 = greedy");
-  app.add_option("--seed", opt.sampling.seed, "sampling seed");
+  add_answer_generation_options(app, opt);
   app.add_flag("--think", opt.enable_thinking, "enable_thinking=true (reasoning returned separately)");
   app.add_option("-t,--threads", threads, "threads (0 = all)");
   app.add_flag("--json", json, "print the result as JSON");
@@ -156,8 +166,7 @@ int sql_ask_main(int argc, char** argv) {
   app.add_option("--max-sql-tokens", opt.max_sql_tokens, "SQL length cap in tokens");
   app.add_option("--max-tokens", opt.max_answer_tokens, "answer length cap");
   app.add_option("--ctx", opt.context, "context size");
-  app.add_option("--temperature", opt.sampling.temperature, "0 = greedy");
-  app.add_option("--seed", opt.sampling.seed, "sampling seed");
+  add_sampling_options(app, opt.sampling);
   app.add_option("-t,--threads", threads, "threads (0 = all)");
   app.add_flag("--json", json, "print the result as JSON");
   if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
@@ -218,11 +227,7 @@ int web_ask_main(int argc, char** argv) {
                "constrained decoding: the answer may end only after citing a source [n]");
   app.add_option("--date", opt.date, "today's date as told to the model (default: today, UTC)");
   app.add_option("--min-score", opt.answer.min_score, "abstain unless the best chunk's BM25 score reaches this");
-  app.add_option("--max-tokens", opt.answer.max_tokens, "answer length cap");
-  app.add_option("--ctx", opt.answer.context, "context size (prompt + answer)");
-  app.add_option("--max-source-chars", opt.answer.max_source_chars, "bytes of each chunk quoted");
-  app.add_option("--temperature", opt.answer.sampling.temperature, "0 = greedy");
-  app.add_option("--seed", opt.answer.sampling.seed, "sampling seed");
+  add_answer_generation_options(app, opt.answer);
   app.add_option("-t,--threads", threads, "threads (0 = all)");
   app.add_flag("--json", json, "print the result as JSON (with each page's extracted text)");
   app.add_flag("--stream", stream, "print the answer as it is generated (text mode)");

@@ -46,21 +46,22 @@ void Checkpoint::parse() {
     if (v <= 0 || v > (1 << 20)) fail(p, ": llama2.c header field ", names[i], " = ", h[i], " is out of range");
   }
   Config& c = config_;
-  c.dim = h[0];
-  c.hidden_dim = h[1];
+  c.hidden_size = h[0];
+  c.intermediate_size = h[1];
   c.n_layers = h[2];
   c.n_heads = h[3];
   c.n_kv_heads = h[4];
   c.shared_classifier = h[5] > 0;
   c.vocab_size = h[5] < 0 ? -int64_t{h[5]} : h[5];
   c.seq_len = h[6];
-  if (c.dim % c.n_heads != 0) fail(p, ": llama2.c dim ", c.dim, " is not divisible by n_heads ", c.n_heads);
+  if (c.hidden_size % c.n_heads != 0) fail(p, ": llama2.c dim ", c.hidden_size, " is not divisible by n_heads ", c.n_heads);
   if (c.n_heads % c.n_kv_heads != 0) {
     fail(p, ": llama2.c n_heads ", c.n_heads, " is not a multiple of n_kv_heads ", c.n_kv_heads);
   }
-  const int64_t hd = c.head_dim();
+  c.head_dim = c.hidden_size / c.n_heads;
+  const int64_t hd = c.head_dim;
   if (hd % 2 != 0) fail(p, ": llama2.c head size ", hd, " is odd; RoPE needs pairs");
-  const int64_t D = c.dim, F = c.hidden_dim, L = c.n_layers, V = c.vocab_size;
+  const int64_t D = c.hidden_size, F = c.intermediate_size, L = c.n_layers, V = c.vocab_size;
   const int64_t kv = c.n_kv_heads * hd;
 
   const int64_t expected_floats = V * D + L * D + L * D * D + 2 * L * D * kv + L * D * D + L * D +

@@ -13,20 +13,16 @@
 #include <vector>
 
 #include "formats/tensor.h"
+#include "formats/transformer_shape.h"
 #include "util/mapped_file.h"
 
 namespace kexa::llama2c {
 
-struct Config {
-  int64_t dim = 0;
-  int64_t hidden_dim = 0;
-  int64_t n_layers = 0;
-  int64_t n_heads = 0;
-  int64_t n_kv_heads = 0;
+// The header's dim and hidden_dim are hidden_size and intermediate_size; head_dim is dim / n_heads.
+struct Config : TransformerShape {
   int64_t vocab_size = 0;  // absolute value
   int64_t seq_len = 0;
   bool shared_classifier = true;
-  int64_t head_dim() const { return dim / n_heads; }
 };
 
 // Tensor names (all F32, shapes outermost-first, linear weights [out, in]):

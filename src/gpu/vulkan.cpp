@@ -426,15 +426,7 @@ class VulkanContext final : public Context {
     const uint64_t bytes = static_cast<uint64_t>(n * width) * sizeof(float);
     ensure_slots(bytes, 4, 4);
     std::memcpy(slots_[0].mapped, x, bytes);
-    uint32_t push[kPushWords] = {static_cast<uint32_t>(width), 0, w != 0 ? 1u : 0u, 0, 0};
-    std::memcpy(&push[1], &eps, 4);
-    const Buffer* wb = w != 0 ? &matrix(w).buf : &slots_[1];
-    VkCommandBuffer cb = recorded({2, static_cast<uint64_t>(n), static_cast<uint64_t>(width), w, push[1]},
-                                  [&](VkCommandBuffer c) {
-                                    dispatch(c, kRmsNorm, {wb, &slots_[0], &slots_[0]}, push,
-                                             static_cast<uint32_t>(n), 1, 1);
-                                  });
-    submit(cb);
+    run_rows(2, kRmsNorm, w, slots_[1], slots_[0], n, width, eps);
     std::memcpy(out, slots_[0].mapped, bytes);
   }
 
@@ -461,15 +453,7 @@ class VulkanContext final : public Context {
     ensure_slots(bytes, bytes, 4);
     std::memcpy(slots_[0].mapped, x, bytes);
     std::memcpy(slots_[1].mapped, d, bytes);
-    uint32_t push[kPushWords] = {static_cast<uint32_t>(width), 0, w != 0 ? 1u : 0u, 0, 0};
-    std::memcpy(&push[1], &eps, 4);
-    const Buffer* wb = w != 0 ? &matrix(w).buf : &slots_[2];
-    VkCommandBuffer cb = recorded({4, static_cast<uint64_t>(n), static_cast<uint64_t>(width), w, push[1]},
-                                  [&](VkCommandBuffer c) {
-                                    dispatch(c, kResidual, {wb, &slots_[1], &slots_[0]}, push,
-                                             static_cast<uint32_t>(n), 1, 1);
-                                  });
-    submit(cb);
+    run_rows(4, kResidual, w, slots_[2], slots_[1], n, width, eps);
     std::memcpy(x, slots_[0].mapped, bytes);
     if (w != 0) std::memcpy(d, slots_[1].mapped, bytes);
   }
@@ -478,6 +462,21 @@ class VulkanContext final : public Context {
   const Matrix& matrix(uint32_t id) const {
     if (id == 0 || id > matrices_.size()) fail("Vulkan: unknown buffer id ", id);
     return matrices_[id - 1];
+  }
+
+  // The row-wise norms (rmsnorm; residual add + norm): one workgroup per row of `width`, reading
+  // `src` and writing slot 0, scaled by matrix `w` (0: none, `spare` is bound in its place).
+  // `op` keys the recorded command buffer.
+  void run_rows(uint64_t op, Pipe pipe, uint32_t w, const Buffer& spare, const Buffer& src, int64_t n,
+                int64_t width, float eps) {
+    uint32_t push[kPushWords] = {static_cast<uint32_t>(width), 0, w != 0 ? 1u : 0u, 0, 0};
+    std::memcpy(&push[1], &eps, 4);
+    const Buffer* wb = w != 0 ? &matrix(w).buf : &spare;
+    VkCommandBuffer cb = recorded({op, static_cast<uint64_t>(n), static_cast<uint64_t>(width), w, push[1]},
+                                  [&](VkCommandBuffer c) {
+                                    dispatch(c, pipe, {wb, &src, &slots_[0]}, push, static_cast<uint32_t>(n), 1, 1);
+                                  });
+    submit(cb);
   }
 
   void init() {

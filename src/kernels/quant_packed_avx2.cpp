@@ -121,6 +121,26 @@ inline __m256i pin(__m256i v) {
   return v;
 }
 
+// The low and high nibbles of 32 packed bytes (two 4-bit levels per byte).
+inline void nibbles(__m256i c, __m256i m4, __m256i& lo, __m256i& hi) {
+  lo = _mm256_and_si256(c, m4);
+  hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+}
+// One step of a token: the low-nibble levels against activation bytes x[0..3], the high ones
+// against x[16..19], as the rows' int16 pair sums.
+inline __m256i nibble_step(__m256i lo, __m256i hi, const int8_t* x) {
+  return _mm256_add_epi16(mb(lo, word(x)), mb(hi, word(x + 16)));
+}
+// One half's float sums: accf[t] += sumi[t] * d * token t's activation scale, with d the 8 rows'
+// half-float scales at `d_half`.
+template <int T, class Act>
+inline void add_scaled(__m256 (&accf)[T], const __m256i (&sumi)[T], const uint16_t* d_half, const Act* const* a,
+                       int64_t i) {
+  const __m256 d = halves8(d_half);
+  for (int t = 0; t < T; ++t)
+    accf[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[t]);
+}
+
 template <int T>
 void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, float* y, int64_t y_stride) {
   __m256 accf[2][T];
@@ -142,9 +162,7 @@ void q8_0_tile(const PackedQ8_0* blk, int64_t nb, const ActBlock32* const* a, fl
           acc[t] = pin(_mm256_add_epi32(acc[t], _mm256_madd_epi16(mb(aq, xs), ones)));
         }
       }
-      const __m256 d = halves8(p.d + H * h);
-      for (int t = 0; t < T; ++t)
-        accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+      add_scaled<T>(accf[h], acc, p.d + H * h, a, i);
     }
   }
   store_tile<T>(accf, y, y_stride);
@@ -165,11 +183,10 @@ void q4_0_tile(const PackedQ4_0* blk, int64_t nb, const ActBlock32* const* a, fl
       __m256i acc[T];
       for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_si256();
       for (int s = 0; s < 4; ++s) {
-        const __m256i c = load256(p.qs[s] + 32 * h);
-        const __m256i lo = _mm256_and_si256(c, m4), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+        __m256i lo, hi;
+        nibbles(load256(p.qs[s] + 32 * h), m4, lo, hi);
         for (int t = 0; t < T; ++t) {
-          const int8_t* x = a[t][i].qs + 4 * s;
-          const __m256i v = _mm256_add_epi16(mb(lo, word(x)), mb(hi, word(x + 16)));
+          const __m256i v = nibble_step(lo, hi, a[t][i].qs + 4 * s);
           acc[t] = pin(s == 0 ? v : _mm256_add_epi16(acc[t], v));
         }
       }
@@ -258,9 +275,7 @@ void q45_k_tile_joined(const Packed* blk, int64_t nb, const ActBlock256* const* 
         for (int h = 0; h < 2; ++h) {
           // Pinned: GCC otherwise folds the load into the vpand and loads the chunk a second
           // time for the shift (one token: 5% more CPU time from L2 on Zen 3).
-          const __m256i c = pin(load256(p.sub[j].qs[q] + 32 * h));
-          lo[h] = _mm256_and_si256(c, m4);
-          hi[h] = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+          nibbles(pin(load256(p.sub[j].qs[q] + 32 * h)), m4, lo[h], hi[h]);
           if constexpr (kFive) {
             lo[h] = _mm256_or_si256(lo[h], _mm256_and_si256(_mm256_slli_epi16(qh[h], 4 - q), bit4));
             hi[h] = _mm256_or_si256(hi[h], _mm256_and_si256(_mm256_srli_epi16(qh[h], q), bit4));
@@ -283,11 +298,7 @@ void q45_k_tile_joined(const Packed* blk, int64_t nb, const ActBlock256* const* 
           for (int k = 0; k < kSums; ++k) sumi[h][t] = _mm256_add_epi32(sumi[h][t], _mm256_madd_epi16(acc[h][k][t], sc));
       }
     }
-    for (int h = 0; h < 2; ++h) {
-      const __m256 d = halves8(p.d + H * h);
-      for (int t = 0; t < T; ++t)
-        accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[h][t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
-    }
+    for (int h = 0; h < 2; ++h) add_scaled<T>(accf[h], sumi[h], p.d + H * h, a, i);
   }
   store_tile<T>(accf, y, y_stride);
 }
@@ -352,17 +363,14 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
           }
           const int k = kFive ? q / 2 : 0;
           for (int t = 0; t < T; ++t) {
-            const int8_t* x = a[t][i].qs + 32 * j + 4 * q;
-            const __m256i v = _mm256_add_epi16(mb(lo, word(x)), mb(hi, word(x + 16)));
+            const __m256i v = nibble_step(lo, hi, a[t][i].qs + 32 * j + 4 * q);
             acc[k][t] = pin((kFive ? q % 2 == 0 : q == 0) ? v : _mm256_add_epi16(acc[k][t], v));
           }
         }
         for (int t = 0; t < T; ++t)
           for (int k = 0; k < kSums; ++k) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(acc[k][t], sc));
       }
-      const __m256 d = halves8(p.d + H * h);
-      for (int t = 0; t < T; ++t)
-        accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+      add_scaled<T>(accf[h], sumi, p.d + H * h, a, i);
     }
   }
   store_tile<T>(accf, y, y_stride);
@@ -431,11 +439,7 @@ void q6_k_tile_joined(const PackedQ6_K* blk, int64_t nb, const ActBlock256* cons
         for (int t = 0; t < T; ++t) sumi[h][t] = q6_k_group_dot(w, a[t][i].qs + 16 * g, sc[h], sumi[h][t]);
       }
     }
-    for (int h = 0; h < 2; ++h) {
-      const __m256 d = halves8(p.d + H * h);
-      for (int t = 0; t < T; ++t)
-        accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[h][t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
-    }
+    for (int h = 0; h < 2; ++h) add_scaled<T>(accf[h], sumi[h], p.d + H * h, a, i);
   }
   store_tile<T>(accf, y, y_stride);
 }
@@ -475,9 +479,7 @@ void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, f
         q6_k_levels(p.g[g], h, w);
         for (int t = 0; t < T; ++t) sumi[t] = q6_k_group_dot(w, a[t][i].qs + 16 * g, sc, sumi[t]);
       }
-      const __m256 d = halves8(p.d + H * h);
-      for (int t = 0; t < T; ++t)
-        accf[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(d, _mm256_set1_ps(a[t][i].d)), accf[h][t]);
+      add_scaled<T>(accf[h], sumi, p.d + H * h, a, i);
     }
   }
   store_tile<T>(accf, y, y_stride);

@@ -46,48 +46,24 @@ void add_high_bits(const uint8_t* qh4, int8_t* q) {
   for (int j = 0; j < 32; ++j) q[j] = static_cast<int8_t>(q[j] | (((qh >> j) & 1u) << 4));
 }
 
-void dot_q4_0(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
-  dot_blocks32(w, sizeof(BlockQ4_0), act, stride, n_tok, nb, out,
-               [](const uint8_t* p, const ActBlock32& a) {
-                 const auto* b = reinterpret_cast<const BlockQ4_0*>(p);
-                 int8_t q[32];
-                 unpack_nibbles(b->qs, q);
-                 return half_to_float(b->d) * a.d * static_cast<float>(dot32(q, a.qs) - 8 * a.sum);
-               });
-}
-
-void dot_q4_1(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
-  dot_blocks32(w, sizeof(BlockQ4_1), act, stride, n_tok, nb, out,
-               [](const uint8_t* p, const ActBlock32& a) {
-                 const auto* b = reinterpret_cast<const BlockQ4_1*>(p);
-                 int8_t q[32];
-                 unpack_nibbles(b->qs, q);
-                 return a.d * (half_to_float(b->d) * static_cast<float>(dot32(q, a.qs)) +
-                               half_to_float(b->m) * static_cast<float>(a.sum));
-               });
-}
-
-void dot_q5_0(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
-  dot_blocks32(w, sizeof(BlockQ5_0), act, stride, n_tok, nb, out,
-               [](const uint8_t* p, const ActBlock32& a) {
-                 const auto* b = reinterpret_cast<const BlockQ5_0*>(p);
-                 int8_t q[32];
-                 unpack_nibbles(b->qs, q);
-                 add_high_bits(b->qh, q);
-                 return half_to_float(b->d) * a.d * static_cast<float>(dot32(q, a.qs) - 16 * a.sum);
-               });
-}
-
-void dot_q5_1(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
-  dot_blocks32(w, sizeof(BlockQ5_1), act, stride, n_tok, nb, out,
-               [](const uint8_t* p, const ActBlock32& a) {
-                 const auto* b = reinterpret_cast<const BlockQ5_1*>(p);
-                 int8_t q[32];
-                 unpack_nibbles(b->qs, q);
-                 add_high_bits(b->qh, q);
-                 return a.d * (half_to_float(b->d) * static_cast<float>(dot32(q, a.qs)) +
-                               half_to_float(b->m) * static_cast<float>(a.sum));
-               });
+// Q4_0, Q4_1, Q5_0, Q5_1: nibbles (plus the fifth bit for Q5_*); the _0 types take their offset
+// (half the range) off with the activations' sum, the _1 types add m times it.
+template <class Block>
+void dot_q(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
+  dot_blocks32(w, sizeof(Block), act, stride, n_tok, nb, out, [](const uint8_t* p, const ActBlock32& a) {
+    const auto* b = reinterpret_cast<const Block*>(p);
+    int8_t q[32];
+    unpack_nibbles(b->qs, q);
+    constexpr bool kFive = requires { b->qh; };
+    if constexpr (kFive) add_high_bits(b->qh, q);
+    if constexpr (requires { b->m; }) {
+      return a.d * (half_to_float(b->d) * static_cast<float>(dot32(q, a.qs)) +
+                    half_to_float(b->m) * static_cast<float>(a.sum));
+    } else {
+      constexpr int kHalf = kFive ? 16 : 8;
+      return half_to_float(b->d) * a.d * static_cast<float>(dot32(q, a.qs) - kHalf * a.sum);
+    }
+  });
 }
 
 void dot_q8_0(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t nb, float* out) {
@@ -149,21 +125,14 @@ void decode_k4_scales(const uint8_t* scales, DecodedK& k) {
   }
 }
 
-void decode_q4_k(const uint8_t* p, DecodedK& k) {
-  const auto* b = reinterpret_cast<const BlockQ4_K*>(p);
-  for (int e = 0; e < 256; ++e)
-    k.q[e] = static_cast<int8_t>((b->qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0xF);
-  decode_k4_scales(b->scales, k);
-  k.d = half_to_float(b->d);
-  k.dmin = half_to_float(b->dmin);
-}
-
-void decode_q5_k(const uint8_t* p, DecodedK& k) {
-  const auto* b = reinterpret_cast<const BlockQ5_K*>(p);
+// Q4_K, and Q5_K whose fifth bit of element e is bit e / 32 of qh[e % 32].
+template <class Block>
+void decode_k4(const uint8_t* p, DecodedK& k) {
+  const auto* b = reinterpret_cast<const Block*>(p);
   for (int e = 0; e < 256; ++e) {
-    const int low = (b->qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0xF;
-    const int high = (b->qh[e % 32] >> (e / 32)) & 1;
-    k.q[e] = static_cast<int8_t>(low | (high << 4));
+    int level = (b->qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0xF;
+    if constexpr (requires { b->qh; }) level |= ((b->qh[e % 32] >> (e / 32)) & 1) << 4;
+    k.q[e] = static_cast<int8_t>(level);
   }
   decode_k4_scales(b->scales, k);
   k.d = half_to_float(b->d);
@@ -214,16 +183,16 @@ void dot_k(const uint8_t* w, const void* act, size_t stride, int n_tok, int64_t 
 
 const DotKernels& portable_dots() {
   static const DotKernels k = {
-      dot_q4_0,
-      dot_q4_1,
-      dot_q5_0,
-      dot_q5_1,
-      dot_q8_0,
-      dot_k<decode_q2_k, sizeof(BlockQ2_K)>,
-      dot_k<decode_q3_k, sizeof(BlockQ3_K)>,
-      dot_k<decode_q4_k, sizeof(BlockQ4_K)>,
-      dot_k<decode_q5_k, sizeof(BlockQ5_K)>,
-      dot_k<decode_q6_k, sizeof(BlockQ6_K)>,
+      .q4_0 = dot_q<BlockQ4_0>,
+      .q4_1 = dot_q<BlockQ4_1>,
+      .q5_0 = dot_q<BlockQ5_0>,
+      .q5_1 = dot_q<BlockQ5_1>,
+      .q8_0 = dot_q8_0,
+      .q2_k = dot_k<decode_q2_k, sizeof(BlockQ2_K)>,
+      .q3_k = dot_k<decode_q3_k, sizeof(BlockQ3_K)>,
+      .q4_k = dot_k<decode_k4<BlockQ4_K>, sizeof(BlockQ4_K)>,
+      .q5_k = dot_k<decode_k4<BlockQ5_K>, sizeof(BlockQ5_K)>,
+      .q6_k = dot_k<decode_q6_k, sizeof(BlockQ6_K)>,
   };
   return k;
 }

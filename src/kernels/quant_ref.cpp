@@ -7,6 +7,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_matmul.h"
@@ -22,54 +23,37 @@ constexpr float kGroupMaxEps = 1e-15f;
 
 // ---------------------------------------------------------------- dequantization
 
-void deq_q4_0(const BlockQ4_0* b, int64_t nb, float* y) {
-  for (int64_t i = 0; i < nb; ++i, y += 32) {
-    const float d = half_to_float(b[i].d);
-    for (int j = 0; j < 16; ++j) {
-      y[j] = static_cast<float>((b[i].qs[j] & 0x0F) - 8) * d;
-      y[j + 16] = static_cast<float>((b[i].qs[j] >> 4) - 8) * d;
-    }
-  }
-}
-
-void deq_q4_1(const BlockQ4_1* b, int64_t nb, float* y) {
-  for (int64_t i = 0; i < nb; ++i, y += 32) {
-    const float d = half_to_float(b[i].d), m = half_to_float(b[i].m);
-    for (int j = 0; j < 16; ++j) {
-      y[j] = static_cast<float>(b[i].qs[j] & 0x0F) * d + m;
-      y[j + 16] = static_cast<float>(b[i].qs[j] >> 4) * d + m;
-    }
-  }
-}
-
 uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
   return v;
 }
 
-void deq_q5_0(const BlockQ5_0* b, int64_t nb, float* y) {
+// Q4_0, Q4_1, Q5_0 and Q5_1: nibbles (with a fifth bit from qh for Q5_*); the _0 types are
+// offset by half their range, the _1 types add the block's minimum m.
+template <class Block>
+void deq_32(const Block* b, int64_t nb, float* y) {
+  constexpr bool kFive = requires(const Block& k) { k.qh; };
+  constexpr bool kMin = requires(const Block& k) { k.m; };
+  constexpr int kHalf = kFive ? 16 : 8;
   for (int64_t i = 0; i < nb; ++i, y += 32) {
     const float d = half_to_float(b[i].d);
-    const uint32_t qh = load_u32(b[i].qh);
+    uint32_t qh = 0;
+    if constexpr (kFive) qh = load_u32(b[i].qh);
     for (int j = 0; j < 16; ++j) {
-      const int h0 = static_cast<int>((qh >> j) & 1u) << 4;
-      const int h1 = static_cast<int>((qh >> (j + 16)) & 1u) << 4;
-      y[j] = static_cast<float>(((b[i].qs[j] & 0x0F) | h0) - 16) * d;
-      y[j + 16] = static_cast<float>(((b[i].qs[j] >> 4) | h1) - 16) * d;
-    }
-  }
-}
-
-void deq_q5_1(const BlockQ5_1* b, int64_t nb, float* y) {
-  for (int64_t i = 0; i < nb; ++i, y += 32) {
-    const float d = half_to_float(b[i].d), m = half_to_float(b[i].m);
-    const uint32_t qh = load_u32(b[i].qh);
-    for (int j = 0; j < 16; ++j) {
-      const int h0 = static_cast<int>((qh >> j) & 1u) << 4;
-      const int h1 = static_cast<int>((qh >> (j + 16)) & 1u) << 4;
-      y[j] = static_cast<float>((b[i].qs[j] & 0x0F) | h0) * d + m;
-      y[j + 16] = static_cast<float>((b[i].qs[j] >> 4) | h1) * d + m;
+      int v0 = b[i].qs[j] & 0x0F, v1 = b[i].qs[j] >> 4;
+      if constexpr (kFive) {
+        v0 |= static_cast<int>((qh >> j) & 1u) << 4;
+        v1 |= static_cast<int>((qh >> (j + 16)) & 1u) << 4;
+      }
+      if constexpr (kMin) {
+        const float m = half_to_float(b[i].m);
+        y[j] = static_cast<float>(v0) * d + m;
+        y[j + 16] = static_cast<float>(v1) * d + m;
+      } else {
+        y[j] = static_cast<float>(v0 - kHalf) * d;
+        y[j + 16] = static_cast<float>(v1 - kHalf) * d;
+      }
     }
   }
 }
@@ -131,38 +115,30 @@ void deq_q3_k(const BlockQ3_K* b, int64_t nb, float* y) {
   }
 }
 
-void deq_q4_k(const BlockQ4_K* b, int64_t nb, float* y) {
+// Q4_K, and Q5_K whose fifth bits come from qh (bit 2k of qh[l] for sub-block 2k, 2k+1 for 2k+1).
+template <class Block>
+void deq_k4(const Block* b, int64_t nb, float* y) {
+  constexpr bool kFive = requires(const Block& k) { k.qh; };
   for (int64_t i = 0; i < nb; ++i) {
     const float d = half_to_float(b[i].d), dmin = half_to_float(b[i].dmin);
     const uint8_t* q = b[i].qs;
+    uint8_t u1 = 1, u2 = 2;
     for (int j = 0; j < 8; j += 2, q += 32) {
       uint8_t sc, m;
       scale_min_k4(j, b[i].scales, &sc, &m);
       const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
       scale_min_k4(j + 1, b[i].scales, &sc, &m);
       const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(m);
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0xF) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
-    }
-  }
-}
-
-void deq_q5_k(const BlockQ5_K* b, int64_t nb, float* y) {
-  for (int64_t i = 0; i < nb; ++i) {
-    const float d = half_to_float(b[i].d), dmin = half_to_float(b[i].dmin);
-    const uint8_t* ql = b[i].qs;
-    const uint8_t* qh = b[i].qh;
-    uint8_t u1 = 1, u2 = 2;
-    for (int j = 0; j < 8; j += 2, ql += 32) {
-      uint8_t sc, m;
-      scale_min_k4(j, b[i].scales, &sc, &m);
-      const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
-      scale_min_k4(j + 1, b[i].scales, &sc, &m);
-      const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(m);
-      for (int l = 0; l < 32; ++l)
-        *y++ = d1 * static_cast<float>((ql[l] & 0xF) + ((qh[l] & u1) ? 16 : 0)) - m1;
-      for (int l = 0; l < 32; ++l)
-        *y++ = d2 * static_cast<float>((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;
+      for (int l = 0; l < 32; ++l) {
+        int v = q[l] & 0xF;
+        if constexpr (kFive) v += (b[i].qh[l] & u1) ? 16 : 0;
+        *y++ = d1 * static_cast<float>(v) - m1;
+      }
+      for (int l = 0; l < 32; ++l) {
+        int v = q[l] >> 4;
+        if constexpr (kFive) v += (b[i].qh[l] & u2) ? 16 : 0;
+        *y++ = d2 * static_cast<float>(v) - m2;
+      }
       u1 = static_cast<uint8_t>(u1 << 2);
       u2 = static_cast<uint8_t>(u2 << 2);
     }
@@ -194,91 +170,55 @@ void deq_q6_k(const BlockQ6_K* b, int64_t nb, float* y) {
 
 // ---------------------------------------------------------------- quantization (32-blocks)
 
-void quant_q4_0(const float* x, int64_t nb, BlockQ4_0* y) {
-  for (int64_t i = 0; i < nb; ++i, x += 32) {
-    float amax = 0.f, max = 0.f;
-    for (int j = 0; j < 32; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
-    const float d = max / -8;
-    const float id = d != 0.f ? 1.0f / d : 0.0f;
-    y[i].d = float_to_half(d);
-    for (int j = 0; j < 16; ++j) {
-      // Truncation after +8.5 is the format's rounding; the clamp catches the x == max case.
-      const int a = std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f)));
-      const int b = std::min(15, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 8.5f)));
-      y[i].qs[j] = static_cast<uint8_t>(a | (b << 4));
+// The value of largest magnitude (the first of equals; 0 when all are 0).
+float max_magnitude(const float* x, int n) {
+  float amax = 0.f, max = 0.f;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
     }
   }
+  return max;
 }
 
-void quant_q4_1(const float* x, int64_t nb, BlockQ4_1* y) {
+// Q4_0 / Q5_0: d from the value of largest magnitude, levels offset by half the range. Q4_1 /
+// Q5_1: d over [min, max], m = min. Levels are truncated after +0.5 (the formats' rounding) and
+// clamped at the top, which catches x == max.
+template <class Block>
+void quant_32(const float* x, int64_t nb, Block* y) {
+  constexpr bool kFive = requires(const Block& k) { k.qh; };
+  constexpr bool kMin = requires(const Block& k) { k.m; };
+  constexpr int kTop = kFive ? 31 : 15, kHalf = kTop / 2 + 1;
   for (int64_t i = 0; i < nb; ++i, x += 32) {
-    float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < 32; ++j) {
-      min = x[j] < min ? x[j] : min;
-      max = x[j] > max ? x[j] : max;
-    }
-    const float d = (max - min) / 15;
-    const float id = d != 0.f ? 1.0f / d : 0.0f;
-    y[i].d = float_to_half(d);
-    y[i].m = float_to_half(min);
-    for (int j = 0; j < 16; ++j) {
-      const int a = std::min(15, static_cast<int>(static_cast<int8_t>((x[j] - min) * id + 0.5f)));
-      const int b =
-          std::min(15, static_cast<int>(static_cast<int8_t>((x[j + 16] - min) * id + 0.5f)));
-      y[i].qs[j] = static_cast<uint8_t>(a | (b << 4));
-    }
-  }
-}
-
-void quant_q5_0(const float* x, int64_t nb, BlockQ5_0* y) {
-  for (int64_t i = 0; i < nb; ++i, x += 32) {
-    float amax = 0.f, max = 0.f;
-    for (int j = 0; j < 32; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
+    float min = 0.f, d;
+    if constexpr (kMin) {
+      float max = -FLT_MAX;
+      min = FLT_MAX;
+      for (int j = 0; j < 32; ++j) {
+        min = x[j] < min ? x[j] : min;
+        max = x[j] > max ? x[j] : max;
       }
+      d = (max - min) / kTop;
+      y[i].m = float_to_half(min);
+    } else {
+      d = max_magnitude(x, 32) / -kHalf;
     }
-    const float d = max / -16;
     const float id = d != 0.f ? 1.0f / d : 0.0f;
     y[i].d = float_to_half(d);
+    auto level = [&](float v) {
+      const float r = kMin ? (v - min) * id + 0.5f : v * id + (kHalf + 0.5f);
+      return std::min(kTop, static_cast<int>(static_cast<int8_t>(r)));
+    };
     uint32_t qh = 0;
     for (int j = 0; j < 16; ++j) {
-      const int a = std::min(31, static_cast<int>(static_cast<int8_t>(x[j] * id + 16.5f)));
-      const int b = std::min(31, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 16.5f)));
+      const int a = level(x[j]), b = level(x[j + 16]);
       y[i].qs[j] = static_cast<uint8_t>((a & 0xF) | ((b & 0xF) << 4));
       qh |= static_cast<uint32_t>((a >> 4) & 1) << j;
       qh |= static_cast<uint32_t>((b >> 4) & 1) << (j + 16);
     }
-    std::memcpy(y[i].qh, &qh, 4);
-  }
-}
-
-void quant_q5_1(const float* x, int64_t nb, BlockQ5_1* y) {
-  for (int64_t i = 0; i < nb; ++i, x += 32) {
-    float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < 32; ++j) {
-      min = x[j] < min ? x[j] : min;
-      max = x[j] > max ? x[j] : max;
-    }
-    const float d = (max - min) / 31;
-    const float id = d != 0.f ? 1.0f / d : 0.0f;
-    y[i].d = float_to_half(d);
-    y[i].m = float_to_half(min);
-    uint32_t qh = 0;
-    for (int j = 0; j < 16; ++j) {
-      const int a = static_cast<uint8_t>((x[j] - min) * id + 0.5f);
-      const int b = static_cast<uint8_t>((x[j + 16] - min) * id + 0.5f);
-      y[i].qs[j] = static_cast<uint8_t>((a & 0xF) | ((b & 0xF) << 4));
-      qh |= static_cast<uint32_t>((a >> 4) & 1) << j;
-      qh |= static_cast<uint32_t>((b >> 4) & 1) << (j + 16);
-    }
-    std::memcpy(y[i].qh, &qh, 4);
+    if constexpr (kFive) std::memcpy(y[i].qh, &qh, 4);
   }
 }
 
@@ -295,48 +235,54 @@ void quant_q8_0(const float* x, int64_t nb, BlockQ8_0* y) {
 
 // ---------------------------------------------------------------- K-quant scale searches
 
+int clamp_level(int l, int nmax) { return std::max(-nmax, std::min(nmax - 1, l)); }
+
+// The levels l of x * iscale in [-nmax, nmax-1] (stored as l + offset in L unless L is null) and
+// the x^2-weighted sums of the fit x ~ scale * l: sumlx = sum w x l, suml2 = sum w l^2.
+struct SymmetricFit {
+  float sumlx = 0, suml2 = 0;
+};
+SymmetricFit round_symmetric(int n, int nmax, const float* x, float iscale, int8_t* L, int offset) {
+  SymmetricFit f;
+  for (int i = 0; i < n; ++i) {
+    const int l = clamp_level(nearest_int(iscale * x[i]), nmax);
+    if (L != nullptr) L[i] = static_cast<int8_t>(l + offset);
+    const float w = x[i] * x[i];
+    f.sumlx += w * x[i] * static_cast<float>(l);
+    f.suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+  }
+  return f;
+}
+
+// The first fit of a symmetric search, at iscale = -nmax / max with max the value of largest
+// magnitude (stored in *max); nullopt, with L zeroed, when the group is all but zero.
+std::optional<SymmetricFit> start_symmetric(int n, int nmax, const float* x, int8_t* L, int offset, float* max) {
+  *max = max_magnitude(x, n);
+  if (std::fabs(*max) < kGroupMaxEps) {
+    std::fill(L, L + n, 0);
+    return std::nullopt;
+  }
+  return round_symmetric(n, nmax, x, -nmax / *max, L, offset);
+}
+
 // Symmetric quantization of n values to [-nmax, nmax-1] with the scale chosen among 19
 // candidates to maximise the x^2-weighted fit; returns the scale, L holds q + nmax.
 float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
-    std::fill(L, L + n, 0);
-    return 0.f;
-  }
-  auto clampq = [nmax](int l) { return std::max(-nmax, std::min(nmax - 1, l)); };
-  float iscale = -nmax / max;
-  float sumlx = 0, suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = clampq(nearest_int(iscale * x[i]));
-    L[i] = static_cast<int8_t>(l + nmax);
-    const float w = x[i] * x[i];
-    sumlx += w * x[i] * static_cast<float>(l);
-    suml2 += w * static_cast<float>(l) * static_cast<float>(l);
-  }
-  float scale = suml2 != 0.f ? sumlx / suml2 : 0.0f;
-  float best = scale * sumlx;
+  float max;
+  std::optional<SymmetricFit> first = start_symmetric(n, nmax, x, L, nmax, &max);
+  if (!first) return 0.f;
+  SymmetricFit f = *first;
+  float scale = f.suml2 != 0.f ? f.sumlx / f.suml2 : 0.0f;
+  float best = scale * f.sumlx;
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
-    iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
-    sumlx = suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = clampq(nearest_int(iscale * x[i]));
-      const float w = x[i] * x[i];
-      sumlx += w * x[i] * static_cast<float>(l);
-      suml2 += w * static_cast<float>(l) * static_cast<float>(l);
-    }
-    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+    const float iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+    f = round_symmetric(n, nmax, x, iscale, nullptr, 0);
+    if (f.suml2 > 0 && f.sumlx * f.sumlx > best * f.suml2) {
       for (int i = 0; i < n; ++i)
-        L[i] = static_cast<int8_t>(nmax + clampq(nearest_int(iscale * x[i])));
-      scale = sumlx / suml2;
-      best = scale * sumlx;
+        L[i] = static_cast<int8_t>(nmax + clamp_level(nearest_int(iscale * x[i]), nmax));
+      scale = f.sumlx / f.suml2;
+      best = scale * f.sumlx;
     }
   }
   return scale;
@@ -344,28 +290,10 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
 
 // Symmetric 3-bit fit refined by coordinate descent on the x^2-weighted error (Q3_K).
 float fit_symmetric_q3(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
-    std::fill(L, L + n, 0);
-    return 0.f;
-  }
-  auto clampq = [nmax](int l) { return std::max(-nmax, std::min(nmax - 1, l)); };
-  const float iscale = -nmax / max;
-  float sumlx = 0, suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = clampq(nearest_int(iscale * x[i]));
-    L[i] = static_cast<int8_t>(l);
-    const float w = x[i] * x[i];
-    sumlx += w * x[i] * static_cast<float>(l);
-    suml2 += w * static_cast<float>(l) * static_cast<float>(l);
-  }
+  float max;
+  std::optional<SymmetricFit> first = start_symmetric(n, nmax, x, L, 0, &max);
+  if (!first) return 0.f;
+  auto [sumlx, suml2] = *first;
   for (int itry = 0; itry < 5; ++itry) {
     int n_changed = 0;
     for (int i = 0; i < n; ++i) {
@@ -373,7 +301,7 @@ float fit_symmetric_q3(int n, int nmax, const float* x, int8_t* L) {
       float slx = sumlx - w * x[i] * static_cast<float>(L[i]);
       if (slx > 0) {
         float sl2 = suml2 - w * static_cast<float>(L[i]) * static_cast<float>(L[i]);
-        const int new_l = clampq(nearest_int(x[i] * sl2 / slx));
+        const int new_l = clamp_level(nearest_int(x[i] * sl2 / slx), nmax);
         if (new_l != L[i]) {
           slx += w * x[i] * static_cast<float>(new_l);
           sl2 += w * static_cast<float>(new_l) * static_cast<float>(new_l);
@@ -468,6 +396,36 @@ float fit_affine(int n, int nmax, const float* x, const float* weights, uint8_t*
 
 // ---------------------------------------------------------------- K-quant quantizers
 
+// Levels 0..3 of a 256 super-block into Q2_K / Q3_K's qs: byte l of each 128 half holds
+// elements l, l + 32, l + 64, l + 96 from the low bits up.
+template <class Level>
+void pack_2bit(const Level* L, uint8_t* qs) {
+  for (int j = 0; j < 256; j += 128)
+    for (int l = 0; l < 32; ++l)
+      qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
+// Fits the 16 groups of 16 of a super-block with `fit` (levels into L, scales into `scales`) and
+// returns the group scale of largest magnitude.
+float fit_groups16(float (*fit)(int, int, const float*, int8_t*), int nmax, const float* x, int8_t* L,
+                   float scales[16]) {
+  for (int g = 0; g < 16; ++g) scales[g] = fit(16, nmax, x + 16 * g, L + 16 * g);
+  return max_magnitude(scales, 16);
+}
+
+// The final levels of 16 groups of 16 under the stored scales d * sc[g], as l + nmax with l in
+// [-nmax, nmax-1]; groups whose scale is 0 keep the levels of the search.
+void requantize_16x16(const float* x, uint16_t d_half, const int8_t* sc, int nmax, int8_t* L) {
+  for (int j = 0; j < 16; ++j) {
+    const float d = half_to_float(d_half) * static_cast<float>(sc[j]);
+    if (d == 0.f) continue;
+    for (int ii = 0; ii < 16; ++ii) {
+      const int l = clamp_level(nearest_int(x[16 * j + ii] / d), nmax);
+      L[16 * j + ii] = static_cast<int8_t>(l + nmax);
+    }
+  }
+}
+
 void quant_q2_k(const float* x, int64_t nb, BlockQ2_K* y) {
   uint8_t L[256], Laux[16];
   float weights[16], mins[16], scales[16];
@@ -507,10 +465,7 @@ void quant_q2_k(const float* x, int64_t nb, BlockQ2_K* y) {
         L[16 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(3, l)));
       }
     }
-    for (int j = 0; j < 256; j += 128)
-      for (int l = 0; l < 32; ++l)
-        y[i].qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) |
-                                                  (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+    pack_2bit(L, y[i].qs);
   }
 }
 
@@ -518,15 +473,7 @@ void quant_q3_k(const float* x, int64_t nb, BlockQ3_K* y) {
   int8_t L[256];
   float scales[16];
   for (int64_t i = 0; i < nb; ++i, x += 256) {
-    float max_scale = 0, amax = 0;
-    for (int j = 0; j < 16; ++j) {
-      scales[j] = fit_symmetric_q3(16, 4, x + 16 * j, L + 16 * j);
-      const float scale = std::fabs(scales[j]);
-      if (scale > amax) {
-        amax = scale;
-        max_scale = scales[j];
-      }
-    }
+    const float max_scale = fit_groups16(fit_symmetric_q3, 4, x, L, scales);
     std::memset(y[i].scales, 0, 12);
     if (max_scale != 0.f) {
       const float iscale = -32.f / max_scale;
@@ -545,14 +492,7 @@ void quant_q3_k(const float* x, int64_t nb, BlockQ3_K* y) {
     }
     int8_t sc[16];
     q3k_scales(y[i].scales, sc);
-    for (int j = 0; j < 16; ++j) {
-      const float d = half_to_float(y[i].d) * static_cast<float>(sc[j]);
-      if (d == 0.f) continue;
-      for (int ii = 0; ii < 16; ++ii) {
-        const int l = std::max(-4, std::min(3, nearest_int(x[16 * j + ii] / d)));
-        L[16 * j + ii] = static_cast<int8_t>(l + 4);
-      }
-    }
+    requantize_16x16(x, y[i].d, sc, 4, L);
     std::memset(y[i].hmask, 0, 32);
     int m = 0;
     uint8_t hm = 1;
@@ -566,10 +506,7 @@ void quant_q3_k(const float* x, int64_t nb, BlockQ3_K* y) {
         hm = static_cast<uint8_t>(hm << 1);
       }
     }
-    for (int j = 0; j < 256; j += 128)
-      for (int l = 0; l < 32; ++l)
-        y[i].qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) |
-                                                  (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+    pack_2bit(L, y[i].qs);
   }
 }
 
@@ -618,38 +555,33 @@ void fit_k4_superblock(const float* x, int nmax, float rmin, int nstep, uint8_t 
   }
 }
 
-void quant_q4_k(const float* x, int64_t nb, BlockQ4_K* y) {
+// Q4_K (levels 0..15), and Q5_K (0..31) whose fifth bits go to qh as deq_k4 reads them.
+template <class Block>
+void quant_k4(const float* x, int64_t nb, Block* y) {
+  constexpr bool kFive = requires(const Block& k) { k.qh; };
+  constexpr int kNmax = kFive ? 31 : 15, kSteps = kFive ? 15 : 20;
+  constexpr float kRmin = kFive ? -0.5f : -1.f;
   uint8_t L[256];
   for (int64_t i = 0; i < nb; ++i, x += 256) {
     std::memset(y[i].scales, 0, 12);
-    fit_k4_superblock(x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, L);
+    fit_k4_superblock(x, kNmax, kRmin, kSteps, y[i].scales, &y[i].d, &y[i].dmin, L);
     uint8_t* q = y[i].qs;
-    for (int j = 0; j < 256; j += 64, q += 32)
-      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
-  }
-}
-
-void quant_q5_k(const float* x, int64_t nb, BlockQ5_K* y) {
-  uint8_t L[256];
-  for (int64_t i = 0; i < nb; ++i, x += 256) {
-    std::memset(y[i].scales, 0, 12);
-    fit_k4_superblock(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, L);
-    uint8_t* qh = y[i].qh;
-    uint8_t* ql = y[i].qs;
-    std::memset(qh, 0, 32);
+    if constexpr (kFive) std::memset(y[i].qh, 0, 32);
     uint8_t m1 = 1, m2 = 2;
-    for (int n = 0; n < 256; n += 64, ql += 32) {
+    for (int n = 0; n < 256; n += 64, q += 32) {
       for (int j = 0; j < 32; ++j) {
         int l1 = L[n + j], l2 = L[n + j + 32];
-        if (l1 > 15) {
-          l1 -= 16;
-          qh[j] = static_cast<uint8_t>(qh[j] | m1);
+        if constexpr (kFive) {
+          if (l1 > 15) {
+            l1 -= 16;
+            y[i].qh[j] = static_cast<uint8_t>(y[i].qh[j] | m1);
+          }
+          if (l2 > 15) {
+            l2 -= 16;
+            y[i].qh[j] = static_cast<uint8_t>(y[i].qh[j] | m2);
+          }
         }
-        if (l2 > 15) {
-          l2 -= 16;
-          qh[j] = static_cast<uint8_t>(qh[j] | m2);
-        }
-        ql[j] = static_cast<uint8_t>(l1 | (l2 << 4));
+        q[j] = static_cast<uint8_t>(l1 | (l2 << 4));
       }
       m1 = static_cast<uint8_t>(m1 << 2);
       m2 = static_cast<uint8_t>(m2 << 2);
@@ -661,15 +593,8 @@ void quant_q6_k(const float* x, int64_t nb, BlockQ6_K* y) {
   int8_t L[256];
   float scales[16];
   for (int64_t i = 0; i < nb; ++i, x += 256) {
-    float max_scale = 0, max_abs_scale = 0;
-    for (int ib = 0; ib < 16; ++ib) {
-      scales[ib] = fit_symmetric(16, 32, x + 16 * ib, L + 16 * ib);
-      if (std::fabs(scales[ib]) > max_abs_scale) {
-        max_abs_scale = std::fabs(scales[ib]);
-        max_scale = scales[ib];
-      }
-    }
-    if (max_abs_scale < kGroupMaxEps) {
+    const float max_scale = fit_groups16(fit_symmetric, 32, x, L, scales);
+    if (std::fabs(max_scale) < kGroupMaxEps) {
       std::memset(&y[i], 0, sizeof(BlockQ6_K));
       continue;
     }
@@ -677,14 +602,7 @@ void quant_q6_k(const float* x, int64_t nb, BlockQ6_K* y) {
     y[i].d = float_to_half(1 / iscale);
     for (int ib = 0; ib < 16; ++ib)
       y[i].scales[ib] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[ib])));
-    for (int j = 0; j < 16; ++j) {
-      const float d = half_to_float(y[i].d) * static_cast<float>(y[i].scales[j]);
-      if (d == 0.f) continue;
-      for (int ii = 0; ii < 16; ++ii) {
-        const int l = std::max(-32, std::min(31, nearest_int(x[16 * j + ii] / d)));
-        L[16 * j + ii] = static_cast<int8_t>(l + 32);
-      }
-    }
+    requantize_16x16(x, y[i].d, y[i].scales, 32, L);
     uint8_t* ql = y[i].ql;
     uint8_t* qh = y[i].qh;
     for (int j = 0; j < 256; j += 128, ql += 64, qh += 32) {
@@ -729,15 +647,15 @@ bool is_quantized(DType type) {
 void dequantize(DType type, const uint8_t* blocks, int64_t n, float* out) {
   const int64_t nb = block_count(type, n, "dequantize");
   switch (type) {
-    case DType::Q4_0: return deq_q4_0(reinterpret_cast<const BlockQ4_0*>(blocks), nb, out);
-    case DType::Q4_1: return deq_q4_1(reinterpret_cast<const BlockQ4_1*>(blocks), nb, out);
-    case DType::Q5_0: return deq_q5_0(reinterpret_cast<const BlockQ5_0*>(blocks), nb, out);
-    case DType::Q5_1: return deq_q5_1(reinterpret_cast<const BlockQ5_1*>(blocks), nb, out);
+    case DType::Q4_0: return deq_32(reinterpret_cast<const BlockQ4_0*>(blocks), nb, out);
+    case DType::Q4_1: return deq_32(reinterpret_cast<const BlockQ4_1*>(blocks), nb, out);
+    case DType::Q5_0: return deq_32(reinterpret_cast<const BlockQ5_0*>(blocks), nb, out);
+    case DType::Q5_1: return deq_32(reinterpret_cast<const BlockQ5_1*>(blocks), nb, out);
     case DType::Q8_0: return deq_q8_0(reinterpret_cast<const BlockQ8_0*>(blocks), nb, out);
     case DType::Q2_K: return deq_q2_k(reinterpret_cast<const BlockQ2_K*>(blocks), nb, out);
     case DType::Q3_K: return deq_q3_k(reinterpret_cast<const BlockQ3_K*>(blocks), nb, out);
-    case DType::Q4_K: return deq_q4_k(reinterpret_cast<const BlockQ4_K*>(blocks), nb, out);
-    case DType::Q5_K: return deq_q5_k(reinterpret_cast<const BlockQ5_K*>(blocks), nb, out);
+    case DType::Q4_K: return deq_k4(reinterpret_cast<const BlockQ4_K*>(blocks), nb, out);
+    case DType::Q5_K: return deq_k4(reinterpret_cast<const BlockQ5_K*>(blocks), nb, out);
     case DType::Q6_K: return deq_q6_k(reinterpret_cast<const BlockQ6_K*>(blocks), nb, out);
     default: break;
   }
@@ -747,15 +665,15 @@ void dequantize(DType type, const uint8_t* blocks, int64_t n, float* out) {
 void quantize(DType type, const float* x, int64_t n, uint8_t* out) {
   const int64_t nb = block_count(type, n, "quantize");
   switch (type) {
-    case DType::Q4_0: return quant_q4_0(x, nb, reinterpret_cast<BlockQ4_0*>(out));
-    case DType::Q4_1: return quant_q4_1(x, nb, reinterpret_cast<BlockQ4_1*>(out));
-    case DType::Q5_0: return quant_q5_0(x, nb, reinterpret_cast<BlockQ5_0*>(out));
-    case DType::Q5_1: return quant_q5_1(x, nb, reinterpret_cast<BlockQ5_1*>(out));
+    case DType::Q4_0: return quant_32(x, nb, reinterpret_cast<BlockQ4_0*>(out));
+    case DType::Q4_1: return quant_32(x, nb, reinterpret_cast<BlockQ4_1*>(out));
+    case DType::Q5_0: return quant_32(x, nb, reinterpret_cast<BlockQ5_0*>(out));
+    case DType::Q5_1: return quant_32(x, nb, reinterpret_cast<BlockQ5_1*>(out));
     case DType::Q8_0: return quant_q8_0(x, nb, reinterpret_cast<BlockQ8_0*>(out));
     case DType::Q2_K: return quant_q2_k(x, nb, reinterpret_cast<BlockQ2_K*>(out));
     case DType::Q3_K: return quant_q3_k(x, nb, reinterpret_cast<BlockQ3_K*>(out));
-    case DType::Q4_K: return quant_q4_k(x, nb, reinterpret_cast<BlockQ4_K*>(out));
-    case DType::Q5_K: return quant_q5_k(x, nb, reinterpret_cast<BlockQ5_K*>(out));
+    case DType::Q4_K: return quant_k4(x, nb, reinterpret_cast<BlockQ4_K*>(out));
+    case DType::Q5_K: return quant_k4(x, nb, reinterpret_cast<BlockQ5_K*>(out));
     case DType::Q6_K: return quant_q6_k(x, nb, reinterpret_cast<BlockQ6_K*>(out));
     default: break;
   }
@@ -798,15 +716,9 @@ void quantize_act256_ref(const float* x, int64_t n, ActBlock256* out) {
   // -127 exactly): K-quant products then match llama.cpp to float rounding instead of differing
   // wherever a value sits on a rounding boundary.
   for (int64_t i = 0; i < n / 256; ++i, x += 256) {
-    float amax = 0.f, max = 0.f;
-    for (int j = 0; j < 256; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
-    const float iscale = amax > 0.f ? -127.f / max : 0.f;
-    out[i].d = amax > 0.f ? 1 / iscale : 0.f;
+    const float max = max_magnitude(x, 256);
+    const float iscale = max != 0.f ? -127.f / max : 0.f;
+    out[i].d = max != 0.f ? 1 / iscale : 0.f;
     for (int g = 0; g < 16; ++g) {
       int sum = 0;
       for (int j = 16 * g; j < 16 * g + 16; ++j) {

@@ -399,24 +399,24 @@ ModelConfig parse_exaone_moe(const JsonReader& r, std::string_view origin) {
   const size_t L = static_cast<size_t>(c.n_layers);
   const std::vector<int64_t> windows = layer_windows(r, origin, true, c);
 
-  c.n_experts = r.integer({"num_experts", "num_local_experts", "n_routed_experts"});
-  c.n_experts_used = r.integer({"num_experts_per_tok"});
+  c.router.n_experts = r.integer({"num_experts", "num_local_experts", "n_routed_experts"});
+  c.router.n_used = r.integer({"num_experts_per_tok"});
   c.moe_intermediate_size = r.integer({"moe_intermediate_size"});
   c.n_shared_experts = r.integer_or({"num_shared_experts", "n_shared_experts"}, 0);
-  c.n_group = r.integer_or({"n_group"}, 1);
-  c.topk_group = r.integer_or({"topk_group"}, 1);
-  c.norm_topk_prob = r.boolean_or("norm_topk_prob", true);
-  c.routed_scaling_factor = r.number_or({"routed_scaling_factor"}, 1.0);
+  c.router.n_group = r.integer_or({"n_group"}, 1);
+  c.router.topk_group = r.integer_or({"topk_group"}, 1);
+  c.router.norm_topk_prob = r.boolean_or("norm_topk_prob", true);
+  c.router.scaling = r.number_or({"routed_scaling_factor"}, 1.0);
   c.n_mtp_layers = r.integer_or({"num_nextn_predict_layers"}, 0);
-  require_positive(origin, "num_experts", c.n_experts);
-  require_positive(origin, "num_experts_per_tok", c.n_experts_used);
+  require_positive(origin, "num_experts", c.router.n_experts);
+  require_positive(origin, "num_experts_per_tok", c.router.n_used);
   require_positive(origin, "moe_intermediate_size", c.moe_intermediate_size);
-  if (c.n_experts_used > c.n_experts) {
-    fail(origin, ": num_experts_per_tok (", c.n_experts_used, ") exceeds num_experts (", c.n_experts, ")");
+  if (c.router.n_used > c.router.n_experts) {
+    fail(origin, ": num_experts_per_tok (", c.router.n_used, ") exceeds num_experts (", c.router.n_experts, ")");
   }
-  if (c.n_group <= 0 || c.n_experts % c.n_group != 0 || c.topk_group <= 0 || c.topk_group > c.n_group) {
-    fail(origin, ": config.json n_group (", c.n_group, ") / topk_group (", c.topk_group,
-         ") do not divide num_experts (", c.n_experts, ")");
+  if (c.router.n_group <= 0 || c.router.n_experts % c.router.n_group != 0 || c.router.topk_group <= 0 || c.router.topk_group > c.router.n_group) {
+    fail(origin, ": config.json n_group (", c.router.n_group, ") / topk_group (", c.router.topk_group,
+         ") do not divide num_experts (", c.router.n_experts, ")");
   }
   if (c.n_mtp_layers < 0) fail(origin, ": num_nextn_predict_layers is negative");
   if (c.n_shared_experts < 0) fail(origin, ": config.json num_shared_experts is negative (", c.n_shared_experts, ")");
@@ -539,7 +539,7 @@ std::string ModelConfig::summary() const {
   int64_t nope = 0;
   for (const LayerPlan& l : layers) nope += l.rope ? 0 : 1;
   if (nope > 0) o << " nope=" << nope;
-  if (n_experts > 0) o << " experts=" << n_experts << "/" << n_experts_used;
+  if (router.n_experts > 0) o << " experts=" << router.n_experts << "/" << router.n_used;
   return o.str();
 }
 

@@ -9,6 +9,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "formats/transformer_shape.h"
+#include "model/moe.h"
+
 namespace kexa {
 namespace gguf { class File; class Writer; }
 
@@ -32,16 +35,11 @@ struct LayerPlan {
   bool moe = false;     // MoE MLP instead of dense SwiGLU
 };
 
-struct ModelConfig {
+// n_layers counts the main decoder layers (MTP layers not included).
+struct ModelConfig : TransformerShape {
   Arch arch = Arch::Exaone;
   std::string model_type;  // "exaone", "exaone4", "exaone_moe"
   int64_t vocab_size = 0;
-  int64_t hidden_size = 0;
-  int64_t n_layers = 0;  // main decoder layers (MTP layers not included)
-  int64_t n_heads = 0;
-  int64_t n_kv_heads = 0;
-  int64_t head_dim = 0;
-  int64_t intermediate_size = 0;
   double norm_eps = 1e-5;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
@@ -58,16 +56,11 @@ struct ModelConfig {
   int64_t pad_token_id = -1;
 
   // Mixture of experts (exaone_moe only).
-  int64_t n_experts = 0;
-  int64_t n_experts_used = 0;
+  moe::RouterParams router;  // experts, experts used per token, group-limited routing, scaling
   int64_t moe_intermediate_size = 0;
   int64_t n_shared_experts = 0;
   // Width of the (summed) shared expert; HF: moe_intermediate_size * num_shared_experts.
   int64_t shared_intermediate_size = 0;
-  int64_t n_group = 1;
-  int64_t topk_group = 1;
-  bool norm_topk_prob = true;
-  double routed_scaling_factor = 1.0;
   int64_t n_mtp_layers = 0;  // exaone_moe and exaone4 (num_nextn_predict_layers)
   // Attention plan of the MTP block: mtp_layer_types / mtp_sliding_windows when given (K-EXAONE:
   // ["full_attention"] -> global, NoPE because the model has sliding layers), otherwise global

@@ -184,26 +184,26 @@ void read_vocab_and_tokens(const gguf::File& file, const GgufReader& g, ModelCon
 }
 
 void read_experts(const GgufReader& g, const std::string& path, ModelConfig& c) {
-  c.n_experts = g.integer(key::kExpertCount);
-  c.n_experts_used = g.integer(key::kExpertUsedCount);
+  c.router.n_experts = g.integer(key::kExpertCount);
+  c.router.n_used = g.integer(key::kExpertUsedCount);
   c.moe_intermediate_size = g.integer(key::kExpertFeedForwardLength);
   c.n_shared_experts = g.integer_or(key::kExpertSharedCount, 0);
-  c.n_group = std::max<int64_t>(1, g.integer_or(key::kExpertGroupCount, 1));
-  c.topk_group = std::max<int64_t>(1, g.integer_or(key::kExpertGroupUsedCount, 1));
-  c.routed_scaling_factor = g.number_or(key::kExpertWeightsScale, 1.0);
-  if (const gguf::Value* v = g.get(key::kExpertWeightsNorm)) c.norm_topk_prob = v->as_bool(g.key(key::kExpertWeightsNorm));
+  c.router.n_group = std::max<int64_t>(1, g.integer_or(key::kExpertGroupCount, 1));
+  c.router.topk_group = std::max<int64_t>(1, g.integer_or(key::kExpertGroupUsedCount, 1));
+  c.router.scaling = g.number_or(key::kExpertWeightsScale, 1.0);
+  if (const gguf::Value* v = g.get(key::kExpertWeightsNorm)) c.router.norm_topk_prob = v->as_bool(g.key(key::kExpertWeightsNorm));
   c.shared_intermediate_size = c.n_shared_experts <= 0 ? 0
       : g.integer_or(key::kExpertSharedFeedForwardLength, c.moe_intermediate_size * c.n_shared_experts);
-  require_positive(path, g.key(key::kExpertCount), c.n_experts);
-  require_positive(path, g.key(key::kExpertUsedCount), c.n_experts_used);
+  require_positive(path, g.key(key::kExpertCount), c.router.n_experts);
+  require_positive(path, g.key(key::kExpertUsedCount), c.router.n_used);
   require_positive(path, g.key(key::kExpertFeedForwardLength), c.moe_intermediate_size);
-  if (c.n_experts_used > c.n_experts) {
-    fail(path, ": GGUF ", g.key(key::kExpertUsedCount), " (", c.n_experts_used, ") exceeds ", g.key(key::kExpertCount),
-         " (", c.n_experts, ")");
+  if (c.router.n_used > c.router.n_experts) {
+    fail(path, ": GGUF ", g.key(key::kExpertUsedCount), " (", c.router.n_used, ") exceeds ", g.key(key::kExpertCount),
+         " (", c.router.n_experts, ")");
   }
-  if (c.n_experts % c.n_group != 0 || c.topk_group > c.n_group) {
-    fail(path, ": GGUF ", g.key(key::kExpertGroupCount), " (", c.n_group, ") / ", g.key(key::kExpertGroupUsedCount),
-         " (", c.topk_group, ") do not divide ", g.key(key::kExpertCount), " (", c.n_experts, ")");
+  if (c.router.n_experts % c.router.n_group != 0 || c.router.topk_group > c.router.n_group) {
+    fail(path, ": GGUF ", g.key(key::kExpertGroupCount), " (", c.router.n_group, ") / ", g.key(key::kExpertGroupUsedCount),
+         " (", c.router.topk_group, ") do not divide ", g.key(key::kExpertCount), " (", c.router.n_experts, ")");
   }
   if (c.n_shared_experts < 0 || c.shared_intermediate_size < 0) {
     fail(path, ": GGUF ", g.key(key::kExpertSharedCount), " / ", g.key(key::kExpertSharedFeedForwardLength),
@@ -331,16 +331,16 @@ void write_gguf_metadata(const ModelConfig& c, const GgufGeneral& general, std::
     }
   }
   if (c.arch == Arch::ExaoneMoe) {
-    g.u32(key::kExpertCount, c.n_experts);
-    g.u32(key::kExpertUsedCount, c.n_experts_used);
-    g.u32(key::kExpertGroupCount, c.n_group);
-    g.u32(key::kExpertGroupUsedCount, c.topk_group);
+    g.u32(key::kExpertCount, c.router.n_experts);
+    g.u32(key::kExpertUsedCount, c.router.n_used);
+    g.u32(key::kExpertGroupCount, c.router.n_group);
+    g.u32(key::kExpertGroupUsedCount, c.router.topk_group);
     g.u32(key::kExpertGatingFunc, kSigmoidGating);
     g.u32(key::kExpertFeedForwardLength, c.moe_intermediate_size);
     g.u32(key::kExpertSharedCount, c.n_shared_experts);
     g.u32(key::kExpertSharedFeedForwardLength, c.shared_intermediate_size);
-    g.f32(key::kExpertWeightsScale, c.routed_scaling_factor);
-    g.set(key::kExpertWeightsNorm, Value::boolean(c.norm_topk_prob));
+    g.f32(key::kExpertWeightsScale, c.router.scaling);
+    g.set(key::kExpertWeightsNorm, Value::boolean(c.router.norm_topk_prob));
     int64_t lead = 0;
     while (lead < c.n_layers && !c.layers[static_cast<size_t>(lead)].moe) ++lead;
     for (int64_t l = lead; l < c.n_layers; ++l) {

@@ -90,7 +90,7 @@ kernels::Weight row_slice(const TensorView& t, int64_t row0, int64_t n, int64_t 
 }
 
 void bind_moe_layer(const ModelConfig& c, bool gguf_names, const std::string& p, Binder& b, MoeWeights& m) {
-  const int64_t H = c.hidden_size, E = c.n_experts, I = c.moe_intermediate_size, Is = c.shared_intermediate_size;
+  const int64_t H = c.hidden_size, E = c.router.n_experts, I = c.moe_intermediate_size, Is = c.shared_intermediate_size;
   const kernels::Weight* router = b.matrix(p + (gguf_names ? "ffn_gate_inp.weight" : "mlp.gate.weight"), E, H);
   m.router_data.assign(static_cast<size_t>(E * H), 0.0f);
   if (router != nullptr) kernels::to_f32(*router, 0, E * H, m.router_data.data());

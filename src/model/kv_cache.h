@@ -48,6 +48,7 @@ class KVCache {
   // The forward pass takes a position's input from here when it is covered.
   void set_input_embeddings(std::shared_ptr<const InputEmbeddings> e) { embeddings_ = std::move(e); }
   const InputEmbeddings* input_embeddings() const { return embeddings_.get(); }
+  const std::shared_ptr<const InputEmbeddings>& shared_input_embeddings() const { return embeddings_; }
   // Forgets positions >= n (speculative decoding rolls back rejected drafts). Keys of the kept
   // positions stay valid as long as no ring slot they occupy was reused, i.e. on sliding layers
   // when n_past() - n <= chunk(); can_truncate says whether that holds, truncate throws when not.

@@ -237,7 +237,7 @@ size_t Model::weight_bytes() const {
     if (l.moe != nullptr) {
       // A decoded token reads the router, the shared experts and k routed experts.
       const model_detail::MoeWeights& m = *l.moe;
-      total += m.router.nbytes + static_cast<size_t>(impl_->config.n_experts_used) * m.expert_bytes;
+      total += m.router.nbytes + static_cast<size_t>(impl_->config.router.n_used) * m.expert_bytes;
       for (const kernels::Weight* t : {m.shared_gate, m.shared_up, m.shared_down}) total += t != nullptr ? t->nbytes : 0;
     }
   }
@@ -413,8 +413,8 @@ void Model::Impl::reserve(int64_t n, int64_t max_keys) {
     v.resize(N * c.kv_dim());
     gate.resize(N * c.intermediate_size);
     up.resize(N * c.intermediate_size);
-    if (c.n_experts > 0) {
-      const size_t E = static_cast<size_t>(c.n_experts), K = static_cast<size_t>(c.n_experts_used);
+    if (c.router.n_experts > 0) {
+      const size_t E = static_cast<size_t>(c.router.n_experts), K = static_cast<size_t>(c.router.n_used);
       const size_t width = static_cast<size_t>(std::max(c.moe_intermediate_size, c.shared_intermediate_size));
       moe_logits.resize(N * E);
       moe_weights.resize(N * K);
@@ -674,19 +674,12 @@ void Model::Impl::run_step(const std::vector<Segment>& segs) {
 // its k experts.
 void Model::Impl::moe_ffn(const model_detail::MoeWeights& m, const float* in, int64_t n, float* y) {
   const ModelConfig& c = config;
-  const int64_t H = c.hidden_size, E = c.n_experts, K = c.n_experts_used;
+  const int64_t H = c.hidden_size, E = c.router.n_experts, K = c.router.n_used;
   const int64_t Im = c.moe_intermediate_size, Is = c.shared_intermediate_size;
-  moe::RouterParams rp;
-  rp.n_experts = E;
-  rp.n_used = K;
-  rp.n_group = c.n_group;
-  rp.topk_group = c.topk_group;
-  rp.norm_topk_prob = c.norm_topk_prob;
-  rp.scaling = c.routed_scaling_factor;
 
   mm(m.router, in, n, moe_logits.data());
   for (int64_t t = 0; t < n; ++t) {
-    moe::route(moe_logits.data() + t * E, m.bias.data(), rp, moe_experts.data() + t * K, moe_weights.data() + t * K,
+    moe::route(moe_logits.data() + t * E, m.bias.data(), c.router, moe_experts.data() + t * K, moe_weights.data() + t * K,
                moe_route_scratch);
   }
   // Bucket the (row, weight) pairs by expert, rows ascending within an expert.
@@ -889,10 +882,15 @@ void Model::Impl::mtp_step(const Segment& sg, const float* hidden, float* out_hi
   reserve(n, std::min(sg.cache->max_context(), p0 + n));
   if (mtp_u.size() < static_cast<size_t>(n * 2 * H)) mtp_u.resize(static_cast<size_t>(n * 2 * H));
 
+  // Row p's input is position p + 1's: an image row there replaces the token's embedding, as the
+  // main model reads it (vLLM's MTP drafter takes the multimodal embeddings shifted by one).
+  const InputEmbeddings* given = sg.cache->input_embeddings();
   for_tokens(n, [&](int64_t t) {
     float* u = mtp_u.data() + t * 2 * H;
     // Embedding first, hidden second (spec 4.6 item 3).
-    kernels::to_f32(*w.embed, static_cast<int64_t>(sg.tokens[t]) * H, H, xn.data() + t * H);
+    const float* e = given ? given->row_at(row_pos[static_cast<size_t>(t)] + 1) : nullptr;
+    if (e != nullptr) std::memcpy(xn.data() + t * H, e, static_cast<size_t>(H) * sizeof(float));
+    else kernels::to_f32(*w.embed, static_cast<int64_t>(sg.tokens[t]) * H, H, xn.data() + t * H);
     kernels::rmsnorm(xn.data() + t * H, m.enorm.data(), H, eps, u);
     kernels::rmsnorm(hidden + t * H, m.hnorm.data(), H, eps, u + H);
     kernels::rope_cos_sin(inv_freq.data(), half, row_pos[static_cast<size_t>(t)], rope_cos.data() + t * half,

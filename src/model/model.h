@@ -115,7 +115,10 @@ class Model {
   // Runs the MTP block on n = tokens.size() rows at positions mtp_cache.n_past() ...: row t joins
   // hidden[t] (the final-normed hidden state of position p = n_past + t, or the block's own
   // previous output when drafting further ahead) with tokens[t] (the token at p + 1), and
-  // predicts the token at p + 2. `logits` gets [n][vocab] when all_logits, else the last row;
+  // predicts the token at p + 2. When mtp_cache has input embeddings (KVCache::
+  // set_input_embeddings with the sequence's own, indexed by sequence position) and they cover
+  // p + 1, that row is row t's input instead of tokens[t]'s embedding, as in the main model.
+  // `logits` gets [n][vocab] when all_logits, else the last row;
   // `out_hidden` ([n][hidden_size], may be empty) the block's normalised output, which is the
   // next draft step's `hidden`. Throws when the model has no MTP block.
   void mtp_forward(std::span<const int32_t> tokens, std::span<const float> hidden, KVCache& mtp_cache,

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "formats/transformer_shape.h"
 #include "model/vision_preprocess.h"
 #include "util/rgb_image.h"
 
@@ -28,13 +29,7 @@ class File;
 class Writer;
 }
 
-struct VisionConfig {
-  int64_t hidden_size = 0;
-  int64_t intermediate_size = 0;
-  int64_t n_layers = 0;
-  int64_t n_heads = 0;
-  int64_t n_kv_heads = 0;
-  int64_t head_dim = 0;
+struct VisionConfig : TransformerShape {
   int64_t out_hidden_size = 0;  // the text model's width (llama.cpp: projection_dim)
   int64_t image_size = 560;     // written for llama.cpp; the resize uses min/max pixels
   int64_t window_size = 0;      // pixels; llama.cpp's default 112 when 0

@@ -125,6 +125,8 @@ GenerateResult SpeculativeGenerator::generate(std::span<const int32_t> prompt, c
   Run r(model_.config(), n_draft_, options, on_token);
   cache_.clear();
   mtp_cache_->clear();
+  // Image rows: the main model reads them at their positions, the MTP block one row earlier.
+  mtp_cache_->set_input_embeddings(cache_.shared_input_embeddings());
   sampler_.clear_history();
   for (int32_t t : prompt) sampler_.accept(t);
   stats_ = {};

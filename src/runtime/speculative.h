@@ -75,7 +75,10 @@ class SpeculativeGenerator {
 
   // Same contract as Generator::generate (options.on_logits gets the rows of the positions the
   // non-speculative generator would evaluate, in the same order; options.filter is not
-  // supported and throws). Always starts from an empty cache (no prefix reuse).
+  // supported and throws). Always starts from an empty cache (no prefix reuse). The cache's input
+  // embeddings (KVCache::set_input_embeddings: a picture's rows at its image-token positions) are
+  // the main model's inputs at those positions, as for Generator, and the MTP block's at the row
+  // before each (row p joins the token, or image row, at p + 1).
   GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& options,
                           const TokenCallback& on_token = {});
 

@@ -60,10 +60,10 @@ class StopStrings {
   bool stopped_ = false;
 };
 
-// Tokens -> text -> stop strings -> content / reasoning / tool calls, incrementally.
-class TurnOutput {
- public:
-  TurnOutput(const Tokenizer& tokenizer, const PreparedTurn& turn, TurnResult& result)
+}  // namespace
+
+struct TurnOutput::Impl {
+  Impl(const Tokenizer& tokenizer, const PreparedTurn& turn, TurnResult& result)
       : decoder_(tokenizer), stop_(turn.stop), parse_(turn.parse_output),
         parser_(chat::OutputParser::for_prompt(turn.parse_output ? turn.prompt_text : std::string())),
         result_(result) {}
@@ -107,6 +107,15 @@ class TurnOutput {
   chat::OutputParser parser_;
   TurnResult& result_;
 };
+
+TurnOutput::TurnOutput(const Tokenizer& tokenizer, const PreparedTurn& turn, TurnResult& result)
+    : impl_(std::make_unique<Impl>(tokenizer, turn, result)) {}
+TurnOutput::~TurnOutput() = default;
+TurnDelta TurnOutput::feed(const JobEvent& ev) { return impl_->feed(ev); }
+TurnDelta TurnOutput::finish() { return impl_->finish(); }
+bool TurnOutput::stopped_by_string() const { return impl_->stopped_by_string(); }
+
+namespace {
 
 void append(TurnResult& r, const TurnDelta& d) {
   r.content += d.content;

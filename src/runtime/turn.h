@@ -106,6 +106,24 @@ struct TurnResult {
   nlohmann::ordered_json assistant_message() const;
 };
 
+// A turn's generated tokens -> text -> stop strings -> content / reasoning / tool calls,
+// incrementally (what run_turn does with a job's events; `kexa run` prints a turn's output
+// through it too). `result` (its completion_tokens) must outlive it.
+class TurnOutput {
+ public:
+  TurnOutput(const Tokenizer& tokenizer, const PreparedTurn& turn, TurnResult& result);
+  ~TurnOutput();
+  // The tokens of one event (stop ids left out): the text they complete.
+  TurnDelta feed(const JobEvent& ev);
+  // The text held back until the end (an unfinished character, a possible stop string prefix).
+  TurnDelta finish();
+  bool stopped_by_string() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // Renders / encodes / validates, and encodes the images (on the engine's vision tower). Throws
 // kexa::Error naming the problem: no chat template, the template raised, an empty prompt, a prompt
 // that does not fit `context` (the message says how many tokens each is, image tokens included),

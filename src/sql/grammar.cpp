@@ -11,6 +11,14 @@ namespace kexa::sql {
 
 namespace detail {
 
+namespace {
+// Longest token of each kind the lexer accepts, in bytes, and most blanks between two tokens.
+constexpr size_t kMaxWord = 64;
+constexpr size_t kMaxString = 32;
+constexpr size_t kMaxNumber = 12;
+constexpr size_t kMaxSpace = 2;
+}  // namespace
+
 std::string lower(std::string_view s) {
   std::string o(s);
   for (char& c : o)

@@ -23,11 +23,8 @@ struct SqlGrammar::Names {
 
 namespace detail {
 
-// Bounds that make every accepted prefix complete within a bounded length (see SqlGrammar).
-constexpr size_t kMaxWord = 64;
-constexpr size_t kMaxString = 32;
-constexpr size_t kMaxNumber = 12;
-constexpr size_t kMaxSpace = 2;
+// Bounds that make every accepted prefix complete within a bounded length (see SqlGrammar); the
+// lexer's own bounds on each token are in grammar.cpp.
 constexpr int kMaxItems = 5;
 constexpr int kMaxJoins = 3;
 constexpr int kMaxConds = 3;

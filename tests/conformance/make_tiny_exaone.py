@@ -66,6 +66,32 @@ def w(*shape, std=0.5):
     return (rng.standard_normal(shape) * std).astype(np.float32)
 
 
+# Layer parts under the name prefix p, drawn by draw(*shape, std=...) in the order written: the
+# generated files depend on it.
+def qk_norm_attention(t, p, draw, H, nH, nKV, hd):
+    """Q/K/V/O projections with per-head RMSNorm of q and k (exaone4, exaone_moe)."""
+    t[p + "self_attn.q_proj.weight"] = draw(nH * hd, H)
+    t[p + "self_attn.k_proj.weight"] = draw(nKV * hd, H)
+    t[p + "self_attn.v_proj.weight"] = draw(nKV * hd, H)
+    t[p + "self_attn.o_proj.weight"] = draw(H, nH * hd)
+    t[p + "self_attn.q_norm.weight"] = 1 + draw(hd, std=0.1)
+    t[p + "self_attn.k_norm.weight"] = 1 + draw(hd, std=0.1)
+
+
+def swiglu_mlp(t, p, draw, H, I):
+    t[p + "mlp.gate_proj.weight"] = draw(I, H)
+    t[p + "mlp.up_proj.weight"] = draw(I, H)
+    t[p + "mlp.down_proj.weight"] = draw(H, I)
+
+
+def post_norm_layer(t, p, draw, H, nH, nKV, hd, I):
+    """An exaone4 decoder layer: RMSNorm after the attention and after the MLP."""
+    qk_norm_attention(t, p, draw, H, nH, nKV, hd)
+    t[p + "post_attention_layernorm.weight"] = 1 + draw(H, std=0.1)
+    swiglu_mlp(t, p, draw, H, I)
+    t[p + "post_feedforward_layernorm.weight"] = 1 + draw(H, std=0.1)
+
+
 def copy_tokenizer(src, dst, files):
     for f in files:
         if os.path.exists(os.path.join(src, f)):
@@ -120,18 +146,7 @@ def make_exaone4_5(fixtures, out, with_mtp):
               open(os.path.join(d, "preprocessor_config.json"), "w"), indent=2)
     t = {"model.language_model.embed_tokens.weight": r(V, H)}
     for l in range(L):
-        q = f"model.language_model.layers.{l}."
-        t[q + "self_attn.q_proj.weight"] = r(nH * hd, H)
-        t[q + "self_attn.k_proj.weight"] = r(nKV * hd, H)
-        t[q + "self_attn.v_proj.weight"] = r(nKV * hd, H)
-        t[q + "self_attn.o_proj.weight"] = r(H, nH * hd)
-        t[q + "self_attn.q_norm.weight"] = 1 + r(hd, std=0.1)
-        t[q + "self_attn.k_norm.weight"] = 1 + r(hd, std=0.1)
-        t[q + "post_attention_layernorm.weight"] = 1 + r(H, std=0.1)
-        t[q + "mlp.gate_proj.weight"] = r(I, H)
-        t[q + "mlp.up_proj.weight"] = r(I, H)
-        t[q + "mlp.down_proj.weight"] = r(H, I)
-        t[q + "post_feedforward_layernorm.weight"] = 1 + r(H, std=0.1)
+        post_norm_layer(t, f"model.language_model.layers.{l}.", r, H, nH, nKV, hd, I)
     t["model.language_model.norm.weight"] = 1 + r(H, std=0.1)
     t["lm_head.weight"] = r(V, H, std=1.0)
     v = "model.visual."
@@ -157,25 +172,22 @@ def make_exaone4_5(fixtures, out, with_mtp):
     t[v + "merger.mlp.2.bias"] = r(H, std=0.1)
     if with_mtp:
         # MTP (drawn last, so the towers above keep their weights): one post-norm layer shared by
-        # the draft steps, named as spec 4b has them.
+        # the draft steps, named as spec 4b has them. Built so that drafts are accepted often
+        # enough to count: fc passes the hidden half (the main model's final state at t) through,
+        # plus a little of the embedding half (the token or image row at t + 1), and the layer's
+        # post-norms are small, so a draft is mostly the main model's own last prediction again,
+        # which this random tower often repeats.
         text["num_nextn_predict_layers"], text["mtp_share_layers"] = 1, True
         json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
         q = "mtp.layers.0."
-        t[q + "self_attn.q_proj.weight"] = r(nH * hd, H)
-        t[q + "self_attn.k_proj.weight"] = r(nKV * hd, H)
-        t[q + "self_attn.v_proj.weight"] = r(nKV * hd, H)
-        t[q + "self_attn.o_proj.weight"] = r(H, nH * hd)
-        t[q + "self_attn.q_norm.weight"] = 1 + r(hd, std=0.1)
-        t[q + "self_attn.k_norm.weight"] = 1 + r(hd, std=0.1)
-        t[q + "post_attention_layernorm.weight"] = 1 + r(H, std=0.1)
-        t[q + "mlp.gate_proj.weight"] = r(I, H)
-        t[q + "mlp.up_proj.weight"] = r(I, H)
-        t[q + "mlp.down_proj.weight"] = r(H, I)
-        t[q + "post_feedforward_layernorm.weight"] = 1 + r(H, std=0.1)
-        t["mtp.fc.weight"] = r(H, 2 * H)
+        qk_norm_attention(t, q, r, H, nH, nKV, hd)
+        t[q + "post_attention_layernorm.weight"] = r(H, std=0.05)
+        swiglu_mlp(t, q, r, H, I)
+        t[q + "post_feedforward_layernorm.weight"] = r(H, std=0.05)
+        t["mtp.fc.weight"] = np.concatenate([r(H, H, std=0.02), np.eye(H, dtype=np.float32)], axis=1)
         t["mtp.pre_fc_norm_embedding.weight"] = 1 + r(H, std=0.1)
-        t["mtp.pre_fc_norm_hidden.weight"] = 1 + r(H, std=0.1)
-        t["mtp.norm.weight"] = 1 + r(H, std=0.1)
+        t["mtp.pre_fc_norm_hidden.weight"] = np.ones(H, dtype=np.float32)
+        t["mtp.norm.weight"] = np.ones(H, dtype=np.float32)
     write_safetensors(os.path.join(d, "model.safetensors"), t, "F32")
 
     tok = os.path.join(fixtures, "exaone4-tokenizer")
@@ -280,18 +292,7 @@ cfg = {
 json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
 t = {"model.embed_tokens.weight": w(V, H)}
 for l in range(L):
-    p = f"model.layers.{l}."
-    t[p + "self_attn.q_proj.weight"] = w(nH * hd, H)
-    t[p + "self_attn.k_proj.weight"] = w(nKV * hd, H)
-    t[p + "self_attn.v_proj.weight"] = w(nKV * hd, H)
-    t[p + "self_attn.o_proj.weight"] = w(H, nH * hd)
-    t[p + "self_attn.q_norm.weight"] = 1 + w(hd, std=0.1)
-    t[p + "self_attn.k_norm.weight"] = 1 + w(hd, std=0.1)
-    t[p + "post_attention_layernorm.weight"] = 1 + w(H, std=0.1)
-    t[p + "mlp.gate_proj.weight"] = w(I, H)
-    t[p + "mlp.up_proj.weight"] = w(I, H)
-    t[p + "mlp.down_proj.weight"] = w(H, I)
-    t[p + "post_feedforward_layernorm.weight"] = 1 + w(H, std=0.1)
+    post_norm_layer(t, f"model.layers.{l}.", w, H, nH, nKV, hd, I)
 t["model.norm.weight"] = 1 + w(H, std=0.1)
 t["lm_head.weight"] = w(V, H, std=1.0)
 write_safetensors(os.path.join(d, "model.safetensors"), t, "BF16")
@@ -337,27 +338,11 @@ cfg = {
 }
 json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
 t = {"model.embed_tokens.weight": w(V, H)}
-
-
-def post_norm_layer(p):
-    t[p + "self_attn.q_proj.weight"] = w(nH * hd, H)
-    t[p + "self_attn.k_proj.weight"] = w(nKV * hd, H)
-    t[p + "self_attn.v_proj.weight"] = w(nKV * hd, H)
-    t[p + "self_attn.o_proj.weight"] = w(H, nH * hd)
-    t[p + "self_attn.q_norm.weight"] = 1 + w(hd, std=0.1)
-    t[p + "self_attn.k_norm.weight"] = 1 + w(hd, std=0.1)
-    t[p + "post_attention_layernorm.weight"] = 1 + w(H, std=0.1)
-    t[p + "mlp.gate_proj.weight"] = w(I, H)
-    t[p + "mlp.up_proj.weight"] = w(I, H)
-    t[p + "mlp.down_proj.weight"] = w(H, I)
-    t[p + "post_feedforward_layernorm.weight"] = 1 + w(H, std=0.1)
-
-
 for l in range(L):
-    post_norm_layer(f"model.layers.{l}.")
+    post_norm_layer(t, f"model.layers.{l}.", w, H, nH, nKV, hd, I)
 t["model.norm.weight"] = 1 + w(H, std=0.1)
 t["lm_head.weight"] = w(V, H, std=1.0)
-post_norm_layer("mtp.layers.0.")
+post_norm_layer(t, "mtp.layers.0.", w, H, nH, nKV, hd, I)
 t["mtp.fc.weight"] = w(H, 2 * H)
 t["mtp.pre_fc_norm_embedding.weight"] = 1 + w(H, std=0.1)
 t["mtp.pre_fc_norm_hidden.weight"] = 1 + w(H, std=0.1)
@@ -412,19 +397,12 @@ t = {"model.embed_tokens.weight": w(V, H)}
 
 def attn(p):
     t[p + "input_layernorm.weight"] = 1 + w(H, std=0.1)
-    t[p + "self_attn.q_proj.weight"] = w(nH * hd, H)
-    t[p + "self_attn.k_proj.weight"] = w(nKV * hd, H)
-    t[p + "self_attn.v_proj.weight"] = w(nKV * hd, H)
-    t[p + "self_attn.o_proj.weight"] = w(H, nH * hd)
-    t[p + "self_attn.q_norm.weight"] = 1 + w(hd, std=0.1)
-    t[p + "self_attn.k_norm.weight"] = 1 + w(hd, std=0.1)
+    qk_norm_attention(t, p, w, H, nH, nKV, hd)
     t[p + "post_attention_layernorm.weight"] = 1 + w(H, std=0.1)
 
 
 def dense(p):
-    t[p + "mlp.gate_proj.weight"] = w(I, H)
-    t[p + "mlp.up_proj.weight"] = w(I, H)
-    t[p + "mlp.down_proj.weight"] = w(H, I)
+    swiglu_mlp(t, p, w, H, I)
 
 
 for l in range(L):

@@ -13,7 +13,8 @@
 #     libmtmd, on kexa's GGUF pair) = kexa HF folder (LocalGeneration) = kexa GGUF pair with the
 #     mmproj found beside it (Scheduler) = with --mmproj given; the prompt's token count (image
 #     tokens included) equals llama.cpp's positions;
-#   * MTP: greedy ids identical with --mtp 0, 2 and 3 (text prompt; HF folder and GGUF);
+#   * MTP with a picture: greedy ids identical with --mtp 0, 2 and 3 and equal to llama.cpp's, drafts
+#     accepted (HF folder and GGUF pair);
 #   * `kexa run --image` = `kexa serve` + the openai SDK (vision_server.mjs, whole and streamed),
 #     whose usage.prompt_tokens counts the image tokens; the web UI (vision_browser.mjs, headless
 #     Chromium) sends an attached picture and shows the reply.
@@ -126,22 +127,31 @@ gen() {  # label, images...
 gen one-image landscape-200x120 || fail "one image: generation failed"
 gen two-images wide-330x60 tall-90x250 || fail "two images: generation failed"
 
-# --- MTP: the text tower's MTP layer drafts; greedy output does not change (256 tokens, HF and GGUF;
-# 64 under sanitizers)
-MTP_N=256; [[ -n "${KEXA_SANITIZED:-}" ]] && MTP_N=64
-for m in "$HF" tiny.gguf; do
-  "$KEXA" run -m "$m" -p "Once upon a time" -n "$MTP_N" --ignore-eos --print-ids --mtp 0 >mtp0.ids 2>mtp.err || { cat mtp.err; fail "$m: --mtp 0 failed"; }
-  for d in 2 3; do
-    "$KEXA" run -m "$m" -p "Once upon a time" -n "$MTP_N" --ignore-eos --print-ids --mtp "$d" -v >mtp$d.ids 2>mtp.err || { cat mtp.err; fail "$m: --mtp $d failed"; }
-    grep -qi 'accept' mtp.err || fail "$m: --mtp $d reported no drafting"
-    cmp -s mtp0.ids mtp$d.ids || fail "$m: greedy ids differ between --mtp 0 and --mtp $d"
-  done
-  [[ $(wc -w <mtp0.ids) -ge $MTP_N ]] || fail "$m: expected $MTP_N ids"
-done
-echo "ok mtp: $MTP_N greedy ids identical with --mtp 0, 2 and 3 (HF folder and GGUF)"
-
-# --- the command line and the server: `kexa run --image` and `kexa serve` with the openai SDK
+# --- MTP with a picture: the text tower's MTP layer drafts over the prompt's image rows too (its row
+# before each image position takes that position's image row); drafts are accepted (the tiny
+# model's MTP layer is built so), and greedy output does not change: 256 ids identical with --mtp 0,
+# 2 and 3 (HF folder and GGUF pair; 64 under sanitizers), their first 64 equal to llama.cpp's
 PNG="$IMAGES/landscape-200x120.png"
+MTP_N=256; [[ -n "${KEXA_SANITIZED:-}" ]] && MTP_N=64
+ref=llama-one-image.ids; [[ -f $ref ]] || ref=hf-one-image.ids  # llama.cpp's (not run under sanitizers)
+for m in "$HF" tiny.gguf; do
+  for d in 0 2 3; do
+    "$KEXA" run -m "$m" --image "$PNG" -p "Describe the picture." -n "$MTP_N" --ignore-eos --print-ids --mtp "$d" \
+      >mtp$d.ids 2>mtp.err || { cat mtp.err; fail "$m: --image --mtp $d failed"; continue; }
+    [[ $d -eq 0 ]] && continue
+    read -r accepted drafted < <(sed -n 's/.*acceptance [0-9.]*% (\([0-9]*\) of \([0-9]*\) drafts).*/\1 \2/p' mtp.err) || true
+    [[ ${drafted:-0} -gt 0 && ${accepted:-0} -gt 0 ]] ||
+      fail "$m: --image --mtp $d: ${accepted:-no} of ${drafted:-no} drafts accepted (expected both > 0)"
+    cmp -s mtp0.ids mtp$d.ids || fail "$m: --image: greedy ids differ between --mtp 0 and --mtp $d"
+    echo "  $m --image --mtp $d: $accepted of $drafted drafts accepted"
+  done
+  [[ $(wc -w <mtp0.ids) -eq $MTP_N ]] || fail "$m: --image: expected $MTP_N ids"
+  [[ "$(cut -d' ' -f1-64 mtp2.ids)" == "$(cat $ref)" ]] || fail "$m: --image --mtp 2: the first 64 ids differ from $ref"
+done
+echo "ok mtp: $MTP_N greedy ids with a picture identical with --mtp 0, 2 and 3, drafts accepted, first 64 = $ref (HF folder and GGUF pair)"
+
+# --- the command line and the server: `kexa run --image` (MTP on by default) and `kexa serve` with
+# the openai SDK
 "$KEXA" run -m "$HF" --image "$PNG" -p "Describe the picture." -n 24 >run.txt 2>run.err || { cat run.err; fail "kexa run --image failed"; }
 "$KEXA" serve -m "$HF" --port 0 --parallel 2 --ctx 512 --threads 2 >serve.log 2>&1 &
 serve_pid=$!

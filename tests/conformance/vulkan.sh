@@ -110,28 +110,9 @@ echo "(F32 presets: $((SECONDS - start)) s)"
 start=$SECONDS
 # The 1-layer F32 GGUF of the quantized checks also serves the allocation checks below.
 # Quantized files: the peaked tiny exaone4 of llamacpp_quant.sh (widths 256).
-mkquant() {
 DATA="$ROOT/tests/data/quant"
-"$PY" - "$T" <<'PYEOF'
-import json, os, sys
-import numpy as np
-sys.path.insert(0, "tools")
-import make_test_model as m
-out = os.path.join(sys.argv[1], "qhf")
-os.makedirs(out, exist_ok=True)
-spec = dict(model_type="exaone4", vocab=512, hidden=256, layers=1, heads=4, kv_heads=2, ffn=256,
-            theta=10000.0, llama3=None, tied=False, window=None, pattern=None)
-with open(os.path.join(out, "config.json"), "w") as f:
-    json.dump(m.make_config(spec, "f32"), f, indent=2)
-m.write_tokenizer(out, spec)
-m.write_safetensors(os.path.join(out, "model.safetensors"), m.tensor_plan(spec), "f32", np.random.default_rng(5))
-rng = np.random.default_rng(6)
-with open(os.path.join(sys.argv[1], "seq512.txt"), "w") as f:
-    f.write(" ".join(str(int(v)) for v in rng.integers(4, 512, 512)) + "\n")
-PYEOF
-"$KEXA" convert "$T/qhf" "$T/qf32.gguf" --name kexa-quant-conformance >/dev/null 2>&1
-}
-mkquant
+source tests/conformance/lib/quant_model.sh
+make_quant_model "$T/qhf" "$T/qf32.gguf" "$T/seq512.txt"
 QPROMPT="1 300 17 42 99 250 7 480"
 if [[ $sanitized != 1 ]]; then
 "$KEXA" quantize "$T/qf32.gguf" "$T/qBF16.gguf" --type BF16 >/dev/null 2>&1

@@ -551,8 +551,8 @@ TEST(Gguf, RealLlamaCppVocabFiles) {
 TEST(Llama2c, Stories260kHeader) {
   auto ck = llama2c::Checkpoint::open(shared_dir() + "/fixtures/tinystories-260k/stories260K.bin");
   const llama2c::Config& c = ck->config();
-  EXPECT_EQ(c.dim, 64);
-  EXPECT_EQ(c.hidden_dim, 172);
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_EQ(c.intermediate_size, 172);
   EXPECT_EQ(c.n_layers, 5);
   EXPECT_EQ(c.n_heads, 8);
   EXPECT_EQ(c.n_kv_heads, 4);

@@ -308,11 +308,11 @@ TEST(ModelConfig, ExaoneMoe) {
   EXPECT_EQ(c.norm, NormPlacement::Pre);
   EXPECT_TRUE(c.qk_norm);
   EXPECT_EQ(c.q_dim(), 8192);
-  EXPECT_EQ(c.n_experts, 128);
-  EXPECT_EQ(c.n_experts_used, 8);
+  EXPECT_EQ(c.router.n_experts, 128);
+  EXPECT_EQ(c.router.n_used, 8);
   EXPECT_EQ(c.moe_intermediate_size, 2048);
   EXPECT_EQ(c.n_shared_experts, 1);
-  EXPECT_DOUBLE_EQ(c.routed_scaling_factor, 2.5);
+  EXPECT_DOUBLE_EQ(c.router.scaling, 2.5);
   EXPECT_EQ(c.n_mtp_layers, 1);
   EXPECT_EQ(windows(c), (std::vector<int64_t>{128, 128, 128, 0, 128, 128, 128, 0}));
   EXPECT_EQ(ropes(c), (std::vector<bool>{true, true, true, false, true, true, true, false}));

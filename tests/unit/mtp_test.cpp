@@ -2,13 +2,17 @@
 // double-precision reference written from the spec (4.6), and speculative == plain greedy output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <random>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -630,6 +634,73 @@ TEST(MtpSpeculative, MtpCacheMatchesFreshEvaluation) {
     KVCache got_main = cache;
     for (int64_t t = 0; t < rows; ++t)
       for (int64_t i = 0; i < row; ++i) ASSERT_NEAR(got_main.keys(3)[t * row + i], main.keys(3)[t * row + i], 1e-4);
+  }
+}
+
+// Embedding inputs (a picture's rows at its image-token positions): the main model reads the row
+// of position p there, and so does the MTP block's row p - 1 (which joins the hidden state at p - 1
+// with the input at p), as vLLM's MTP drafter takes the multimodal embeddings shifted by one. Rows
+// that equal the embeddings of the tokens they stand in for give exactly the run on those tokens,
+// in both models and through speculative decoding; an MTP block that ignored them would not.
+TEST(MtpSpeculative, EmbeddingInputsFeedTheMainModelAndTheMtpBlock) {
+  Dims d = exaone4_dims();
+  d.W = 128;  // windows wider than the run: the MTP cache keeps every row for the comparison below
+  auto src = tiny_weights(d, 4);
+  const std::vector<float> table = src->data("model.embed_tokens.weight");
+  auto model = load(d, std::move(src));
+  const int64_t T = 12, H = d.H, V = d.V;
+  const std::vector<int32_t> real = some_tokens(T, V, 9);
+  std::vector<int32_t> padded = real;
+  auto e = std::make_shared<InputEmbeddings>();
+  e->width = H;
+  for (auto [pos, count] : {std::pair<int64_t, int64_t>{3, 3}, {9, 1}, {11, 1}}) {
+    e->spans.push_back({pos, count, e->rows.size()});
+    for (int64_t p = pos; p < pos + count; ++p) {
+      const float* row = table.data() + real[static_cast<size_t>(p)] * H;
+      e->rows.insert(e->rows.end(), row, row + H);
+      padded[static_cast<size_t>(p)] = static_cast<int32_t>((real[static_cast<size_t>(p)] + 1) % V);
+    }
+  }
+
+  // The hidden states of the main model and the MTP block's logits over the whole sequence.
+  auto run = [&](const std::vector<int32_t>& ids, bool main_reads, bool mtp_reads) {
+    KVCache main(model->config(), 64, 8);
+    if (main_reads) main.set_input_embeddings(e);
+    std::vector<float> hidden(static_cast<size_t>(T * H)), logits(static_cast<size_t>((T - 1) * V));
+    model->forward_hidden(ids, main, {}, false, hidden);
+    auto mc = model->make_mtp_cache(64, 8);
+    if (mtp_reads) mc->set_input_embeddings(e);
+    model->mtp_forward(std::span<const int32_t>(ids).subspan(1), hidden, *mc, logits, true, {});
+    return std::make_pair(hidden, logits);
+  };
+  const auto [h_real, l_real] = run(real, false, false);
+  const auto [h_img, l_img] = run(padded, true, true);
+  EXPECT_EQ(max_abs_diff(h_img, h_real), 0.0);
+  EXPECT_EQ(max_abs_diff(l_img, l_real), 0.0);
+  const auto [h_tok, l_tok] = run(padded, true, false);  // MTP on the placeholder ids' embeddings
+  EXPECT_GT(max_abs_diff(l_tok, l_real), 1e-3);
+
+  GenerateOptions opt;
+  opt.max_tokens = 60;
+  opt.use_model_eos = false;
+  KVCache c0(model->config(), 128, 8);
+  c0.set_input_embeddings(e);
+  Generator plain(*model, c0, SamplingParams{});
+  const GenerateResult want = plain.generate(padded, opt);
+  for (int n : {1, 2, 3}) {
+    KVCache c1(model->config(), 128, 8), c2(model->config(), 128, 8);
+    c2.set_input_embeddings(e);
+    SpeculativeGenerator on_tokens(*model, c1, SamplingParams{}, n), on_rows(*model, c2, SamplingParams{}, n);
+    EXPECT_EQ(on_tokens.generate(real, opt).tokens, want.tokens) << "n_draft " << n;
+    EXPECT_EQ(on_rows.generate(padded, opt).tokens, want.tokens) << "n_draft " << n;
+    EXPECT_GT(on_rows.stats().drafted, 0);
+    EXPECT_EQ(on_rows.stats().drafted, on_tokens.stats().drafted) << "n_draft " << n;
+    EXPECT_EQ(on_rows.stats().accepted, on_tokens.stats().accepted) << "n_draft " << n;
+    KVCache a = on_tokens.mtp_cache(), b = on_rows.mtp_cache();
+    ASSERT_EQ(a.n_past(), b.n_past());
+    ASSERT_GE(a.slots(0), a.n_past());
+    const size_t floats = static_cast<size_t>(a.n_past() * a.row_size());
+    EXPECT_EQ(std::memcmp(a.keys(0), b.keys(0), floats * sizeof(float)), 0) << "n_draft " << n;
   }
 }
 
