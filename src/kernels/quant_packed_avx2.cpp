@@ -9,6 +9,7 @@
 // vpmaddwd stay below 2^15 (bounds at each kernel), and the vpmaddwd that widens them also applies
 // the per-row scale. Every integer sum is therefore exact, and each token's floats are combined in
 // the same order whatever the tile size, so a batch equals its rows one by one.
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -39,13 +40,14 @@ constexpr int H = R / 2;  // rows per 256-bit half step
 // 8 and 512 tokens), as each unpacked weight register serves twice the tokens.
 constexpr int kTileTokens = 8;
 
-// Software prefetch distance in bytes: every line of a block `ahead` bytes further is requested
-// as the block starts. Q4_K and Q5_K ask for their own block's lines (ahead = 0, the 36 or 44
-// lines requested together), the others 4 KiB ahead as on AVX-512. Zen 3, CPU time of a
-// 102400 x 2048 product streaming from DRAM (one thread, under load, 3 alternations): Q4_K 6.6 ms
-// at 0, 7.5-7.8 at 4096, 8.3-8.9 without software prefetch; Q5_K 8.8-8.9 against 8.9-9.5;
-// Q4_0 (4.5 lines a block) 7.6-8.5 against 6.4-7.4; Q6_K and Q8_0 within the noise. KEXA_PREFETCH
-// (bytes, or "off") overrides it for every type, to compare on a quiet machine.
+// Software prefetch distance in bytes. Q8_0 and Q4_0 request every line of a block 4 KiB ahead
+// as the block starts (prefetch_ahead), as on AVX-512. Q4_K, Q5_K and Q6_K request each slice of
+// a block (its scales, then each sub-block or group) as they reach it (prefetch_slice). Before,
+// Q4_K and Q5_K asked for their own block's lines at its start (Zen 3, CPU time of a one-token
+// 102400 x 2048 product from DRAM, one thread, under load: Q4_K 6.6 ms there, 7.5-7.8 at 4096,
+// 8.3-8.9 without software prefetch); Q4_0 (4.5 lines a block) measured 7.6-8.5 ms at its own
+// block against 6.4-7.4 at 4096. KEXA_PREFETCH (bytes, or "off") overrides the distance for
+// every type, to compare on a quiet machine.
 const int prefetch_override = [] {
   const char* env = std::getenv("KEXA_PREFETCH");
   if (env == nullptr || *env == '\0') return -2;
@@ -63,7 +65,24 @@ inline void prefetch_ahead(const void* block, size_t bytes) {
   for (uintptr_t line = begin; line < end; line += 64)
     __builtin_prefetch(reinterpret_cast<const char*>(line + ahead), 0, 2);
 }
-constexpr int kOwnBlock = 0;
+// Slice by slice rather than all of a block's lines at its start: a burst of 36-53 requests
+// fills the core's miss buffers and stalls the loads behind it, and the per-line loop costs
+// instructions (12-16% of a one-token product's CPU time from L2). Zen 3, CPU time per
+// 102400 x 2048 product from DRAM (one thread, under load): Q4_K one token 6.6-7.0 -> 5.2-5.5 ms,
+// Q6_K one token 12.5-13.5 -> 7.1-7.9 ms (with the joined tile), Q6_K 8 tokens 26.0-26.6 ->
+// 21.9-22.4 ms (4 KiB ahead), Q4_K / Q5_K 8 tokens 19.0 / 28.7 -> 18.4 / 26.7 ms; for one token
+// any distance from 2 to 8 blocks was within the noise, one block was worse.
+constexpr int kSpreadAhead = 8192;
+inline int prefetch_distance(int ahead) { return prefetch_override == -2 ? ahead : prefetch_override; }
+// Every 64 bytes of [p, p + kBytes), `ahead` bytes further (none when ahead < 0). A misaligned
+// slice's last, partial line is the next slice's first and is requested with that slice.
+template <size_t kBytes>
+inline void prefetch_slice(const void* p, int ahead) {
+  if (ahead < 0) return;
+  const char* q = static_cast<const char*>(p) + ahead;
+#pragma GCC unroll 16
+  for (size_t off = 0; off < kBytes; off += 64) __builtin_prefetch(q + off, 0, 2);
+}
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i load64(const void* p) { return _mm_loadl_epi64(static_cast<const __m128i*>(p)); }
@@ -202,9 +221,10 @@ void q45_k_tile_joined(const Packed* blk, int64_t nb, const ActBlock256* const* 
   const __m256i bit4 = _mm256_set1_epi8(0x10);
   const __m128i m63 = _mm_set1_epi8(63), m15 = _mm_set1_epi8(15), m30 = _mm_set1_epi8(0x30);
   const __m256i pairs[2] = {pair_mask(0), pair_mask(1)};
+  const int ahead = prefetch_distance(kSpreadAhead);
   for (int64_t i = 0; i < nb; ++i) {
     const Packed& p = blk[i];
-    prefetch_ahead<kOwnBlock>(&p, sizeof(p));
+    prefetch_slice<offsetof(Packed, sub)>(&p, ahead);
     int32_t sums[T][4];  // per token, sub-block activation sums as int16 pairs (S_2q, S_2q+1)
     for (int t = 0; t < T; ++t) {
       const __m128i* bs = reinterpret_cast<const __m128i*>(a[t][i].bsums);
@@ -241,6 +261,7 @@ void q45_k_tile_joined(const Packed* blk, int64_t nb, const ActBlock256* const* 
     for (int h = 0; h < 2; ++h)
       for (int t = 0; t < T; ++t) sumi[h][t] = _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
+      prefetch_slice<sizeof(p.sub[j])>(&p.sub[j], ahead);
       // int16 sums as in q45_k_tile: 8 steps per sum for Q4_K, 4 for Q5_K.
       constexpr int kSums = kFive ? 2 : 1;
       __m256i acc[2][kSums][T];
@@ -252,7 +273,9 @@ void q45_k_tile_joined(const Packed* blk, int64_t nb, const ActBlock256* const* 
       for (int q = 0; q < 4; ++q) {
         __m256i lo[2], hi[2];
         for (int h = 0; h < 2; ++h) {
-          nibbles(load256(p.sub[j].qs[q] + 32 * h), m4, lo[h], hi[h]);
+          // Pinned: GCC otherwise folds the load into the vpand and loads the chunk a second
+          // time for the shift (one token: 5% more CPU time from L2 on Zen 3).
+          nibbles(pin(load256(p.sub[j].qs[q] + 32 * h)), m4, lo[h], hi[h]);
           if constexpr (kFive) {
             lo[h] = _mm256_or_si256(lo[h], _mm256_and_si256(_mm256_slli_epi16(qh[h], 4 - q), bit4));
             hi[h] = _mm256_or_si256(hi[h], _mm256_and_si256(_mm256_srli_epi16(qh[h], q), bit4));
@@ -291,9 +314,10 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
   zero_tile<T>(accf);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m63 = _mm256_set1_epi32(63), m15 = _mm256_set1_epi32(15);
   const __m256i bit4 = _mm256_set1_epi8(0x10);
+  const int ahead = prefetch_distance(kSpreadAhead);
   for (int64_t i = 0; i < nb; ++i) {
     const Packed& p = blk[i];
-    prefetch_ahead<kOwnBlock>(&p, sizeof(p));
+    prefetch_slice<offsetof(Packed, sub)>(&p, ahead);
     int32_t sums[T][4];  // per token, sub-block activation sums as int16 pairs (S_2q, S_2q+1)
     for (int t = 0; t < T; ++t) {
       const __m128i* bs = reinterpret_cast<const __m128i*>(a[t][i].bsums);
@@ -319,6 +343,7 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
       __m256i sumi[T];
       for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
       for (int j = 0; j < 8; ++j) {
+        if (h == 0) prefetch_slice<sizeof(p.sub[j])>(&p.sub[j], ahead);
         const __m256i sc = dup16(j < 4 ? _mm256_and_si256(sbyte(j), m63)
                                        : _mm256_or_si256(_mm256_and_si256(sbyte(j + 4), m15),
                                                          _mm256_slli_epi32(_mm256_srli_epi32(sbyte(j - 4), 6), 4)));
@@ -351,14 +376,86 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
   store_tile<T>(accf, y, y_stride);
 }
 
+// The six-bit levels (stored +32) of steps 4g .. 4g+3 of rows 8h .. 8h+7: low nibbles from ql,
+// the two high bits of step 4g+k at bits 2k, 2k+1 of qh. Each ql chunk is pinned to a register,
+// as in q45_k_tile_joined, so that it is loaded once.
+inline void q6_k_levels(const PackedQ6_K::Group& grp, int h, __m256i (&w)[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  const __m256i l0 = pin(load256(grp.ql[0] + 32 * h)), l1 = pin(load256(grp.ql[1] + 32 * h));
+  const __m256i hb = load256(grp.qh + 32 * h);
+  w[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+  w[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+  w[2] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(hb, m30));
+  w[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+}
+// sumi + the group's 16 products with activations x, times the rows' scales sc (int16 pairs
+// (sc, sc)). Levels <= 63: pair sums <= 16002, two steps per int16 sum (32004).
+inline __m256i q6_k_group_dot(const __m256i (&w)[4], const int8_t* x, __m256i sc, __m256i sumi) {
+  const __m256i s01 = _mm256_add_epi16(mb(w[0], word(x)), mb(w[1], word(x + 4)));
+  const __m256i s23 = _mm256_add_epi16(mb(w[2], word(x + 8)), mb(w[3], word(x + 12)));
+  return pin(_mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc))));
+}
+
+// q6_k_tile for one or two tokens: both halves of a group go through the inner loop together,
+// sharing each activation broadcast and the load of the group's 16 scales, and the offset term
+// is summed over all 16 rows at once. The block's lines are requested group by group, kSpreadAhead
+// bytes further, rather than all at its start. Same integer sums and, per half, the same float
+// operations in the same order as q6_k_tile.
 template <int T>
-void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
+void q6_k_tile_joined(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
   __m256 accf[2][T];
   zero_tile<T>(accf);
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  const int ahead = prefetch_distance(kSpreadAhead);
   for (int64_t i = 0; i < nb; ++i) {
     const PackedQ6_K& p = blk[i];
-    prefetch_ahead<kPrefetchBytes>(&p, sizeof(p));
+    prefetch_slice<offsetof(PackedQ6_K, g)>(&p, ahead);
+    // Levels are stored +32: start from -32 * sum_g sc_g * bsum_g (as in q6_k_tile), the signed
+    // scales of groups 2k, 2k+1 as int16 pairs, rows 0-7 (h = 0) and 8-15 (h = 1).
+    __m256i sumi[2][T];
+    for (int h = 0; h < 2; ++h)
+      for (int t = 0; t < T; ++t) sumi[h][t] = _mm256_setzero_si256();
+    for (int k = 0; k < 8; ++k) {
+      const __m128i s0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scales[2 * k]));
+      const __m128i s1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scales[2 * k + 1]));
+      const __m256i pair[2] = {_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s0, s1)),
+                               _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(s0, s1))};
+      for (int t = 0; t < T; ++t) {
+        int32_t b;
+        std::memcpy(&b, a[t][i].bsums + 2 * k, 4);
+        const __m256i bb = _mm256_set1_epi32(b);
+        for (int h = 0; h < 2; ++h) sumi[h][t] = _mm256_add_epi32(sumi[h][t], _mm256_madd_epi16(pair[h], bb));
+      }
+    }
+    for (int h = 0; h < 2; ++h)
+      for (int t = 0; t < T; ++t) sumi[h][t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sumi[h][t], 5));
+    for (int g = 0; g < 16; ++g) {
+      prefetch_slice<sizeof(p.g[g])>(&p.g[g], ahead);
+      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.scales[g]));
+      const __m256i sc[2] = {_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8)),  // (sc, sc) per row
+                             _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(s8, s8))};
+      for (int h = 0; h < 2; ++h) {
+        __m256i w[4];
+        q6_k_levels(p.g[g], h, w);
+        for (int t = 0; t < T; ++t) sumi[h][t] = q6_k_group_dot(w, a[t][i].qs + 16 * g, sc[h], sumi[h][t]);
+      }
+    }
+    for (int h = 0; h < 2; ++h) add_scaled<T>(accf[h], sumi[h], p.d + H * h, a, i);
+  }
+  store_tile<T>(accf, y, y_stride);
+}
+
+template <int T>
+void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, float* y, int64_t y_stride) {
+  if constexpr (T <= 2) {
+    q6_k_tile_joined<T>(blk, nb, a, y, y_stride);
+    return;
+  }
+  __m256 accf[2][T];
+  zero_tile<T>(accf);
+  const int ahead = prefetch_distance(kPrefetchBytes);
+  for (int64_t i = 0; i < nb; ++i) {
+    const PackedQ6_K& p = blk[i];
+    prefetch_slice<offsetof(PackedQ6_K, g)>(&p, ahead);
     for (int h = 0; h < 2; ++h) {
       // Levels are stored +32: start from -32 * sum_g sc_g * bsum_g, with the signed scales of
       // groups 2k, 2k+1 as int16 pairs against the int16 pair (bsum_2k, bsum_2k+1).
@@ -375,23 +472,12 @@ void q6_k_tile(const PackedQ6_K* blk, int64_t nb, const ActBlock256* const* a, f
       }
       for (int t = 0; t < T; ++t) sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sumi[t], 5));
       for (int g = 0; g < 16; ++g) {
+        if (h == 0) prefetch_slice<sizeof(p.g[g])>(&p.g[g], ahead);
         const __m128i s8 = load64(p.scales[g] + H * h);
         const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8));  // (sc, sc) per row
-        const __m256i l0 = load256(p.g[g].ql[0] + 32 * h), l1 = load256(p.g[g].ql[1] + 32 * h);
-        const __m256i hb = load256(p.g[g].qh + 32 * h);
-        const __m256i w0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
-        const __m256i w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                           _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
-        const __m256i w2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(hb, m30));
-        const __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                           _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
-        for (int t = 0; t < T; ++t) {
-          // Levels <= 63: pair sums <= 16002, two steps per int16 sum (32004).
-          const int8_t* x = a[t][i].qs + 16 * g;
-          const __m256i s01 = _mm256_add_epi16(mb(w0, word(x)), mb(w1, word(x + 4)));
-          const __m256i s23 = _mm256_add_epi16(mb(w2, word(x + 8)), mb(w3, word(x + 12)));
-          sumi[t] = pin(_mm256_add_epi32(sumi[t], _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc))));
-        }
+        __m256i w[4];
+        q6_k_levels(p.g[g], h, w);
+        for (int t = 0; t < T; ++t) sumi[t] = q6_k_group_dot(w, a[t][i].qs + 16 * g, sc, sumi[t]);
       }
       add_scaled<T>(accf[h], sumi, p.d + H * h, a, i);
     }
