@@ -399,7 +399,12 @@ void matmul_many(std::span<const MatmulOut> outs, const float* x, int64_t n_toke
   for (const MatmulOut& o : outs)
     if (o.w == nullptr) fail("matmul: null weight in a multi-matrix call");
   if (n_tokens != 1) {
-    // Prefill: each product is large enough to keep every thread busy on its own.
+    // Packed products share one quantization of the activations and one join (a batched decode
+    // step's q, k, v or gate, up are small each); the others run one by one.
+    if (std::all_of(outs.begin(), outs.end(), [&](const MatmulOut& o) { return runs_packed(*o.w, path); })) {
+      matmul_packed_many(outs, x, n_tokens, pool, path);
+      return;
+    }
     for (const MatmulOut& o : outs) matmul(*o.w, x, n_tokens, o.y, pool, path);
     return;
   }

@@ -5,6 +5,7 @@
 #include "kernels/quant_matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "kernels/packed.h"
@@ -134,6 +135,102 @@ void quantized_rows(const Weight& W, const uint8_t* act_blocks, float* y, int64_
   for (int64_t r = r0; r < r1; ++r) dot(file_row(W, r, row_bytes, unpacked), act_blocks, 0, 1, nb, y + r);
 }
 
+bool runs_packed(const Weight& W, CpuPath path) {
+  return is_quantized(W.dtype) && path_supported(path) && use_packed_kernels(W, path);
+}
+
+void matmul_packed_many(std::span<const MatmulOut> outs, const float* x, int64_t n_tokens, ThreadPool& pool,
+                        CpuPath path) {
+  if (outs.empty() || n_tokens <= 0) return;
+  const int64_t cols = outs[0].w->cols();
+  for (const MatmulOut& o : outs) {
+    check_quantized(*o.w);
+    if (!use_packed_kernels(*o.w, path))
+      fail("quantized matmul: ", o.w->name, " is not in a packed layout this CPU path runs");
+    if (o.w->cols() != cols)
+      fail("matmul: weight ", o.w->name, " ", o.w->shape_string(), " does not take the ", cols,
+           " input columns of the other weights in the same call");
+    if (o.y == nullptr || x == nullptr) fail("matmul: null activation or output buffer for ", o.w->name);
+  }
+  // Activations of each format the weights dot with, quantized once for every product; per
+  // calling thread so that batched decode does not allocate.
+  struct Scratch {
+    std::vector<uint8_t> act32, act256;
+  };
+  thread_local Scratch scratch_of_caller;
+  Scratch& scratch = scratch_of_caller;  // lambdas below run on other threads too
+  bool need32 = false, need256 = false;
+  for (const MatmulOut& o : outs) (act_kind(o.w->dtype) == ActKind::Block256 ? need256 : need32) = true;
+  const size_t stride32 = static_cast<size_t>(cols / kQK) * sizeof(ActBlock32);
+  const size_t stride256 = need256 ? static_cast<size_t>(cols / kQKK) * sizeof(ActBlock256) : 0;
+  if (need32) scratch.act32.resize(stride32 * static_cast<size_t>(n_tokens));
+  if (need256) scratch.act256.resize(stride256 * static_cast<size_t>(n_tokens));
+  auto quantize_tokens = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      if (need256)
+        quantize_act256(x + t * cols, cols,
+                        reinterpret_cast<ActBlock256*>(scratch.act256.data() + stride256 * static_cast<size_t>(t)));
+      if (need32)
+        quantize_act32(x + t * cols, cols,
+                       reinterpret_cast<ActBlock32*>(scratch.act32.data() + stride32 * static_cast<size_t>(t)));
+    }
+  };
+  if (n_tokens >= 4)
+    pool.parallel_for(n_tokens, quantize_tokens);
+  else
+    quantize_tokens(0, n_tokens);
+
+  // Units of work: (token chunk, a few row groups of one product), claimed from a shared counter
+  // in token-chunk order, so every product of the call shares one join and a thread that starts
+  // late or is slowed by another process leaves its share to the others instead of holding up
+  // the join. A row group's outputs do not depend on which unit or thread computes it.
+  struct Task {
+    const Weight* w;
+    float* y;
+    const uint8_t* act;
+    size_t stride;
+    int64_t groups, per_unit, first_unit;
+  };
+  thread_local std::vector<Task> tasks_of_caller;
+  std::vector<Task>& tasks = tasks_of_caller;
+  tasks.clear();
+  const int threads = pool.size();
+  int64_t units_per_chunk = 0;
+  for (const MatmulOut& o : outs) {
+    const bool k256 = act_kind(o.w->dtype) == ActKind::Block256;
+    Task t{o.w, o.y, k256 ? scratch.act256.data() : scratch.act32.data(), k256 ? stride256 : stride32,
+           o.w->rows() / kPackRows, 1, units_per_chunk};
+    // About 64 KiB of weights per unit, and at least 8 units per thread.
+    const int64_t by_bytes = std::max<int64_t>(1, (64 * 1024) / static_cast<int64_t>(packed_group_bytes(*o.w)));
+    t.per_unit = std::clamp<int64_t>(t.groups / (8 * threads), 1, by_bytes);
+    units_per_chunk += (t.groups + t.per_unit - 1) / t.per_unit;
+    tasks.push_back(t);
+  }
+  const int64_t n_chunks = (n_tokens + kPackedChunkTokens - 1) / kPackedChunkTokens;
+  const int64_t n_units = n_chunks * units_per_chunk;
+  auto run_unit = [&](int64_t u) {
+    const int64_t c = u / units_per_chunk, k = u % units_per_chunk;
+    size_t i = 0;
+    while (i + 1 < tasks.size() && tasks[i + 1].first_unit <= k) ++i;
+    const Task& t = tasks[i];
+    const int64_t g0 = (k - t.first_unit) * t.per_unit, g1 = std::min(t.groups, g0 + t.per_unit);
+    const int64_t t0 = c * kPackedChunkTokens, nt = std::min(kPackedChunkTokens, n_tokens - t0);
+    const int64_t rows = t.w->rows();
+    packed_groups(*t.w, t.act + t.stride * static_cast<size_t>(t0), t.stride, nt, g0, g1, t.y + t0 * rows, rows,
+                  path);
+  };
+  if (threads == 1 || n_units == 1) {
+    for (int64_t u = 0; u < n_units; ++u) run_unit(u);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    for (int64_t u = next.fetch_add(1, std::memory_order_relaxed); u < n_units;
+         u = next.fetch_add(1, std::memory_order_relaxed))
+      run_unit(u);
+  });
+}
+
 void matmul_quantized(const Weight& W, const float* x, int64_t n_tokens, float* y,
                       ThreadPool& pool, CpuPath path) {
   check_quantized(W);
@@ -148,6 +245,11 @@ void matmul_quantized(const Weight& W, const float* x, int64_t n_tokens, float* 
   }
 
   const RowDotFn dot = pick(dots_for(path), W.dtype);
+  if (use_packed_kernels(W, path)) {
+    const MatmulOut out{&W, y};
+    matmul_packed_many(std::span<const MatmulOut>(&out, 1), x, n_tokens, pool, path);
+    return;
+  }
   const int64_t nb = cols / info->block_size;
   // Activations, quantized once per call; each token's blocks are contiguous.
   const bool k_quant = act_kind(W.dtype) == ActKind::Block256;
@@ -166,18 +268,6 @@ void matmul_quantized(const Weight& W, const float* x, int64_t n_tokens, float* 
     pool.parallel_for(n_tokens, quantize_tokens);
   else
     quantize_tokens(0, n_tokens);
-
-  if (use_packed_kernels(W, path)) {
-    const int64_t groups = rows / kPackRows;
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackedChunkTokens) {
-      const int64_t nt = std::min(kPackedChunkTokens, n_tokens - t0);
-      const uint8_t* a = act.data() + act_stride * static_cast<size_t>(t0);
-      pool.parallel_for(groups, [&](int64_t g0, int64_t g1) {
-        packed_groups(W, a, act_stride, nt, g0, g1, y + t0 * rows, rows, path);
-      });
-    }
-    return;
-  }
 
   const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
   pool.parallel_for(n_panels, [&](int64_t p0, int64_t p1) {

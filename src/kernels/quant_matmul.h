@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "kernels/weight.h"
@@ -21,6 +22,15 @@ void matmul_quantized(const Weight& W, const float* x, int64_t n_tokens, float* 
 // The same on a given path (tests, benchmarks); throws when the CPU lacks the path.
 void matmul_quantized(const Weight& W, const float* x, int64_t n_tokens, float* y,
                       ThreadPool& pool, CpuPath path);
+
+// Whether W goes through the packed kernels on `path` (a quantized weight in the packed layout
+// that path runs).
+bool runs_packed(const Weight& W, CpuPath path);
+// y = W x for each of `outs` (all runs_packed on `path`, same column count), n_tokens rows of x:
+// the activations are quantized once per format and every product shares one pass over the
+// pool. Each output row is what matmul_quantized gives for that weight alone, bit for bit.
+void matmul_packed_many(std::span<const MatmulOut> outs, const float* x, int64_t n_tokens, ThreadPool& pool,
+                        CpuPath path);
 
 // One token's activations quantized for the dot kernels, kept between calls so that several
 // matrices multiplying the same input (kernels::matmul_many) quantize it once per format, and so

@@ -660,13 +660,19 @@ void Model::Impl::run_step(const std::vector<Segment>& segs) {
   }
   if (logits_tmp.size() < static_cast<size_t>(rows_out) * V) logits_tmp.resize(static_cast<size_t>(rows_out) * V);
   mm(*w.output, xn.data(), rows_out, logits_tmp.data());
+  // A batch of decoded sequences scatters a vocabulary row (~400 KB) to each: on the pool.
+  std::vector<std::pair<const Segment*, size_t>> wanted;  // segment, its first row in logits_tmp
   size_t r = 0;
   for (const Segment& sg : segs) {
     if (sg.logits == nullptr) continue;
-    const size_t rows = sg.all_logits ? static_cast<size_t>(sg.n) : 1;
-    std::memcpy(sg.logits, logits_tmp.data() + r * V, rows * V * sizeof(float));
-    r += rows;
+    wanted.emplace_back(&sg, r);
+    r += sg.all_logits ? static_cast<size_t>(sg.n) : 1;
   }
+  for_tokens(static_cast<int64_t>(wanted.size()), [&](int64_t i) {
+    const auto& [sg, row] = wanted[static_cast<size_t>(i)];
+    const size_t rows = sg->all_logits ? static_cast<size_t>(sg->n) : 1;
+    std::memcpy(sg->logits, logits_tmp.data() + row * V, rows * V * sizeof(float));
+  });
 }
 
 // Routes every row, then runs each chosen expert once on all the rows that chose it (gathered into

@@ -84,6 +84,19 @@ std::vector<std::pair<int32_t, double>> Sampler::filter(std::vector<float>& logi
   const double inv_t = 1.0 / params_.temperature;
   const double max_l = logits[static_cast<size_t>(best)];
   const size_t V = logits.size();
+  if (keeps_all(V)) {
+    // Neither top-k nor top-p cuts: every token in id order, each exp() taken once.
+    std::vector<std::pair<int32_t, double>> out(V);
+    double z = 0;
+    for (size_t i = 0; i < V; ++i) {
+      const double e = std::exp((static_cast<double>(logits[i]) - max_l) * inv_t);
+      out[i] = {static_cast<int32_t>(i), e};
+      z += e;
+    }
+    for (auto& o : out) o.second = o.second / z;
+    normalize(out);
+    return out;
+  }
   // (scaled logit, id); scaled relative to the max so exp() never overflows.
   std::vector<std::pair<double, int32_t>> cand(V);
   for (size_t i = 0; i < V; ++i)
@@ -92,6 +105,7 @@ std::vector<std::pair<int32_t, double>> Sampler::filter(std::vector<float>& logi
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
 
+  std::vector<double> exps;  // exp of each token's scaled logit, by id, when computed up front
   size_t k = V;
   if (params_.top_k > 0) k = std::min(V, static_cast<size_t>(params_.top_k));
   if (k < V) {
@@ -100,32 +114,42 @@ std::vector<std::pair<int32_t, double>> Sampler::filter(std::vector<float>& logi
   } else if (params_.top_p < 1.0) {
     // Sorting the whole vocabulary is the expensive part; the top-p cut is usually among the
     // first few hundred tokens, so sort those first and fall back to a full sort only if needed.
+    // Each token's exp() is taken once here (cand is still in id order) and looked up below.
+    exps.resize(V);
     double z = 0;
-    for (const auto& c : cand) z += std::exp(c.first);
+    for (const auto& c : cand) z += exps[static_cast<size_t>(c.second)] = std::exp(c.first);
     const size_t m = std::min<size_t>(V, 1024);
     std::partial_sort(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(m), cand.end(), before);
     double mass = 0;
-    for (size_t i = 0; i < m; ++i) mass += std::exp(cand[i].first) / z;
+    for (size_t i = 0; i < m; ++i) mass += exps[static_cast<size_t>(cand[i].second)] / z;
     if (mass < params_.top_p && m < V) std::sort(cand.begin(), cand.end(), before);
   }
+  auto exp_of = [&](const std::pair<double, int32_t>& c) {
+    return exps.empty() ? std::exp(c.first) : exps[static_cast<size_t>(c.second)];
+  };
 
   std::vector<std::pair<int32_t, double>> out;
   out.reserve(cand.size());
   double z = 0;
-  for (const auto& c : cand) z += std::exp(c.first);
+  for (const auto& c : cand) z += exp_of(c);
   if (params_.top_p < 1.0) {
     // Keep a token while the probability of the tokens before it is still below top_p; the token
     // that crosses the threshold stays (HF TopPLogitsWarper keeps the same set).
     double mass = 0;
     for (const auto& c : cand) {
       if (!out.empty() && mass >= params_.top_p) break;
-      const double p = std::exp(c.first) / z;
+      const double p = exp_of(c) / z;
       out.emplace_back(c.second, p);
       mass += p;
     }
   } else {
-    for (const auto& c : cand) out.emplace_back(c.second, std::exp(c.first) / z);
+    for (const auto& c : cand) out.emplace_back(c.second, exp_of(c) / z);
   }
+  normalize(out);
+  return out;
+}
+
+void Sampler::normalize(std::vector<std::pair<int32_t, double>>& out) const {
   if (params_.min_p > 0.0) {
     double p_max = 0;
     for (const auto& o : out) p_max = std::max(p_max, o.second);
@@ -135,7 +159,52 @@ std::vector<std::pair<int32_t, double>> Sampler::filter(std::vector<float>& logi
   double total = 0;
   for (const auto& o : out) total += o.second;
   for (auto& o : out) o.second /= total;
-  return out;
+}
+
+bool Sampler::keeps_all(size_t V) const {
+  return (params_.top_k <= 0 || static_cast<size_t>(params_.top_k) >= V) && !(params_.top_p < 1.0);
+}
+
+int32_t Sampler::draw_all(std::span<const float> logits) {
+  // filter() with neither top-k nor top-p, then the draw, without building the candidate list:
+  // the same operations on the same values in the same order, so the same token.
+  for (float l : logits)
+    if (std::isnan(l)) fail("sampling: the logits contain NaN");
+  const int32_t best = argmax(logits);
+  if (!(logits[static_cast<size_t>(best)] > -INFINITY))
+    fail("sampling: every logit is -inf, nothing can be sampled");
+  const double inv_t = 1.0 / params_.temperature;
+  const double max_l = logits[static_cast<size_t>(best)];
+  const size_t V = logits.size();
+  probs_.resize(V);
+  double z = 0;
+  for (size_t i = 0; i < V; ++i) {
+    const double e = std::exp((static_cast<double>(logits[i]) - max_l) * inv_t);
+    probs_[i] = e;
+    z += e;
+  }
+  double p_max = 0;
+  for (size_t i = 0; i < V; ++i) {
+    probs_[i] = probs_[i] / z;
+    p_max = std::max(p_max, probs_[i]);
+  }
+  // min_p off: the threshold 0 keeps every token (probabilities are never negative).
+  const double threshold = params_.min_p > 0.0 ? params_.min_p * p_max : 0.0;
+  double total = 0;
+  int32_t last = -1;
+  for (size_t i = 0; i < V; ++i) {
+    if (probs_[i] < threshold) continue;
+    total += probs_[i];
+    last = static_cast<int32_t>(i);
+  }
+  const double u = uniform();
+  double acc = 0;
+  for (size_t i = 0; i < V; ++i) {
+    if (probs_[i] < threshold) continue;
+    acc += probs_[i] / total;
+    if (u < acc) return static_cast<int32_t>(i);
+  }
+  return last;  // u within rounding of 1
 }
 
 std::vector<std::pair<int32_t, double>> Sampler::candidates(std::span<const float> logits) const {
@@ -154,6 +223,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
       if (std::isnan(l)) fail("sampling: the logits contain NaN");
     return argmax(scratch_);
   }
+  if (keeps_all(scratch_.size())) return draw_all(scratch_);
   const std::vector<std::pair<int32_t, double>> cand = filter(scratch_);
   const double u = uniform();
   double acc = 0;

@@ -59,6 +59,12 @@ class Sampler {
  private:
   void apply_penalties(std::vector<float>& logits) const;
   std::vector<std::pair<int32_t, double>> filter(std::vector<float>& logits) const;
+  // min-p, then renormalisation, of filter()'s candidates.
+  void normalize(std::vector<std::pair<int32_t, double>>& out) const;
+  // Whether neither top-k nor top-p removes any of V tokens.
+  bool keeps_all(size_t V) const;
+  // sample() when keeps_all: filter() and the draw in one pass, without the candidate list.
+  int32_t draw_all(std::span<const float> logits);
   double uniform();  // [0, 1)
 
   SamplingParams params_;
@@ -66,6 +72,7 @@ class Sampler {
   std::vector<int32_t> history_;
   std::mt19937_64 rng_;
   std::vector<float> scratch_;
+  std::vector<double> probs_;
 };
 
 // The lowest id among the largest logits.

@@ -1,6 +1,7 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <span>
@@ -9,6 +10,7 @@
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace kexa {
 
@@ -307,19 +309,48 @@ void Scheduler::step(std::vector<Slot*>& active) {
     }
     s->followers.clear();
   }
-  int produced = 0;
-  for (Slot* s : choosing) {
-    if (s->handle->cancelled()) {
-      s->finish(StopReason::Callback);
-      continue;
-    }
-    NextToken::Choice c;
+  std::erase_if(choosing, [](Slot* s) {
+    if (!s->handle->cancelled()) return false;
+    s->finish(StopReason::Callback);
+    return true;
+  });
+  // Each sequence has its own sampler and random stream, so the choices do not depend on one
+  // another: sampling a full vocabulary costs about a millisecond per sequence, which the pool
+  // shares out instead of its threads waiting for the scheduler thread. A token filter may be
+  // shared by the jobs of a group, so filtered jobs choose here, one after the other, in order.
+  std::vector<NextToken::Choice> choices(choosing.size());
+  std::vector<std::string> errors(choosing.size());
+  std::vector<uint8_t> failed(choosing.size(), 0);
+  auto choose = [&](size_t i) {
     try {
-      c = s->next->choose(s->logits);
+      choices[i] = choosing[i]->next->choose(choosing[i]->logits);
     } catch (const Error& e) {
-      s->finish(StopReason::Error, e.what());
+      errors[i] = e.what();
+      failed[i] = 1;
+    }
+  };
+  std::vector<size_t> unfiltered;
+  for (size_t i = 0; i < choosing.size(); ++i) {
+    if (choosing[i]->job.options.filter != nullptr) choose(i);
+    else unfiltered.push_back(i);
+  }
+  ThreadPool& pool = model_.pool();
+  if (unfiltered.size() < 2 || pool.size() == 1) {
+    for (size_t i : unfiltered) choose(i);
+  } else {
+    std::atomic<size_t> next{0};
+    pool.run([&](int, int) {
+      for (size_t j = next.fetch_add(1); j < unfiltered.size(); j = next.fetch_add(1)) choose(unfiltered[j]);
+    });
+  }
+  int produced = 0;
+  for (size_t i = 0; i < choosing.size(); ++i) {
+    Slot* s = choosing[i];
+    if (failed[i]) {
+      s->finish(StopReason::Error, errors[i]);
       continue;
     }
+    const NextToken::Choice& c = choices[i];
     ++produced;
     s->handle->publish(c);
     if (std::optional<StopReason> end = s->next->finish_after(c, s->cache.n_past(), s->cache.max_context())) {

@@ -176,6 +176,41 @@ TEST_P(Packed, BatchRowsEqualSingleTokenProductsBitwise) {
   }
 }
 
+// Several products of one input in one call (a batched decode step's q, k, v) share the
+// quantized activations and the pool's work queue; every row stays the one-token product, also
+// past the first chunk of tokens and with weights of another activation format beside them.
+TEST_P(Packed, ManyProductsEqualSingleTokenProductsBitwise) {
+  const DType type = GetParam();
+  const int64_t cols = 512;
+  Quantized a = make(type, 48, cols, 5), b = make(type, 32, cols, 6), c = make(DType::Q8_0, 16, cols, 8);
+  ThreadPool pool(2);
+  for (kernels::CpuPath path : packed_paths(type)) {
+    SCOPED_TRACE(kernels::path_name(path));
+    std::vector<const Quantized*> ws = {&a, &b};
+    if (kernels::packed_kernel(path, DType::Q8_0)) ws.push_back(&c);
+    for (int64_t n_tokens : {2, 8, 70}) {
+      std::mt19937 rng(static_cast<unsigned>(n_tokens));
+      std::normal_distribution<float> normal(0.f, 1.f);
+      std::vector<float> x(n_tokens * cols);
+      for (float& v : x) v = normal(rng);
+      std::vector<std::vector<float>> ys;
+      std::vector<kernels::MatmulOut> outs;
+      for (const Quantized* w : ws) ys.emplace_back(n_tokens * w->packed_view.rows());
+      for (size_t i = 0; i < ws.size(); ++i) outs.push_back({&ws[i]->packed_view, ys[i].data()});
+      kernels::matmul_many(outs, x.data(), n_tokens, pool, path);
+      for (size_t i = 0; i < ws.size(); ++i) {
+        const int64_t rows = ws[i]->packed_view.rows();
+        std::vector<float> one(rows);
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          kernels::matmul(ws[i]->packed_view, x.data() + t * cols, 1, one.data(), pool, path);
+          ASSERT_EQ(0, std::memcmp(one.data(), ys[i].data() + t * rows, rows * sizeof(float)))
+              << "weight " << i << " of " << n_tokens << " tokens, token " << t;
+        }
+      }
+    }
+  }
+}
+
 // A packed tensor on a path without the packed kernels unpacks its rows and gives exactly what
 // the file layout gives on that path.
 TEST_P(Packed, OtherPathsUnpackRows) {

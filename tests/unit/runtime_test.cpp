@@ -278,6 +278,40 @@ TEST(Sampler, FilteredTokensAreNeverDrawn) {
   EXPECT_NEAR(seen[1] / 2000.0, 0.4 / 0.7, 0.05);
 }
 
+TEST(Sampler, DrawEqualsCandidatesWalkedWithTheSameStream) {
+  // sample() without top-k / top-p draws without building the candidate list: it must pick
+  // exactly the token that walking candidates() with the same random number picks.
+  std::mt19937_64 gen(11);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> l(5000);
+  for (float& x : l) x = normal(gen);
+  l[17] = -std::numeric_limits<float>::infinity();
+  for (const SamplingParams& base :
+       {SamplingParams{.temperature = 0.8}, SamplingParams{.temperature = 1.7, .min_p = 0.02},
+        SamplingParams{.temperature = 0.3, .top_k = 5000}, SamplingParams{.temperature = 1.0, .min_p = 0.3}}) {
+    for (uint64_t seed = 0; seed < 40; ++seed) {
+      SamplingParams p = base;
+      p.seed = seed;
+      Sampler s(p, static_cast<int64_t>(l.size()));
+      std::mt19937_64 rng(seed);
+      for (int draw = 0; draw < 3; ++draw) {
+        const auto cand = s.candidates(l);
+        const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+        int32_t expect = cand.back().first;
+        double acc = 0;
+        for (const auto& [id, prob] : cand) {
+          acc += prob;
+          if (u < acc) {
+            expect = id;
+            break;
+          }
+        }
+        ASSERT_EQ(s.sample(l), expect) << "temperature " << p.temperature << " min_p " << p.min_p << " seed " << seed;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kexa
 
