@@ -73,27 +73,47 @@ std::vector<float> Sampler::penalized(std::span<const float> logits) const {
   return out;
 }
 
-std::vector<std::pair<int32_t, double>> Sampler::filter(std::vector<float>& logits) const {
+namespace {
+
+// The largest logit's id; fails on a NaN or when every logit is -inf.
+int32_t checked_argmax(std::span<const float> logits) {
   for (float l : logits)
     if (std::isnan(l)) fail("sampling: the logits contain NaN");
   const int32_t best = argmax(logits);
   if (!(logits[static_cast<size_t>(best)] > -INFINITY))
     fail("sampling: every logit is -inf, nothing can be sampled");
+  return best;
+}
+
+// probs[i] = softmax of logits / temperature, in id order, each exp() taken once (relative to the
+// largest logit, so it never overflows).
+void softmax_in_id_order(std::span<const float> logits, double max_l, double inv_t, std::vector<double>& probs) {
+  const size_t V = logits.size();
+  probs.resize(V);
+  double z = 0;
+  for (size_t i = 0; i < V; ++i) {
+    const double e = std::exp((static_cast<double>(logits[i]) - max_l) * inv_t);
+    probs[i] = e;
+    z += e;
+  }
+  for (size_t i = 0; i < V; ++i) probs[i] = probs[i] / z;
+}
+
+}  // namespace
+
+std::vector<std::pair<int32_t, double>> Sampler::filter(std::vector<float>& logits) const {
+  const int32_t best = checked_argmax(logits);
   if (params_.greedy()) return {{best, 1.0}};
 
   const double inv_t = 1.0 / params_.temperature;
   const double max_l = logits[static_cast<size_t>(best)];
   const size_t V = logits.size();
   if (keeps_all(V)) {
-    // Neither top-k nor top-p cuts: every token in id order, each exp() taken once.
+    // Neither top-k nor top-p cuts: every token in id order.
+    std::vector<double> probs;
+    softmax_in_id_order(logits, max_l, inv_t, probs);
     std::vector<std::pair<int32_t, double>> out(V);
-    double z = 0;
-    for (size_t i = 0; i < V; ++i) {
-      const double e = std::exp((static_cast<double>(logits[i]) - max_l) * inv_t);
-      out[i] = {static_cast<int32_t>(i), e};
-      z += e;
-    }
-    for (auto& o : out) o.second = o.second / z;
+    for (size_t i = 0; i < V; ++i) out[i] = {static_cast<int32_t>(i), probs[i]};
     normalize(out);
     return out;
   }
@@ -168,26 +188,12 @@ bool Sampler::keeps_all(size_t V) const {
 int32_t Sampler::draw_all(std::span<const float> logits) {
   // filter() with neither top-k nor top-p, then the draw, without building the candidate list:
   // the same operations on the same values in the same order, so the same token.
-  for (float l : logits)
-    if (std::isnan(l)) fail("sampling: the logits contain NaN");
-  const int32_t best = argmax(logits);
-  if (!(logits[static_cast<size_t>(best)] > -INFINITY))
-    fail("sampling: every logit is -inf, nothing can be sampled");
+  const int32_t best = checked_argmax(logits);
   const double inv_t = 1.0 / params_.temperature;
-  const double max_l = logits[static_cast<size_t>(best)];
   const size_t V = logits.size();
-  probs_.resize(V);
-  double z = 0;
-  for (size_t i = 0; i < V; ++i) {
-    const double e = std::exp((static_cast<double>(logits[i]) - max_l) * inv_t);
-    probs_[i] = e;
-    z += e;
-  }
+  softmax_in_id_order(logits, logits[static_cast<size_t>(best)], inv_t, probs_);
   double p_max = 0;
-  for (size_t i = 0; i < V; ++i) {
-    probs_[i] = probs_[i] / z;
-    p_max = std::max(p_max, probs_[i]);
-  }
+  for (size_t i = 0; i < V; ++i) p_max = std::max(p_max, probs_[i]);
   // min_p off: the threshold 0 keeps every token (probabilities are never negative).
   const double threshold = params_.min_p > 0.0 ? params_.min_p * p_max : 0.0;
   double total = 0;
