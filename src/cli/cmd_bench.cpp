@@ -49,7 +49,7 @@ int bench_main(int argc, char** argv) {
   std::string model_path, device = "auto";
   int64_t threads = 0, n_prompt = 512, n_gen = 128, repeats = 3;
   uint64_t seed = 1234;
-  app.add_option("-m,--model", model_path, "model: Hugging Face folder or .gguf file")->required();
+  app.add_option("-m,--model", model_path, "model: Hugging Face folder or .gguf file")->required()->type_name("PATH");
   app.add_option("-t,--threads", threads, "threads; 0 = all CPUs (default)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--prompt", n_prompt, "prefill tokens (default 512; 0 = skip)")

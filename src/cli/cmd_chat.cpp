@@ -123,7 +123,7 @@ int chat_main(int argc, char** argv) {
   int64_t n_predict = 512, threads = 0, ctx = 4096;
   SamplingParams sp;
   std::optional<uint64_t> seed;
-  app.add_option("-m,--model", model_path, "model: Hugging Face folder or .gguf file")->required();
+  app.add_option("-m,--model", model_path, "model: Hugging Face folder or .gguf file")->required()->type_name("PATH");
   app.add_option("--system", system_prompt, "system prompt");
   app.add_flag("--think", think, "start with reasoning on (enable_thinking=true)");
   app.add_option("-n,--n-predict", n_predict, "most tokens per reply (default 512)")->check(CLI::PositiveNumber);

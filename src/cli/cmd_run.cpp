@@ -145,7 +145,7 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
   SamplingParams& sp = a.sp;
   // --help lists the options by concern (as cmd_serve does).
   CLI::App& model = *app.add_option_group("Model");
-  model.add_option("-m,--model", a.model_path, "model: Hugging Face folder or .gguf file")->required();
+  model.add_option("-m,--model", a.model_path, "model: Hugging Face folder or .gguf file")->required()->type_name("PATH");
   add_mmproj_option(model, a.mmproj);
   model.add_option("-t,--threads", a.threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
   add_device_option(model, a.device, a.gpu_layers);
@@ -164,7 +164,8 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
   CLI::App& input = *app.add_option_group("Prompt");
   auto* opt_prompt = input.add_option("-p,--prompt", a.prompt, "prompt text (needs the tokenizer)");
   auto* opt_tokens = input.add_option("--tokens", a.tokens_text,
-                                      "prompt as token ids \"ID ID ...\" (no tokenizer needed, no BOS added)");
+                                      "prompt as token ids \"ID ID ...\" (no tokenizer needed, no BOS added)")
+                           ->type_name("IDS");
   opt_prompt->excludes(opt_tokens);
   opt_tokens->excludes(opt_prompt);
   auto* opt_image = input
@@ -172,7 +173,8 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
                                     "a picture (PNG, JPEG, WebP, GIF, BMP) for a vision model; repeatable. The "
                                     "prompt then goes through the chat template as one user message: the pictures, "
                                     "then the -p text (as the server's /v1/chat/completions reads it)")
-                        ->allow_extra_args(false);
+                        ->allow_extra_args(false)
+                        ->type_name("FILE");
   opt_image->excludes(opt_tokens);
   input.add_flag("--no-bos", a.no_bos, "-p: do not add the tokenizer's BOS / special tokens");
   input.add_option("-n,--n-predict", a.n_predict, "tokens to generate (default 128)")->check(CLI::NonNegativeNumber);
@@ -199,7 +201,8 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
                   "print the generated ids (space separated, one line; the stop id included) instead of text");
   report.add_option("--dump-logits", a.dump_path,
                     "write the logits of every evaluated position (prompt, then generated; the last generated "
-                    "token is not evaluated) as little-endian float32 [positions x vocab]");
+                    "token is not evaluated) as little-endian float32 [positions x vocab]")
+      ->type_name("FILE");
   report.add_flag("-v,--verbose", a.verbose, "more detail on stderr");
   report.add_flag("--stats", a.stats,
                   "print memory use (peak RSS) and, for mixture-of-experts models, the expert bytes read per "

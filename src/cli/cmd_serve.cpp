@@ -17,7 +17,7 @@ int serve_main(int argc, char** argv) {
   // --help lists the options by concern, as llama-server's does; ~30 options in one list hide
   // the few most runs need (model, port, key).
   CLI::App& model = *app.add_option_group("Model");
-  model.add_option("-m,--model", opt.model_path, "model folder, GGUF file, or ORG/REPO[:QUANT]")->required();
+  model.add_option("-m,--model", opt.model_path, "model folder, GGUF file, or ORG/REPO[:QUANT]")->required()->type_name("PATH|REPO");
   add_mmproj_option(model, opt.mmproj);
   model.add_option("--threads", opt.threads, "compute threads (default: all CPUs)")->check(CLI::Range(0, 1024));
   add_device_option(model, opt.device, opt.gpu_layers);
@@ -27,12 +27,14 @@ int serve_main(int argc, char** argv) {
   model.add_option("--name", opt.model_name, "model id reported by /v1/models");
 
   CLI::App& http = *app.add_option_group("HTTP");
-  http.add_option("--host", opt.host, "address to bind (default 127.0.0.1: this machine only)");
+  http.add_option("--host", opt.host, "address to bind (default 127.0.0.1: this machine only)")->type_name("ADDR");
   http.add_option("--port", opt.port, "port (0 picks a free one)")->check(CLI::Range(0, 65535));
   http.add_option("--api-key", opt.api_key,
                   "require 'Authorization: Bearer KEY' on every route but /health and the UI's files")
+      ->type_name("KEY")
       ->envname("KEXA_API_KEY");
   http.add_option("--metrics-key", opt.metrics_key, "the key /metrics requires instead of --api-key (for a scraper)")
+      ->type_name("KEY")
       ->envname("KEXA_METRICS_KEY");
   http.add_option("--queue", opt.queue, "requests that may wait for a slot before 429")->check(CLI::Range(0, 1 << 16));
   http.add_option("--max-body", opt.max_body, "largest request body in bytes");
@@ -40,21 +42,26 @@ int serve_main(int argc, char** argv) {
   CLI::App& knowledge = *app.add_option_group("Knowledge (documents, databases, the web)");
   knowledge.add_option("--rag-store", opt.rag_store,
                        "document store (SQLite file or postgresql://): enables /v1/rag/query, /v1/rag/documents\n"
-                       "and the chat tool kexa_rag_search");
+                       "and the chat tool kexa_rag_search")
+      ->type_name("STORE");
   knowledge.add_option("--rag-uploads", opt.rag_uploads,
-                       "folder for documents uploaded through the API (default STORE.uploads)");
+                       "folder for documents uploaded through the API (default STORE.uploads)")
+      ->type_name("DIR");
   knowledge.add_option("--max-document", opt.max_document, "largest uploaded document in bytes (default 4 MiB)");
   knowledge.add_option("--sql-db", opt.sql_db,
                        "database (sqlite:PATH or postgresql://...), queried read-only: enables /v1/sql/query\n"
-                       "and the chat tool kexa_sql_query");
+                       "and the chat tool kexa_sql_query")
+      ->type_name("DB");
   knowledge.add_option("--web-search", opt.web_search,
                        "search service (searxng:URL, brave: with BRAVE_API_KEY, json:URL): enables /v1/web/query\n"
-                       "and the chat tool kexa_web_search");
+                       "and the chat tool kexa_web_search")
+      ->type_name("SERVICE");
   knowledge
       .add_option("--web-allow", opt.web_allow,
                   "let web fetches (and --image-fetch) reach these otherwise refused addresses: CIDR or host:port")
-      ->allow_extra_args(false);
-  knowledge.add_option("--web-cache", opt.web_cache, "SQLite page cache for web fetches");
+      ->allow_extra_args(false)
+      ->type_name("CIDR|HOST:PORT");
+  knowledge.add_option("--web-cache", opt.web_cache, "SQLite page cache for web fetches")->type_name("FILE");
   knowledge.add_option("--web-deadline-ms", opt.web_deadline_ms, "time for the page fetches of one web request")
       ->check(CLI::Range(100, 600000));
 

@@ -21,7 +21,8 @@ void add_device_option(CLI::App& app, std::string& device, int64_t& gpu_layers) 
 
 void add_mmproj_option(CLI::App& app, std::string& mmproj) {
   app.add_option("--mmproj", mmproj,
-                 "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)");
+                 "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)")
+      ->type_name("FILE");
 }
 
 std::optional<int> list_devices_if_asked(int argc, char** argv) {

@@ -90,7 +90,7 @@ int rag_query_main(int argc, char** argv) {
   bool json = false, stream = false;
   int threads = 0;
   app.add_option("--store", store_path, "store file")->required();
-  app.add_option("-m,--model", model_path, "model folder or .gguf")->required();
+  app.add_option("-m,--model", model_path, "model folder or .gguf")->required()->type_name("PATH");
   app.add_option("question", question, "the question")->required();
   app.add_option("-k", opt.k, "chunks quoted as sources")->check(CLI::Range(1, 50));
   app.add_option("--min-score", opt.min_score,
@@ -156,7 +156,7 @@ int sql_ask_main(int argc, char** argv) {
   bool json = false, free_sql = false, no_answer = false;
   int threads = 0;
   app.add_option("--db", db_url, "sqlite:PATH or postgresql://...")->required();
-  app.add_option("-m,--model", model_path, "model folder or .gguf")->required();
+  app.add_option("-m,--model", model_path, "model folder or .gguf")->required()->type_name("PATH");
   app.add_option("question", question, "the question")->required();
   app.add_option("--retries", opt.max_retries, "attempts after a rejected statement")->check(CLI::Range(0, 5));
   app.add_flag("--no-grammar", free_sql, "generate without the SQL grammar (first statement of the reply)");
