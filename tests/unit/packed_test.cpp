@@ -160,18 +160,22 @@ TEST_P(Packed, BatchRowsEqualSingleTokenProductsBitwise) {
   for (kernels::CpuPath path : paths) {
     SCOPED_TRACE(kernels::path_name(path));
     const DType type = GetParam();
-    const int64_t rows = 32, cols = 512, n_tokens = 11;
+    const int64_t rows = 32, cols = 512;
     Quantized q = make(type, rows, cols, 3);
-    std::mt19937 rng(7);
-    std::normal_distribution<float> normal(0.f, 1.f);
-    std::vector<float> x(n_tokens * cols);
-    for (float& v : x) v = normal(rng);
     ThreadPool pool(2);
-    std::vector<float> batch(n_tokens * rows), one(rows);
-    kernels::matmul(q.packed_view, x.data(), n_tokens, batch.data(), pool, path);
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      kernels::matmul(q.packed_view, x.data() + t * cols, 1, one.data(), pool, path);
-      ASSERT_EQ(0, std::memcmp(one.data(), batch.data() + t * rows, rows * sizeof(float))) << "token " << t;
+    // Every tile size (1 to 8 tokens; 11 = a full tile and a tile of 3).
+    for (int64_t n_tokens : {2, 3, 4, 5, 6, 7, 11}) {
+      std::mt19937 rng(7 + static_cast<unsigned>(n_tokens));
+      std::normal_distribution<float> normal(0.f, 1.f);
+      std::vector<float> x(n_tokens * cols);
+      for (float& v : x) v = normal(rng);
+      std::vector<float> batch(n_tokens * rows), one(rows);
+      kernels::matmul(q.packed_view, x.data(), n_tokens, batch.data(), pool, path);
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        kernels::matmul(q.packed_view, x.data() + t * cols, 1, one.data(), pool, path);
+        ASSERT_EQ(0, std::memcmp(one.data(), batch.data() + t * rows, rows * sizeof(float)))
+            << n_tokens << " tokens, token " << t;
+      }
     }
   }
 }
