@@ -111,6 +111,65 @@ bool chat_turn(const Engine& engine, LocalGeneration& local, ojson& messages, co
   return true;
 }
 
+// The conversation kept across turns of `kexa chat`.
+struct Conversation {
+  std::string system_prompt;
+  bool think = false;
+  ojson messages = ojson::array();
+  std::vector<RgbImage> images;   // every picture of the conversation, in order
+  std::vector<RgbImage> pending;  // /image: attached to the next user message
+  void reset() {
+    messages = ojson::array();
+    images.clear();
+    pending.clear();
+    if (!system_prompt.empty()) messages.push_back({{"role", "system"}, {"content", system_prompt}});
+  }
+};
+
+// Carries out `msg` when it is one of the slash commands of kHelp (or looks like an unknown one)
+// and says whether it was; any other line is a user message.
+bool run_command(const std::string& msg, Conversation& c) {
+  if (msg == "/help") {
+    std::fputs(kHelp, stderr);
+    return true;
+  }
+  if (msg == "/reset") {
+    c.reset();
+    std::fprintf(stderr, "[conversation reset]\n");
+    return true;
+  }
+  if (msg.rfind("/system", 0) == 0 && (msg.size() == 7 || msg[7] == ' ')) {
+    c.system_prompt = msg.size() > 8 ? msg.substr(8) : "";
+    c.reset();
+    std::fprintf(stderr, "[system prompt set; conversation reset]\n");
+    return true;
+  }
+  if (msg == "/think on" || msg == "/think off") {
+    c.think = msg == "/think on";
+    std::fprintf(stderr, "[reasoning %s]\n", c.think ? "on" : "off");
+    return true;
+  }
+  if (msg.rfind("/image", 0) == 0 && (msg.size() == 6 || msg[6] == ' ')) {
+    const std::string path = msg.size() > 7 ? msg.substr(7) : "";
+    if (path.empty()) {
+      std::fprintf(stderr, "usage: /image PATH\n");
+      return true;
+    }
+    try {
+      c.pending.push_back(load_image_file(path));
+      std::fprintf(stderr, "[image %ux%u attached to the next message]\n", c.pending.back().width, c.pending.back().height);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "kexa chat: %s\n", e.what());
+    }
+    return true;
+  }
+  if (msg[0] == '/' && msg.find(' ') == std::string::npos && msg.size() < 16) {
+    std::fprintf(stderr, "unknown command %s\n%s", msg.c_str(), kHelp);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 int chat_main(int argc, char** argv) {
@@ -157,80 +216,37 @@ int chat_main(int argc, char** argv) {
   const bool interactive = isatty(STDIN_FILENO) != 0;
   if (interactive) std::fprintf(stderr, "kexa chat: %s\n%s", model_path.c_str(), kHelp);
 
-  ojson messages = ojson::array();
-  std::vector<RgbImage> images;   // every picture of the conversation, in order
-  std::vector<RgbImage> pending;  // /image: attached to the next user message
-  auto reset = [&]() {
-    messages = ojson::array();
-    images.clear();
-    pending.clear();
-    if (!system_prompt.empty()) messages.push_back({{"role", "system"}, {"content", system_prompt}});
-  };
-  reset();
+  Conversation c;
+  c.system_prompt = system_prompt;
+  c.think = think;
+  c.reset();
 
   while (auto input = read_message(interactive)) {
     std::string msg = *input;
     if (msg.empty()) continue;
     if (msg == "/exit" || msg == "/quit") break;
-    if (msg == "/help") {
-      std::fputs(kHelp, stderr);
-      continue;
-    }
-    if (msg == "/reset") {
-      reset();
-      std::fprintf(stderr, "[conversation reset]\n");
-      continue;
-    }
-    if (msg.rfind("/system", 0) == 0 && (msg.size() == 7 || msg[7] == ' ')) {
-      system_prompt = msg.size() > 8 ? msg.substr(8) : "";
-      reset();
-      std::fprintf(stderr, "[system prompt set; conversation reset]\n");
-      continue;
-    }
-    if (msg == "/think on" || msg == "/think off") {
-      think = msg == "/think on";
-      std::fprintf(stderr, "[reasoning %s]\n", think ? "on" : "off");
-      continue;
-    }
-    if (msg.rfind("/image", 0) == 0 && (msg.size() == 6 || msg[6] == ' ')) {
-      const std::string path = msg.size() > 7 ? msg.substr(7) : "";
-      if (path.empty()) {
-        std::fprintf(stderr, "usage: /image PATH\n");
-        continue;
-      }
-      try {
-        pending.push_back(load_image_file(path));
-        std::fprintf(stderr, "[image %ux%u attached to the next message]\n", pending.back().width, pending.back().height);
-      } catch (const Error& e) {
-        std::fprintf(stderr, "kexa chat: %s\n", e.what());
-      }
-      continue;
-    }
-    if (msg[0] == '/' && msg.find(' ') == std::string::npos && msg.size() < 16) {
-      std::fprintf(stderr, "unknown command %s\n%s", msg.c_str(), kHelp);
-      continue;
-    }
+    if (run_command(msg, c)) continue;
 
-    const size_t images_before = images.size();
-    if (pending.empty()) {
-      messages.push_back({{"role", "user"}, {"content", msg}});
+    const size_t images_before = c.images.size();
+    if (c.pending.empty()) {
+      c.messages.push_back({{"role", "user"}, {"content", msg}});
     } else {
       // The parts the EXAONE 4.5 template renders as its image placeholders, then the text.
       ojson content = ojson::array();
-      for (RgbImage& picture : pending) {
+      for (RgbImage& picture : c.pending) {
         content.push_back(ojson{{"type", "image"}});
-        images.push_back(std::move(picture));
+        c.images.push_back(std::move(picture));
       }
-      pending.clear();
+      c.pending.clear();
       content.push_back(ojson{{"type", "text"}, {"text", msg}});
       ojson message = ojson::object();
       message["role"] = "user";
       message["content"] = content;
-      messages.push_back(message);
+      c.messages.push_back(message);
     }
-    if (!chat_turn(*engine, local, messages, images, think, sp, n_predict, interactive)) {
-      messages.erase(messages.size() - 1);
-      images.resize(images_before);
+    if (!chat_turn(*engine, local, c.messages, c.images, c.think, sp, n_predict, interactive)) {
+      c.messages.erase(c.messages.size() - 1);
+      c.images.resize(images_before);
     }
   }
   return 0;
