@@ -280,9 +280,8 @@ class TokenPrinter {
       first_ = false;
     } else if (std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end()) {
       if (turn_) {
-        JobEvent ev;
-        ev.tokens.push_back(id);
-        write(turn_->feed(ev));
+        event_.tokens.assign(1, id);
+        write(turn_->feed(event_));
       } else {
         const std::string piece = decoder_->push(id);
         std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -312,6 +311,7 @@ class TokenPrinter {
   std::unique_ptr<StreamDecoder> decoder_;
   TurnResult turn_result_;
   std::unique_ptr<TurnOutput> turn_;
+  JobEvent event_;  // one token at a time into turn_, reused
 };
 
 void print_mtp_stats(const SpeculativeGenerator& spec, const GenerateResult& r, double tg) {

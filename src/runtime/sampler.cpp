@@ -224,11 +224,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
          vocab_size_);
   scratch_.assign(logits.begin(), logits.end());
   apply_penalties(scratch_);
-  if (params_.greedy()) {
-    for (float l : scratch_)
-      if (std::isnan(l)) fail("sampling: the logits contain NaN");
-    return argmax(scratch_);
-  }
+  if (params_.greedy()) return checked_argmax(scratch_);
   if (keeps_all(scratch_.size())) return draw_all(scratch_);
   const std::vector<std::pair<int32_t, double>> cand = filter(scratch_);
   const double u = uniform();

@@ -62,6 +62,22 @@ TEST(Sampler, NanLogitsAreAnError) {
   EXPECT_THROW(s.sample(std::vector<float>{1, NAN, 0}), Error);
 }
 
+// Every token ruled out (a constraint or penalty left only -inf): an error naming it, in greedy
+// and in sampled mode, never token 0 by default.
+TEST(Sampler, AllMinusInfinityLogitsAreAnError) {
+  const std::vector<float> none(3, -INFINITY);
+  for (SamplingParams p : {SamplingParams{}, SamplingParams{.temperature = 0.8, .seed = 1},
+                           SamplingParams{.temperature = 0.8, .top_k = 2, .seed = 1}}) {
+    Sampler s(p, 3);
+    try {
+      (void)s.sample(none);
+      ADD_FAILURE() << "no error at temperature " << p.temperature << " top_k " << p.top_k;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("-inf"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Sampler, InvalidParamsAreNamed) {
   auto message = [](SamplingParams p) -> std::string {
     try {
