@@ -70,5 +70,8 @@ const ttfts = results.map((r) => r.ttft ?? seconds).sort((a, b) => a - b);
 console.log(JSON.stringify({
   streams, tokens, seconds: +seconds.toFixed(3), aggregate_tok_s: +(tokens / seconds).toFixed(2),
   per_stream_tok_s: +(tokens / seconds / streams).toFixed(2),
+  // After the last stream's first token (the batched prefill), every step decodes: the rate to set
+  // beside llama-batched-bench's S_TG.
+  decode_tok_s: +((tokens - streams) / Math.max(seconds - ttfts[ttfts.length - 1], 1e-3)).toFixed(2),
   ttft_median_s: +ttfts[Math.floor(ttfts.length / 2)].toFixed(3), ttft_max_s: +ttfts[ttfts.length - 1].toFixed(3),
 }));
