@@ -157,7 +157,8 @@ bool run_command(const std::string& msg, Conversation& c) {
     }
     try {
       c.pending.push_back(load_image_file(path));
-      std::fprintf(stderr, "[image %ux%u attached to the next message]\n", c.pending.back().width, c.pending.back().height);
+      const RgbImage& picture = c.pending.back();
+      std::fprintf(stderr, "[image %ux%u attached to the next message]\n", picture.width, picture.height);
     } catch (const Error& e) {
       std::fprintf(stderr, "kexa chat: %s\n", e.what());
     }

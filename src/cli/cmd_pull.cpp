@@ -24,7 +24,8 @@ int pull_main(int argc, char** argv) {
   app.add_option("--revision", opt.revision, "branch, tag or commit (default main)")->type_name("REV");
   app.add_option("--include", opt.include, "also fetch files matching this glob (repeatable)")->type_name("GLOB");
   app.add_option("--token", token, "access token for gated or private repos (default $HF_TOKEN)")->type_name("TOKEN");
-  app.add_option("--endpoint", endpoint, "hub URL or mirror (default $HF_ENDPOINT or huggingface.co)")->type_name("URL");
+  app.add_option("--endpoint", endpoint, "hub URL or mirror (default $HF_ENDPOINT or huggingface.co)")
+      ->type_name("URL");
   app.add_option("--parallel", opt.parallel, "concurrent downloads")->check(CLI::Range(1, 32));
   app.add_flag("--offline", opt.offline, "use only the cache (as HF_HUB_OFFLINE=1)");
   app.add_flag("!--no-progress", opt.progress, "no progress bar");

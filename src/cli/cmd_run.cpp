@@ -145,7 +145,9 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
   SamplingParams& sp = a.sp;
   // --help lists the options by concern (as cmd_serve does).
   CLI::App& model = *app.add_option_group("Model");
-  model.add_option("-m,--model", a.model_path, "model: Hugging Face folder or .gguf file")->required()->type_name("PATH");
+  model.add_option("-m,--model", a.model_path, "model: Hugging Face folder or .gguf file")
+      ->required()
+      ->type_name("PATH");
   add_mmproj_option(model, a.mmproj);
   model.add_option("-t,--threads", a.threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
   add_device_option(model, a.device, a.gpu_layers);

@@ -17,7 +17,9 @@ int serve_main(int argc, char** argv) {
   // --help lists the options by concern, as llama-server's does; ~30 options in one list hide
   // the few most runs need (model, port, key).
   CLI::App& model = *app.add_option_group("Model");
-  model.add_option("-m,--model", opt.model_path, "model folder, GGUF file, or ORG/REPO[:QUANT]")->required()->type_name("PATH|REPO");
+  model.add_option("-m,--model", opt.model_path, "model folder, GGUF file, or ORG/REPO[:QUANT]")
+      ->required()
+      ->type_name("PATH|REPO");
   add_mmproj_option(model, opt.mmproj);
   model.add_option("--threads", opt.threads, "compute threads (default: all CPUs)")->check(CLI::Range(0, 1024));
   add_device_option(model, opt.device, opt.gpu_layers);

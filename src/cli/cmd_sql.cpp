@@ -164,7 +164,8 @@ int sql_main(int argc, char** argv) {
   bool explain = false;
   sql::Limits limits;
   size_t samples = 3;
-  app.add_option("--db", db, "database: sqlite:PATH or postgresql://user@host:port/db (?host=/socket/dir)")->type_name("DB");
+  app.add_option("--db", db, "database: sqlite:PATH or postgresql://user@host:port/db (?host=/socket/dir)")
+      ->type_name("DB");
   app.add_option("--execute", execute, "run this one statement through the safe executor");
   app.add_flag("--explain", explain, "with --execute: validate and print the query plan only (dry run)");
   app.add_flag("--schema", show_schema, "print the schema (tables, columns, keys, sample values)");
