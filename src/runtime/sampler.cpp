@@ -192,8 +192,8 @@ int32_t Sampler::draw_all(std::span<const float> logits) {
   const double inv_t = 1.0 / params_.temperature;
   const size_t V = logits.size();
   softmax_in_id_order(logits, logits[static_cast<size_t>(best)], inv_t, probs_);
-  double p_max = 0;
-  for (size_t i = 0; i < V; ++i) p_max = std::max(p_max, probs_[i]);
+  // exp() never rises above exp(0), the largest logit's: its probability is the largest.
+  const double p_max = probs_[static_cast<size_t>(best)];
   // min_p off: the threshold 0 keeps every token (probabilities are never negative).
   const double threshold = params_.min_p > 0.0 ? params_.min_p * p_max : 0.0;
   double total = 0;
