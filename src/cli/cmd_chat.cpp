@@ -196,6 +196,8 @@ int chat_main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   int64_t gpu_layers = -1;
   add_device_option(app, device, gpu_layers);
+  std::string cache_type = "f32";
+  add_cache_type_option(app, cache_type);
   if (std::optional<int> rc = list_devices_if_asked(argc, argv)) return *rc;
   if (std::optional<int> rc = parse_args(app, argc, argv)) return *rc;
   sp.seed = seed ? *seed : std::random_device{}();
@@ -206,6 +208,7 @@ int chat_main(int argc, char** argv) {
   eo.mmproj = mmproj;
   eo.device = device_of(device);
   eo.gpu_layers = gpu_layers;
+  eo.kv_type = kv_type_of(cache_type);
   std::unique_ptr<Engine> engine = Engine::open(model_path, eo);
   report_device(engine->model());
   const ModelConfig& cfg = engine->config();

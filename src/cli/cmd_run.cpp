@@ -123,7 +123,7 @@ void print_stats(const Model& model, const GenerateResult& r, const Model::Exper
 namespace {
 
 struct RunArgs {
-  std::string model_path, prompt, tokens_text, dump_path, mmproj, device = "auto";
+  std::string model_path, prompt, tokens_text, dump_path, mmproj, device = "auto", cache_type = "f32";
   bool has_prompt = false;
   int64_t n_predict = 128, threads = 0, ctx = 0, chunk = 512, gpu_layers = -1;
   SamplingParams sp;
@@ -151,6 +151,7 @@ std::optional<int> parse_run_args(int argc, char** argv, RunArgs& a) {
   add_mmproj_option(model, a.mmproj);
   model.add_option("-t,--threads", a.threads, "threads; 0 = all CPUs (default)")->check(CLI::NonNegativeNumber);
   add_device_option(model, a.device, a.gpu_layers);
+  add_cache_type_option(model, a.cache_type);
   model
       .add_option("-c,--ctx", a.ctx,
                   "context size (KV cache positions); 0 = prompt + n, capped at the model's maximum (default)")
@@ -395,6 +396,7 @@ int run_main(int argc, char** argv) {
   eo.mmproj = a.mmproj;
   eo.device = device_of(a.device);
   eo.gpu_layers = a.gpu_layers;
+  eo.kv_type = kv_type_of(a.cache_type);
   eo.require_tokenizer = false;  // --tokens runs models that carry none
   std::unique_ptr<Engine> engine = Engine::open(a.model_path, eo);
   Model& model = engine->model();
@@ -416,7 +418,7 @@ int run_main(int argc, char** argv) {
     ctx = n_prompt + std::max<int64_t>(a.n_predict, 1);
     if (cfg.max_position > 0) ctx = std::min(ctx, std::max(cfg.max_position, n_prompt));
   }
-  KVCache cache(cfg, ctx, a.chunk);
+  KVCache cache(cfg, ctx, a.chunk, model.kv_type());
   // The pictures' rows: the inputs at their image-token positions, for plain and MTP decoding.
   if (turn) cache.set_input_embeddings(turn->job.embeddings);
   Generator gen(model, cache, a.sp);

@@ -23,6 +23,7 @@ int serve_main(int argc, char** argv) {
   add_mmproj_option(model, opt.mmproj);
   model.add_option("--threads", opt.threads, "compute threads (default: all CPUs)")->check(CLI::Range(0, 1024));
   add_device_option(model, opt.device, opt.gpu_layers);
+  add_cache_type_option(model, opt.cache_type);
   if (std::optional<int> rc = list_devices_if_asked(argc, argv)) return *rc;
   model.add_option("--parallel", opt.parallel, "sequences decoded together")->check(CLI::Range(1, 256));
   model.add_option("--ctx", opt.context, "context length per sequence")->check(CLI::Range(16, 1 << 20));

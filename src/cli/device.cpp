@@ -19,6 +19,15 @@ void add_device_option(CLI::App& app, std::string& device, int64_t& gpu_layers) 
       ->check(CLI::Range(int64_t{-1}, int64_t{1} << 20));
 }
 
+void add_cache_type_option(CLI::App& app, std::string& cache_type) {
+  app.add_option("--cache-type", cache_type,
+                 "element type of the KV cache: f32 (exact to the references; default) or f16 (half the memory "
+                 "and the bytes attention reads, as llama.cpp's default cache)")
+      ->check(CLI::IsMember({"f32", "f16"}));
+}
+
+KVType kv_type_of(const std::string& cache_type) { return parse_kv_type(cache_type).value_or(KVType::F32); }
+
 void add_mmproj_option(CLI::App& app, std::string& mmproj) {
   app.add_option("--mmproj", mmproj,
                  "vision tower of a GGUF model (llama.cpp's mmproj file; default: mmproj-<model file name> beside it)")

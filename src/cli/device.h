@@ -12,6 +12,10 @@ namespace kexa::cli {
 
 // Adds --device auto|vulkan|cpu|list to `app`, stored in `device`, and --gpu-layers N.
 void add_device_option(CLI::App& app, std::string& device, int64_t& gpu_layers);
+// Adds --cache-type f32|f16 (the KV cache's element type, EngineOptions::kv_type) to `app`.
+void add_cache_type_option(CLI::App& app, std::string& cache_type);
+// The KVType of a validated --cache-type value.
+KVType kv_type_of(const std::string& cache_type);
 // Adds --mmproj FILE (the vision tower of a GGUF model, for EngineOptions::mmproj) to `app`.
 void add_mmproj_option(CLI::App& app, std::string& mmproj);
 // When argv asks for --device list: prints the Vulkan devices (or why there are none) and

@@ -413,13 +413,36 @@ void f16_to_f32_array(const uint16_t* in, int64_t n, float* out) {
   }
 }
 
+void f32_to_f16_array(const float* in, int64_t n, uint16_t* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) out[i] = f32_to_f16(in[i]);
+}
+
 inline __m128 reduce4(__m256 a, __m256 b, __m256 c, __m256 d) {
   __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-template <int NC>
-void dot_rows_fixed(const float* q, const float* rows, int64_t stride, int64_t n, float scale,
+// Attention rows as f32 (RowsF32) or IEEE half widened as loaded (RowsF16, exact): one code for
+// both, so an f16 cache's results equal the f32 forms' on the widened rows bit for bit.
+struct RowsF32 {
+  using T = float;
+  static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+  static float at(const float* p) { return *p; }
+};
+struct RowsF16 {
+  using T = uint16_t;
+  static __m256 load(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static float at(const uint16_t* p) { return f16_to_f32(*p); }
+};
+
+template <int NC, class L>
+void dot_rows_fixed(const float* q, const typename L::T* rows, int64_t stride, int64_t n, float scale,
                     float* scores) {
   __m256 qv[NC];
 #pragma GCC unroll 16
@@ -430,11 +453,11 @@ void dot_rows_fixed(const float* q, const float* rows, int64_t stride, int64_t n
     __m256 acc[4];
 #pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) {
-      const float* r = rows + (j + i) * stride;
-      acc[i] = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r));
+      const typename L::T* r = rows + (j + i) * stride;
+      acc[i] = _mm256_mul_ps(qv[0], L::load(r));
 #pragma GCC unroll 16
       for (int c = 1; c < NC; ++c)
-        acc[i] = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r + 8 * c), acc[i]);
+        acc[i] = _mm256_fmadd_ps(qv[c], L::load(r + 8 * c), acc[i]);
     }
     _mm_storeu_ps(scores + j, _mm_mul_ps(reduce4(acc[0], acc[1], acc[2], acc[3]), vs));
   }
@@ -443,10 +466,10 @@ void dot_rows_fixed(const float* q, const float* rows, int64_t stride, int64_t n
     // only its own input), so a key's score does not depend on where the caller's range began.
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int i = 0; j + i < n; ++i) {
-      const float* r = rows + (j + i) * stride;
-      acc[i] = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r));
+      const typename L::T* r = rows + (j + i) * stride;
+      acc[i] = _mm256_mul_ps(qv[0], L::load(r));
 #pragma GCC unroll 16
-      for (int c = 1; c < NC; ++c) acc[i] = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r + 8 * c), acc[i]);
+      for (int c = 1; c < NC; ++c) acc[i] = _mm256_fmadd_ps(qv[c], L::load(r + 8 * c), acc[i]);
     }
     alignas(16) float v[4];
     _mm_store_ps(v, _mm_mul_ps(reduce4(acc[0], acc[1], acc[2], acc[3]), vs));
@@ -454,23 +477,26 @@ void dot_rows_fixed(const float* q, const float* rows, int64_t stride, int64_t n
   }
 }
 
-void dot_rows_one(const float* q, const float* rows, int64_t stride, int64_t n, int64_t dim,
+template <class L>
+void dot_rows_one(const float* q, const typename L::T* rows, int64_t stride, int64_t n, int64_t dim,
                   float scale, float* scores) {
-  if (dim == 64) return dot_rows_fixed<8>(q, rows, stride, n, scale, scores);
-  if (dim == 128) return dot_rows_fixed<16>(q, rows, stride, n, scale, scores);
+  if (dim == 64) return dot_rows_fixed<8, L>(q, rows, stride, n, scale, scores);
+  if (dim == 128) return dot_rows_fixed<16, L>(q, rows, stride, n, scale, scores);
   for (int64_t j = 0; j < n; ++j) {
-    const float* r = rows + j * stride;
+    const typename L::T* r = rows + j * stride;
     __m256 acc = _mm256_setzero_ps();
     int64_t d = 0;
     for (; d + 8 <= dim; d += 8)
-      acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(r + d), acc);
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), L::load(r + d), acc);
     float s = hsum(acc);
-    for (; d < dim; ++d) s += q[d] * r[d];
+    // Fused explicitly: both row types must round alike (x86 builds let GCC contract a * b + c).
+    for (; d < dim; ++d) s = std::fma(q[d], L::at(r + d), s);
     scores[j] = s * scale;
   }
 }
 
-void accumulate_rows_one(const float* p, const float* rows, int64_t stride, int64_t n, int64_t dim,
+template <class L>
+void accumulate_rows_one(const float* p, const typename L::T* rows, int64_t stride, int64_t n, int64_t dim,
                          float* out) {
   int64_t d = 0;
   // Eight accumulators (64 floats) at a time stay in registers across all rows.
@@ -480,9 +506,9 @@ void accumulate_rows_one(const float* p, const float* rows, int64_t stride, int6
     for (int c = 0; c < 8; ++c) acc[c] = _mm256_loadu_ps(out + d + 8 * c);
     for (int64_t j = 0; j < n; ++j) {
       const __m256 pj = _mm256_set1_ps(p[j]);
-      const float* r = rows + j * stride + d;
+      const typename L::T* r = rows + j * stride + d;
 #pragma GCC unroll 8
-      for (int c = 0; c < 8; ++c) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(r + 8 * c), acc[c]);
+      for (int c = 0; c < 8; ++c) acc[c] = _mm256_fmadd_ps(pj, L::load(r + 8 * c), acc[c]);
     }
 #pragma GCC unroll 8
     for (int c = 0; c < 8; ++c) _mm256_storeu_ps(out + d + 8 * c, acc[c]);
@@ -490,28 +516,75 @@ void accumulate_rows_one(const float* p, const float* rows, int64_t stride, int6
   for (; d + 8 <= dim; d += 8) {
     __m256 acc = _mm256_loadu_ps(out + d);
     for (int64_t j = 0; j < n; ++j)
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(rows + j * stride + d), acc);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), L::load(rows + j * stride + d), acc);
     _mm256_storeu_ps(out + d, acc);
   }
   for (; d < dim; ++d) {
     float acc = out[d];
-    for (int64_t j = 0; j < n; ++j) acc += p[j] * rows[j * stride + d];
+    for (int64_t j = 0; j < n; ++j) acc = std::fma(p[j], L::at(rows + j * stride + d), acc);
     out[d] = acc;
   }
 }
 
-// Grouped forms: head after head over the same rows (the attention hands over key blocks small
-// enough to stay in L1 between heads).
-void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
-              int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride) {
-  for (int64_t h = 0; h < n_q; ++h)
-    dot_rows_one(q + h * q_stride, rows, stride, n, dim, scale, scores + h * scores_stride);
+// HB heads times four keys at once: each key chunk is loaded (and widened) once for both heads
+// and the 4 * HB accumulators are independent FMA chains (one head's four chains wait on the FMA
+// latency). Every (head, key) sum is formed and reduced exactly as dot_rows_fixed forms it for
+// one head alone.
+template <int NC, int HB, class L>
+void dot_heads(const float* q, int64_t q_stride, const typename L::T* rows, int64_t stride, int64_t n, float scale,
+               float* scores, int64_t scores_stride) {
+  const __m128 vs = _mm_set1_ps(scale);
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    __m256 acc[HB][4];
+#pragma GCC unroll 16
+    for (int c = 0; c < NC; ++c) {
+      __m256 kv[4];
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) kv[i] = L::load(rows + (j + i) * stride + 8 * c);
+#pragma GCC unroll 2
+      for (int h = 0; h < HB; ++h) {
+        const __m256 qv = _mm256_loadu_ps(q + h * q_stride + 8 * c);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i)
+          acc[h][i] = c == 0 ? _mm256_mul_ps(qv, kv[i]) : _mm256_fmadd_ps(qv, kv[i], acc[h][i]);
+      }
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < HB; ++h)
+      _mm_storeu_ps(scores + h * scores_stride + j,
+                    _mm_mul_ps(reduce4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]), vs));
+  }
+  if (j < n)
+    for (int h = 0; h < HB; ++h)
+      dot_rows_fixed<NC, L>(q + h * q_stride, rows + j * stride, stride, n - j, scale, scores + h * scores_stride + j);
 }
 
-void accumulate_rows(const float* p, int64_t n_q, int64_t p_stride, const float* rows, int64_t stride,
-                     int64_t n, int64_t dim, float* out, int64_t out_stride) {
+template <int NC, class L>
+void dot_rows_paired(const float* q, int64_t n_q, int64_t q_stride, const typename L::T* rows, int64_t stride,
+                     int64_t n, float scale, float* scores, int64_t scores_stride) {
+  int64_t h = 0;
+  for (; h + 2 <= n_q; h += 2)
+    dot_heads<NC, 2, L>(q + h * q_stride, q_stride, rows, stride, n, scale, scores + h * scores_stride, scores_stride);
+  if (h < n_q) dot_rows_fixed<NC, L>(q + h * q_stride, rows, stride, n, scale, scores + h * scores_stride);
+}
+
+// Grouped forms: heads in pairs (dot_heads) or one after another over the same rows (the
+// attention hands over key blocks small enough to stay in L1 between heads).
+template <class L>
+void dot_rows_of(const float* q, int64_t n_q, int64_t q_stride, const typename L::T* rows, int64_t stride,
+                 int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride) {
+  if (dim == 64) return dot_rows_paired<8, L>(q, n_q, q_stride, rows, stride, n, scale, scores, scores_stride);
+  if (dim == 128) return dot_rows_paired<16, L>(q, n_q, q_stride, rows, stride, n, scale, scores, scores_stride);
   for (int64_t h = 0; h < n_q; ++h)
-    accumulate_rows_one(p + h * p_stride, rows, stride, n, dim, out + h * out_stride);
+    dot_rows_one<L>(q + h * q_stride, rows, stride, n, dim, scale, scores + h * scores_stride);
+}
+
+template <class L>
+void accumulate_rows_of(const float* p, int64_t n_q, int64_t p_stride, const typename L::T* rows, int64_t stride,
+                        int64_t n, int64_t dim, float* out, int64_t out_stride) {
+  for (int64_t h = 0; h < n_q; ++h)
+    accumulate_rows_one<L>(p + h * p_stride, rows, stride, n, dim, out + h * out_stride);
 }
 
 }  // namespace
@@ -525,7 +598,8 @@ namespace kexa::kernels::detail {
 const FloatKernelSet& avx2_kernels() {
   static const FloatKernelSet set = {
       rows<WF32>, rows<WF16>, rows<WBF16>,      false,    to_bf16,         round_bf16, rmsnorm,
-      swiglu,     softmax,    f16_to_f32_array, dot_rows, accumulate_rows,
+      swiglu,     softmax,    f16_to_f32_array, f32_to_f16_array, dot_rows_of<RowsF32>, accumulate_rows_of<RowsF32>,
+      dot_rows_of<RowsF16>, accumulate_rows_of<RowsF16>,
   };
   return set;
 }

@@ -461,6 +461,13 @@ void f16_to_f32_array(const uint16_t* in, int64_t n, float* out) {
   }
 }
 
+void f32_to_f16_array(const float* in, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask16(n - i);
+    _mm256_mask_storeu_epi16(out + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, in + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+
 // Sums of four vectors at once: lanes 0..3 of the result are sum(a), sum(b), sum(c), sum(d).
 template <int NC>
 void dot_rows_fixed(const float* q, const float* rows, int64_t stride, int64_t n, float scale,
@@ -640,12 +647,14 @@ const FloatKernelSet& avx512_kernels() {
   static const FloatKernelSet with_dp = {
       rows_fma<WF32>, rows_fma<WF16>,   rows_bf16_dp, true,
       to_bf16,        round_bf16,       rmsnorm,      swiglu,
-      softmax,        f16_to_f32_array, dot_rows,     accumulate_rows,
+      softmax,        f16_to_f32_array, f32_to_f16_array, dot_rows,     accumulate_rows,
+      nullptr,        nullptr,
   };
   static const FloatKernelSet without_dp = {
       rows_fma<WF32>, rows_fma<WF16>,   rows_fma<WBF16>, false,
       to_bf16_int,    round_bf16,       rmsnorm,         swiglu,
-      softmax,        f16_to_f32_array, dot_rows,        accumulate_rows,
+      softmax,        f16_to_f32_array, f32_to_f16_array, dot_rows,        accumulate_rows,
+      nullptr,        nullptr,
   };
   return avx512_bf16_supported() ? with_dp : without_dp;
 }

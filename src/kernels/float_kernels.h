@@ -46,11 +46,20 @@ struct FloatKernelSet {
   void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
   void (*softmax)(float* x, int64_t n);
   void (*f16_to_f32)(const uint16_t* in, int64_t n, float* out);
+  // Round to nearest even, as util/half.h's f32_to_f16 (what F16C's vcvtps2ph does).
+  void (*f32_to_f16)(const float* in, int64_t n, uint16_t* out);
   // Grouped-query forms, as kernels::dot_rows / kernels::accumulate_rows.
   void (*dot_rows)(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
                    int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride);
   void (*accumulate_rows)(const float* p, int64_t n_q, int64_t p_stride, const float* rows,
                           int64_t stride, int64_t n, int64_t dim, float* out, int64_t out_stride);
+  // The same over IEEE half rows, widening each element as it is loaded; the results equal the
+  // f32 forms' on the widened rows bit for bit. Null: kernels::dot_rows_f16 widens a block of
+  // rows with f16_to_f32 and calls the f32 form.
+  void (*dot_rows_f16)(const float* q, int64_t n_q, int64_t q_stride, const uint16_t* rows, int64_t stride,
+                       int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride);
+  void (*accumulate_rows_f16)(const float* p, int64_t n_q, int64_t p_stride, const uint16_t* rows,
+                              int64_t stride, int64_t n, int64_t dim, float* out, int64_t out_stride);
 };
 
 const FloatKernelSet& portable_kernels();
@@ -65,5 +74,6 @@ const FloatKernelSet& neon_kernels(bool with_bf16);
 using kexa::bf16_to_f32;
 using kexa::f16_to_f32;
 using kexa::f32_to_bf16;
+using kexa::f32_to_f16;
 
 }  // namespace kexa::kernels::detail

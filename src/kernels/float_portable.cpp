@@ -117,6 +117,10 @@ void f16_to_f32_array(const uint16_t* in, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(load_u16(in, i));
 }
 
+void f32_to_f16_array(const float* in, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_f16(in[i]);
+}
+
 void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
               int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride) {
   for (int64_t j = 0; j < n; ++j)
@@ -150,8 +154,11 @@ const FloatKernelSet& portable_kernels() {
       swiglu,
       softmax,
       f16_to_f32_array,
+      f32_to_f16_array,
       dot_rows,
       accumulate_rows,
+      nullptr,
+      nullptr,
   };
   return set;
 }

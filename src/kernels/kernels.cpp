@@ -618,6 +618,10 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
 
 void softmax(float* x, int64_t n) { kernel_set(active_path()).softmax(x, n); }
 
+void f16_array_to_f32(const uint16_t* in, int64_t n, float* out) { kernel_set(active_path()).f16_to_f32(in, n, out); }
+
+void f32_array_to_f16(const float* in, int64_t n, uint16_t* out) { kernel_set(active_path()).f32_to_f16(in, n, out); }
+
 void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, int64_t stride,
               int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride) {
   kernel_set(active_path()).dot_rows(q, n_q, q_stride, rows, stride, n, dim, scale, scores, scores_stride);
@@ -626,6 +630,46 @@ void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, 
 void accumulate_rows(const float* p, int64_t n_q, int64_t p_stride, const float* rows, int64_t stride,
                      int64_t n, int64_t dim, float* out, int64_t out_stride) {
   kernel_set(active_path()).accumulate_rows(p, n_q, p_stride, rows, stride, n, dim, out, out_stride);
+}
+
+namespace {
+
+// Calls fn(first row, count, widened rows) over blocks of the n half rows, each block widened by
+// the path's f16_to_f32 into a per-thread buffer (rows `dim` floats apart). Both attention forms
+// treat rows independently (scores) or in order (sums), so blocks change no result.
+template <class Fn>
+void over_widened_blocks(const detail::FloatKernelSet& ks, const uint16_t* rows, int64_t stride, int64_t n,
+                         int64_t dim, Fn&& fn) {
+  constexpr int64_t kBlockRows = 32;
+  thread_local std::vector<float> wide;
+  if (wide.size() < static_cast<size_t>(kBlockRows * dim)) wide.resize(static_cast<size_t>(kBlockRows * dim));
+  for (int64_t j0 = 0; j0 < n; j0 += kBlockRows) {
+    const int64_t cnt = std::min(kBlockRows, n - j0);
+    for (int64_t j = 0; j < cnt; ++j) ks.f16_to_f32(rows + (j0 + j) * stride, dim, wide.data() + j * dim);
+    fn(j0, cnt, wide.data());
+  }
+}
+
+}  // namespace
+
+void dot_rows_f16(const float* q, int64_t n_q, int64_t q_stride, const uint16_t* rows, int64_t stride,
+                  int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride) {
+  const detail::FloatKernelSet& ks = kernel_set(active_path());
+  if (ks.dot_rows_f16 != nullptr)
+    return ks.dot_rows_f16(q, n_q, q_stride, rows, stride, n, dim, scale, scores, scores_stride);
+  over_widened_blocks(ks, rows, stride, n, dim, [&](int64_t j0, int64_t cnt, const float* wide) {
+    ks.dot_rows(q, n_q, q_stride, wide, dim, cnt, dim, scale, scores + j0, scores_stride);
+  });
+}
+
+void accumulate_rows_f16(const float* p, int64_t n_q, int64_t p_stride, const uint16_t* rows, int64_t stride,
+                         int64_t n, int64_t dim, float* out, int64_t out_stride) {
+  const detail::FloatKernelSet& ks = kernel_set(active_path());
+  if (ks.accumulate_rows_f16 != nullptr)
+    return ks.accumulate_rows_f16(p, n_q, p_stride, rows, stride, n, dim, out, out_stride);
+  over_widened_blocks(ks, rows, stride, n, dim, [&](int64_t j0, int64_t cnt, const float* wide) {
+    ks.accumulate_rows(p + j0, n_q, p_stride, wide, dim, cnt, dim, out, out_stride);
+  });
 }
 
 }  // namespace kexa::kernels

@@ -79,6 +79,11 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out);
 // In-place numerically stable softmax.
 void softmax(float* x, int64_t n);
 
+// IEEE half <-> float arrays (the f16 KV cache's rows). f32_to_f16 rounds to nearest even and
+// overflows to infinity, identically on every path (util/half.h's f32_to_f16, F16C's vcvtps2ph).
+void f16_array_to_f32(const uint16_t* in, int64_t n, float* out);
+void f32_array_to_f16(const float* in, int64_t n, uint16_t* out);
+
 // Attention building blocks over rows `stride` floats apart (one KV head's keys or values in an
 // f32 KV cache), for the n_q query heads that share that KV head (grouped-query attention):
 //   scores[h * scores_stride + j] = scale * dot(q + h * q_stride, rows + j * stride)
@@ -93,5 +98,11 @@ void dot_rows(const float* q, int64_t n_q, int64_t q_stride, const float* rows, 
 // d < dim, j < n (out accumulates: zero it first). Same grouping and exactness as dot_rows.
 void accumulate_rows(const float* p, int64_t n_q, int64_t p_stride, const float* rows, int64_t stride,
                      int64_t n, int64_t dim, float* out, int64_t out_stride);
+// The same over rows of IEEE half values (an f16 KV cache), `stride` elements apart: equal bit
+// for bit to the f32 forms on the rows widened to f32 (widening is exact).
+void dot_rows_f16(const float* q, int64_t n_q, int64_t q_stride, const uint16_t* rows, int64_t stride,
+                  int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride);
+void accumulate_rows_f16(const float* p, int64_t n_q, int64_t p_stride, const uint16_t* rows, int64_t stride,
+                         int64_t n, int64_t dim, float* out, int64_t out_stride);
 
 }  // namespace kexa::kernels

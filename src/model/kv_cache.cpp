@@ -1,6 +1,7 @@
 #include "model/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "util/error.h"
 
@@ -20,16 +21,25 @@ int64_t InputEmbeddings::count() const {
   return n;
 }
 
-KVCache::KVCache(const ModelConfig& config, int64_t max_context, int64_t chunk)
-    : KVCache(config.layers, config.kv_dim(), max_context, chunk) {}
+std::optional<KVType> parse_kv_type(std::string_view name) {
+  if (name == "f32") return KVType::F32;
+  if (name == "f16") return KVType::F16;
+  return std::nullopt;
+}
 
-KVCache::KVCache(const std::vector<LayerPlan>& plans, int64_t row_size, int64_t max_context, int64_t chunk)
-    : max_context_(max_context), chunk_(chunk) {
+const char* kv_type_name(KVType type) { return type == KVType::F16 ? "f16" : "f32"; }
+
+KVCache::KVCache(const ModelConfig& config, int64_t max_context, int64_t chunk, KVType type)
+    : KVCache(config.layers, config.n_kv_heads, config.head_dim, max_context, chunk, type) {}
+
+KVCache::KVCache(const std::vector<LayerPlan>& plans, int64_t heads, int64_t head_dim, int64_t max_context,
+                 int64_t chunk, KVType type)
+    : type_(type), max_context_(max_context), chunk_(chunk), heads_(heads), head_dim_(head_dim) {
   if (max_context <= 0) fail("KV cache: context size must be positive, got ", max_context);
   if (chunk <= 0) fail("KV cache: chunk size must be positive, got ", chunk);
   chunk_ = std::min(chunk, max_context);
-  const int64_t row = row_size;
-  row_ = row;
+  if (heads <= 0 || head_dim <= 0) fail("KV cache: ", heads, " heads of ", head_dim, " elements");
+  const int64_t row = row_size();
   layers_.resize(plans.size());
   windows_.resize(plans.size());
   for (size_t i = 0; i < plans.size(); ++i) {
@@ -41,8 +51,10 @@ KVCache::KVCache(const std::vector<LayerPlan>& plans, int64_t row_size, int64_t 
     int64_t slots = w > 0 ? std::min(w - 1 + chunk_, max_context_) : max_context_;
     Layer& l = layers_[i];
     l.slots = slots;
-    l.k.assign(static_cast<size_t>(slots * row), 0.0f);
-    l.v.assign(static_cast<size_t>(slots * row), 0.0f);
+    // Whole floats of storage: an f16 row of an odd element count rounds up.
+    const size_t floats = (static_cast<size_t>(slots * row) * element_bytes() + 3) / 4;
+    l.k.assign(floats, 0.0f);
+    l.v.assign(floats, 0.0f);
   }
 }
 
@@ -78,7 +90,30 @@ size_t KVCache::bytes() const {
   return total;
 }
 
-float* KVCache::keys(int64_t layer) { return layers_[static_cast<size_t>(layer)].k.data(); }
-float* KVCache::values(int64_t layer) { return layers_[static_cast<size_t>(layer)].v.data(); }
+void* KVCache::keys(int64_t layer) { return layers_[static_cast<size_t>(layer)].k.data(); }
+void* KVCache::values(int64_t layer) { return layers_[static_cast<size_t>(layer)].v.data(); }
+
+void KVCache::copy_from(const KVCache& from) {
+  if (from.n_layers() != n_layers() || from.heads_ != heads_ || from.head_dim_ != head_dim_ ||
+      from.max_context_ != max_context_ ||
+      from.type_ != type_)
+    fail("KV cache copy: the caches were made for different models, contexts or element types");
+  const int64_t n = from.n_past_;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& a = from.layers_[l];
+    Layer& b = layers_[l];
+    if (a.slots != b.slots) fail("KV cache copy: layer ", l, " has ", a.slots, " and ", b.slots, " slots");
+    // Position p sits in slot p % slots: each head's first min(n, slots) slots are all that is written.
+    const size_t head_bytes = static_cast<size_t>(b.slots * head_dim_) * element_bytes();
+    const size_t bytes = static_cast<size_t>(std::min(n, a.slots) * head_dim_) * element_bytes();
+    for (int64_t h = 0; h < heads_; ++h) {
+      std::memcpy(reinterpret_cast<char*>(b.k.data()) + h * head_bytes,
+                  reinterpret_cast<const char*>(a.k.data()) + h * head_bytes, bytes);
+      std::memcpy(reinterpret_cast<char*>(b.v.data()) + h * head_bytes,
+                  reinterpret_cast<const char*>(a.v.data()) + h * head_bytes, bytes);
+    }
+  }
+  n_past_ = n;
+}
 
 }  // namespace kexa

@@ -5,11 +5,22 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "model/config.h"
 
 namespace kexa {
+
+// Element type of the cached keys and values. F32 keeps them as the forward pass computed them
+// (exact to the references); F16 (IEEE half, round to nearest even, as llama.cpp's default cache)
+// halves the cache's memory and the bytes attention reads per token, at a relative error of at
+// most 2^-11 per element. Attention widens f16 rows to f32 and then computes as with F32 rows.
+enum class KVType { F32, F16 };
+// "f32", "f16"; nullopt for anything else.
+std::optional<KVType> parse_kv_type(std::string_view name);
+const char* kv_type_name(KVType type);
 
 // Positions of a sequence whose input is an embedding vector instead of a token's embedding row
 // (the image tokens of a vision-language model). Each span covers positions [pos, pos + count);
@@ -31,15 +42,21 @@ struct InputEmbeddings {
 class KVCache {
  public:
   // max_context: positions the sequence may reach; chunk: the most tokens evaluated per forward.
-  KVCache(const ModelConfig& config, int64_t max_context, int64_t chunk = 512);
-  // A cache for explicitly given layer plans (the MTP head's own layer), rows of `row_size` floats.
-  KVCache(const std::vector<LayerPlan>& layers, int64_t row_size, int64_t max_context, int64_t chunk = 512);
+  KVCache(const ModelConfig& config, int64_t max_context, int64_t chunk = 512, KVType type = KVType::F32);
+  // A cache for explicitly given layer plans (the MTP head's own layer), `heads` KV heads of
+  // `head_dim` elements per position.
+  KVCache(const std::vector<LayerPlan>& layers, int64_t heads, int64_t head_dim, int64_t max_context,
+          int64_t chunk = 512, KVType type = KVType::F32);
 
   int64_t n_past() const { return n_past_; }
   int64_t max_context() const { return max_context_; }
   int64_t chunk() const { return chunk_; }
   int64_t n_layers() const { return static_cast<int64_t>(layers_.size()); }
-  int64_t row_size() const { return row_; }  // floats per position (n_kv_heads * head_dim)
+  int64_t row_size() const { return heads_ * head_dim_; }  // elements per position (all KV heads)
+  int64_t heads() const { return heads_; }
+  int64_t head_dim() const { return head_dim_; }
+  KVType type() const { return type_; }
+  size_t element_bytes() const { return type_ == KVType::F16 ? 2 : 4; }
   // Slots allocated for layer `layer` (W-1+chunk for sliding layers, max_context for global).
   int64_t slots(int64_t layer) const;
   size_t bytes() const;  // total bytes held by K and V of all layers
@@ -55,23 +72,33 @@ class KVCache {
   bool can_truncate(int64_t n) const;
   void truncate(int64_t n);
 
-  // Used by the forward pass.
-  float* keys(int64_t layer);
-  float* values(int64_t layer);
+  // Used by the forward pass: layer `layer`'s elements of type() (float, or IEEE half bits as
+  // uint16_t), head-major: element i of KV head h at position p sits at
+  //   (h * slots(layer) + p % slots(layer)) * head_dim() + i,
+  // so one head's rows are contiguous and attention reads them as one stream.
+  void* keys(int64_t layer);
+  void* values(int64_t layer);
+  // Makes this cache hold the sequence `from` holds: the keys and values of its positions (a
+  // sliding layer's whole ring once it has wrapped) and its length. Both caches must have been
+  // made for the same model with the same context, chunk and type (kexa::Error otherwise).
+  void copy_from(const KVCache& from);
   void advance(int64_t n) { n_past_ += n; }
 
  private:
   struct Layer {
     int64_t slots = 0;
-    std::vector<float> k;  // [slots][n_kv_heads * head_dim]
+    // [heads][slots][head_dim] elements of type_, as raw storage (float-aligned).
+    std::vector<float> k;
     std::vector<float> v;
   };
+  KVType type_ = KVType::F32;
   std::vector<Layer> layers_;
   std::vector<int64_t> windows_;  // per layer, 0 = global
   int64_t n_past_ = 0;
   int64_t max_context_ = 0;
   int64_t chunk_ = 0;
-  int64_t row_ = 0;
+  int64_t heads_ = 0;
+  int64_t head_dim_ = 0;
   std::shared_ptr<const InputEmbeddings> embeddings_;
 };
 

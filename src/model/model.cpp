@@ -154,6 +154,7 @@ struct Model::Impl {
   // Runs the decoder's matrix products, norms, SwiGLU and residual updates (model/backend.h).
   std::unique_ptr<model_detail::Backend> backend;
   std::string device_note;  // why the device asked for is not the one used; empty when it is
+  KVType kv_type = KVType::F32;  // LoadOptions::kv_type
   std::vector<float> inv_freq;
 
   // Activations for up to `rows` tokens, reused across calls.
@@ -226,6 +227,7 @@ const ModelConfig& Model::config() const { return impl_->config; }
 const std::string& Model::path() const { return impl_->path; }
 std::string Model::backend_name() const { return impl_->backend->name(); }
 const std::string& Model::device_note() const { return impl_->device_note; }
+KVType Model::kv_type() const { return impl_->kv_type; }
 ThreadPool& Model::pool() { return *impl_->pool; }
 bool Model::tied_embeddings() const { return impl_->w.tied; }
 
@@ -389,6 +391,7 @@ std::unique_ptr<Model> Model::from_source(ModelConfig config, std::unique_ptr<Te
   config.tie_word_embeddings = d.w.tied;
   d.config = std::move(config);
   d.source = std::move(source);
+  d.kv_type = options.kv_type;
   d.pool = std::make_unique<ThreadPool>(options.n_threads);
   pack_weights(*d.source, d.w, *d.pool);
   model_detail::check_gpu_layers(options, d.config.n_layers);
@@ -447,27 +450,29 @@ void Model::Impl::reserve(int64_t n, int64_t max_keys) {
 void Model::Impl::attention(int64_t layer, int64_t window, int64_t n, const std::vector<Segment>& segs) {
   const ModelConfig& c = config;
   const int64_t hd = c.head_dim, nKV = c.n_kv_heads, group = c.n_heads / c.n_kv_heads;
-  const int64_t kvd = c.kv_dim(), qd = c.q_dim();
+  const int64_t qd = c.q_dim();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
   // Visible keys of token t: positions [lo, pos], `nk` of them, from ring slot lo % slots.
   struct Keys {
-    const float* K;
-    const float* V;
+    const void* K;
+    const void* V;
+    bool f16;
     int64_t slots, first_slot, count;
   };
   auto keys_of = [&](int64_t t) {
     const int64_t pos = row_pos[static_cast<size_t>(t)];
     KVCache& cache = *segs[static_cast<size_t>(row_seg[static_cast<size_t>(t)])].cache;
     const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-    return Keys{cache.keys(layer), cache.values(layer), cache.slots(layer), lo % cache.slots(layer), pos - lo + 1};
+    return Keys{cache.keys(layer), cache.values(layer), cache.type() == KVType::F16, cache.slots(layer),
+                lo % cache.slots(layer), pos - lo + 1};
   };
-  // Calls fn(rows offset in floats, first key index, count) over the contiguous pieces of a
-  // token's keys [j0, j1): the visible keys wrap past the ring's end at most once.
+  // Calls fn(first slot, first key index, count) over the contiguous pieces of a token's keys
+  // [j0, j1): the visible keys wrap past the ring's end at most once.
   auto pieces = [&](const Keys& k, int64_t j0, int64_t j1, auto&& fn) {
     const int64_t s = (k.first_slot + j0) % k.slots;
     const int64_t run = std::min(j1 - j0, k.slots - s);
-    if (run > 0) fn(s * kvd, j0, run);
+    if (run > 0) fn(s, j0, run);
     if (j1 - j0 > run) fn(0, j0 + run, j1 - j0 - run);
   };
 
@@ -483,6 +488,10 @@ void Model::Impl::attention(int64_t layer, int64_t window, int64_t n, const std:
 
   pool->run([&](int thread, int) {
     float* sc = scores.data() + static_cast<size_t>(thread) * static_cast<size_t>(per_thread);
+    // KV head g's rows from slot s of K or V (head-major: contiguous, hd elements apart).
+    auto rows_at = [&](const Keys& k, const void* base, int64_t g, int64_t s) {
+      return static_cast<const char*>(base) + (g * k.slots + s) * hd * (k.f16 ? 2 : 4);
+    };
     for (int64_t it = next.fetch_add(1); it < items; it = next.fetch_add(1)) {
       const int64_t b = n_blocks - 1 - it / nKV, g = it % nKV;
       const int64_t t0 = b * block, t1 = std::min(n, t0 + block);
@@ -497,8 +506,14 @@ void Model::Impl::attention(int64_t layer, int64_t window, int64_t n, const std:
           const Keys& k = span[t - t0];
           const float* qg = q.data() + t * qd + g * group * hd;
           float* st = sc + (t - t0) * row;
-          pieces(k, j0, std::min(k.count, j0 + kAttentionKeyBlock), [&](int64_t off, int64_t j, int64_t cnt) {
-            kernels::dot_rows(qg, group, hd, k.K + off + g * hd, kvd, cnt, hd, scale, st + j, longest);
+          pieces(k, j0, std::min(k.count, j0 + kAttentionKeyBlock), [&](int64_t s, int64_t j, int64_t cnt) {
+            const char* rows = rows_at(k, k.K, g, s);
+            if (k.f16)
+              kernels::dot_rows_f16(qg, group, hd, reinterpret_cast<const uint16_t*>(rows), hd, cnt, hd, scale,
+                                    st + j, longest);
+            else
+              kernels::dot_rows(qg, group, hd, reinterpret_cast<const float*>(rows), hd, cnt, hd, scale, st + j,
+                                longest);
           });
         }
       }
@@ -513,8 +528,14 @@ void Model::Impl::attention(int64_t layer, int64_t window, int64_t n, const std:
           const Keys& k = span[t - t0];
           const float* st = sc + (t - t0) * row;
           float* out = att.data() + t * qd + g * group * hd;
-          pieces(k, j0, std::min(k.count, j0 + kAttentionKeyBlock), [&](int64_t off, int64_t j, int64_t cnt) {
-            kernels::accumulate_rows(st + j, group, longest, k.V + off + g * hd, kvd, cnt, hd, out, hd);
+          pieces(k, j0, std::min(k.count, j0 + kAttentionKeyBlock), [&](int64_t s, int64_t j, int64_t cnt) {
+            const char* rows = rows_at(k, k.V, g, s);
+            if (k.f16)
+              kernels::accumulate_rows_f16(st + j, group, longest, reinterpret_cast<const uint16_t*>(rows), hd, cnt,
+                                           hd, out, hd);
+            else
+              kernels::accumulate_rows(st + j, group, longest, reinterpret_cast<const float*>(rows), hd, cnt, hd,
+                                       out, hd);
           });
         }
       }
@@ -546,8 +567,8 @@ void Model::Impl::attention_block(const LayerWeights& l, const LayerPlan& plan, 
     const int64_t pos = row_pos[static_cast<size_t>(t)];
     KVCache& cache = *segs[static_cast<size_t>(row_seg[static_cast<size_t>(t)])].cache;
     const int64_t slots = cache.slots(li);
-    float* kc = cache.keys(li);
-    float* vc = cache.values(li);
+    void* kc = cache.keys(li);
+    void* vc = cache.values(li);
     const float* cs = rope_cos.data() + t * half;
     const float* sn = rope_sin.data() + t * half;
     for (int64_t h = 0; h < c.n_heads; ++h) {
@@ -560,10 +581,20 @@ void Model::Impl::attention_block(const LayerWeights& l, const LayerPlan& plan, 
       if (c.qk_norm) kernels::rmsnorm(kh, l.k_norm.data(), hd, eps, kh);
       if (plan.rope) kernels::rope_neox_cs(kh, hd, cs, sn);
     }
-    // Distinct positions of one chunk never share a slot (slots >= W-1+chunk).
+    // Distinct positions of one chunk never share a slot (slots >= W-1+chunk). Head-major rows.
     const int64_t slot = pos % slots;
-    std::memcpy(kc + slot * kvd, k.data() + t * kvd, sizeof(float) * kvd);
-    std::memcpy(vc + slot * kvd, v.data() + t * kvd, sizeof(float) * kvd);
+    for (int64_t h = 0; h < c.n_kv_heads; ++h) {
+      const int64_t at = (h * slots + slot) * hd;
+      const float* kh = k.data() + t * kvd + h * hd;
+      const float* vh = v.data() + t * kvd + h * hd;
+      if (cache.type() == KVType::F16) {
+        kernels::f32_array_to_f16(kh, hd, static_cast<uint16_t*>(kc) + at);
+        kernels::f32_array_to_f16(vh, hd, static_cast<uint16_t*>(vc) + at);
+      } else {
+        std::memcpy(static_cast<float*>(kc) + at, kh, sizeof(float) * hd);
+        std::memcpy(static_cast<float*>(vc) + at, vh, sizeof(float) * hd);
+      }
+    }
   });
   attention(li, plan.window, n, segs);
   mm(*l.wo, att.data(), n, o.data());
@@ -746,9 +777,9 @@ void Model::Impl::moe_ffn(const model_detail::MoeWeights& m, const float* in, in
 void Model::Impl::check_input(std::span<const int32_t> tokens, const KVCache& cache) const {
   const ModelConfig& c = config;
   const int64_t n = static_cast<int64_t>(tokens.size());
-  if (cache.n_layers() != c.n_layers || cache.row_size() != c.kv_dim()) {
-    fail("KV cache was made for another model (", cache.n_layers(), " layers of ", cache.row_size(),
-         " floats; this model has ", c.n_layers, " of ", c.kv_dim(), ")");
+  if (cache.n_layers() != c.n_layers || cache.heads() != c.n_kv_heads || cache.head_dim() != c.head_dim) {
+    fail("KV cache was made for another model (", cache.n_layers(), " layers of ", cache.heads(), " KV heads x ",
+         cache.head_dim(), "; this model has ", c.n_layers, " of ", c.n_kv_heads, " x ", c.head_dim, ")");
   }
   if (cache.n_past() + n > cache.max_context()) {
     fail("context overflow: ", cache.n_past(), " cached + ", n, " new tokens exceed the context size ",
@@ -872,7 +903,8 @@ void Model::Impl::mm_many(std::span<const kernels::MatmulOut> outs, const float*
 std::unique_ptr<KVCache> Model::make_mtp_cache(int64_t max_context, int64_t chunk) const {
   const ModelConfig& c = impl_->config;
   if (!has_mtp()) fail(impl_->path, ": the model has no MTP block (", c.summary(), ")");
-  return std::make_unique<KVCache>(std::vector<LayerPlan>{c.mtp_layer}, c.kv_dim(), max_context, chunk);
+  return std::make_unique<KVCache>(std::vector<LayerPlan>{c.mtp_layer}, c.n_kv_heads, c.head_dim, max_context, chunk,
+                                   impl_->kv_type);
 }
 
 void Model::Impl::mtp_step(const Segment& sg, const float* hidden, float* out_hidden) {
@@ -926,9 +958,9 @@ void Model::mtp_forward(std::span<const int32_t> tokens, std::span<const float> 
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return;
   const size_t H = static_cast<size_t>(c.hidden_size), V = static_cast<size_t>(c.vocab_size);
-  if (mtp_cache.n_layers() != 1 || mtp_cache.row_size() != c.kv_dim()) {
+  if (mtp_cache.n_layers() != 1 || mtp_cache.heads() != c.n_kv_heads || mtp_cache.head_dim() != c.head_dim) {
     fail("mtp_forward: the KV cache was not made by make_mtp_cache (", mtp_cache.n_layers(), " layers of ",
-         mtp_cache.row_size(), " floats)");
+         mtp_cache.heads(), " KV heads x ", mtp_cache.head_dim(), ")");
   }
   if (mtp_cache.n_past() + n > mtp_cache.max_context()) {
     fail("mtp_forward: context overflow: ", mtp_cache.n_past(), " cached + ", n, " new rows exceed the context size ",

@@ -10,6 +10,7 @@
 
 #include "formats/tensor.h"
 #include "model/config.h"
+#include "model/kv_cache.h"
 
 namespace kexa {
 
@@ -35,6 +36,8 @@ struct LoadOptions {
   // others run on the CPU from the mapped file. -1 = all layers, the output matrix and the MTP
   // block; with fewer, the output matrix and MTP block stay on the CPU too.
   int64_t gpu_layers = -1;
+  // Element type of the KV caches made for this model by the runtime (Model::kv_type).
+  KVType kv_type = KVType::F32;
 };
 
 class Model {
@@ -60,6 +63,8 @@ class Model {
   // Why the device asked for in LoadOptions is not the one used (e.g. "Vulkan: libvulkan.so.1
   // not found (...); running on the CPU"); empty when it is, and for Device::Auto without a GPU.
   const std::string& device_note() const;
+  // LoadOptions::kv_type: what every KV cache made for this model's sequences should hold.
+  KVType kv_type() const;
   // Bytes of weights read per decoded token (for bandwidth rooflines).
   size_t weight_bytes() const;
   // Mixture-of-experts models: bytes of all routed experts (0 for dense models), and the expert

@@ -31,7 +31,7 @@ std::vector<float> TextEmbedder::embed(std::string_view text) const {
   auto h = static_cast<std::size_t>(model.config().hidden_size);
   std::vector<float> out(h, 0.0f);
   if (ids.empty()) return out;
-  KVCache cache(model.config(), static_cast<std::int64_t>(ids.size()));
+  KVCache cache(model.config(), static_cast<std::int64_t>(ids.size()), /*chunk=*/512, model.kv_type());
   std::vector<float> hidden(ids.size() * h);
   model.forward_hidden(ids, cache, {}, false, hidden);
   for (std::size_t t = 0; t < ids.size(); ++t)

@@ -97,6 +97,7 @@ std::unique_ptr<Engine> Engine::open(const std::string& spec, const EngineOption
   load.n_threads = options.n_threads;
   load.device = options.device;
   load.gpu_layers = options.gpu_layers;
+  load.kv_type = options.kv_type;
   // Each part is read once: a GGUF is parsed once and handed on; a folder's tokenizer and template
   // live in their own JSON files beside the weights.
   auto try_part = [](std::string& why, auto&& make) {

@@ -45,6 +45,7 @@ struct EngineOptions {
   int n_threads = 0;  // compute threads; 0 = all online CPUs
   Device device = Device::Cpu;  // where the model runs (LoadOptions::device)
   int64_t gpu_layers = -1;      // LoadOptions::gpu_layers
+  KVType kv_type = KVType::F32;  // LoadOptions::kv_type
   // Turns a model argument into a local path (e.g. downloads a Hub name into the cache). Empty:
   // the argument is a local path already.
   std::function<std::string(const std::string& spec)> locate;

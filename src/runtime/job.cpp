@@ -7,7 +7,9 @@
 namespace kexa {
 
 LocalGeneration::LocalGeneration(Model& model, int64_t context)
-    : model_(model), context_(context), cache_(std::make_unique<KVCache>(model.config(), context)) {}
+    : model_(model),
+      context_(context),
+      cache_(std::make_unique<KVCache>(model.config(), context, /*chunk=*/512, model.kv_type())) {}
 
 LocalGeneration::~LocalGeneration() = default;
 

@@ -61,23 +61,8 @@ void JobHandle::end(StopReason reason, const std::string& error) {
   cv_.notify_all();
 }
 
-void copy_kv_cache(KVCache& from, KVCache& to) {
-  if (from.n_layers() != to.n_layers() || from.row_size() != to.row_size() || from.max_context() != to.max_context())
-    fail("copy_kv_cache: the caches were made for different models or contexts");
-  const int64_t n = from.n_past();
-  for (int64_t l = 0; l < from.n_layers(); ++l) {
-    if (from.slots(l) != to.slots(l)) fail("copy_kv_cache: layer ", l, " has ", from.slots(l), " and ", to.slots(l), " slots");
-    // Position p sits in slot p % slots: the first min(n, slots) slots are all that is written.
-    const size_t floats = static_cast<size_t>(std::min(n, from.slots(l)) * from.row_size());
-    std::copy_n(from.keys(l), floats, to.keys(l));
-    std::copy_n(from.values(l), floats, to.values(l));
-  }
-  to.clear();
-  to.advance(n);
-}
-
 struct Scheduler::Slot {
-  Slot(const ModelConfig& config, int64_t context) : cache(config, context, /*chunk=*/512) {}
+  Slot(const Model& model, int64_t context) : cache(model.config(), context, /*chunk=*/512, model.kv_type()) {}
   KVCache cache;
   Job job;
   std::shared_ptr<JobHandle> handle;
@@ -114,7 +99,7 @@ Scheduler::Scheduler(Model& model, int n_slots, int64_t context, int queue_limit
     : model_(model), context_(context), queue_limit_(queue_limit), prefill_chunk_(prefill_chunk) {
   if (n_slots < 1) fail("--parallel must be at least 1");
   for (int i = 0; i < n_slots; ++i) {
-    slots_.push_back(std::make_unique<Slot>(model.config(), context));
+    slots_.push_back(std::make_unique<Slot>(model, context));
     stats_.kv_bytes_total += static_cast<int64_t>(slots_.back()->cache.bytes());
   }
   stats_.slots = n_slots;
@@ -301,7 +286,7 @@ void Scheduler::step(std::vector<Slot*>& active) {
     if (s->prompt_done < s->job.prompt.size()) continue;  // still prefilling
     choosing.push_back(s);
     for (Slot* f : s->followers) {
-      copy_kv_cache(s->cache, f->cache);
+      f->cache.copy_from(s->cache);
       f->logits = s->logits;
       f->prompt_done = f->job.prompt.size();
       f->leader = nullptr;

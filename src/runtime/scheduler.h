@@ -24,11 +24,6 @@ namespace kexa {
 class Model;
 class KVCache;
 
-// Makes `to` hold the sequence `from` holds: the keys and values of its positions (a sliding
-// layer's whole ring once it has wrapped) and its length. Both caches must have been made for
-// the same model with the same context and chunk (kexa::Error otherwise).
-void copy_kv_cache(KVCache& from, KVCache& to);
-
 // The consumer side of one submitted job. The producer is the scheduler thread. Thread-safe.
 class JobHandle {
  public:

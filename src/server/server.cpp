@@ -32,6 +32,7 @@ std::unique_ptr<ServerState> open_state(const ServerOptions& options) {
   engine_options.mmproj = options.mmproj;
   engine_options.device = parse_device(options.device).value_or(Device::Auto);
   engine_options.gpu_layers = options.gpu_layers;
+  engine_options.kv_type = parse_kv_type(options.cache_type).value_or(KVType::F32);
   st->engine = Engine::open(options.model_path, engine_options);
   if (!st->engine->model().device_note().empty()) {
     std::fprintf(stderr, "kexa serve: %s\n", st->engine->model().device_note().c_str());

@@ -24,6 +24,7 @@ struct ServerOptions {
   std::string mmproj;       // vision tower of a GGUF model (EngineOptions::mmproj)
   std::string device = "auto";  // where the model runs: auto, vulkan or cpu (EngineOptions::device)
   int64_t gpu_layers = -1;      // EngineOptions::gpu_layers
+  std::string cache_type = "f32";  // KV cache element type: f32 or f16 (EngineOptions::kv_type)
   int http_threads = 64;    // concurrent connections served
   // Grounded answers and text-to-SQL (opt-in): /v1/rag/*, /v1/sql/query and the chat tools
   // kexa_rag_search / kexa_sql_query.

@@ -2,13 +2,14 @@
 //
 //   node llamacpp_dense.mjs ref "ID ID ..." N MODEL.gguf:OUT_PREFIX [MODEL.gguf:OUT_PREFIX ...]
 //       For each model (one process, so the library loads once): greedy-generates N tokens after
-//       the prompt with llama.cpp (f32 KV cache, flash attention off, all CPUs) and writes
+//       the prompt with llama.cpp (f32 KV cache, or f16 with KEXA_REF_KV=F16; flash attention
+//       off, all CPUs) and writes
 //       OUT_PREFIX.ids (generated ids, one line) and OUT_PREFIX.bin
 //       (float32 LE logits [positions x vocab] of every evaluated position: the prompt, then each
 //       generated token except the last, which is never evaluated).
-//   node llamacpp_dense.mjs compare REF_PREFIX KEXA_IDS KEXA_LOGITS VOCAB LABEL
+//   node llamacpp_dense.mjs compare REF_PREFIX KEXA_IDS KEXA_LOGITS VOCAB LABEL [REL_TOL]
 //       Checks kexa against the reference: identical generated ids, identical top-1 at every
-//       position, max |dlogit| <= 1e-3 * max |logit|. Prints the smallest top-1/top-2 gap of the
+//       position, max |dlogit| <= REL_TOL (default 1e-3) * max |logit|. Prints the smallest top-1/top-2 gap of the
 //       reference next to any mismatch. Exit code 1 on failure.
 import fs from "node:fs";
 import os from "node:os";
@@ -16,6 +17,8 @@ import os from "node:os";
 import { readLogits } from "./lib/logits.mjs";
 
 const [mode, ...args] = process.argv.slice(2);
+const kvType = process.env.KEXA_REF_KV || "F32";
+if (kvType !== "F32" && kvType !== "F16") throw new Error(`KEXA_REF_KV must be F32 or F16, got '${kvType}'`);
 
 function parseIds(text) {
   return text.trim().split(/\s+/).filter((w) => w.length > 0).map((w) => {
@@ -34,8 +37,8 @@ async function reference(llama, modelPath, prompt, n, outPrefix) {
     batchSize: contextSize,
     threads: { ideal: threads, min: threads },
     flashAttention: false,
-    experimentalKvCacheKeyType: "F32",
-    experimentalKvCacheValueType: "F32",
+    experimentalKvCacheKeyType: kvType,
+    experimentalKvCacheValueType: kvType,
     sequences: 1,
   });
   const seq = context.getSequence();
@@ -62,7 +65,7 @@ async function reference(llama, modelPath, prompt, n, outPrefix) {
   });
   fs.writeFileSync(`${outPrefix}.bin`, Buffer.from(buf.buffer));
   fs.writeFileSync(`${outPrefix}.ids`, generated.join(" ") + "\n");
-  console.log(`llama.cpp ${modelPath}: ${prompt.length} prompt + ${n} generated, vocab ${nVocab}, ${rows.length} logit rows, ${threads} threads`);
+  console.log(`llama.cpp ${modelPath}: ${prompt.length} prompt + ${n} generated, vocab ${nVocab}, ${rows.length} logit rows, ${threads} threads, ${kvType} KV cache`);
   await context.dispose();
   await model.dispose();
 }
@@ -76,7 +79,8 @@ function top2(row) {
   return { arg: ai, gap: a - b };
 }
 
-function compare(refPrefix, kexaIdsPath, kexaLogitsPath, vocabText, label) {
+function compare(refPrefix, kexaIdsPath, kexaLogitsPath, vocabText, label, relTolText = "1e-3") {
+  const relTol = Number(relTolText);
   const V = Number(vocabText);
   const refIds = parseIds(fs.readFileSync(`${refPrefix}.ids`, "utf8"));
   const kIds = parseIds(fs.readFileSync(kexaIdsPath, "utf8"));
@@ -98,8 +102,8 @@ function compare(refPrefix, kexaIdsPath, kexaLogitsPath, vocabText, label) {
     minGap = Math.min(minGap, tr.gap);
     if (tr.arg !== tg.arg) top1Mismatch.push(`pos ${p}: llama.cpp ${tr.arg} (gap ${tr.gap.toExponential(2)}) kexa ${tg.arg}`);
   }
-  const tol = 1e-3 * maxAbs;
-  if (!(maxDiff <= tol)) problems.push(`max |dlogit| ${maxDiff.toExponential(3)} at position ${maxAt} > 1e-3 x max|logit| = ${tol.toExponential(3)}`);
+  const tol = relTol * maxAbs;
+  if (!(maxDiff <= tol)) problems.push(`max |dlogit| ${maxDiff.toExponential(3)} at position ${maxAt} > ${relTol} x max|logit| = ${tol.toExponential(3)}`);
   if (top1Mismatch.length > 0) problems.push(`top-1 differs at ${top1Mismatch.length} positions: ${top1Mismatch.slice(0, 5).join("; ")}`);
   let same = 0;
   while (same < refIds.length && same < kIds.length && refIds[same] === kIds[same]) same++;
@@ -129,9 +133,9 @@ if (mode === "ref" && args.length >= 3) {
     await reference(llama, job.slice(0, cut), prompt, n, job.slice(cut + 1));
   }
   await llama.dispose();
-} else if (mode === "compare" && args.length === 5) {
+} else if (mode === "compare" && (args.length === 5 || args.length === 6)) {
   compare(...args);
 } else {
-  console.error("usage: llamacpp_dense.mjs ref \"IDS\" N MODEL.gguf:OUT_PREFIX... | compare REF_PREFIX KEXA_IDS KEXA_LOGITS VOCAB LABEL");
+  console.error("usage: llamacpp_dense.mjs ref \"IDS\" N MODEL.gguf:OUT_PREFIX... | compare REF_PREFIX KEXA_IDS KEXA_LOGITS VOCAB LABEL [REL_TOL]");
   process.exit(2);
 }

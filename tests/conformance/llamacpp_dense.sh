@@ -2,7 +2,10 @@
 # Dense EXAONE models vs llama.cpp (node-llama-cpp): for each preset, a seeded random-weight HF
 # folder (tools/make_test_model.py) is converted to GGUF by `kexa convert`, evaluated by llama.cpp,
 # and by kexa on the HF folder and on the GGUF. Requires identical 64 greedy tokens, identical top-1
-# at every position and max |dlogit| <= 1e-3 x max |logit| (f32 weights, f32 KV cache).
+# at every position and max |dlogit| <= 1e-3 x max |logit| (f32 weights, f32 KV cache). Then the
+# GGUFs with f16 KV caches on both sides (kexa --cache-type f16): the same ids and top-1, and
+# max |dlogit| <= 2e-3 x max |logit| (llama.cpp also rounds the queries and the attention weights
+# to f16 in its f16 path, kexa keeps them f32: 0.2-1.4e-3 measured).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -56,8 +59,23 @@ for p in "${PRESETS[@]}"; do
   done
 done
 
+jobs16=()
+for p in "${PRESETS[@]}"; do jobs16+=("$TMP/$p.gguf:$TMP/$p.ref16"); done
+KEXA_REF_KV=F16 node tests/conformance/llamacpp_dense.mjs ref "$PROMPT" "$N" "${jobs16[@]}" >"$TMP/ref16.log" 2>&1 || {
+  echo "FAIL llama.cpp reference run (f16 KV cache):"; cat "$TMP/ref16.log"; exit 1; }
+for p in "${PRESETS[@]}"; do
+  if ! "$KEXA" run -m "$TMP/$p.gguf" --tokens "$PROMPT" -n "$N" --chunk 7 --cache-type f16 --ignore-eos --print-ids \
+      --dump-logits "$TMP/$p.f16.bin" >"$TMP/$p.f16.ids" 2>"$TMP/$p.f16.log"; then
+    echo "FAIL $p/f16: kexa run failed:"; cat "$TMP/$p.f16.log"
+    failed=1
+    continue
+  fi
+  node tests/conformance/llamacpp_dense.mjs compare "$TMP/$p.ref16" "$TMP/$p.f16.ids" "$TMP/$p.f16.bin" \
+    "$VOCAB" "$p/gguf f16 KV cache (chunk 7)" 2e-3 || failed=1
+done
+
 if [[ $failed -ne 0 ]]; then
   echo "llamacpp_dense: FAILED"
   exit 1
 fi
-echo "llamacpp_dense: ${#PRESETS[@]} presets x {HF, GGUF} match llama.cpp"
+echo "llamacpp_dense: ${#PRESETS[@]} presets x {HF, GGUF, GGUF with f16 KV cache} match llama.cpp"

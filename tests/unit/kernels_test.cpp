@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -311,11 +312,19 @@ struct Elementwise {
                    int64_t);
   void (*accumulate_rows)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*,
                           int64_t);
+  void (*f16_to_f32)(const uint16_t*, int64_t, float*);
+  void (*f32_to_f16)(const float*, int64_t, uint16_t*);
+  // Over f16 rows; null where the path widens blocks through kernels::dot_rows_f16's fallback.
+  void (*dot_rows_f16)(const float*, int64_t, int64_t, const uint16_t*, int64_t, int64_t, int64_t, float, float*,
+                       int64_t);
+  void (*accumulate_rows_f16)(const float*, int64_t, int64_t, const uint16_t*, int64_t, int64_t, int64_t, float*,
+                              int64_t);
 };
 
 std::vector<Elementwise> elementwise_paths() {
   std::vector<Elementwise> out = {{"public", kernels::rmsnorm, kernels::swiglu, kernels::softmax,
-                                   kernels::dot_rows, kernels::accumulate_rows}};
+                                   kernels::dot_rows, kernels::accumulate_rows, kernels::f16_array_to_f32,
+                                   kernels::f32_array_to_f16, kernels::dot_rows_f16, kernels::accumulate_rows_f16}};
   for (CpuPath p : available_paths()) {
     const kernels::detail::FloatKernelSet& ks =
         p == CpuPath::Avx512 ? kernels::detail::avx512_kernels()
@@ -324,9 +333,55 @@ std::vector<Elementwise> elementwise_paths() {
         : p == CpuPath::Neon || p == CpuPath::NeonDotprod ? kernels::detail::neon_kernels(false)
                              : kernels::detail::portable_kernels();
     out.push_back({kernels::path_name(p), ks.rmsnorm, ks.swiglu, ks.softmax, ks.dot_rows,
-                   ks.accumulate_rows});
+                   ks.accumulate_rows, ks.f16_to_f32, ks.f32_to_f16, ks.dot_rows_f16, ks.accumulate_rows_f16});
   }
   return out;
+}
+
+// The f16 KV cache's conversions on every path, against the compiler's own IEEE half type:
+// every half widens exactly; floats narrow rounding to nearest even (ties, subnormals, overflow
+// to infinity, signed zeros) and NaN stays NaN. Odd lengths exercise the vector loops' tails.
+TEST(Kernels, HalfArraysEveryPath) {
+  std::vector<uint16_t> all(65536);
+  for (int i = 0; i < 65536; ++i) all[i] = static_cast<uint16_t>(i);
+  std::vector<float> floats = {0.0f, -0.0f, 1.0f, -1.0f, 65504.0f, 65519.0f, 65520.0f, -65520.0f, 1e9f,
+                               std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                               std::numeric_limits<float>::quiet_NaN(), 5.96e-8f, 2.98e-8f, 2.99e-8f, 1e-10f,
+                               6.1e-5f, 6.0e-5f, -3.0e-6f};
+  // Exact ties between neighbouring halves (odd and even lower neighbour), then random values
+  // across the half range.
+  for (int m = 0; m < 64; ++m) floats.push_back(1.0f + (2 * m + 1) * 0x1p-11f);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-26, 16);
+  while (floats.size() < 4099) floats.push_back(std::ldexp(dist(rng), exponent(rng)));
+  for (const Elementwise& e : elementwise_paths()) {
+    std::vector<float> wide(all.size());
+    e.f16_to_f32(all.data(), static_cast<int64_t>(all.size()), wide.data());
+    for (int i = 0; i < 65536; ++i) {
+      CompilerHalf h;
+      std::memcpy(&h, &all[static_cast<size_t>(i)], 2);
+      const float expect = static_cast<float>(h);
+      if (std::isnan(expect)) {
+        ASSERT_TRUE(std::isnan(wide[static_cast<size_t>(i)])) << e.name << " bits " << i;
+      } else {
+        ASSERT_EQ(0, std::memcmp(&expect, &wide[static_cast<size_t>(i)], 4)) << e.name << " bits " << i;
+      }
+    }
+    std::vector<uint16_t> narrow(floats.size(), 0xdead);
+    e.f32_to_f16(floats.data(), static_cast<int64_t>(floats.size()), narrow.data());
+    for (size_t i = 0; i < floats.size(); ++i) {
+      const CompilerHalf expect = static_cast<CompilerHalf>(floats[i]);
+      if (std::isnan(floats[i])) {
+        const float back = f16_to_f32(narrow[i]);
+        ASSERT_TRUE(std::isnan(back)) << e.name << " NaN became " << back;
+        continue;
+      }
+      uint16_t bits;
+      std::memcpy(&bits, &expect, 2);
+      ASSERT_EQ(narrow[i], bits) << e.name << " value " << floats[i] << " (index " << i << ")";
+    }
+  }
 }
 
 TEST(Kernels, RmsnormSwigluSoftmax) {
@@ -446,6 +501,43 @@ TEST(Kernels, AttentionRowKernels) {
               ASSERT_EQ(got, alone_out[d]) << "dim " << dim << " n " << n << " head " << h;
             }
           }
+        }
+      }
+    }
+  }
+}
+
+// Attention over an f16 KV cache's rows: each path's f16 forms (and the public ones, which widen
+// blocks of rows when a path has none) equal the same path's f32 forms on the widened rows, bit
+// for bit, for every head, head size and row count.
+TEST(Kernels, AttentionRowKernelsOverHalfRows) {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> dist;
+  for (const Elementwise& k : elementwise_paths()) {
+    if (k.dot_rows_f16 == nullptr) continue;
+    SCOPED_TRACE(k.name);
+    for (int64_t dim : {64, 128, 5, 40}) {
+      for (int64_t n : {1, 3, 4, 9, 33, 70}) {
+        for (int64_t n_q : {1, 2, 3, 4}) {
+          const int64_t stride = dim * 2 + 3;  // rows interleaved with other data
+          const int64_t q_stride = dim + 1, s_stride = n + 2;
+          std::vector<float> q(n_q * q_stride), p(n_q * s_stride), wide(n * stride), out0(n_q * dim);
+          std::vector<uint16_t> half(n * stride);
+          for (auto& v : q) v = dist(rng);
+          for (auto& v : p) v = dist(rng);
+          for (auto& v : out0) v = dist(rng);
+          for (size_t i = 0; i < half.size(); ++i) {
+            half[i] = f32_to_f16(dist(rng));
+            wide[i] = f16_to_f32(half[i]);
+          }
+          std::vector<float> s16(n_q * s_stride, -7.0f), s32(s16), o16(out0), o32(out0);
+          k.dot_rows_f16(q.data(), n_q, q_stride, half.data(), stride, n, dim, 0.125f, s16.data(), s_stride);
+          k.dot_rows(q.data(), n_q, q_stride, wide.data(), stride, n, dim, 0.125f, s32.data(), s_stride);
+          k.accumulate_rows_f16(p.data(), n_q, s_stride, half.data(), stride, n, dim, o16.data(), dim);
+          k.accumulate_rows(p.data(), n_q, s_stride, wide.data(), stride, n, dim, o32.data(), dim);
+          const std::string where = concat("dim ", dim, " n ", n, " heads ", n_q);
+          ASSERT_EQ(0, std::memcmp(s16.data(), s32.data(), s16.size() * 4)) << where;
+          ASSERT_EQ(0, std::memcmp(o16.data(), o32.data(), o16.size() * 4)) << where;
         }
       }
     }

@@ -623,17 +623,24 @@ TEST(MtpSpeculative, MtpCacheMatchesFreshEvaluation) {
 
     KVCache got = spec.mtp_cache();
     ASSERT_GE(got.n_past(), rows);
+    // Element i of position t's row (all KV heads) in layer `layer` of an f32 cache (head-major).
+    auto at = [](KVCache& c, void* base, int64_t layer, int64_t t, int64_t i) {
+      const int64_t h = i / c.head_dim(), slot = t % c.slots(layer);
+      return static_cast<const float*>(base)[(h * c.slots(layer) + slot) * c.head_dim() + i % c.head_dim()];
+    };
+    auto K = [&](KVCache& c, int64_t layer, int64_t t, int64_t i) { return at(c, c.keys(layer), layer, t, i); };
+    auto V = [&](KVCache& c, int64_t layer, int64_t t, int64_t i) { return at(c, c.values(layer), layer, t, i); };
     const int64_t row = got.row_size();
     for (int64_t t = 0; t < rows; ++t) {
       for (int64_t i = 0; i < row; ++i) {
-        ASSERT_NEAR(got.keys(0)[t * row + i], fresh->keys(0)[t * row + i], 1e-4) << "n " << n << " row " << t;
-        ASSERT_NEAR(got.values(0)[t * row + i], fresh->values(0)[t * row + i], 1e-4) << "n " << n << " row " << t;
+        ASSERT_NEAR(K(got, 0, t, i), K(*fresh, 0, t, i), 1e-4) << "n " << n << " row " << t;
+        ASSERT_NEAR(V(got, 0, t, i), V(*fresh, 0, t, i), 1e-4) << "n " << n << " row " << t;
       }
     }
     // The main model's global layer (3) likewise holds the verified positions.
     KVCache got_main = cache;
     for (int64_t t = 0; t < rows; ++t)
-      for (int64_t i = 0; i < row; ++i) ASSERT_NEAR(got_main.keys(3)[t * row + i], main.keys(3)[t * row + i], 1e-4);
+      for (int64_t i = 0; i < row; ++i) ASSERT_NEAR(K(got_main, 3, t, i), K(main, 3, t, i), 1e-4);
   }
 }
 
@@ -699,8 +706,15 @@ TEST(MtpSpeculative, EmbeddingInputsFeedTheMainModelAndTheMtpBlock) {
     KVCache a = on_tokens.mtp_cache(), b = on_rows.mtp_cache();
     ASSERT_EQ(a.n_past(), b.n_past());
     ASSERT_GE(a.slots(0), a.n_past());
-    const size_t floats = static_cast<size_t>(a.n_past() * a.row_size());
-    EXPECT_EQ(std::memcmp(a.keys(0), b.keys(0), floats * sizeof(float)), 0) << "n_draft " << n;
+    // Each KV head's first n_past rows (head-major: one head's slots are contiguous).
+    const size_t floats = static_cast<size_t>(a.n_past() * a.head_dim());
+    for (int64_t h = 0; h < a.heads(); ++h) {
+      const size_t head = static_cast<size_t>(h * a.slots(0) * a.head_dim());
+      EXPECT_EQ(std::memcmp(static_cast<const float*>(a.keys(0)) + head, static_cast<const float*>(b.keys(0)) + head,
+                            floats * sizeof(float)),
+                0)
+          << "n_draft " << n << " head " << h;
+    }
   }
 }
 

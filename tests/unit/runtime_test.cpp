@@ -345,8 +345,8 @@ using test::MemorySource;
 constexpr int64_t kV = 64, kH = 32, kHeads = 4, kKv = 2, kI = 48;
 
 // EXAONE 3.x (2 global layers) by default; with `window` > 0, EXAONE 4.0 with layers
-// sliding, sliding, global (NoPE).
-std::unique_ptr<Model> tiny_model(int64_t window = 0) {
+// sliding, sliding, global (NoPE). `kv`: the runtime's KV caches' element type.
+std::unique_ptr<Model> tiny_model(int64_t window = 0, KVType kv = KVType::F32) {
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
   auto t = [&](int64_t n, float scale, float offset = 0.0f) {
@@ -406,6 +406,7 @@ std::unique_ptr<Model> tiny_model(int64_t window = 0) {
   }
   LoadOptions o;
   o.n_threads = 2;
+  o.kv_type = kv;
   return Model::from_source(ModelConfig::from_hf_json(c, "tiny"), std::move(src), false, "tiny", o);
 }
 
@@ -668,57 +669,61 @@ TEST(NextToken, LogprobsAreLogSoftmaxOfTheRawLogits) {
 
 // The scheduler chooses tokens with the generator's code: several jobs batched together each get
 // exactly what a Generator gives for that job alone (greedy, seeded sampling, a filter).
+// With either KV cache type: an f16 cache's rows are widened and then computed as f32 rows are.
 TEST(Scheduler, BatchedJobsEqualGeneratorAlone) {
-  auto model = tiny_model(/*window=*/4);
-  struct Case {
-    std::vector<int32_t> prompt;
-    SamplingParams sampling;
-    bool filtered;
-  };
-  std::vector<Case> cases = {
-      {kPrompt, SamplingParams{}, false},
-      {{1, 9, 9, 40, 3}, SamplingParams{.temperature = 0.9, .top_p = 0.95, .seed = 11}, false},
-      {{1, 50, 7}, SamplingParams{.temperature = 1.1, .seed = 5}, true},
-  };
-  auto job_of = [&](const Case& c) {
-    Job job;
-    job.prompt = c.prompt;
-    job.sampling = c.sampling;
-    job.options.max_tokens = 20;
-    job.options.stop_ids = {2};
-    job.options.top_logprobs = 1;
-    if (c.filtered) job.filter = std::make_shared<OddIds>(3);
-    return job;
-  };
-  std::vector<std::vector<int32_t>> alone;
-  for (const Case& c : cases) {
-    Job job = job_of(c);
-    KVCache cache(model->config(), 64);
-    Generator gen(*model, cache, c.sampling);
-    job.options.filter = job.filter.get();
-    GenerateResult r = gen.generate(job.prompt, job.options);
-    if (!r.tokens.empty() && r.reason == StopReason::Eos) r.tokens.pop_back();  // jobs do not publish stop ids
-    alone.push_back(r.tokens);
-  }
-  Scheduler scheduler(*model, /*n_slots=*/4, /*context=*/64, /*queue_limit=*/8, /*prefill_chunk=*/2);
-  std::vector<std::shared_ptr<JobHandle>> handles;
-  for (const Case& c : cases) handles.push_back(scheduler.submit(job_of(c)));
-  for (size_t i = 0; i < cases.size(); ++i) {
-    std::vector<int32_t> got;
-    size_t logprobs = 0;
-    for (;;) {
-      JobHandle::Event ev = handles[i]->wait(5000);
-      got.insert(got.end(), ev.output.tokens.begin(), ev.output.tokens.end());
-      logprobs += ev.output.logprobs.size();
-      if (ev.end) {
-        EXPECT_NE(ev.end->reason, StopReason::Error) << ev.end->error;
-        break;
-      }
+  for (KVType kv : {KVType::F32, KVType::F16}) {
+    SCOPED_TRACE(kv_type_name(kv));
+    auto model = tiny_model(/*window=*/4, kv);
+    struct Case {
+      std::vector<int32_t> prompt;
+      SamplingParams sampling;
+      bool filtered;
+    };
+    std::vector<Case> cases = {
+        {kPrompt, SamplingParams{}, false},
+        {{1, 9, 9, 40, 3}, SamplingParams{.temperature = 0.9, .top_p = 0.95, .seed = 11}, false},
+        {{1, 50, 7}, SamplingParams{.temperature = 1.1, .seed = 5}, true},
+    };
+    auto job_of = [&](const Case& c) {
+      Job job;
+      job.prompt = c.prompt;
+      job.sampling = c.sampling;
+      job.options.max_tokens = 20;
+      job.options.stop_ids = {2};
+      job.options.top_logprobs = 1;
+      if (c.filtered) job.filter = std::make_shared<OddIds>(3);
+      return job;
+    };
+    std::vector<std::vector<int32_t>> alone;
+    for (const Case& c : cases) {
+      Job job = job_of(c);
+      KVCache cache(model->config(), 64, /*chunk=*/512, model->kv_type());
+      Generator gen(*model, cache, c.sampling);
+      job.options.filter = job.filter.get();
+      GenerateResult r = gen.generate(job.prompt, job.options);
+      if (!r.tokens.empty() && r.reason == StopReason::Eos) r.tokens.pop_back();  // jobs do not publish stop ids
+      alone.push_back(r.tokens);
     }
-    EXPECT_EQ(got, alone[i]) << "job " << i;
-    EXPECT_EQ(logprobs, got.size());
+    Scheduler scheduler(*model, /*n_slots=*/4, /*context=*/64, /*queue_limit=*/8, /*prefill_chunk=*/2);
+    std::vector<std::shared_ptr<JobHandle>> handles;
+    for (const Case& c : cases) handles.push_back(scheduler.submit(job_of(c)));
+    for (size_t i = 0; i < cases.size(); ++i) {
+      std::vector<int32_t> got;
+      size_t logprobs = 0;
+      for (;;) {
+        JobHandle::Event ev = handles[i]->wait(5000);
+        got.insert(got.end(), ev.output.tokens.begin(), ev.output.tokens.end());
+        logprobs += ev.output.logprobs.size();
+        if (ev.end) {
+          EXPECT_NE(ev.end->reason, StopReason::Error) << ev.end->error;
+          break;
+        }
+      }
+      EXPECT_EQ(got, alone[i]) << "job " << i;
+      EXPECT_EQ(logprobs, got.size());
+    }
+    EXPECT_EQ(scheduler.stats().slots, 4);
   }
-  EXPECT_EQ(scheduler.stats().slots, 4);
 }
 
 TEST(Scheduler, RefusesJobsThatCannotRunAndEndsCancelledOnes) {
@@ -788,7 +793,7 @@ TEST(Scheduler, CopiedKvCacheContinuesTheSequence) {
     model->forward(std::span<const int32_t>(prompt).subspan(i, std::min<size_t>(2, prompt.size() - i)), a, la, false);
   // b first holds another sequence: the copy must replace it entirely.
   for (int32_t t : {4, 4, 4}) model->forward(std::span<const int32_t>(&t, 1), b, lb, false);
-  copy_kv_cache(a, b);
+  b.copy_from(a);
   EXPECT_EQ(b.n_past(), a.n_past());
   for (int32_t t : {20, 21, 22, 23, 24, 25}) {
     model->forward(std::span<const int32_t>(&t, 1), a, la, false);
@@ -796,7 +801,50 @@ TEST(Scheduler, CopiedKvCacheContinuesTheSequence) {
     EXPECT_EQ(la, lb) << "after token " << t;
   }
   KVCache other(model->config(), 16, 2);
-  EXPECT_THROW(copy_kv_cache(a, other), Error);
+  EXPECT_THROW(other.copy_from(a), Error);
+  KVCache half(model->config(), 32, 2, KVType::F16);
+  EXPECT_THROW(half.copy_from(a), Error);
+  // An f16 cache copies as well.
+  KVCache c(model->config(), 32, 2, KVType::F16), d(model->config(), 32, 2, KVType::F16);
+  std::vector<float> lc(kV), ld(kV);
+  for (int32_t t : prompt) model->forward(std::span<const int32_t>(&t, 1), c, lc, false);
+  d.copy_from(c);
+  for (int32_t t : {20, 21, 22}) {
+    model->forward(std::span<const int32_t>(&t, 1), c, lc, false);
+    model->forward(std::span<const int32_t>(&t, 1), d, ld, false);
+    EXPECT_EQ(lc, ld) << "f16, after token " << t;
+  }
+}
+
+// An f16 cache holds half the bytes and moves the logits by no more than half-precision keys and
+// values can (7.4e-3 measured here; the bound keeps a margin). A 70-token prompt evaluated at once
+// (query blocks sharing widened key blocks, 3 key blocks, sliding layers whose tokens each see
+// other rows) gives the rows token-by-token evaluation gives.
+TEST(KVCache, F16HalvesTheMemoryAndStaysNearF32) {
+  auto m32 = tiny_model(/*window=*/4, KVType::F32);
+  auto m16 = tiny_model(/*window=*/4, KVType::F16);
+  std::vector<int32_t> seq;
+  for (int i = 0; i < 70; ++i) seq.push_back(static_cast<int32_t>((i * 37 + 11) % kV));
+  KVCache a(m32->config(), 128, 128, KVType::F32), b(m16->config(), 128, 128, KVType::F16);
+  EXPECT_EQ(b.bytes() * 2, a.bytes());
+  std::vector<float> la(kV), lb(kV);
+  std::vector<std::vector<float>> rows_b;
+  float worst = 0;
+  for (int32_t t : seq) {
+    m32->forward(std::span<const int32_t>(&t, 1), a, la, false);
+    m16->forward(std::span<const int32_t>(&t, 1), b, lb, false);
+    rows_b.push_back(lb);
+    for (int64_t j = 0; j < kV; ++j) worst = std::max(worst, std::fabs(la[j] - lb[j]) / (1.0f + std::fabs(la[j])));
+  }
+  EXPECT_GT(worst, 0.0f) << "the f16 cache changed nothing: is it in use?";
+  EXPECT_LT(worst, 2e-2f);
+  KVCache whole(m16->config(), 128, 128, KVType::F16);
+  std::vector<float> all(seq.size() * kV);
+  m16->forward(seq, whole, all, /*all_logits=*/true);
+  for (size_t t = 0; t < seq.size(); ++t)
+    for (int64_t j = 0; j < kV; ++j)
+      ASSERT_NEAR(all[t * kV + j], rows_b[t][j], 1e-4f * (1.0f + std::fabs(rows_b[t][j]))) << "token " << t;
+  std::printf("f16 cache: largest logit change %.3g (relative)\n", worst);
 }
 
 // n choices of one prompt: prefilled once, each choice equal to its job run alone (greedy ones
