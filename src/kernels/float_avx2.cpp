@@ -426,6 +426,44 @@ inline __m128 reduce4(__m256 a, __m256 b, __m256 c, __m256 d) {
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
+// Four exp_one results at once: the same operations lane by lane (mul and add, never fused: x86
+// builds let GCC contract a multiply and an add into an FMA, which would round differently).
+__attribute__((optimize("fp-contract=off"))) inline __m256d exp4(__m256d v) {
+  using namespace exp_detail;
+  const __m256d t = _mm256_add_pd(_mm256_mul_pd(v, _mm256_set1_pd(kLog2e)), _mm256_set1_pd(kShifter));
+  const __m256d k = _mm256_sub_pd(t, _mm256_set1_pd(kShifter));
+  const __m256d r = _mm256_sub_pd(_mm256_sub_pd(v, _mm256_mul_pd(k, _mm256_set1_pd(kLn2Hi))),
+                                  _mm256_mul_pd(k, _mm256_set1_pd(kLn2Lo)));
+  __m256d p = _mm256_set1_pd(kCoef[0]);
+#pragma GCC unroll 13
+  for (int i = 1; i < 14; ++i) p = _mm256_add_pd(_mm256_mul_pd(p, r), _mm256_set1_pd(kCoef[i]));
+  const __m256i two_k = _mm256_slli_epi64(_mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(kExponentBias)), 52);
+  const __m256d e = _mm256_mul_pd(p, _mm256_castsi256_pd(two_k));
+  // v < kMinArg: 0 (NaN compares false and stays NaN, as in exp_one).
+  return _mm256_andnot_pd(_mm256_cmp_pd(v, _mm256_set1_pd(kMinArg), _CMP_LT_OQ), e);
+}
+
+__attribute__((optimize("fp-contract=off"))) double exp_sum(const float* x, int64_t n, double shift, double scale,
+                                                             double* out) {
+  const __m256d vs = _mm256_set1_pd(shift), vc = _mm256_set1_pd(scale);
+  __m256d acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};  // partial sums of i mod 8 = 0..3, 4..7
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      const __m256d v = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * h)), vs), vc);
+      const __m256d e = exp4(v);
+      _mm256_storeu_pd(out + i + 4 * h, e);
+      acc[h] = _mm256_add_pd(acc[h], e);
+    }
+  }
+  double s[8];
+  _mm256_storeu_pd(s, acc[0]);
+  _mm256_storeu_pd(s + 4, acc[1]);
+  for (; i < n; ++i) s[i % 8] += out[i] = exp_one(x[i], shift, scale);
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 // Attention rows as f32 (RowsF32) or IEEE half widened as loaded (RowsF16, exact): one code for
 // both, so an f16 cache's results equal the f32 forms' on the widened rows bit for bit.
 struct RowsF32 {
@@ -599,7 +637,7 @@ const FloatKernelSet& avx2_kernels() {
   static const FloatKernelSet set = {
       rows<WF32>, rows<WF16>, rows<WBF16>,      false,    to_bf16,         round_bf16, rmsnorm,
       swiglu,     softmax,    f16_to_f32_array, f32_to_f16_array, dot_rows_of<RowsF32>, accumulate_rows_of<RowsF32>,
-      dot_rows_of<RowsF16>, accumulate_rows_of<RowsF16>,
+      dot_rows_of<RowsF16>, accumulate_rows_of<RowsF16>, exp_sum,
   };
   return set;
 }

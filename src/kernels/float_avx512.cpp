@@ -648,13 +648,13 @@ const FloatKernelSet& avx512_kernels() {
       rows_fma<WF32>, rows_fma<WF16>,   rows_bf16_dp, true,
       to_bf16,        round_bf16,       rmsnorm,      swiglu,
       softmax,        f16_to_f32_array, f32_to_f16_array, dot_rows,     accumulate_rows,
-      nullptr,        nullptr,
+      nullptr,        nullptr,          exp_sum_portable,
   };
   static const FloatKernelSet without_dp = {
       rows_fma<WF32>, rows_fma<WF16>,   rows_fma<WBF16>, false,
       to_bf16_int,    round_bf16,       rmsnorm,         swiglu,
       softmax,        f16_to_f32_array, f32_to_f16_array, dot_rows,        accumulate_rows,
-      nullptr,        nullptr,
+      nullptr,        nullptr,          exp_sum_portable,
   };
   return avx512_bf16_supported() ? with_dp : without_dp;
 }

@@ -60,7 +60,31 @@ struct FloatKernelSet {
                        int64_t n, int64_t dim, float scale, float* scores, int64_t scores_stride);
   void (*accumulate_rows_f16)(const float* p, int64_t n_q, int64_t p_stride, const uint16_t* rows,
                               int64_t stride, int64_t n, int64_t dim, float* out, int64_t out_stride);
+  // kernels::exp_sum.
+  double (*exp_sum)(const float* x, int64_t n, double shift, double scale, double* out);
 };
+
+// kernels::exp_sum, one element at a time (the portable path, and the tails of the vector ones).
+// Every path performs exactly these IEEE operations, unfused, in this order.
+namespace exp_detail {
+constexpr double kLog2e = 1.4426950408889634074;
+constexpr double kLn2Hi = 6.93147180369123816490e-01;  // 32 trailing zero bits: k * kLn2Hi is exact
+constexpr double kLn2Lo = 1.90821492927058770002e-10;
+constexpr double kShifter = 0x1.8p52;  // v * log2(e) + kShifter rounds to an integer k in the low bits
+constexpr double kMinArg = -708.39641853226410622;  // exp(kMinArg) = 2^-1022, the least normal
+// 1/i! for i = 13 down to 0: the Taylor polynomial of exp on |r| <= ln(2)/2 (error < 1e-17).
+constexpr double kCoef[14] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                              1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,      1.0 / 720.0,
+                              1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,         0.5,
+                              1.0,                1.0};
+// Bits added to t = v * log2(e) + kShifter (whose low bits hold k) to give 2^k's exponent field
+// after a shift by 52.
+constexpr int64_t kExponentBias = 1023 - 0x4338000000000000;
+}  // namespace exp_detail
+
+double exp_sum_portable(const float* x, int64_t n, double shift, double scale, double* out);
+// exp((x - shift) * scale) of one element, as every path computes it.
+double exp_one(float x, double shift, double scale);
 
 const FloatKernelSet& portable_kernels();
 // Only valid to call when the CPU supports the instruction set.

@@ -142,6 +142,29 @@ void accumulate_rows(const float* p, int64_t n_q, int64_t p_stride, const float*
 
 }  // namespace
 
+double exp_one(float x, double shift, double scale) {
+  using namespace exp_detail;
+  const double v = (static_cast<double>(x) - shift) * scale;
+  if (v < kMinArg) return 0.0;
+  const double t = v * kLog2e + kShifter;
+  const double k = t - kShifter;
+  const double r = (v - k * kLn2Hi) - k * kLn2Lo;
+  double p = kCoef[0];
+  for (int i = 1; i < 14; ++i) p = p * r + kCoef[i];
+  int64_t bits;
+  std::memcpy(&bits, &t, 8);
+  const uint64_t two_k_bits = static_cast<uint64_t>(bits + kExponentBias) << 52;
+  double two_k;
+  std::memcpy(&two_k, &two_k_bits, 8);
+  return p * two_k;
+}
+
+double exp_sum_portable(const float* x, int64_t n, double shift, double scale, double* out) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t i = 0; i < n; ++i) s[i % 8] += out[i] = exp_one(x[i], shift, scale);
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 const FloatKernelSet& portable_kernels() {
   static const FloatKernelSet set = {
       rows_generic<LoadF32>,
@@ -159,6 +182,7 @@ const FloatKernelSet& portable_kernels() {
       accumulate_rows,
       nullptr,
       nullptr,
+      exp_sum_portable,
   };
   return set;
 }

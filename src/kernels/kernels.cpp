@@ -618,6 +618,10 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
 
 void softmax(float* x, int64_t n) { kernel_set(active_path()).softmax(x, n); }
 
+double exp_sum(const float* x, int64_t n, double shift, double scale, double* out) {
+  return kernel_set(active_path()).exp_sum(x, n, shift, scale, out);
+}
+
 void f16_array_to_f32(const uint16_t* in, int64_t n, float* out) { kernel_set(active_path()).f16_to_f32(in, n, out); }
 
 void f32_array_to_f16(const float* in, int64_t n, uint16_t* out) { kernel_set(active_path()).f32_to_f16(in, n, out); }

@@ -79,6 +79,13 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out);
 // In-place numerically stable softmax.
 void softmax(float* x, int64_t n);
 
+// out[i] = exp((x[i] - shift) * scale) in double, for a softmax over a vocabulary; returns the sum
+// of out[0..n). The same IEEE operations, unfused, on every path, so every machine gets the same
+// bits: a Cody-Waite reduction and a degree-13 Taylor polynomial (within 2 ulp of exp for
+// arguments up to 709); arguments below -708.39 (results below 2^-1022) give 0. The sum is 8
+// interleaved partial sums (i mod 8) added pairwise at the end.
+double exp_sum(const float* x, int64_t n, double shift, double scale, double* out);
+
 // IEEE half <-> float arrays (the f16 KV cache's rows). f32_to_f16 rounds to nearest even and
 // overflows to infinity, identically on every path (util/half.h's f32_to_f16, F16C's vcvtps2ph).
 void f16_array_to_f32(const uint16_t* in, int64_t n, float* out);

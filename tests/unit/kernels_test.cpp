@@ -319,12 +319,14 @@ struct Elementwise {
                        int64_t);
   void (*accumulate_rows_f16)(const float*, int64_t, int64_t, const uint16_t*, int64_t, int64_t, int64_t, float*,
                               int64_t);
+  double (*exp_sum)(const float*, int64_t, double, double, double*);
 };
 
 std::vector<Elementwise> elementwise_paths() {
   std::vector<Elementwise> out = {{"public", kernels::rmsnorm, kernels::swiglu, kernels::softmax,
                                    kernels::dot_rows, kernels::accumulate_rows, kernels::f16_array_to_f32,
-                                   kernels::f32_array_to_f16, kernels::dot_rows_f16, kernels::accumulate_rows_f16}};
+                                   kernels::f32_array_to_f16, kernels::dot_rows_f16, kernels::accumulate_rows_f16,
+                                   kernels::exp_sum}};
   for (CpuPath p : available_paths()) {
     const kernels::detail::FloatKernelSet& ks =
         p == CpuPath::Avx512 ? kernels::detail::avx512_kernels()
@@ -333,7 +335,8 @@ std::vector<Elementwise> elementwise_paths() {
         : p == CpuPath::Neon || p == CpuPath::NeonDotprod ? kernels::detail::neon_kernels(false)
                              : kernels::detail::portable_kernels();
     out.push_back({kernels::path_name(p), ks.rmsnorm, ks.swiglu, ks.softmax, ks.dot_rows,
-                   ks.accumulate_rows, ks.f16_to_f32, ks.f32_to_f16, ks.dot_rows_f16, ks.accumulate_rows_f16});
+                   ks.accumulate_rows, ks.f16_to_f32, ks.f32_to_f16, ks.dot_rows_f16, ks.accumulate_rows_f16,
+                   ks.exp_sum});
   }
   return out;
 }
@@ -540,6 +543,43 @@ TEST(Kernels, AttentionRowKernelsOverHalfRows) {
           ASSERT_EQ(0, std::memcmp(o16.data(), o32.data(), o16.size() * 4)) << where;
         }
       }
+    }
+  }
+}
+
+// The sampler's softmax exponentials: within 2 ulp of the C library's exp, results below 2^-1022
+// flushed to 0, and the same bits (values and sum) on every path as on the portable one.
+TEST(Kernels, ExpSumEveryPathSameBitsNearLibm) {
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> logit(-60.0f, 20.0f);
+  for (int64_t n : {1, 7, 8, 9, 1000, 102400 + 5}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (auto& v : x) v = logit(rng);
+    x[0] = 20.0f;  // the largest: exp(0) = 1 exactly
+    if (n > 5) x[3] = -std::numeric_limits<float>::infinity(), x[4] = -1e30f, x[5] = 19.9999990f;
+    for (double scale : {1.0, 1.0 / 0.7, 20.0}) {
+      std::vector<double> want(x.size());
+      const double want_sum = kernels::detail::portable_kernels().exp_sum(x.data(), n, 20.0, scale, want.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const double v = (static_cast<double>(x[i]) - 20.0) * scale;
+        const double e = std::exp(v);
+        if (v < -708.3964185322641) {
+          ASSERT_EQ(want[i], 0.0) << v;
+        } else {
+          ASSERT_NEAR(want[i], e, 4.5e-16 * e) << "exp(" << v << ")";
+        }
+      }
+      EXPECT_EQ(want[0], 1.0);
+      for (const Elementwise& k : elementwise_paths()) {
+        std::vector<double> got(x.size(), -1.0);
+        const double sum = k.exp_sum(x.data(), n, 20.0, scale, got.data());
+        ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 8)) << k.name << " n " << n;
+        ASSERT_EQ(sum, want_sum) << k.name << " n " << n;
+      }
+      double plain = 0;
+      for (double e : want) plain += e;
+      // Both are within n * eps of the exact sum (recursive summation's bound).
+      EXPECT_NEAR(want_sum, plain, 2.0 * static_cast<double>(n) * 1.1e-16 * plain);
     }
   }
 }

@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <set>
 #include <string>
@@ -163,6 +164,26 @@ TEST(Sampler, TopPOnLargeVocabularyNeedingFullSort) {
   auto c = s.candidates(l);
   EXPECT_NEAR(static_cast<double>(c.size()), 2700.0, 1.0);
   EXPECT_EQ(c.front().first, 0);  // equal logits: lowest ids first
+}
+
+// The top-p order over a large vocabulary with many equal logits, signed zeros, -inf (banned
+// tokens) and values of both signs: descending logit, equal logits by ascending id, as a
+// comparison sort gives it.
+TEST(Sampler, TopPOrderMatchesAComparisonSort) {
+  const int V = 20000;
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> step(-40, 40);
+  std::vector<float> l(V);
+  for (auto& v : l) v = 0.25f * static_cast<float>(step(rng));
+  l[7] = -0.0f, l[8] = 0.0f, l[9] = -std::numeric_limits<float>::infinity(), l[10] = 1e-30f, l[11] = -1e-30f;
+  Sampler s({.temperature = 3.0, .top_p = 0.999999}, V);
+  const auto c = s.candidates(l);
+  std::vector<int32_t> want(V);
+  std::iota(want.begin(), want.end(), 0);
+  std::sort(want.begin(), want.end(), [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+  ASSERT_GT(c.size(), 19000u);
+  for (size_t i = 0; i < c.size(); ++i) ASSERT_EQ(c[i].first, want[i]) << "rank " << i;
+  for (size_t i = 1; i < c.size(); ++i) ASSERT_LE(c[i].second, c[i - 1].second) << "rank " << i;
 }
 
 TEST(Sampler, MinPDropsTokensBelowFractionOfMax) {
