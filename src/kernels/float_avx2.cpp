@@ -426,9 +426,17 @@ inline __m128 reduce4(__m256 a, __m256 b, __m256 c, __m256 d) {
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-// Four exp_one results at once: the same operations lane by lane (mul and add, never fused: x86
-// builds let GCC contract a multiply and an add into an FMA, which would round differently).
-__attribute__((optimize("fp-contract=off"))) inline __m256d exp4(__m256d v) {
+// GCC contracts a multiply and an add of vector intrinsics into an FMA under its default
+// -ffp-contract=fast (x86 builds do not pass =off), which would round differently from the scalar
+// exp_one; Clang fuses only within one source expression, which intrinsics never are.
+#if defined(__GNUC__) && !defined(__clang__)
+#define KEXA_UNFUSED __attribute__((optimize("fp-contract=off")))
+#else
+#define KEXA_UNFUSED
+#endif
+
+// Four exp_one results at once: the same operations lane by lane (mul and add, never fused).
+KEXA_UNFUSED inline __m256d exp4(__m256d v) {
   using namespace exp_detail;
   const __m256d t = _mm256_add_pd(_mm256_mul_pd(v, _mm256_set1_pd(kLog2e)), _mm256_set1_pd(kShifter));
   const __m256d k = _mm256_sub_pd(t, _mm256_set1_pd(kShifter));
@@ -443,8 +451,7 @@ __attribute__((optimize("fp-contract=off"))) inline __m256d exp4(__m256d v) {
   return _mm256_andnot_pd(_mm256_cmp_pd(v, _mm256_set1_pd(kMinArg), _CMP_LT_OQ), e);
 }
 
-__attribute__((optimize("fp-contract=off"))) double exp_sum(const float* x, int64_t n, double shift, double scale,
-                                                             double* out) {
+KEXA_UNFUSED double exp_sum(const float* x, int64_t n, double shift, double scale, double* out) {
   const __m256d vs = _mm256_set1_pd(shift), vc = _mm256_set1_pd(scale);
   __m256d acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};  // partial sums of i mod 8 = 0..3, 4..7
   int64_t i = 0;
