@@ -522,11 +522,10 @@ void dot_rows_fixed(const float* q, const typename L::T* rows, int64_t stride, i
   }
 }
 
+// Head sizes other than 64 and 128 (those go through dot_rows_paired).
 template <class L>
 void dot_rows_one(const float* q, const typename L::T* rows, int64_t stride, int64_t n, int64_t dim,
                   float scale, float* scores) {
-  if (dim == 64) return dot_rows_fixed<8, L>(q, rows, stride, n, scale, scores);
-  if (dim == 128) return dot_rows_fixed<16, L>(q, rows, stride, n, scale, scores);
   for (int64_t j = 0; j < n; ++j) {
     const typename L::T* r = rows + j * stride;
     __m256 acc = _mm256_setzero_ps();

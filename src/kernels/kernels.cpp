@@ -649,7 +649,11 @@ void over_widened_blocks(const detail::FloatKernelSet& ks, const uint16_t* rows,
   if (wide.size() < static_cast<size_t>(kBlockRows * dim)) wide.resize(static_cast<size_t>(kBlockRows * dim));
   for (int64_t j0 = 0; j0 < n; j0 += kBlockRows) {
     const int64_t cnt = std::min(kBlockRows, n - j0);
-    for (int64_t j = 0; j < cnt; ++j) ks.f16_to_f32(rows + (j0 + j) * stride, dim, wide.data() + j * dim);
+    if (stride == dim) {  // contiguous rows (the KV cache's): one conversion for the block
+      ks.f16_to_f32(rows + j0 * stride, cnt * dim, wide.data());
+    } else {
+      for (int64_t j = 0; j < cnt; ++j) ks.f16_to_f32(rows + (j0 + j) * stride, dim, wide.data() + j * dim);
+    }
     fn(j0, cnt, wide.data());
   }
 }
