@@ -235,6 +235,14 @@ void register_all() {
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();
         }
+      // 8 tokens on 256 rows (L2-resident weights): the tile's compute alone, to set against the
+      // 4096-row product (L3) and the output projection (DRAM).
+      {
+        const std::string name = std::string("Matmul/") + dname + "/" + pname + "/256x2048/tokens:8/threads:1";
+        benchmark::RegisterBenchmark(name.c_str(), [dtype = dtype, path = path, packed = packed](benchmark::State& s) {
+          run_matmul(s, dtype, path, {256, 2048}, 8, 1, packed);
+        })->Unit(benchmark::kMicrosecond)->UseRealTime();
+      }
       // 8 tokens on the output projection: weights stream from DRAM while the tile computes.
       for (int threads : {1, 2}) {
         std::string name = std::string("Matmul/") + dname + "/" + pname + "/102400x2048/tokens:8/threads:" +
