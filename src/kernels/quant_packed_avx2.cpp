@@ -204,6 +204,11 @@ inline __m256i pair_mask(int h) {
     for (int k = 0; k < 4; ++k) m[4 * r + k] = static_cast<int8_t>(k % 2 == 0 ? H * h + r : -1);
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
 }
+// The bytes of 16 rows (one per row) for the 8 rows of one half as int16 pairs (b, b), by that
+// half's pair_mask: vpmaddwd with it scales each row's pair sum.
+inline __m256i half_pairs(__m128i bytes16, __m256i mask) {
+  return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(bytes16), mask);
+}
 
 // A sub-block of both halves (rows 0-7 and 8-15) against N <= 4 tokens, x[t] = token t's 32
 // activation bytes of the sub-block: sumi[h][t] += (sc8's byte of each row of half h) * the
@@ -245,8 +250,7 @@ template <int N, bool kFive, class Sub>
   }
   __m256i* sumi[2] = {sumi0, sumi1};
   for (int h = 0; h < 2; ++h) {
-    // The sub-block's scale of the 8 rows of half h as int16 pairs (sc, sc).
-    const __m256i sc = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(sc8), pairs[h]);
+    const __m256i sc = half_pairs(sc8, pairs[h]);
     for (int t = 0; t < N; ++t)
       for (int k = 0; k < kSums; ++k) sumi[h][t] = _mm256_add_epi32(sumi[h][t], _mm256_madd_epi16(acc[h][k][t], sc));
   }
@@ -346,8 +350,8 @@ void q45_k_tile_joined(const Packed* blk, int64_t nb, const ActBlock256* const* 
 // tokens walks the two 8-row halves one after the other, all T tokens' int16 sums in registers;
 // the block's scales, minimums and activation pair sums are unpacked once for both halves, as in
 // q45_k_tile_joined, and each sub-block's scales reach a half by one byte shuffle (before: seven
-// operations per sub-block and half from the packed bytes). On Zen 3 vpmaddubsw, vpmaddwd, FMA and
-// int-to-float conversion share two pipes (2 per cycle together), vpaddw has three and broadcasts
+// operations per sub-block and half from the packed bytes). On Zen 3 vpmaddubsw, vpmaddwd and FMA
+// share two pipes (2 per cycle together; vcvtdq2ps mostly too), vpaddw has three and broadcasts
 // from memory take none (measured), so the tile is bound by those pipes and by its instruction
 // count: 8 tokens, 256 x 2048 from L2, one thread, fastest of 10 runs in four alternating rounds
 // 51.8-53.4 -> 47.1-50.4 us.
@@ -375,8 +379,7 @@ void q45_k_tile(const Packed* blk, int64_t nb, const ActBlock256* const* a, floa
       for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
       for (int j = 0; j < 8; ++j) {
         if (h == 0) prefetch_slice<sizeof(p.sub[j])>(&p.sub[j], ahead);
-        // The sub-block's scale of the 8 rows of half h as int16 pairs (sc, sc).
-        const __m256i sc = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(sc8[j]), pairs[h]);
+        const __m256i sc = half_pairs(sc8[j], pairs[h]);  // the sub-block's scales of half h
         // int16 sums per row pair: levels <= 15 give pair sums <= 3810, so all 8 steps of the
         // sub-block fit (30480).
         __m256i acc[T];
